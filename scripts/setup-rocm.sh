@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Installs the real ROCm runtimes that tests/real_rocm.rs checks librmcp.so against.
+#
+#   1. bookworm's ROCm 5.2.3 from the system's own apt sources: libamdhip64-dev,
+#      libhsa-runtime-dev, hipcc, rocminfo, and libclang-dev (for the
+#      `real-headers` cargo feature, which runs bindgen on the real headers).
+#   2. sid's ROCm 6.4.3 runtime (libamdhip64-6, libhsa-runtime64-1 and their
+#      whole dependency closure, including sid's own glibc and loader) plus its
+#      headers (libamdhip64-dev, libhsa-runtime-dev), unpacked with `dpkg -x` into
+#      $RMCP_ROCM_DIR/sid-root (default: <repo>/.rocm/sid-root). Nothing from sid
+#      is installed on the system; a private apt state directory is used.
+#      Run sid's programs through sid's loader:
+#        ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path ROOT/usr/lib/x86_64-linux-gnu PROG
+#
+# Idempotent: a second run installs nothing and downloads nothing (pass
+# --refresh to re-resolve sid). Needs root (or sudo) for step 1 only.
+# Environment: RMCP_ROCM_DIR (unpack location), RMCP_SID_MIRROR (Debian mirror
+# for sid, default: the mirror of the system's bookworm sources).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROCM_DIR="${RMCP_ROCM_DIR:-$REPO/.rocm}"
+SID_APT="$ROCM_DIR/sid-apt"
+SID_DEBS="$ROCM_DIR/sid-debs"
+SID_ROOT="$ROCM_DIR/sid-root"
+STAMP="$SID_ROOT/.rmcp-sid-packages"
+REFRESH=0
+[ "${1:-}" = "--refresh" ] && REFRESH=1
+
+# sid packages: the runtimes (their dependency closure is resolved below) and
+# the header packages (unpacked alone; their dependencies are not needed to compile C).
+SID_RUNTIME_PKGS=(libamdhip64-6 libhsa-runtime64-1)
+SID_HEADER_PKGS=(libamdhip64-dev libhsa-runtime-dev)
+SID_HIP_VERSION_PREFIX="6.4.3"
+
+# bookworm packages. hipcc's Depends (clang-15, lld-15, rocm-device-libs,
+# libamdhip64-dev, ...) are all it needs to compile; recommends are skipped.
+BOOKWORM_PKGS=(libamdhip64-dev libhsa-runtime-dev hipcc rocminfo libclang-dev)
+
+log() { printf 'setup-rocm: %s\n' "$*" >&2; }
+die() { printf 'setup-rocm: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 && SUDO=(sudo) || SUDO=(false)
+fi
+
+start=$(date +%s)
+
+# ---------------------------------------------------------------- bookworm
+missing=()
+for p in "${BOOKWORM_PKGS[@]}"; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "${SUDO[*]}" = false ] && die "need root (or sudo) to install: ${missing[*]}"
+    log "installing from the system's apt sources: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${BOOKWORM_PKGS[@]}" >/dev/null
+else
+    log "bookworm packages already installed"
+fi
+command -v hipcc >/dev/null || die "hipcc missing after install"
+[ -e /usr/include/hip/hip_runtime_api.h ] || die "/usr/include/hip/hip_runtime_api.h missing"
+
+# ---------------------------------------------------------------- sid
+if [ "$REFRESH" = 0 ] && [ -s "$STAMP" ] && [ -x "$SID_ROOT/usr/lib64/ld-linux-x86-64.so.2" ] \
+    && [ -e "$SID_ROOT/usr/include/hip/hip_runtime_api.h" ]; then
+    log "sid root already unpacked in $SID_ROOT (pass --refresh to redo)"
+else
+    if [ -z "${RMCP_SID_MIRROR:-}" ]; then
+        # The Debian mirror the system's own sources use (deb822 or one-line format).
+        RMCP_SID_MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v "^[[:space:]]*#" \
+            | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v -- '-security' | head -n1 | tr -d ' ' || true)
+        RMCP_SID_MIRROR="${RMCP_SID_MIRROR:-http://deb.debian.org/debian}"
+    fi
+    KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -r "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
+    mkdir -p "$SID_APT/etc/sources.list.d" "$SID_APT/etc/preferences.d" \
+        "$SID_APT/state/lists/partial" "$SID_APT/cache/archives/partial" "$SID_DEBS"
+    : > "$SID_APT/state/status"
+    echo "deb [signed-by=$KEYRING] ${RMCP_SID_MIRROR%/} sid main" > "$SID_APT/etc/sources.list"
+    APT_OPTS=(
+        -o "Dir::State=$SID_APT/state"
+        -o "Dir::State::status=$SID_APT/state/status"
+        -o "Dir::Etc::SourceList=$SID_APT/etc/sources.list"
+        -o "Dir::Etc::SourceParts=$SID_APT/etc/sources.list.d"
+        -o "Dir::Etc::Preferences=$SID_APT/etc/preferences"
+        -o "Dir::Etc::PreferencesParts=$SID_APT/etc/preferences.d"
+        -o "Dir::Cache=$SID_APT/cache"
+        -o "APT::Architecture=amd64" -o "APT::Architectures=amd64"
+        -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
+        -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
+        -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
+        -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
+        -o "APT::Sandbox::User=root"
+    )
+    log "resolving sid (${RMCP_SID_MIRROR%/} sid main) in a private apt state dir"
+    apt-get "${APT_OPTS[@]}" update -qq
+    hipver=$(apt-cache "${APT_OPTS[@]}" show libamdhip64-6 2>/dev/null | awk '/^Version:/{print $2; exit}')
+    case "$hipver" in
+        "$SID_HIP_VERSION_PREFIX"*) ;;
+        *) die "sid's libamdhip64-6 is '${hipver:-absent}', expected $SID_HIP_VERSION_PREFIX*" ;;
+    esac
+    # Dependency closure of the runtimes (Depends/PreDepends only; <virtual> entries dropped).
+    mapfile -t closure < <(apt-cache "${APT_OPTS[@]}" depends --recurse --no-recommends \
+        --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+        "${SID_RUNTIME_PKGS[@]}" | grep -E '^[a-z0-9]' | sort -u)
+    pkgs=("${closure[@]}" "${SID_HEADER_PKGS[@]}")
+    log "downloading ${#pkgs[@]} sid packages"
+    (cd "$SID_DEBS" && rm -f ./*.deb && apt-get "${APT_OPTS[@]}" download -qq "${pkgs[@]}" >/dev/null)
+    rm -rf "$SID_ROOT.tmp"
+    mkdir -p "$SID_ROOT.tmp"
+    for deb in "$SID_DEBS"/*.deb; do dpkg -x "$deb" "$SID_ROOT.tmp"; done
+    [ -x "$SID_ROOT.tmp/usr/lib64/ld-linux-x86-64.so.2" ] || die "sid loader missing after unpack"
+    (cd "$SID_DEBS" && ls -1 ./*.deb | sed 's|^\./||') > "$SID_ROOT.tmp/.rmcp-sid-packages"
+    rm -rf "$SID_ROOT"
+    mv "$SID_ROOT.tmp" "$SID_ROOT"
+fi
+
+# ---------------------------------------------------------------- summary
+deb_ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo absent; }
+sid_ver() { sed -n "s/^$1_\([^_]*\)_.*/\1/p" "$STAMP" | sed 's/%3a/:/' | head -n1; }
+printf 'setup-rocm: ok in %ss: bookworm libamdhip64-5 %s, libhsa-runtime64-1 %s, hipcc %s, rocminfo %s | sid (%s) libamdhip64-6 %s, libhsa-runtime64-1 %s, libc6 %s\n' \
+    "$(( $(date +%s) - start ))" "$(deb_ver libamdhip64-5)" "$(deb_ver libhsa-runtime64-1)" \
+    "$(deb_ver hipcc)" "$(deb_ver rocminfo)" "$SID_ROOT" \
+    "$(sid_ver libamdhip64-6)" "$(sid_ver libhsa-runtime64-1)" "$(sid_ver libc6)"
