@@ -11,3 +11,7 @@
 
 pub mod abi;
 pub mod arch;
+pub mod config;
+pub mod entry;
+pub mod policy;
+pub mod registry;
