@@ -82,7 +82,8 @@ pub mod hsa {
     pub const DEVICE_TYPE_CPU: u32 = 0;
     pub const DEVICE_TYPE_GPU: u32 = 1;
     /// hsa_agent_get_info(HSA_AMD_AGENT_INFO_DRIVER_NODE_ID)
-    pub const AMD_AGENT_INFO_DRIVER_NODE_ID: u32 = 0xA00A;
+    /// (0xA004 in the real 5.2.3 and 6.4.3 hsa_ext_amd.h; 0xA00A is MAX_WAVES_PER_CU.)
+    pub const AMD_AGENT_INFO_DRIVER_NODE_ID: u32 = 0xA004;
 
     pub const POOL_INFO_SEGMENT: u32 = 0;
     pub const POOL_INFO_GLOBAL_FLAGS: u32 = 1;
