@@ -5,13 +5,23 @@
 //! coarse-grained ones, forwards everything else untouched, and keeps a
 //! registry of live allocations so a GPU memory fault can be explained.
 //!
-//! Layout: pure, unit-tested policy (`arch`, `config`, `policy`, `registry`,
-//! `report`, `entry`) and the thin unsafe layer that talks to the loader and C
-//! (`runtime`, `devices`, `hooks`, `capi`).
+//! Layout: pure, unit-tested code (`arch`, `config`, `policy`, `registry`,
+//! `report`, `entry`, `stats`) and the thin layer that talks to the loader
+//! and C (`runtime`, `devices`, `shim`, `hooks`, `capi`), where all `unsafe`
+//! lives.
+#![allow(non_camel_case_types)]
 
 pub mod abi;
 pub mod arch;
+pub mod capi;
 pub mod config;
+pub mod devices;
 pub mod entry;
+pub mod hooks;
 pub mod policy;
 pub mod registry;
+pub mod report;
+pub mod runtime;
+pub mod shim;
+pub mod stats;
+pub mod sync;

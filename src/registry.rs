@@ -26,14 +26,13 @@ pub struct Allocation {
     pub thread: u32,
     /// CLOCK_MONOTONIC nanoseconds at allocation.
     pub time_ns: u64,
+    /// rmcp changed the request (flags, pool, or coarse-grain advice).
+    pub rewritten: bool,
 }
 
 impl Allocation {
     pub fn contains(&self, addr: usize) -> bool {
         addr >= self.base && addr - self.base < self.size.max(1)
-    }
-    pub fn was_rewritten(&self) -> bool {
-        self.requested_flags != self.applied_flags
     }
 }
 
@@ -223,6 +222,7 @@ mod tests {
             device: 0,
             thread: 1,
             time_ns: t,
+            rewritten: true,
         }
     }
 

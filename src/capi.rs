@@ -1,0 +1,227 @@
+//! The C API declared in include/rmcp.h (generated from this file by
+//! cbindgen; `tests/c_api.rs` checks the committed header is current).
+//!
+//! Every function is safe to call from any thread at any time, never
+//! aborts (a panic becomes `RMCP_ERR_PANIC`), checks pointers for NULL, and
+//! writes its out-parameters only when it returns `RMCP_OK`.
+
+use crate::entry::Entry;
+use crate::registry::{Allocation, Lookup};
+use crate::report::{self, FixedBuf};
+use crate::shim::{REGISTRY, STATS};
+use crate::sync::now_ns;
+use std::ffi::{c_char, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Result codes of the rmcp C API.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rmcp_result {
+    /// Success; out-parameters were written.
+    RMCP_OK = 0,
+    /// A required pointer argument was NULL.
+    RMCP_ERR_NULL_ARGUMENT = 1,
+    /// The entry-point name is not one rmcp hooks.
+    RMCP_ERR_UNKNOWN_ENTRY_POINT = 2,
+    /// The buffer is too small; `*needed_out` says how many bytes to pass.
+    RMCP_ERR_BUFFER_TOO_SMALL = 3,
+    /// rmcp hit an internal error; nothing was written.
+    RMCP_ERR_PANIC = 4,
+}
+
+/// What rmcp knows about an address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rmcp_address_state {
+    /// No allocation rmcp has seen contains the address.
+    RMCP_ADDRESS_UNKNOWN = 0,
+    /// A live allocation contains it.
+    RMCP_ADDRESS_LIVE = 1,
+    /// A recently freed allocation contained it (use after free).
+    RMCP_ADDRESS_FREED = 2,
+}
+
+/// One allocation as rmcp recorded it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rmcp_allocation {
+    /// First byte of the allocation.
+    pub base: usize,
+    /// Size in bytes as requested.
+    pub size: usize,
+    /// Entry point that made it ("hipHostMalloc"); static storage, never free it.
+    pub entry_point: *const c_char,
+    /// Flags (or pool flags for HSA) the application asked for.
+    pub requested_flags: u32,
+    /// Flags (or pool flags) rmcp forwarded to the runtime.
+    pub applied_flags: u32,
+    /// 1 when rmcp changed the request, else 0.
+    pub rewritten: i32,
+    /// HIP device ordinal, or -1 for host memory.
+    pub device: i32,
+    /// Kernel thread id of the allocating thread.
+    pub thread: u32,
+    /// Nanoseconds since the allocation was made.
+    pub age_ns: u64,
+    /// Nanoseconds since it was freed; 0 for a live allocation.
+    pub freed_ns_ago: u64,
+}
+
+fn guarded(f: impl FnOnce() -> rmcp_result) -> rmcp_result {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(rmcp_result::RMCP_ERR_PANIC)
+}
+
+/// The version of librmcp, e.g. "0.1.0".
+///
+/// Returns a static NUL-terminated string: never free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rmcp_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The number of entry points rmcp hooks (the valid indexes of
+/// `rmcp_entry_point_name`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn rmcp_entry_point_count() -> usize {
+    Entry::COUNT
+}
+
+/// The name of hooked entry point `index` ("hipHostMalloc"), or NULL when
+/// `index >= rmcp_entry_point_count()`.
+///
+/// Returns static storage: never free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rmcp_entry_point_name(index: usize) -> *const c_char {
+    Entry::from_index(index).map_or(std::ptr::null(), |e| e.c_name().as_ptr())
+}
+
+/// Calls seen and calls rewritten so far for the entry point named
+/// `entry_point` (a NUL-terminated name such as "hipHostMalloc").
+///
+/// Writes `*calls_out` and `*rewritten_out` only on `RMCP_OK`. The counters
+/// are updated concurrently, so the two values may be from slightly
+/// different moments. Thread-safe; the caller keeps ownership of every
+/// pointer.
+///
+/// # Safety
+/// `entry_point` must be NULL or a NUL-terminated string; the out-pointers
+/// must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rmcp_stats_get(
+    entry_point: *const c_char,
+    calls_out: *mut u64,
+    rewritten_out: *mut u64,
+) -> rmcp_result {
+    guarded(|| {
+        if entry_point.is_null() || calls_out.is_null() || rewritten_out.is_null() {
+            return rmcp_result::RMCP_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let name = unsafe { CStr::from_ptr(entry_point) };
+        let Some(e) = name.to_str().ok().and_then(Entry::from_name) else {
+            return rmcp_result::RMCP_ERR_UNKNOWN_ENTRY_POINT;
+        };
+        let (calls, rewritten) = STATS.get(e);
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe {
+            *calls_out = calls;
+            *rewritten_out = rewritten;
+        }
+        rmcp_result::RMCP_OK
+    })
+}
+
+fn to_c(a: &Allocation, now: u64, freed_ns: Option<u64>) -> rmcp_allocation {
+    rmcp_allocation {
+        base: a.base,
+        size: a.size,
+        entry_point: a.entry.c_name().as_ptr(),
+        requested_flags: a.requested_flags,
+        applied_flags: a.applied_flags,
+        rewritten: a.rewritten as i32,
+        device: a.device,
+        thread: a.thread,
+        age_ns: now.saturating_sub(a.time_ns),
+        freed_ns_ago: freed_ns.map_or(0, |f| now.saturating_sub(f)),
+    }
+}
+
+/// Looks up which allocation contains `address`.
+///
+/// On `RMCP_OK`, `*state_out` says whether the address is in a live
+/// allocation, a recently freed one, or none, and `*allocation_out` is
+/// filled for the first two (left untouched for RMCP_ADDRESS_UNKNOWN).
+/// `address` itself is never dereferenced. Thread-safe; may briefly wait for
+/// threads that are allocating.
+///
+/// # Safety
+/// The out-pointers must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rmcp_lookup(
+    address: *const c_void,
+    state_out: *mut rmcp_address_state,
+    allocation_out: *mut rmcp_allocation,
+) -> rmcp_result {
+    guarded(|| {
+        if state_out.is_null() || allocation_out.is_null() {
+            return rmcp_result::RMCP_ERR_NULL_ARGUMENT;
+        }
+        let now = now_ns();
+        let (state, alloc) = match REGISTRY.lookup(address as usize) {
+            Lookup::Live(a) => (rmcp_address_state::RMCP_ADDRESS_LIVE, Some(to_c(&a, now, None))),
+            Lookup::Freed(f) => (rmcp_address_state::RMCP_ADDRESS_FREED, Some(to_c(&f.alloc, now, Some(f.freed_ns)))),
+            Lookup::Unknown { .. } => (rmcp_address_state::RMCP_ADDRESS_UNKNOWN, None),
+        };
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe {
+            *state_out = state;
+            if let Some(a) = alloc {
+                *allocation_out = a;
+            }
+        }
+        rmcp_result::RMCP_OK
+    })
+}
+
+/// Writes a one-line English description of `address` (which allocation
+/// contains it, or that one was freed, or the nearest neighbours) into
+/// `buf` as a NUL-terminated string: the same words as a GPU fault report.
+///
+/// `*needed_out` (if not NULL) always receives the size the full text needs,
+/// NUL included. Returns `RMCP_ERR_BUFFER_TOO_SMALL` and writes nothing to
+/// `buf` when `len` is smaller than that. Thread-safe.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes; `needed_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn rmcp_describe_address(
+    address: *const c_void,
+    buf: *mut c_char,
+    len: usize,
+    needed_out: *mut usize,
+) -> rmcp_result {
+    guarded(|| {
+        let mut text = Box::new(FixedBuf::<2048>::new());
+        let addr = address as usize;
+        let _ = report::write_lookup(&mut *text, addr, Ok(REGISTRY.lookup(addr)), now_ns());
+        let bytes = text.as_str().as_bytes();
+        let needed = bytes.len() + 1;
+        if !needed_out.is_null() {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { *needed_out = needed };
+        }
+        if buf.is_null() {
+            return rmcp_result::RMCP_ERR_NULL_ARGUMENT;
+        }
+        if len < needed {
+            return rmcp_result::RMCP_ERR_BUFFER_TOO_SMALL;
+        }
+        // SAFETY: buf is writable for len >= needed bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), bytes.len());
+            *buf.add(bytes.len()) = 0;
+        }
+        rmcp_result::RMCP_OK
+    })
+}

@@ -1,0 +1,1 @@
+//! HSA allocation hooks (see issue 3).

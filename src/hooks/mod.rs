@@ -1,0 +1,133 @@
+//! The exported hooks. Each hook is a thin wrapper: ask the pure policy what
+//! to forward, call the real runtime, record the result. Three rules hold for
+//! every hook:
+//! - no panic crosses the C boundary: a panic while deciding forwards the
+//!   original arguments (fail open); a panic while recording is dropped;
+//! - a missing real function is never called: the hook returns an error code
+//!   and warns once;
+//! - no registry lock is held while the real runtime runs, so a runtime that
+//!   calls back into a hook cannot deadlock.
+
+pub mod hip;
+pub mod hsa;
+
+use crate::config::Config;
+use crate::entry::Entry;
+use crate::registry::Allocation;
+use crate::shim::{self, REGISTRY, STATS};
+use crate::sync::{now_ns, thread_id};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// What a hook forwards: the flags (or pool/flag-like value) and whether
+/// that differs from the request because of rmcp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub flags: u32,
+    pub rewritten: bool,
+}
+
+impl Decision {
+    pub fn unchanged(flags: u32) -> Decision {
+        Decision { flags, rewritten: false }
+    }
+    pub fn from_rewrite(requested: u32, rewrite: Option<u32>) -> Decision {
+        match rewrite {
+            Some(flags) => Decision { flags, rewritten: true },
+            None => Decision::unchanged(requested),
+        }
+    }
+}
+
+/// Runs the policy for a call. Returns `None` (forward unchanged) when rmcp
+/// is disabled (AT_SECURE) or the policy panicked.
+pub(crate) fn decide<T>(f: impl FnOnce(&Config) -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let cfg = shim::config();
+        if !cfg.enabled {
+            return None;
+        }
+        #[cfg(feature = "fault-injection")]
+        if cfg.test_panic {
+            panic!("RMCP_TEST_PANIC=policy");
+        }
+        Some(f(cfg))
+    }))
+    .ok()
+    .flatten()
+}
+
+/// Runs bookkeeping after the real call; a panic here is dropped (the panic
+/// hook has already said so) so the caller still gets the runtime's answer.
+pub(crate) fn after(f: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(f));
+}
+
+/// The outermost boundary of a hook: a panic that escaped everything else
+/// (symbol resolution, say) becomes `on_panic` instead of an abort.
+pub(crate) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+/// Records a successful allocation of `size` bytes written to `*out`.
+///
+/// # Safety
+/// `out` is the caller's out-pointer; it is only read when the runtime
+/// reported success, when it is valid.
+pub(crate) unsafe fn record_alloc(
+    entry: Entry,
+    ok: bool,
+    out: *mut *mut c_void,
+    size: usize,
+    requested: u32,
+    d: Decision,
+    device: i32,
+) {
+    after(|| {
+        STATS.record(entry, d.rewritten);
+        if !ok || out.is_null() || !shim::config().enabled {
+            return;
+        }
+        // SAFETY: non-NULL out-pointer the runtime just wrote on success.
+        let base = unsafe { *out } as usize;
+        record_range(entry, base, size, requested, d, device);
+    })
+}
+
+/// Records a successful allocation whose address is already known.
+pub(crate) fn record_range(entry: Entry, base: usize, size: usize, requested: u32, d: Decision, device: i32) {
+    if base == 0 || size == 0 {
+        return;
+    }
+    REGISTRY.insert(Allocation {
+        base,
+        size,
+        entry,
+        requested_flags: requested,
+        applied_flags: d.flags,
+        device,
+        thread: thread_id(),
+        time_ns: now_ns(),
+        rewritten: d.rewritten,
+    });
+}
+
+/// Forwards a free: the record leaves the registry before the real free (so
+/// a racing allocation that reuses the address is not removed by mistake)
+/// and comes back if the runtime refuses the free.
+pub(crate) fn forward_free(entry: Entry, ptr: *mut c_void, succeeded: impl Fn(i32) -> bool, real: impl FnOnce() -> i32) -> i32 {
+    let mut removed = None;
+    after(|| {
+        STATS.record(entry, false);
+        if !ptr.is_null() && shim::config().enabled {
+            removed = REGISTRY.remove(ptr as usize, now_ns());
+        }
+    });
+    let rc = real();
+    if let Some(a) = removed {
+        if !succeeded(rc) {
+            after(|| REGISTRY.restore(a));
+        }
+    }
+    rc
+}

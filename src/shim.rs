@@ -1,0 +1,212 @@
+//! Process-wide state of the loaded shim: configuration, the real runtimes,
+//! the registry and stats, and the one-time setup (logger, panic message,
+//! fork handlers, exit summary). Nothing runs at load time: a process that
+//! never calls a hook never reads the environment, prints or loads anything.
+
+use crate::config::Config;
+use crate::entry::Entry;
+use crate::registry::Registry;
+use crate::runtime::Runtime;
+use crate::stats::Stats;
+use once_cell::sync::OnceCell;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+pub static REGISTRY: Registry = Registry::new();
+pub static STATS: Stats = Stats::new();
+
+/// Indices into `HIP_NAMES`.
+pub mod hip_sym {
+    pub const MALLOC: usize = 0;
+    pub const FREE: usize = 1;
+    pub const HOST_MALLOC: usize = 2;
+    pub const HOST_ALLOC: usize = 3;
+    pub const EXT_HOST_ALLOC: usize = 4;
+    pub const MALLOC_HOST: usize = 5;
+    pub const MEM_ALLOC_HOST: usize = 6;
+    pub const HOST_FREE: usize = 7;
+    pub const FREE_HOST: usize = 8;
+    pub const EXT_MALLOC_WITH_FLAGS: usize = 9;
+    pub const MALLOC_MANAGED: usize = 10;
+    pub const HOST_REGISTER: usize = 11;
+    pub const HOST_UNREGISTER: usize = 12;
+    pub const MALLOC_ASYNC: usize = 13;
+    pub const MALLOC_FROM_POOL_ASYNC: usize = 14;
+    pub const FREE_ASYNC: usize = 15;
+    pub const GET_PROC_ADDRESS: usize = 16;
+    pub const GET_DEVICE: usize = 17;
+    pub const GET_DEVICE_COUNT: usize = 18;
+    pub const GET_DEVICE_PROPERTIES: usize = 19;
+    pub const GET_DEVICE_PROPERTIES_R0600: usize = 20;
+    pub const MEM_ADVISE: usize = 21;
+    pub const COUNT: usize = 22;
+}
+
+static HIP_NAMES: [&CStr; hip_sym::COUNT] = [
+    c"hipMalloc",
+    c"hipFree",
+    c"hipHostMalloc",
+    c"hipHostAlloc",
+    c"hipExtHostAlloc",
+    c"hipMallocHost",
+    c"hipMemAllocHost",
+    c"hipHostFree",
+    c"hipFreeHost",
+    c"hipExtMallocWithFlags",
+    c"hipMallocManaged",
+    c"hipHostRegister",
+    c"hipHostUnregister",
+    c"hipMallocAsync",
+    c"hipMallocFromPoolAsync",
+    c"hipFreeAsync",
+    c"hipGetProcAddress",
+    c"hipGetDevice",
+    c"hipGetDeviceCount",
+    c"hipGetDeviceProperties",
+    c"hipGetDevicePropertiesR0600",
+    c"hipMemAdvise",
+];
+static HIP_SLOTS: [AtomicUsize; hip_sym::COUNT] = [const { AtomicUsize::new(0) }; hip_sym::COUNT];
+
+/// Indices into `HSA_NAMES`.
+pub mod hsa_sym {
+    pub const INIT: usize = 0;
+    pub const ITERATE_AGENTS: usize = 1;
+    pub const AGENT_GET_INFO: usize = 2;
+    pub const AGENT_ITERATE_MEMORY_POOLS: usize = 3;
+    pub const MEMORY_POOL_GET_INFO: usize = 4;
+    pub const MEMORY_POOL_ALLOCATE: usize = 5;
+    pub const MEMORY_POOL_FREE: usize = 6;
+    pub const REGISTER_SYSTEM_EVENT_HANDLER: usize = 7;
+    pub const COUNT: usize = 8;
+}
+
+static HSA_NAMES: [&CStr; hsa_sym::COUNT] = [
+    c"hsa_init",
+    c"hsa_iterate_agents",
+    c"hsa_agent_get_info",
+    c"hsa_amd_agent_iterate_memory_pools",
+    c"hsa_amd_memory_pool_get_info",
+    c"hsa_amd_memory_pool_allocate",
+    c"hsa_amd_memory_pool_free",
+    c"hsa_amd_register_system_event_handler",
+];
+static HSA_SLOTS: [AtomicUsize; hsa_sym::COUNT] = [const { AtomicUsize::new(0) }; hsa_sym::COUNT];
+
+pub static HIP: Runtime = Runtime::new(
+    "HIP",
+    b"libamdhip64",
+    &[c"libamdhip64.so.7", c"libamdhip64.so.6", c"libamdhip64.so.5", c"libamdhip64.so"],
+    c"hipMalloc",
+    &HIP_NAMES,
+    &HIP_SLOTS,
+);
+
+pub static HSA: Runtime = Runtime::new(
+    "HSA",
+    b"libhsa-runtime64",
+    &[c"libhsa-runtime64.so.1", c"libhsa-runtime64.so"],
+    c"hsa_init",
+    &HSA_NAMES,
+    &HSA_SLOTS,
+);
+
+static CONFIG: OnceCell<Config> = OnceCell::new();
+
+/// The configuration, set up on first use.
+pub fn config() -> &'static Config {
+    CONFIG.get_or_init(setup)
+}
+
+/// The address of a real HIP function, or None.
+pub fn hip(index: usize) -> Option<usize> {
+    HIP.sym(index, config().hip_library.as_deref())
+}
+
+/// The address of a real HSA function, or None.
+pub fn hsa(index: usize) -> Option<usize> {
+    HSA.sym(index, config().hsa_library.as_deref())
+}
+
+fn is_secure() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+fn setup() -> Config {
+    let (cfg, problems) = Config::from_process_env(is_secure());
+    if !cfg.enabled {
+        return cfg;
+    }
+    let _ = env_logger::Builder::new()
+        .filter_level(cfg.log_level.to_filter())
+        .format(|buf, record| {
+            use std::io::Write;
+            writeln!(buf, "rmcp: {}: {}", record.level().as_str().to_ascii_lowercase(), record.args())
+        })
+        .target(env_logger::Target::Stderr)
+        .try_init();
+    for p in &problems {
+        log::warn!("{p}");
+    }
+    // A panic inside rmcp is caught at the hook boundary and the call is
+    // forwarded unchanged; say so on one line instead of std's message.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(|s| s.as_str()))
+            .unwrap_or("?");
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        log::error!("internal error{at}: {msg}; the call was forwarded unchanged");
+    }));
+    // SAFETY: the handlers are plain extern "C" functions that only touch
+    // statics designed for this (see `Registry::lock_all_for_fork`).
+    unsafe {
+        libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child));
+        libc::atexit(at_exit);
+    }
+    log::debug!(
+        "librmcp {} active: mode {}, targets {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.mode.name(),
+        cfg.targets
+    );
+    cfg
+}
+
+extern "C" fn before_fork() {
+    REGISTRY.lock_all_for_fork();
+}
+
+extern "C" fn after_fork_in_parent() {
+    // SAFETY: locked by before_fork on this thread.
+    unsafe { REGISTRY.unlock_all_after_fork() };
+}
+
+extern "C" fn after_fork_in_child() {
+    // SAFETY: locked by before_fork in the parent thread that became us.
+    unsafe { REGISTRY.unlock_all_after_fork() };
+    crate::sync::forget_thread_id();
+    HIP.after_fork_in_child();
+    HSA.after_fork_in_child();
+    crate::devices::after_fork_in_child();
+}
+
+extern "C" fn at_exit() {
+    // Never let a panic escape into the C runtime's exit path.
+    let _ = std::panic::catch_unwind(|| {
+        if log::log_enabled!(log::Level::Info) {
+            log::info!("summary: calls/rewritten: {}; {}", STATS.summary(), crate::devices::summary());
+        }
+    });
+}
+
+/// Logs `message` at warn level the first time `entry` reaches it.
+pub fn warn_once(entry: Entry, message: std::fmt::Arguments) {
+    static WARNED: [AtomicBool; Entry::COUNT] = [const { AtomicBool::new(false) }; Entry::COUNT];
+    if !WARNED[entry.index()].swap(true, Ordering::Relaxed) {
+        log::warn!("{message}");
+    }
+}
