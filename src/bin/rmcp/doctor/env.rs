@@ -1,0 +1,200 @@
+//! Environment checks: HSA_OVERRIDE_GFX_VERSION, HIP_HOST_COHERENT,
+//! HSA_FORCE_FINE_GRAIN_PCIE and whether librmcp.so is preloaded.
+
+use super::{Finding, Severity};
+use crate::json::Json;
+use crate::kfd::Gpu;
+use rmcp::arch::Gfx;
+use std::path::Path;
+
+pub struct EnvSnapshot {
+    pub hsa_override: Option<String>,
+    pub hip_host_coherent: Option<String>,
+    pub fine_grain_pcie: Option<String>,
+    pub ld_preload: Option<String>,
+    pub rmcp_mode: Option<String>,
+}
+
+impl EnvSnapshot {
+    pub fn from_process() -> EnvSnapshot {
+        let get = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+        EnvSnapshot {
+            hsa_override: get("HSA_OVERRIDE_GFX_VERSION"),
+            hip_host_coherent: get("HIP_HOST_COHERENT"),
+            fine_grain_pcie: get("HSA_FORCE_FINE_GRAIN_PCIE"),
+            ld_preload: get("LD_PRELOAD"),
+            rmcp_mode: get("RMCP_MODE"),
+        }
+    }
+}
+
+/// True for the values ROCm's boolean flags treat as "on".
+fn truthy(v: &str) -> bool {
+    let v = v.trim();
+    !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("no") || v.eq_ignore_ascii_case("off"))
+}
+
+/// Entries of a preload list (LD_PRELOAD allows ':' and whitespace).
+fn preload_entries(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| c == ':' || c.is_whitespace()).filter(|e| !e.is_empty())
+}
+
+pub fn is_rmcp_lib(entry: &str) -> bool {
+    entry == "librmcp.so" || entry.ends_with("/librmcp.so")
+}
+
+pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Finding>) -> Json {
+    let targeted: Vec<&Gpu> = gpus.iter().filter(|g| g.targeted).collect();
+
+    // HSA_OVERRIDE_GFX_VERSION
+    if let Some(ov) = env.hsa_override.as_deref() {
+        match Gfx::from_override(ov) {
+            None => findings.push(Finding::new(
+                "hsa-override-invalid",
+                Severity::Warning,
+                format!("HSA_OVERRIDE_GFX_VERSION={ov} is not of the form MAJOR.MINOR.STEPPING (e.g. 10.3.0)."),
+                Some("unset HSA_OVERRIDE_GFX_VERSION".to_string()),
+            )),
+            Some(o) => {
+                for g in gpus {
+                    let Some(card) = g.gfx else { continue };
+                    if card == o {
+                        findings.push(Finding::new(
+                            "hsa-override-redundant",
+                            Severity::Info,
+                            format!(
+                                "HSA_OVERRIDE_GFX_VERSION={ov} names {o}, which is what {} already is; it changes nothing there.",
+                                g.label()
+                            ),
+                            Some("unset HSA_OVERRIDE_GFX_VERSION".to_string()),
+                        ));
+                    } else if card.major == o.major && card.minor == o.minor {
+                        findings.push(Finding::new(
+                            "hsa-override-mismatch",
+                            Severity::Warning,
+                            format!(
+                                "HSA_OVERRIDE_GFX_VERSION={ov} makes ROCm treat {} as {o}: it loads {o} code objects on {card} hardware. \
+                                 The two are in the same family, which is why this often works, but AMD says the override \
+                                 \"is meant for internal debugging, not as an official workaround\".",
+                                g.label()
+                            ),
+                            Some(format!("use a build that ships {card} code objects and unset HSA_OVERRIDE_GFX_VERSION")),
+                        ));
+                    } else {
+                        findings.push(Finding::new(
+                            "hsa-override-mismatch",
+                            Severity::Error,
+                            format!(
+                                "HSA_OVERRIDE_GFX_VERSION={ov} makes ROCm treat {} as {o}: it runs {o} code on {card} hardware, \
+                                 a different instruction set. Expect \"invalid device function\", aperture violations and memory \
+                                 access faults. AMD says the override \"is meant for internal debugging, not as an official workaround\".",
+                                g.label()
+                            ),
+                            Some(format!(
+                                "unset HSA_OVERRIDE_GFX_VERSION and use a PyTorch/ROCm build compiled for {card} (official PyTorch ROCm wheels ship no gfx101x code objects)"
+                            )),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // Variables that force coherent (fine-grained) memory.
+    if !targeted.is_empty() {
+        let names: Vec<String> = targeted.iter().map(|g| g.label()).collect();
+        if let Some(v) = env.hip_host_coherent.as_deref().filter(|v| truthy(v)) {
+            findings.push(Finding::new(
+                "hip-host-coherent",
+                Severity::Warning,
+                format!(
+                    "HIP_HOST_COHERENT={v} makes every hipHostMalloc without hipHostMallocNonCoherent return coherent \
+                     (fine-grained) memory, the kind rmcp exists to avoid on {}.",
+                    names.join(", ")
+                ),
+                Some("unset HIP_HOST_COHERENT".to_string()),
+            ));
+        }
+        if let Some(v) = env.fine_grain_pcie.as_deref().filter(|v| truthy(v)) {
+            findings.push(Finding::new(
+                "fine-grain-pcie",
+                Severity::Warning,
+                format!(
+                    "HSA_FORCE_FINE_GRAIN_PCIE={v} forces fine-grained (coherent) access over PCIe on {}.",
+                    names.join(", ")
+                ),
+                Some("unset HSA_FORCE_FINE_GRAIN_PCIE".to_string()),
+            ));
+        }
+    }
+
+    // Is librmcp.so preloaded?
+    let mut source: Option<String> = None;
+    if let Some(lp) = env.ld_preload.as_deref() {
+        if let Some(e) = preload_entries(lp).find(|e| is_rmcp_lib(e)) {
+            source = Some(format!("LD_PRELOAD ({e})"));
+        }
+    }
+    let etc_preload = root.join("etc/ld.so.preload");
+    if source.is_none() {
+        if let Ok(text) = std::fs::read_to_string(&etc_preload) {
+            let hit = text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or(""))
+                .flat_map(preload_entries)
+                .find(|e| is_rmcp_lib(e))
+                .map(str::to_string);
+            if let Some(e) = hit {
+                source = Some(format!("{} ({e})", etc_preload.display()));
+            }
+        }
+    }
+    let mode_off = env.rmcp_mode.as_deref().is_some_and(|m| m.trim().eq_ignore_ascii_case("off"));
+    if !targeted.is_empty() {
+        match (&source, mode_off) {
+            (None, _) => findings.push(Finding::new(
+                "rmcp-not-preloaded",
+                Severity::Info,
+                "librmcp.so is not preloaded in this environment (LD_PRELOAD, /etc/ld.so.preload), so allocations are not rewritten here."
+                    .to_string(),
+                Some("run your program as: rmcp run -- python3 train.py".to_string()),
+            )),
+            (Some(s), true) => findings.push(Finding::new(
+                "rmcp-mode-off",
+                Severity::Info,
+                format!("librmcp.so is preloaded via {s}, but RMCP_MODE=off: it rewrites nothing."),
+                None,
+            )),
+            (Some(s), false) => findings.push(Finding::new(
+                "rmcp-preloaded",
+                Severity::Info,
+                format!("librmcp.so is preloaded via {s}."),
+                None,
+            )),
+        }
+    }
+
+    Json::obj()
+        .with("HSA_OVERRIDE_GFX_VERSION", env.hsa_override.clone())
+        .with("HIP_HOST_COHERENT", env.hip_host_coherent.clone())
+        .with("HSA_FORCE_FINE_GRAIN_PCIE", env.fine_grain_pcie.clone())
+        .with("LD_PRELOAD", env.ld_preload.clone())
+        .with("RMCP_MODE", env.rmcp_mode.clone())
+        .with("rmcp_preloaded", source.is_some())
+        .with("preload_source", source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_library_paths() {
+        assert!(is_rmcp_lib("/usr/lib/librmcp.so"));
+        assert!(is_rmcp_lib("librmcp.so"));
+        assert!(!is_rmcp_lib("/usr/lib/librmcp.so.bak"));
+        assert!(!is_rmcp_lib("/usr/lib/notlibrmcp.so.1"));
+        assert_eq!(preload_entries("a.so:b.so  c.so").count(), 3);
+        assert!(truthy("1") && !truthy("0") && !truthy(""));
+    }
+}

@@ -1,0 +1,307 @@
+//! amdgpu VM page faults and GPU resets in the kernel log.
+//!
+//! The status register layout is GCVM_L2_PROTECTION_FAULT_STATUS from Linux
+//! drivers/gpu/drm/amd/include/asic_reg/gc/gc_10_3_0_sh_mask.h:
+//! MORE_FAULTS bit 0, WALKER_ERROR bits 1-3, PERMISSION_FAULTS bits 4-7,
+//! MAPPING_ERROR bit 8, CID bits 9-17, RW bit 18, ATOMIC bit 19, VMID bits 20-23.
+//! The kernel prints these fields itself after the status line; rmcp prefers
+//! those lines and decodes the register only when they are missing.
+
+use crate::json::Json;
+
+/// UTCL2 client ids of the gfx10.3 GC hub, as the kernel names them.
+const GFX103_CLIENTS: &[&str] = &[
+    "CB/DB", "Reserved", "GE1", "GE2", "CPF", "CPC", "CPG", "RLC", "TCP", "SQC (inst)", "SQC (data)", "SQG",
+    "Reserved", "SDMA0", "SDMA1", "GCR", "SDMA2", "SDMA3",
+];
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusFields {
+    pub more_faults: u32,
+    pub walker_error: u32,
+    pub permission_faults: u32,
+    pub mapping_error: u32,
+    pub cid: u32,
+    pub rw: u32,
+}
+
+pub fn decode_status(s: u32) -> StatusFields {
+    StatusFields {
+        more_faults: s & 1,
+        walker_error: (s >> 1) & 0x7,
+        permission_faults: (s >> 4) & 0xf,
+        mapping_error: (s >> 8) & 1,
+        cid: (s >> 9) & 0x1ff,
+        rw: (s >> 18) & 1,
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VmFault {
+    pub pci: Option<String>,
+    pub hub: String,
+    pub retry: Option<bool>,
+    pub vmid: Option<u32>,
+    pub pasid: Option<u32>,
+    pub process: Option<String>,
+    pub pid: Option<u32>,
+    pub address: Option<String>,
+    pub status: Option<u32>,
+    /// Fields as printed by the kernel (name, value).
+    pub printed: Vec<(String, String)>,
+    pub client_name: Option<String>,
+}
+
+impl VmFault {
+    /// The decoded fields: the kernel's own lines when present, else the
+    /// register decoded with the gfx10.3 layout.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        if !self.printed.is_empty() {
+            return self.printed.clone();
+        }
+        match self.status {
+            Some(s) => {
+                let f = decode_status(s);
+                let client = GFX103_CLIENTS.get(f.cid as usize).copied().unwrap_or("unknown");
+                vec![
+                    ("Faulty UTCL2 client ID".into(), format!("{client} (0x{:x}) [decoded by rmcp, gfx10.3 layout]", f.cid)),
+                    ("MORE_FAULTS".into(), format!("0x{:x}", f.more_faults)),
+                    ("WALKER_ERROR".into(), format!("0x{:x}", f.walker_error)),
+                    ("PERMISSION_FAULTS".into(), format!("0x{:x}", f.permission_faults)),
+                    ("MAPPING_ERROR".into(), format!("0x{:x}", f.mapping_error)),
+                    ("RW".into(), format!("0x{:x}", f.rw)),
+                ]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        let fields = Json::Obj(self.fields().into_iter().map(|(k, v)| (k, Json::Str(v))).collect());
+        Json::obj()
+            .with("pci", self.pci.clone())
+            .with("hub", self.hub.as_str())
+            .with("retry", self.retry)
+            .with("vmid", self.vmid)
+            .with("pasid", self.pasid)
+            .with("process", self.process.clone())
+            .with("pid", self.pid)
+            .with("address", self.address.clone())
+            .with("status", self.status.map(|s| format!("0x{s:08x}")))
+            .with("fields", fields)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Reset {
+    pub pci: Option<String>,
+    pub line: String,
+}
+
+#[derive(Default)]
+pub struct LogScan {
+    pub faults: Vec<VmFault>,
+    /// Ring timeouts, reset begin/succeeded/failed lines, in order.
+    pub resets: Vec<Reset>,
+}
+
+/// Strips the "[  12.3] ", "[Tue Jul 15 19:00:37 2025] " or
+/// "Aug 23 23:38:11 host kernel: " prefix.
+fn strip_prefix(line: &str) -> &str {
+    let mut l = line.trim_end();
+    if let Some(i) = l.find(" kernel: ") {
+        l = &l[i + 9..];
+    }
+    let t = l.trim_start();
+    if t.starts_with('[') {
+        if let Some(end) = t.find(']') {
+            let inside = &t[1..end];
+            // timestamps: digits, dots, spaces, ':' or a date; not "[gfxhub]"
+            if inside.chars().next().is_some_and(|c| c.is_ascii_digit() || c == ' ' || c == '+')
+                || inside.split_whitespace().count() >= 4
+            {
+                return t[end + 1..].trim_start();
+            }
+        }
+    }
+    t
+}
+
+/// Finds a PCI address "dddd:bb:dd.f" in the line.
+fn find_pci(line: &str) -> Option<String> {
+    let b = line.as_bytes();
+    if b.len() < 12 {
+        return None;
+    }
+    for i in 0..=b.len() - 12 {
+        let w = &b[i..i + 12];
+        let hex = |r: std::ops::Range<usize>| w[r].iter().all(|c| c.is_ascii_hexdigit());
+        if hex(0..4) && w[4] == b':' && hex(5..7) && w[7] == b':' && hex(8..10) && w[10] == b'.' && w[11].is_ascii_digit() {
+            return Some(String::from_utf8_lossy(w).to_lowercase());
+        }
+    }
+    None
+}
+
+fn num_after(line: &str, key: &str) -> Option<u32> {
+    let i = line.find(key)? + key.len();
+    let digits: String = line[i..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// "process NAME pid N" (any capitalisation of "process").
+fn process_of(line: &str) -> Option<(String, Option<u32>)> {
+    let lower = line.to_ascii_lowercase();
+    let i = lower.find("process ")? + 8;
+    let rest = &line[i..];
+    let name_end = rest.find(" pid ")?;
+    let name = rest[..name_end].trim().to_string();
+    let pid = num_after(&rest[name_end..], " pid ");
+    Some((name, pid))
+}
+
+pub fn scan(text: &str) -> LogScan {
+    let mut out = LogScan::default();
+    // index into out.faults of the last fault per PCI address (None key = no address)
+    let mut current: Vec<(Option<String>, usize)> = Vec::new();
+    for raw in text.lines() {
+        let line = strip_prefix(raw);
+        let pci = find_pci(line);
+        let cur_idx = current.iter().find(|(p, _)| *p == pci).map(|(_, i)| *i);
+
+        if let Some(pf) = line.find("page fault (src_id:") {
+            let head = &line[..pf];
+            let hub = head
+                .rfind('[')
+                .and_then(|s| head[s + 1..].find(']').map(|e| head[s + 1..s + 1 + e].to_string()))
+                .unwrap_or_default();
+            let retry = if head.contains("no-retry") {
+                Some(false)
+            } else if head.contains("retry") {
+                Some(true)
+            } else {
+                None
+            };
+            let mut f = VmFault {
+                pci: pci.clone(),
+                hub,
+                retry,
+                vmid: num_after(line, "vmid:"),
+                pasid: num_after(line, "pasid:"),
+                ..Default::default()
+            };
+            if let Some((p, pid)) = process_of(&line[pf..]) {
+                f.process = Some(p);
+                f.pid = pid;
+            }
+            out.faults.push(f);
+            let idx = out.faults.len() - 1;
+            current.retain(|(p, _)| *p != pci);
+            current.push((pci, idx));
+            continue;
+        }
+        if let Some(idx) = cur_idx {
+            let f = &mut out.faults[idx];
+            if let Some(i) = line.find("page starting at address ") {
+                let addr: String = line[i + 25..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                f.address = Some(addr);
+                continue;
+            }
+            if let Some(i) = line.find("L2_PROTECTION_FAULT_STATUS:") {
+                let v = line[i + 27..].trim().trim_start_matches("0x").trim_start_matches("0X");
+                let hex: String = v.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+                f.status = u32::from_str_radix(&hex, 16).ok();
+                continue;
+            }
+            if f.process.is_none() && line.to_ascii_lowercase().contains("process ") {
+                if let Some((p, pid)) = process_of(line) {
+                    f.process = Some(p);
+                    f.pid = pid;
+                    continue;
+                }
+            }
+            for key in ["Faulty UTCL2 client ID", "MORE_FAULTS", "WALKER_ERROR", "PERMISSION_FAULTS", "MAPPING_ERROR", "RW"] {
+                let pat = format!("{key}:");
+                if let Some(i) = line.find(&pat) {
+                    // "RW:" must be its own word (not the tail of another name)
+                    if i > 0 && line.as_bytes()[i - 1].is_ascii_alphanumeric() {
+                        continue;
+                    }
+                    let v = line[i + pat.len()..].trim().to_string();
+                    if key == "Faulty UTCL2 client ID" {
+                        f.client_name = Some(v.clone());
+                    }
+                    f.printed.push((key.to_string(), v));
+                    break;
+                }
+            }
+        }
+        let lower = line.to_ascii_lowercase();
+        let is_reset = lower.contains("gpu reset begin")
+            || (lower.contains("gpu reset") && (lower.contains("succeeded") || lower.contains("failed")))
+            || (lower.contains("ring ") && lower.contains(" timeout"));
+        if is_reset {
+            out.resets.push(Reset {
+                pci,
+                line: line.to_string(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_common_status() {
+        // 0x00801031: TCP (8), MORE_FAULTS 1, PERMISSION_FAULTS 3, read, VMID 8
+        let f = decode_status(0x0080_1031);
+        assert_eq!(
+            f,
+            StatusFields {
+                more_faults: 1,
+                walker_error: 0,
+                permission_faults: 3,
+                mapping_error: 0,
+                cid: 8,
+                rw: 0
+            }
+        );
+        // 0x00841051: write (RW bit 18), PERMISSION_FAULTS 5
+        let f = decode_status(0x0084_1051);
+        assert_eq!((f.rw, f.permission_faults, f.cid), (1, 5, 8));
+        // 0x00800932: CPF (4), WALKER_ERROR 1, MAPPING_ERROR 1
+        let f = decode_status(0x0080_0932);
+        assert_eq!((f.cid, f.walker_error, f.mapping_error, f.permission_faults), (4, 1, 1, 3));
+    }
+
+    #[test]
+    fn parses_the_three_prefix_styles() {
+        let log = "\
+[  629.844077] amdgpu 0000:0b:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32770, for process python pid 1796 thread python pid 1796)
+[  629.844087] amdgpu 0000:0b:00.0: amdgpu:   in page starting at address 0x00007f5279bab000 from client 0x1b (UTCL2)
+[Tue Jul 15 19:00:37 2025] amdgpu 0000:c5:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32769)
+[Tue Jul 15 19:00:37 2025] amdgpu 0000:c5:00.0: amdgpu:  in process python3 pid 2699 thread python3 pid 2699)
+[Tue Jul 15 19:00:37 2025] amdgpu 0000:c5:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0x00801031
+[Tue Jul 15 19:00:37 2025] amdgpu 0000:c5:00.0: amdgpu: \t Faulty UTCL2 client ID: TCP (0x8)
+[Tue Jul 15 19:00:37 2025] amdgpu 0000:c5:00.0: amdgpu: \t RW: 0x0
+Aug 23 23:38:11 host kernel: amdgpu 0000:74:00.0: amdgpu: [gfxhub0] no-retry page fault (src_id:0 ring:40 vmid:8 pasid:32771)
+Dec 31 11:05:53 host kernel: amdgpu 0000:07:00.0: amdgpu: GPU reset begin!
+";
+        let s = scan(log);
+        assert_eq!(s.faults.len(), 3);
+        assert_eq!(s.faults[0].pci.as_deref(), Some("0000:0b:00.0"));
+        assert_eq!(s.faults[0].process.as_deref(), Some("python"));
+        assert_eq!(s.faults[0].pid, Some(1796));
+        assert_eq!(s.faults[0].address.as_deref(), Some("0x00007f5279bab000"));
+        assert_eq!(s.faults[1].process.as_deref(), Some("python3"));
+        assert_eq!(s.faults[1].status, Some(0x00801031));
+        assert_eq!(s.faults[1].client_name.as_deref(), Some("TCP (0x8)"));
+        assert_eq!(s.faults[1].printed.len(), 2);
+        assert_eq!(s.faults[2].retry, Some(false));
+        assert_eq!(s.faults[2].hub, "gfxhub0");
+        assert_eq!(s.resets.len(), 1);
+    }
+}

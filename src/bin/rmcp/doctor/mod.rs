@@ -1,0 +1,554 @@
+//! `rmcp doctor`: what is on this machine, what in its configuration is known
+//! to cause GPU memory faults on RDNA1/RDNA2, and what the kernel logged.
+
+pub mod env;
+pub mod kernel_log;
+pub mod params;
+pub mod torch;
+
+use crate::json::Json;
+use crate::kfd;
+use rmcp::arch::{Gfx, Targets, DEFAULT_TARGETS_TEXT};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: Option<String>,
+    pub details: Option<Json>,
+}
+
+impl Finding {
+    pub fn new(id: &'static str, severity: Severity, message: String, fix: Option<String>) -> Finding {
+        Finding {
+            id,
+            severity,
+            message,
+            fix,
+            details: None,
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        let mut j = Json::obj()
+            .with("id", self.id)
+            .with("severity", self.severity.as_str())
+            .with("message", self.message.as_str())
+            .with("fix", self.fix.clone());
+        if let Some(d) = &self.details {
+            j = j.with("details", d.clone());
+        }
+        j
+    }
+}
+
+pub struct Options {
+    pub json: bool,
+    pub sysfs_root: Option<PathBuf>,
+    pub kernel_log: Option<PathBuf>,
+    /// Interpreter for the PyTorch probe; None skips it.
+    pub python: Option<String>,
+}
+
+pub const USAGE: &str = "\
+usage: rmcp doctor [--json] [--sysfs-root DIR] [--kernel-log FILE] [--python PATH|none]
+
+  --json             machine-readable report (schema rmcp_doctor 1)
+  --sysfs-root DIR   read sys/, etc/, proc/ below DIR instead of / (the live
+                     kernel log is then not read; pass --kernel-log)
+  --kernel-log FILE  read the kernel log from FILE instead of journalctl/dmesg
+  --python PATH      interpreter for the PyTorch check (default python3;
+                     'none' skips it)
+
+exit status: 0 no error findings, 1 at least one error, 2 could not run";
+
+pub fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        json: false,
+        sysfs_root: None,
+        kernel_log: None,
+        python: Some("python3".to_string()),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a, None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            i += 1;
+            args.get(i).cloned().ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag {
+            "--json" if inline.is_none() => o.json = true,
+            "--sysfs-root" => o.sysfs_root = Some(PathBuf::from(value("--sysfs-root")?)),
+            "--kernel-log" => o.kernel_log = Some(PathBuf::from(value("--kernel-log")?)),
+            "--python" => {
+                let v = value("--python")?;
+                o.python = if v == "none" { None } else { Some(v) };
+            }
+            "-h" | "--help" => return Err(String::new()),
+            _ => {
+                return Err(format!(
+                    "unknown doctor option '{a}' (accepted: --json, --sysfs-root DIR, --kernel-log FILE, --python PATH|none)"
+                ))
+            }
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// Reads the live kernel log. Ok((source, text)) or Err(reason).
+fn live_kernel_log() -> Result<(String, String), String> {
+    let attempts: [(&str, &[&str]); 2] = [("journalctl", &["-k", "-b", "--no-pager", "-q"]), ("dmesg", &[])];
+    let mut why = Vec::new();
+    for (cmd, args) in attempts {
+        match Command::new(cmd).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output() {
+            Ok(o) if o.status.success() && !o.stdout.is_empty() => {
+                return Ok((cmd.to_string(), String::from_utf8_lossy(&o.stdout).into_owned()))
+            }
+            Ok(o) => why.push(format!("{cmd} exited with {}", o.status)),
+            Err(e) => why.push(format!("{cmd}: {e}")),
+        }
+    }
+    Err(why.join("; "))
+}
+
+pub struct Report {
+    pub json: Json,
+    pub findings: Vec<Finding>,
+    pub gpus: Vec<kfd::Gpu>,
+}
+
+/// Runs every check. Err(message) when the report cannot be produced (exit 2).
+pub fn collect(o: &Options) -> Result<Report, String> {
+    let root = o.sysfs_root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    if let Some(r) = &o.sysfs_root {
+        if !r.is_dir() {
+            return Err(format!("--sysfs-root {}: no such directory", r.display()));
+        }
+    }
+    let log_text = match &o.kernel_log {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => Some((format!("file {}", p.display()), String::from_utf8_lossy(&b).into_owned())),
+            Err(e) => return Err(format!("--kernel-log {}: {}", p.display(), e)),
+        },
+        None => None,
+    };
+
+    let targets = Targets::default();
+    let mut findings: Vec<Finding> = Vec::new();
+
+    // GPUs
+    let scan = kfd::scan(&root, &targets);
+    if !scan.present {
+        findings.push(Finding::new(
+            "no-gpu",
+            Severity::Info,
+            format!(
+                "no KFD topology at {} (amdgpu not loaded, no AMD GPU, or a container without /sys/class/kfd).",
+                scan.topology_dir.display()
+            ),
+            Some("in a container, pass --device=/dev/kfd --device=/dev/dri".to_string()),
+        ));
+    } else if scan.gpus.is_empty() {
+        findings.push(Finding::new(
+            "no-gpu",
+            Severity::Info,
+            format!("the KFD topology at {} lists no GPU node.", scan.topology_dir.display()),
+            None,
+        ));
+    }
+    for p in &scan.problems {
+        findings.push(Finding::new("kfd-unreadable", Severity::Warning, format!("could not read {p}"), None));
+    }
+    for g in &scan.gpus {
+        if g.targeted {
+            findings.push(Finding::new(
+                "gpu-targeted",
+                Severity::Info,
+                format!(
+                    "{} is {} {}: librmcp.so rewrites coherent/fine-grained allocations on it when preloaded.",
+                    g.label(),
+                    g.gfx.and_then(|x| x.family()).unwrap_or("a target"),
+                    if g.integrated { "(integrated)" } else { "(discrete)" }
+                ),
+                None,
+            ));
+        }
+    }
+    let gfxs: Vec<Gfx> = scan.gpus.iter().filter_map(|g| g.gfx).collect();
+
+    // Environment
+    let env_json = env::check(&env::EnvSnapshot::from_process(), &scan.gpus, &root, &mut findings);
+
+    // amdgpu parameters
+    let params = params::check(&root, &gfxs, &mut findings);
+
+    // Kernel log
+    let (log_source, log_body) = match log_text {
+        Some((s, t)) => (Some(s), Some(t)),
+        None if o.sysfs_root.is_some() => {
+            findings.push(Finding::new(
+                "kernel-log-not-read",
+                Severity::Info,
+                "kernel log not read: --sysfs-root was given, and this machine's log does not describe that tree (pass --kernel-log FILE)."
+                    .to_string(),
+                None,
+            ));
+            (None, None)
+        }
+        None => match live_kernel_log() {
+            Ok((s, t)) => (Some(s), Some(t)),
+            Err(why) => {
+                findings.push(Finding::new(
+                    "kernel-log-unreadable",
+                    Severity::Info,
+                    format!("kernel log not readable ({why}); GPU faults and resets could not be checked."),
+                    Some("run as root or a member of the systemd-journal/adm group, or pass --kernel-log FILE (e.g. from `sudo dmesg > k.log`)".to_string()),
+                ));
+                (None, None)
+            }
+        },
+    };
+    let mut log_json = Json::obj().with("source", log_source.clone()).with("readable", log_body.is_some());
+    if let Some(body) = &log_body {
+        let ls = kernel_log::scan(body);
+        log_json = log_json.with("vm_faults", ls.faults.len()).with("resets", ls.resets.len());
+        // one finding per (device, process)
+        let mut groups: Vec<(Option<String>, Option<String>, Vec<&kernel_log::VmFault>)> = Vec::new();
+        for f in &ls.faults {
+            match groups.iter_mut().find(|(p, pr, _)| *p == f.pci && *pr == f.process) {
+                Some(g) => g.2.push(f),
+                None => groups.push((f.pci.clone(), f.process.clone(), vec![f])),
+            }
+        }
+        for (pci, process, faults) in &groups {
+            let first = faults[0];
+            let gpu = scan.gpus.iter().find(|g| g.pci.is_some() && g.pci == *pci);
+            let who = match gpu {
+                Some(g) => g.label(),
+                None => match pci {
+                    Some(p) => format!("{p} (not in this KFD topology)"),
+                    None => "an amdgpu device".to_string(),
+                },
+            };
+            let proc_text = match (process, first.pid) {
+                (Some(p), Some(pid)) => format!(" in process {p} (pid {pid})"),
+                (Some(p), None) => format!(" in process {p}"),
+                _ => String::new(),
+            };
+            let mut msg = format!(
+                "{} GPU VM page fault{} on {who}{proc_text}",
+                faults.len(),
+                if faults.len() == 1 { "" } else { "s" }
+            );
+            if let Some(a) = &first.address {
+                msg.push_str(&format!("; first at page {a}"));
+            }
+            if let Some(s) = first.status {
+                msg.push_str(&format!("; status 0x{s:08x}"));
+            }
+            let fields = first.fields();
+            if !fields.is_empty() {
+                let f: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                msg.push_str(&format!(" ({})", f.join(", ")));
+            }
+            msg.push_str(". The GPU accessed an address its page tables do not map, or map without the access it needed: typically freed or never-mapped memory, or code built for another GPU.");
+            let fix = if gpu.is_some_and(|g| g.targeted) {
+                "rerun under `rmcp run --` to get the allocation behind the faulting address, and check the hsa-override/torch findings"
+            } else {
+                "check the hsa-override/torch findings; rerun under `rmcp run --` for an allocation report"
+            };
+            let mut fnd = Finding::new("gpu-vm-fault", Severity::Warning, msg, Some(fix.to_string()));
+            fnd.details = Some(Json::Arr(faults.iter().take(8).map(|f| f.to_json()).collect()));
+            findings.push(fnd);
+        }
+        if ls.faults.is_empty() && ls.resets.is_empty() {
+            findings.push(Finding::new(
+                "kernel-log-clean",
+                Severity::Info,
+                format!(
+                    "kernel log ({}): no amdgpu VM page faults or GPU resets.",
+                    log_source.as_deref().unwrap_or("?")
+                ),
+                None,
+            ));
+        }
+        if !ls.resets.is_empty() {
+            let mut pcis: Vec<String> = ls.resets.iter().filter_map(|r| r.pci.clone()).collect();
+            pcis.dedup();
+            let begins = ls.resets.iter().filter(|r| r.line.to_ascii_lowercase().contains("reset begin")).count();
+            let mut fnd = Finding::new(
+                "gpu-reset",
+                Severity::Warning,
+                format!(
+                    "the kernel log shows {} GPU reset/ring-timeout line{} ({} reset{} begun) on {}; first: \"{}\"",
+                    ls.resets.len(),
+                    if ls.resets.len() == 1 { "" } else { "s" },
+                    begins,
+                    if begins == 1 { "" } else { "s" },
+                    if pcis.is_empty() { "an amdgpu device".to_string() } else { pcis.join(", ") },
+                    ls.resets[0].line
+                ),
+                Some("a reset after a fault kills every GPU context; look at the lines before it".to_string()),
+            );
+            fnd.details = Some(Json::Arr(ls.resets.iter().take(16).map(|r| Json::Str(r.line.clone())).collect()));
+            findings.push(fnd);
+        }
+    }
+
+    // PyTorch
+    let torch_json = match &o.python {
+        None => Json::Null,
+        Some(py) => torch_check(py, &scan.gpus, &mut findings),
+    };
+
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let gpus_json = Json::Arr(
+        scan.gpus
+            .iter()
+            .map(|g| {
+                Json::obj()
+                    .with("node", g.node)
+                    .with("gfx", g.gfx.map(|x| x.to_string()))
+                    .with("gfx_target_version", g.gfx_target_version)
+                    .with("family", g.gfx.and_then(|x| x.family()))
+                    .with("targeted", g.targeted)
+                    .with("integrated", g.integrated)
+                    .with("integrated_rule", g.integrated_rule.as_str())
+                    .with("pci", g.pci.clone())
+                    .with("vendor_id", g.vendor_id)
+                    .with("device_id", g.device_id)
+                    .with("kfd_name", g.kfd_name.clone())
+                    .with("simd_count", g.simd_count)
+            })
+            .collect(),
+    );
+    let json = Json::obj()
+        .with("rmcp_doctor", 1i64)
+        .with("version", env!("CARGO_PKG_VERSION"))
+        .with("root", root.display().to_string())
+        .with("targets", DEFAULT_TARGETS_TEXT)
+        .with("gpus", gpus_json)
+        .with("environment", env_json)
+        .with("kernel_params", params.json)
+        .with("kernel_log", log_json)
+        .with("pytorch", torch_json)
+        .with("findings", Json::Arr(findings.iter().map(Finding::to_json).collect()))
+        .with(
+            "summary",
+            Json::obj()
+                .with("errors", count(Severity::Error))
+                .with("warnings", count(Severity::Warning))
+                .with("infos", count(Severity::Info)),
+        );
+    Ok(Report {
+        json,
+        findings,
+        gpus: scan.gpus,
+    })
+}
+
+fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json {
+    match torch::run(py, Duration::from_secs(20)) {
+        torch::Probe::NoPython(why) => {
+            findings.push(Finding::new("python-not-found", Severity::Info, format!("no Python to check PyTorch with ({why})."), None));
+            Json::Null
+        }
+        torch::Probe::NoTorch { python, error } => {
+            findings.push(Finding::new(
+                "torch-not-found",
+                Severity::Info,
+                format!("PyTorch is not importable by {python} ({error})."),
+                None,
+            ));
+            Json::obj().with("python", python).with("torch", Json::Null)
+        }
+        torch::Probe::Failed { python, why } => {
+            findings.push(Finding::new("torch-probe-failed", Severity::Info, format!("could not query PyTorch via {python}: {why}."), None));
+            Json::obj().with("python", python).with("torch", Json::Null).with("error", why)
+        }
+        torch::Probe::Torch {
+            python,
+            version,
+            hip,
+            cuda,
+            arch_list,
+        } => {
+            let j = Json::obj()
+                .with("python", python.as_str())
+                .with("torch", version.as_str())
+                .with("hip", hip.clone())
+                .with("cuda", cuda.clone())
+                .with("arch_list", arch_list.clone());
+            let targeted: Vec<&kfd::Gpu> = gpus.iter().filter(|g| g.gfx.is_some()).collect();
+            if hip.is_none() {
+                if !targeted.is_empty() {
+                    findings.push(Finding::new(
+                        "torch-not-rocm",
+                        Severity::Info,
+                        format!(
+                            "PyTorch {version} ({python}) is not a ROCm build ({}); it will not use the AMD GPU.",
+                            match &cuda {
+                                Some(c) => format!("CUDA {c}"),
+                                None => "CPU only".to_string(),
+                            }
+                        ),
+                        Some("install a ROCm build of PyTorch".to_string()),
+                    ));
+                }
+                return j;
+            }
+            let archs: Vec<String> = arch_list.unwrap_or_default();
+            if archs.is_empty() {
+                findings.push(Finding::new(
+                    "torch-arch-unknown",
+                    Severity::Info,
+                    format!("PyTorch {version} (HIP {}) did not report the architectures it was built for.", hip.as_deref().unwrap_or("?")),
+                    None,
+                ));
+                return j;
+            }
+            for g in gpus.iter().filter(|g| g.targeted) {
+                let name = g.gfx_name();
+                if archs.iter().any(|a| torch::arch_base(a) == name) {
+                    findings.push(Finding::new(
+                        "torch-arch-ok",
+                        Severity::Info,
+                        format!("PyTorch {version} carries {name} code for {}.", g.label()),
+                        None,
+                    ));
+                } else {
+                    findings.push(Finding::new(
+                        "torch-missing-arch",
+                        Severity::Error,
+                        format!(
+                            "PyTorch {version} (HIP {}) has no {name} code objects (it was built for {}), so it cannot run kernels on {} \
+                             without HSA_OVERRIDE_GFX_VERSION, which runs another GPU's code there.",
+                            hip.as_deref().unwrap_or("?"),
+                            archs.join(" "),
+                            g.label()
+                        ),
+                        Some(format!(
+                            "use a PyTorch build compiled for {name} (official ROCm wheels ship no gfx101x code objects; build from source with PYTORCH_ROCM_ARCH={name})"
+                        )),
+                    ));
+                }
+            }
+            j
+        }
+    }
+}
+
+fn colour_enabled() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+}
+
+pub fn render_human(r: &Report, colour: bool) -> String {
+    let paint = |code: &str, s: &str| if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let mut out = String::new();
+    out.push_str(&paint("1", "rmcp doctor"));
+    out.push('\n');
+    out.push_str(&format!("targets: {DEFAULT_TARGETS_TEXT}\n\nGPUs:\n"));
+    if r.gpus.is_empty() {
+        out.push_str("  none found\n");
+    }
+    for g in &r.gpus {
+        let ids = match (g.vendor_id, g.device_id) {
+            (Some(v), Some(d)) => format!(" [{v:04x}:{d:04x}]"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  node {}: {} {}{} {} {} ({}){}\n",
+            g.node,
+            g.gfx_name(),
+            g.gfx.and_then(|x| x.family()).unwrap_or(""),
+            if g.kfd_name.is_some() { format!(" {}", g.kfd_name.as_deref().unwrap_or("")) } else { String::new() },
+            g.pci.as_deref().unwrap_or("no PCI address"),
+            if g.integrated { "integrated" } else { "discrete" },
+            g.integrated_rule,
+            ids
+        ));
+        out.push_str(&format!(
+            "          {}\n",
+            if g.targeted { paint("32", "targeted by rmcp") } else { "not a target (rmcp leaves it alone)".to_string() }
+        ));
+    }
+    out.push_str("\nFindings:\n");
+    for f in &r.findings {
+        let tag = match f.severity {
+            Severity::Error => paint("1;31", "error  "),
+            Severity::Warning => paint("33", "warning"),
+            Severity::Info => paint("36", "info   "),
+        };
+        out.push_str(&format!("  {tag} [{}] {}\n", f.id, f.message));
+        if let Some(fix) = &f.fix {
+            out.push_str(&format!("          fix: {fix}\n"));
+        }
+    }
+    let e = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let w = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    out.push_str(&format!("\n{e} error(s), {w} warning(s)\n"));
+    out
+}
+
+/// Entry point; returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    let o = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("rmcp: {e}");
+            return 2;
+        }
+    };
+    let r = match collect(&o) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rmcp: {e}");
+            return 2;
+        }
+    };
+    if o.json {
+        println!("{}", r.json.to_pretty());
+    } else {
+        print!("{}", render_human(&r, colour_enabled()));
+    }
+    if r.findings.iter().any(|f| f.severity == Severity::Error) {
+        1
+    } else {
+        0
+    }
+}
