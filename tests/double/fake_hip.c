@@ -1,0 +1,753 @@
+/*
+ * fake_hip.c - a test double of the HIP runtime (libamdhip64) for rmcp's tests.
+ *
+ * Built twice from this file:
+ *   libamdhip64.so.6  (version script hip.map)   ROCm-6-like
+ *   libamdhip64.so.5  (-DFAKE_HIP_5, hip5.map)  ROCm-5-like: no hipGetDevicePropertiesR0600,
+ *                                                hipGetProcAddress or hipExtHostAlloc.
+ *
+ * It allocates real memory, validates arguments the way the real runtime (clr)
+ * does, and records every call so tests can see exactly what reached the runtime
+ * after rmcp's hooks.
+ *
+ * Environment:
+ *   FAKE_HIP_DEVICES      comma list of gcnArchName values, e.g. "gfx1030,gfx90a:sramecc+:xnack-";
+ *                         an item may end in "@igpu" (integrated = 1). Unset/empty: no devices.
+ *   FAKE_HIP_LOG          file to append the call record to (see below). Unset: no record.
+ *   FAKE_HIP_ADVISE_FAIL  "1": hipMemAdvise returns hipErrorNotSupported (801).
+ *
+ * Record format: one line per call of an exported function, written with a single
+ * write() on an O_APPEND descriptor, so lines of concurrent threads (and forked
+ * children) never interleave:
+ *
+ *     <function> key=value key=value ...
+ *
+ * Keys (only those that apply to the function are present, in this order):
+ *   symbol=<name>     hipGetProcAddress: the symbol asked for
+ *   size=<decimal>    requested size
+ *   flags=0x<hex>     the flags argument exactly as received (only functions that take flags)
+ *   advice=<n> device=<n>   hipMemAdvise arguments
+ *   dev=<n>           current device of the calling thread; for property/PCI-id calls the
+ *                     device queried
+ *   ptr=0x<hex>       resulting pointer (allocations), pointer freed/advised/registered
+ *   rc=<decimal>      hipError_t returned
+ * Example:
+ *     hipHostMalloc size=4096 flags=0x80000000 dev=0 ptr=0x7f3a4c000100 rc=0
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef int hipError_t;
+
+enum {
+    hipSuccess = 0,
+    hipErrorInvalidValue = 1,
+    hipErrorOutOfMemory = 2,
+    hipErrorNotInitialized = 3,
+    hipErrorNoDevice = 100,
+    hipErrorInvalidDevice = 101,
+    hipErrorNotFound = 500,
+    hipErrorHostMemoryAlreadyRegistered = 712,
+    hipErrorHostMemoryNotRegistered = 713,
+    hipErrorNotSupported = 801,
+};
+
+/* hipHostMalloc flags (FACTS.md) */
+#define HOST_PORTABLE 0x1u
+#define HOST_MAPPED 0x2u
+#define HOST_WRITECOMBINED 0x4u
+#define HOST_COHERENT 0x40000000u
+#define HOST_NONCOHERENT 0x80000000u
+
+#define MAX_DEVICES 16
+
+/* ------------------------------------------------------------------------- */
+/* Record                                                                    */
+/* ------------------------------------------------------------------------- */
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static int log_fd = -1;
+
+static void log_open(void)
+{
+    const char *path = getenv("FAKE_HIP_LOG");
+    if (path && *path)
+        log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+/* Formats into a stack buffer (no heap) and emits it with one write(). */
+__attribute__((format(printf, 1, 2))) static void record(const char *fmt, ...)
+{
+    pthread_once(&log_once, log_open);
+    if (log_fd < 0)
+        return;
+    char line[640];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)(sizeof line - 2);
+    line[n++] = '\n';
+    ssize_t w;
+    do {
+        w = write(log_fd, line, (size_t)n);
+    } while (w < 0 && errno == EINTR);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Devices                                                                   */
+/* ------------------------------------------------------------------------- */
+
+struct device {
+    char gcn_arch[256]; /* as reported in gcnArchName, features included */
+    char bare[64];      /* "gfxNNNN" */
+    int integrated;
+};
+
+static pthread_once_t dev_once = PTHREAD_ONCE_INIT;
+static struct device devices[MAX_DEVICES];
+static int device_count;
+static _Thread_local int current_device;
+
+static void parse_devices(void)
+{
+    const char *env = getenv("FAKE_HIP_DEVICES");
+    if (!env)
+        return;
+    const char *p = env;
+    while (*p && device_count < MAX_DEVICES) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0 && len < sizeof devices[0].gcn_arch) {
+            struct device *d = &devices[device_count];
+            memcpy(d->gcn_arch, p, len);
+            d->gcn_arch[len] = '\0';
+            char *at = strstr(d->gcn_arch, "@igpu");
+            if (at) {
+                *at = '\0';
+                d->integrated = 1;
+            }
+            size_t bl = strcspn(d->gcn_arch, ":");
+            if (bl >= sizeof d->bare)
+                bl = sizeof d->bare - 1;
+            memcpy(d->bare, d->gcn_arch, bl);
+            d->bare[bl] = '\0';
+            if (d->gcn_arch[0])
+                device_count++;
+            else
+                memset(d, 0, sizeof *d);
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+}
+
+static int ndevices(void)
+{
+    pthread_once(&dev_once, parse_devices);
+    return device_count;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Allocation table                                                          */
+/* ------------------------------------------------------------------------- */
+
+enum alloc_kind { K_DEVICE = 1, K_HOST, K_MANAGED, K_REGISTERED };
+
+struct alloc {
+    uintptr_t ptr;
+    size_t size;  /* requested size */
+    size_t bytes; /* backing size (rounded) */
+    int kind;
+    int mmapped;  /* backing memory came from mmap (large sizes) */
+};
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct alloc *table;
+static size_t table_len, table_cap;
+
+static int table_add(struct alloc a)
+{
+    int ok = 1;
+    pthread_mutex_lock(&table_lock);
+    if (table_len == table_cap) {
+        size_t cap = table_cap ? table_cap * 2 : 256;
+        struct alloc *t = realloc(table, cap * sizeof *t);
+        if (t) {
+            table = t;
+            table_cap = cap;
+        } else {
+            ok = 0;
+        }
+    }
+    if (ok)
+        table[table_len++] = a;
+    pthread_mutex_unlock(&table_lock);
+    return ok;
+}
+
+/* Removes the entry starting exactly at ptr whose kind is accepted by kind_mask. */
+static int table_take(uintptr_t ptr, unsigned kind_mask, struct alloc *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&table_lock);
+    for (size_t i = table_len; i-- > 0;) {
+        if (table[i].ptr == ptr && (kind_mask & (1u << table[i].kind))) {
+            *out = table[i];
+            table[i] = table[--table_len];
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&table_lock);
+    return found;
+}
+
+/* Does [ptr, ptr+size) lie inside one entry of an accepted kind? */
+static int table_contains(uintptr_t ptr, size_t size, unsigned kind_mask)
+{
+    int found = 0;
+    pthread_mutex_lock(&table_lock);
+    for (size_t i = 0; i < table_len && !found; i++) {
+        const struct alloc *a = &table[i];
+        if ((kind_mask & (1u << a->kind)) && ptr >= a->ptr && ptr - a->ptr <= a->size &&
+            size <= a->size - (ptr - a->ptr))
+            found = 1;
+    }
+    pthread_mutex_unlock(&table_lock);
+    return found;
+}
+
+/* Does [ptr, ptr+size) overlap an entry of an accepted kind? */
+static int table_overlaps(uintptr_t ptr, size_t size, unsigned kind_mask)
+{
+    int found = 0;
+    pthread_mutex_lock(&table_lock);
+    for (size_t i = 0; i < table_len && !found; i++) {
+        const struct alloc *a = &table[i];
+        if ((kind_mask & (1u << a->kind)) && ptr < a->ptr + a->size && a->ptr < ptr + size)
+            found = 1;
+    }
+    pthread_mutex_unlock(&table_lock);
+    return found;
+}
+
+#define KM(k) (1u << (k))
+#define KM_FREEABLE (KM(K_DEVICE) | KM(K_HOST) | KM(K_MANAGED))
+
+#define BIG_ALLOC (64u << 20)
+
+/* Real, unique, usable memory; 256-byte aligned like the runtime's suballocator. */
+static hipError_t backing_alloc(void **ptr, size_t size, int kind)
+{
+    if (size > ((size_t)1 << 46))
+        return hipErrorOutOfMemory;
+    size_t bytes = (size + 255) & ~(size_t)255;
+    struct alloc a = {0, size, bytes, kind, 0};
+    void *p;
+    if (bytes >= BIG_ALLOC) {
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+        if (p == MAP_FAILED)
+            return hipErrorOutOfMemory;
+        a.mmapped = 1;
+    } else {
+        p = aligned_alloc(256, bytes);
+        if (!p)
+            return hipErrorOutOfMemory;
+    }
+    a.ptr = (uintptr_t)p;
+    if (!table_add(a)) {
+        if (a.mmapped)
+            munmap(p, bytes);
+        else
+            free(p);
+        return hipErrorOutOfMemory;
+    }
+    *ptr = p;
+    return hipSuccess;
+}
+
+static void backing_release(const struct alloc *a)
+{
+    if (a->mmapped)
+        munmap((void *)a->ptr, a->bytes);
+    else
+        free((void *)a->ptr);
+}
+
+/* hipFree, hipHostFree, hipFreeHost and hipFreeAsync all end in one free routine in clr,
+ * so any of them frees any runtime allocation; registered ranges are not theirs. */
+static hipError_t free_impl(void *ptr)
+{
+    if (!ptr)
+        return hipSuccess;
+    struct alloc a;
+    if (!table_take((uintptr_t)ptr, KM_FREEABLE, &a))
+        return hipErrorInvalidValue;
+    backing_release(&a);
+    return hipSuccess;
+}
+
+/* The pointer to record: *ptr only when the call succeeded (otherwise it may be the
+ * caller's uninitialised variable). */
+static unsigned long long out_ptr(void **ptr, hipError_t rc)
+{
+    return (ptr && rc == hipSuccess) ? (unsigned long long)(uintptr_t)*ptr : 0;
+}
+#define OUT(ptr, rc) out_ptr((ptr), (rc))
+
+/* ------------------------------------------------------------------------- */
+/* Host allocations                                                          */
+/* ------------------------------------------------------------------------- */
+
+/* The runtime's internal host allocator. hipMemAllocHost, hipHostAlloc and hipMallocHost
+ * call this directly (not through an exported symbol), like clr does, so a preloaded
+ * hipHostMalloc hook does not see those calls. */
+static hipError_t host_malloc_impl(void **ptr, size_t size, unsigned flags)
+{
+    if (!ptr)
+        return hipErrorInvalidValue;
+    if ((flags & HOST_COHERENT) && (flags & HOST_NONCOHERENT))
+        return hipErrorInvalidValue;
+    if (size == 0) {
+        *ptr = NULL;
+        return hipSuccess;
+    }
+    return backing_alloc(ptr, size, K_HOST);
+}
+
+EXPORT hipError_t hipHostMalloc(void **ptr, size_t size, unsigned flags)
+{
+    hipError_t rc = host_malloc_impl(ptr, size, flags);
+    record("hipHostMalloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags, current_device,
+           OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipHostAlloc(void **ptr, size_t size, unsigned flags)
+{
+    hipError_t rc;
+    if (flags & ~(HOST_PORTABLE | HOST_MAPPED | HOST_WRITECOMBINED))
+        rc = hipErrorInvalidValue;
+    else
+        rc = host_malloc_impl(ptr, size, flags);
+    record("hipHostAlloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags, current_device,
+           OUT(ptr, rc), rc);
+    return rc;
+}
+
+#ifndef FAKE_HIP_5
+EXPORT hipError_t hipExtHostAlloc(void **ptr, size_t size, unsigned flags)
+{
+    hipError_t rc = host_malloc_impl(ptr, size, flags);
+    record("hipExtHostAlloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
+           current_device, OUT(ptr, rc), rc);
+    return rc;
+}
+#endif
+
+EXPORT hipError_t hipMallocHost(void **ptr, size_t size)
+{
+    /* Deprecated API, already non-coherent. */
+    hipError_t rc = host_malloc_impl(ptr, size, HOST_NONCOHERENT);
+    record("hipMallocHost size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device, OUT(ptr, rc),
+           rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemAllocHost(void **ptr, size_t size)
+{
+    /* = hipHostMalloc(ptr, size, 0) inside the runtime: coherent. */
+    hipError_t rc = host_malloc_impl(ptr, size, 0);
+    record("hipMemAllocHost size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+           OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipHostFree(void *ptr)
+{
+    hipError_t rc = free_impl(ptr);
+    record("hipHostFree dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipFreeHost(void *ptr)
+{
+    hipError_t rc = free_impl(ptr);
+    record("hipFreeHost dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipHostRegister(void *ptr, size_t size, unsigned flags)
+{
+    hipError_t rc;
+    if (!ptr || size == 0)
+        rc = hipErrorInvalidValue;
+    else if (table_overlaps((uintptr_t)ptr, size, KM(K_REGISTERED)))
+        rc = hipErrorHostMemoryAlreadyRegistered;
+    else {
+        struct alloc a = {(uintptr_t)ptr, size, 0, K_REGISTERED, 0};
+        rc = table_add(a) ? hipSuccess : hipErrorOutOfMemory;
+    }
+    record("hipHostRegister size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
+           current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipHostUnregister(void *ptr)
+{
+    struct alloc a;
+    hipError_t rc = (ptr && table_take((uintptr_t)ptr, KM(K_REGISTERED), &a))
+                        ? hipSuccess
+                        : hipErrorHostMemoryNotRegistered;
+    record("hipHostUnregister dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Device allocations                                                        */
+/* ------------------------------------------------------------------------- */
+
+static hipError_t device_malloc_impl(void **ptr, size_t size, int kind)
+{
+    if (ndevices() == 0)
+        return hipErrorNoDevice;
+    if (!ptr)
+        return hipErrorInvalidValue;
+    if (size == 0) {
+        *ptr = NULL;
+        return hipSuccess;
+    }
+    return backing_alloc(ptr, size, kind);
+}
+
+EXPORT hipError_t hipMalloc(void **ptr, size_t size)
+{
+    hipError_t rc = device_malloc_impl(ptr, size, K_DEVICE);
+    record("hipMalloc size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+           OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipFree(void *ptr)
+{
+    hipError_t rc = free_impl(ptr);
+    record("hipFree dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipExtMallocWithFlags(void **ptr, size_t size, unsigned flags)
+{
+    hipError_t rc;
+    /* The whole value is compared: 0 Default, 1 Finegrained, 2 SignalMemory,
+     * 3 Uncached, 4 Contiguous. */
+    if (ndevices() == 0)
+        rc = hipErrorNoDevice;
+    else if (!ptr || flags > 4)
+        rc = hipErrorInvalidValue;
+    else if (flags == 2 && size != 8)
+        rc = hipErrorInvalidValue;
+    else
+        rc = device_malloc_impl(ptr, size, K_DEVICE);
+    record("hipExtMallocWithFlags size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
+           current_device, OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMallocManaged(void **ptr, size_t size, unsigned flags)
+{
+    hipError_t rc;
+    if (ndevices() == 0)
+        rc = hipErrorNoDevice;
+    else if (flags != 1 && flags != 2) /* AttachGlobal or AttachHost */
+        rc = hipErrorInvalidValue;
+    else
+        rc = device_malloc_impl(ptr, size, K_MANAGED);
+    record("hipMallocManaged size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
+           current_device, OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemAdvise(const void *ptr, size_t size, int advice, int device)
+{
+    hipError_t rc;
+    const char *fail = getenv("FAKE_HIP_ADVISE_FAIL");
+    if (fail && strcmp(fail, "1") == 0)
+        rc = hipErrorNotSupported;
+    else if (!ptr || size == 0)
+        rc = hipErrorInvalidValue;
+    else if (device != -1 /* hipCpuDeviceId */ && (device < 0 || device >= ndevices()))
+        rc = hipErrorInvalidDevice;
+    else if (!table_contains((uintptr_t)ptr, size, KM(K_MANAGED)))
+        rc = hipErrorInvalidValue; /* advice applies to managed ranges only */
+    else
+        rc = hipSuccess;
+    record("hipMemAdvise size=%zu advice=%d device=%d dev=%d ptr=0x%llx rc=%d", size, advice, device,
+           current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMallocAsync(void **ptr, size_t size, void *stream)
+{
+    (void)stream;
+    hipError_t rc = device_malloc_impl(ptr, size, K_DEVICE);
+    record("hipMallocAsync size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+           OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMallocFromPoolAsync(void **ptr, size_t size, void *pool, void *stream)
+{
+    (void)pool;
+    (void)stream;
+    hipError_t rc = device_malloc_impl(ptr, size, K_DEVICE);
+    record("hipMallocFromPoolAsync size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+           OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipFreeAsync(void *ptr, void *stream)
+{
+    (void)stream;
+    hipError_t rc = free_impl(ptr);
+    record("hipFreeAsync dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Devices and properties                                                    */
+/* ------------------------------------------------------------------------- */
+
+EXPORT hipError_t hipInit(unsigned flags)
+{
+    hipError_t rc = flags ? hipErrorInvalidValue : (ndevices() ? hipSuccess : hipErrorNoDevice);
+    record("hipInit flags=0x%x rc=%d", flags, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipGetDeviceCount(int *count)
+{
+    hipError_t rc;
+    if (!count)
+        rc = hipErrorInvalidValue;
+    else {
+        *count = ndevices();
+        rc = *count ? hipSuccess : hipErrorNoDevice;
+    }
+    record("hipGetDeviceCount count=%d rc=%d", count ? *count : -1, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipGetDevice(int *dev)
+{
+    hipError_t rc;
+    if (!dev)
+        rc = hipErrorInvalidValue;
+    else if (ndevices() == 0)
+        rc = hipErrorNoDevice;
+    else {
+        *dev = current_device;
+        rc = hipSuccess;
+    }
+    record("hipGetDevice dev=%d rc=%d", current_device, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipSetDevice(int dev)
+{
+    hipError_t rc;
+    if (dev < 0 || dev >= ndevices())
+        rc = hipErrorInvalidDevice;
+    else {
+        current_device = dev;
+        rc = hipSuccess;
+    }
+    record("hipSetDevice dev=%d rc=%d", dev, rc);
+    return rc;
+}
+
+/* Fills a property struct completely: every byte is written, so a caller passing a
+ * buffer smaller than the layout is caught by valgrind/ASan. */
+static hipError_t fill_props(const char *fn, unsigned char *prop, int dev, size_t struct_size,
+                             size_t arch_off, size_t integrated_off)
+{
+    hipError_t rc;
+    if (!prop)
+        rc = hipErrorInvalidValue;
+    else if (dev < 0 || dev >= ndevices())
+        rc = hipErrorInvalidDevice;
+    else {
+        const struct device *d = &devices[dev];
+        memset(prop, 0, struct_size);
+        snprintf((char *)prop, 256, "Fake %s", d->bare);
+        snprintf((char *)prop + arch_off, 256, "%s", d->gcn_arch);
+        int integrated = d->integrated;
+        memcpy(prop + integrated_off, &integrated, sizeof integrated);
+        rc = hipSuccess;
+    }
+    record("%s dev=%d rc=%d", fn, dev, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipGetDeviceProperties(void *prop, int dev)
+{
+    /* hipDeviceProp_tR0000: 792 bytes, gcnArchName @396, integrated @652 */
+    return fill_props("hipGetDeviceProperties", prop, dev, 792, 396, 652);
+}
+
+#ifndef FAKE_HIP_5
+EXPORT hipError_t hipGetDevicePropertiesR0600(void *prop, int dev)
+{
+    /* hipDeviceProp_tR0600: 1472 bytes, gcnArchName @1160, integrated @396 */
+    return fill_props("hipGetDevicePropertiesR0600", prop, dev, 1472, 1160, 396);
+}
+#endif
+
+EXPORT hipError_t hipDeviceGetPCIBusId(char *buf, int len, int dev)
+{
+    hipError_t rc;
+    if (dev < 0 || dev >= ndevices())
+        rc = hipErrorInvalidDevice;
+    else if (!buf || len <= 12)
+        rc = hipErrorInvalidValue;
+    else {
+        snprintf(buf, (size_t)len, "%04x:%02x:%02x.%01x", 0u, (unsigned)(3 + dev), 0u, 0u);
+        rc = hipSuccess;
+    }
+    record("hipDeviceGetPCIBusId dev=%d rc=%d", dev, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipRuntimeGetVersion(int *version)
+{
+    hipError_t rc = hipErrorInvalidValue;
+    if (version) {
+#ifdef FAKE_HIP_5
+        *version = 50200000; /* major*10000000 + minor*100000 + patch */
+#else
+        *version = 60400000;
+#endif
+        rc = hipSuccess;
+    }
+    record("hipRuntimeGetVersion rc=%d", rc);
+    return rc;
+}
+
+EXPORT hipError_t hipDriverGetVersion(int *version)
+{
+    hipError_t rc = hipErrorInvalidValue;
+    if (version) {
+        *version = 60400000;
+        rc = hipSuccess;
+    }
+    record("hipDriverGetVersion rc=%d", rc);
+    return rc;
+}
+
+static const char *error_name(hipError_t e)
+{
+    switch (e) {
+    case hipSuccess: return "hipSuccess";
+    case hipErrorInvalidValue: return "hipErrorInvalidValue";
+    case hipErrorOutOfMemory: return "hipErrorOutOfMemory";
+    case hipErrorNotInitialized: return "hipErrorNotInitialized";
+    case hipErrorNoDevice: return "hipErrorNoDevice";
+    case hipErrorInvalidDevice: return "hipErrorInvalidDevice";
+    case hipErrorNotFound: return "hipErrorNotFound";
+    case hipErrorHostMemoryAlreadyRegistered: return "hipErrorHostMemoryAlreadyRegistered";
+    case hipErrorHostMemoryNotRegistered: return "hipErrorHostMemoryNotRegistered";
+    case hipErrorNotSupported: return "hipErrorNotSupported";
+    default: return "hipErrorUnknown";
+    }
+}
+
+EXPORT const char *hipGetErrorName(hipError_t e)
+{
+    record("hipGetErrorName error=%d rc=0", e);
+    return error_name(e);
+}
+
+EXPORT const char *hipGetErrorString(hipError_t e)
+{
+    const char *s;
+    switch (e) {
+    case hipSuccess: s = "no error"; break;
+    case hipErrorInvalidValue: s = "invalid argument"; break;
+    case hipErrorOutOfMemory: s = "out of memory"; break;
+    case hipErrorNotInitialized: s = "initialization error"; break;
+    case hipErrorNoDevice: s = "no ROCm-capable device is detected"; break;
+    case hipErrorInvalidDevice: s = "invalid device ordinal"; break;
+    case hipErrorNotFound: s = "named symbol not found"; break;
+    case hipErrorHostMemoryAlreadyRegistered:
+        s = "part or all of the requested memory range is already mapped";
+        break;
+    case hipErrorHostMemoryNotRegistered:
+        s = "pointer does not correspond to a registered memory region";
+        break;
+    case hipErrorNotSupported: s = "operation not supported"; break;
+    default: s = "unknown error"; break;
+    }
+    record("hipGetErrorString error=%d rc=0", e);
+    return s;
+}
+
+/* ------------------------------------------------------------------------- */
+/* hipGetProcAddress                                                         */
+/* ------------------------------------------------------------------------- */
+
+#ifndef FAKE_HIP_5
+/* A static function: its address is inside this library even when a preloaded library
+ * interposes every exported name (taking &hipGetProcAddress would yield the interposer). */
+static void self_anchor(void) {}
+
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static void *self_handle;
+
+static void self_open(void)
+{
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)&self_anchor, &info) && info.dli_fname)
+        self_handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+}
+
+/* Like the real runtime: the name is looked up in this library itself, so a caller using
+ * hipGetProcAddress bypasses a preloaded definition. */
+EXPORT hipError_t hipGetProcAddress(const char *symbol, void **pfn, int hipVersion,
+                                    uint64_t flags, int *symbolStatus)
+{
+    (void)hipVersion;
+    hipError_t rc;
+    void *fn = NULL;
+    if (!symbol || !pfn) {
+        rc = hipErrorInvalidValue;
+    } else {
+        pthread_once(&self_once, self_open);
+        if (self_handle)
+            fn = dlsym(self_handle, symbol);
+        *pfn = fn;
+        rc = fn ? hipSuccess : hipErrorNotFound;
+    }
+    if (symbolStatus)
+        *symbolStatus = fn ? 0 : 1;
+    record("hipGetProcAddress symbol=%s flags=0x%llx dev=%d ptr=0x%llx rc=%d",
+           symbol ? symbol : "(null)", (unsigned long long)flags, current_device, (unsigned long long)(uintptr_t)fn, rc);
+    return rc;
+}
+#endif

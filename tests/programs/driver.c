@@ -1,0 +1,660 @@
+/*
+ * driver.c - scriptable allocation driver for rmcp's tests.
+ *
+ * driver_main(argc, argv): every argv item is one op, run in order; each op prints one line
+ * to stdout, "<op item> rc=<code>[ key=value...]", emitted with a single write() (so lines
+ * from threads and forked children never interleave and nothing sits in a stdio buffer).
+ * Returns 0 if every op returned 0, else 1.
+ *
+ * Ops (SIZE decimal; FLAGS, OFFSET, REASON via strtoul base 0, i.e. hex with 0x):
+ *   hipMalloc:SIZE                 hipHostMalloc:SIZE:FLAGS        hipHostAlloc:SIZE:FLAGS
+ *   hipExtHostAlloc:SIZE:FLAGS     (dlsym(RTLD_DEFAULT); "rc=missing" if absent)
+ *   hipMallocHost:SIZE             hipMemAllocHost:SIZE            hipExtMallocWithFlags:SIZE:FLAGS
+ *   hipMallocManaged:SIZE:FLAGS    hipHostRegister:SIZE:FLAGS      hipMallocAsync:SIZE
+ *   hipMallocFromPoolAsync:SIZE
+ *     allocation ops print ptr=0x..; appending ":null" passes a NULL out-pointer.
+ *   setdev:N                       hipSetDevice(N)
+ *   getdev                         hipGetDevice, prints dev=
+ *   count                          hipGetDeviceCount, prints count=
+ *   props:DEV                      hipGetDeviceProperties (R0000) and, if present,
+ *                                  hipGetDevicePropertiesR0600: prints arch=, integrated=,
+ *                                  arch0600=, integrated0600=
+ *   pcibusid:DEV                   hipDeviceGetPCIBusId, prints busid=
+ *   free                           frees the most recent live HIP allocation with its
+ *                                  matching function (hipFree / hipHostFree / hipFreeHost /
+ *                                  hipHostUnregister / hipFreeAsync)
+ *   freeall                        frees every live allocation, newest first (HSA ones too)
+ *   refree:FUNC                    calls FUNC (hipFree, hipHostFree, hipFreeHost,
+ *                                  hipHostUnregister, hipFreeAsync or
+ *                                  hsa_amd_memory_pool_free) on the most recently freed
+ *                                  pointer again: a double free
+ *   procaddr:NAME:SIZE[:FLAGS]     hipGetProcAddress(NAME) (itself found by dlsym), then calls
+ *                                  the result as hipHostMalloc-shaped (hipHostMalloc,
+ *                                  hipHostAlloc, hipExtHostAlloc, hipExtMallocWithFlags) or
+ *                                  hipMalloc-shaped (hipMalloc, hipMemAllocHost, hipMallocHost)
+ *   dlsym:NAME:SIZE[:FLAGS]        same, but the function comes from
+ *                                  dlsym(dlopen("libamdhip64.so.N", RTLD_NOLOAD), NAME), the
+ *                                  way ctypes and hipew reach the runtime
+ *   threads:N                      runs ALL remaining ops in N threads at once (each with its
+ *                                  own allocation stack), joins, stops
+ *   fork                           the child runs the remaining ops and _exits 0 if all
+ *                                  returned 0 else 1; the parent prints
+ *                                  "fork child=<exit status>" (or child=sig<N>) and stops
+ *   hsa_init                       hsa_init()
+ *   hsa_shut_down                  hsa_shut_down()
+ *   hsa_alloc:GPUIDX:KIND:SIZE     KIND = coarse|fine|extfine (GPU GPUIDX) or
+ *                                  sysfine|kernarg|syscoarse (CPU agent); rc=nopool if absent
+ *   hsa_free                       frees the most recent HSA allocation
+ *   hsa_agents                     prints agents=<name>/<device type>/<driver node>,... (spaces
+ *                                  in names become '_')
+ *   hsa_handler:RET                registers a system event handler that prints
+ *                                  "handler event=<type> agent=0x.. address=0x.. reason=0x.."
+ *                                  and returns RET (0 = HSA_STATUS_SUCCESS silences ROCr's
+ *                                  fault message)
+ *   advise:ADVICE:DEVICE           hipMemAdvise over the most recent live allocation
+ *   rocmlike_alloc:GPUIDX:KIND:SIZE  the same allocation made from inside librocblas.so.4
+ *   hsa_fault:WHERE:REASON         WHERE = live+OFFSET | freed+OFFSET | absolute hex address;
+ *                                  prints "addr=", then calls fake_hsa_raise_memory_fault(0,
+ *                                  addr, REASON), which aborts
+ *   sleep_ms:N
+ *   print_rmcp                     (built with -DDRIVER_WITH_RMCP) prints rmcp_version=
+ *
+ * Written in C99 so the DRIVER_WITH_RMCP build can use -std=c99 with include/rmcp.h.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "fake_rocm.h"
+
+#ifdef DRIVER_WITH_RMCP
+#include "rmcp.h"
+#endif
+
+enum alloc_kind {
+    A_DEVICE = 1, /* hipFree */
+    A_HOST,       /* hipHostFree */
+    A_MALLOCHOST, /* hipFreeHost */
+    A_REGISTERED, /* hipHostUnregister, then free() of our buffer */
+    A_ASYNC,      /* hipFreeAsync */
+    A_HSA,        /* hsa_amd_memory_pool_free */
+};
+
+#define MAX_LIVE 4096
+
+struct entry {
+    void *ptr;
+    size_t size;
+    int kind;
+};
+
+struct state {
+    struct entry live[MAX_LIVE];
+    int nlive;
+    void *last_freed;
+    int failures;
+};
+
+static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)(sizeof line - 2);
+    line[n++] = '\n';
+    while (write(STDOUT_FILENO, line, (size_t)n) < 0 && errno == EINTR) {
+    }
+}
+
+static unsigned long long num(const char *s)
+{
+    return s ? strtoull(s, NULL, 0) : 0;
+}
+
+static size_t size_arg(const char *s)
+{
+    return s ? (size_t)strtoull(s, NULL, 10) : 0;
+}
+
+static void push(struct state *st, void *ptr, size_t size, int kind)
+{
+    if (!ptr || st->nlive >= MAX_LIVE)
+        return;
+    st->live[st->nlive].ptr = ptr;
+    st->live[st->nlive].size = size;
+    st->live[st->nlive].kind = kind;
+    st->nlive++;
+}
+
+static int release(struct entry *e)
+{
+    int rc;
+    switch (e->kind) {
+    case A_DEVICE: rc = hipFree(e->ptr); break;
+    case A_HOST: rc = hipHostFree(e->ptr); break;
+    case A_MALLOCHOST: rc = hipFreeHost(e->ptr); break;
+    case A_REGISTERED:
+        rc = hipHostUnregister(e->ptr);
+        free(e->ptr);
+        break;
+    case A_ASYNC: rc = hipFreeAsync(e->ptr, NULL); break;
+    case A_HSA: rc = hsa_amd_memory_pool_free(e->ptr); break;
+    default: rc = -1; break;
+    }
+    return rc;
+}
+
+/* removes and returns index i of the live stack */
+static struct entry take(struct state *st, int i)
+{
+    struct entry e = st->live[i];
+    memmove(&st->live[i], &st->live[i + 1], (size_t)(st->nlive - i - 1) * sizeof e);
+    st->nlive--;
+    st->last_freed = e.ptr;
+    return e;
+}
+
+static void *runtime_handle(void)
+{
+    void *h = dlopen("libamdhip64.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (!h)
+        h = dlopen("libamdhip64.so.5", RTLD_NOW | RTLD_NOLOAD);
+    return h;
+}
+
+/* Calls a looked-up allocation function of the given name's shape. Returns -2 if the
+ * shape is unknown. Records the allocation on success. */
+static int call_shaped(struct state *st, const char *name, void *fn, size_t size,
+                       unsigned flags, void **out)
+{
+    int rc;
+    int kind;
+    *out = NULL;
+    if (!strcmp(name, "hipHostMalloc") || !strcmp(name, "hipHostAlloc") ||
+        !strcmp(name, "hipExtHostAlloc") || !strcmp(name, "hipExtMallocWithFlags")) {
+        hip_host_malloc_shaped_fn f;
+        memcpy(&f, &fn, sizeof f);
+        rc = f(out, size, flags);
+        kind = !strcmp(name, "hipExtMallocWithFlags") ? A_DEVICE : A_HOST;
+    } else if (!strcmp(name, "hipMalloc") || !strcmp(name, "hipMemAllocHost") ||
+               !strcmp(name, "hipMallocHost")) {
+        hip_malloc_shaped_fn f;
+        memcpy(&f, &fn, sizeof f);
+        rc = f(out, size);
+        kind = !strcmp(name, "hipMalloc")       ? A_DEVICE
+               : !strcmp(name, "hipMallocHost") ? A_MALLOCHOST
+                                                : A_HOST;
+    } else {
+        return -2;
+    }
+    if (rc == 0)
+        push(st, *out, size, kind);
+    return rc;
+}
+
+struct thread_args {
+    int argc;
+    char **argv;
+    int failures;
+};
+
+static int run_ops(struct state *st, int argc, char **argv);
+
+static hsa_status_t event_handler(const hsa_amd_event_t *ev, void *data)
+{
+    hsa_status_t ret = (hsa_status_t)(intptr_t)data;
+    emit("handler event=%u agent=0x%llx address=0x%llx reason=0x%x rc=%d", ev->event_type,
+         (unsigned long long)ev->u.memory_fault.agent.handle,
+         (unsigned long long)ev->u.memory_fault.virtual_address,
+         ev->u.memory_fault.fault_reason_mask, ret);
+    return ret;
+}
+
+struct agent_list {
+    char text[900];
+    size_t used;
+};
+
+static hsa_status_t list_agent_cb(hsa_agent_t agent, void *data)
+{
+    struct agent_list *l = (struct agent_list *)data;
+    char name[64];
+    uint32_t type = 99, node = 99;
+    int n;
+    memset(name, 0, sizeof name);
+    hsa_agent_get_info(agent, HSA_AGENT_INFO_NAME, name);
+    hsa_agent_get_info(agent, HSA_AGENT_INFO_DEVICE, &type);
+    hsa_agent_get_info(agent, HSA_AMD_AGENT_INFO_DRIVER_NODE_ID, &node);
+    name[63] = '\0';
+    for (char *c = name; *c; c++)
+        if (*c == ' ')
+            *c = '_';
+    n = snprintf(l->text + l->used, sizeof l->text - l->used, "%s%s/%u/%u",
+                 l->used ? "," : "", name, type, node);
+    if (n > 0 && (size_t)n < sizeof l->text - l->used)
+        l->used += (size_t)n;
+    return HSA_STATUS_SUCCESS;
+}
+
+static void *thread_main(void *p)
+{
+    struct thread_args *ta = (struct thread_args *)p;
+    struct state *st = (struct state *)calloc(1, sizeof *st);
+    if (!st) {
+        ta->failures = 1;
+        return NULL;
+    }
+    run_ops(st, ta->argc, ta->argv);
+    ta->failures = st->failures;
+    free(st);
+    return NULL;
+}
+
+static void sleep_ms(unsigned long ms)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Splits "a:b:c" into at most 5 fields, in place. */
+static int split(char *s, char **f, int max)
+{
+    int n = 0;
+    f[n++] = s;
+    for (char *p = s; *p && n < max; p++) {
+        if (*p == ':') {
+            *p = '\0';
+            f[n++] = p + 1;
+        }
+    }
+    return n;
+}
+
+#define ALLOC_OP(call) \
+    do { \
+        rc = (call); \
+        if (rc == 0 && outp) \
+            push(st, p, size, kind); \
+        emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(outp ? p : NULL)); \
+    } while (0)
+
+/* Runs argv[0..argc); returns the index where it stopped (argc unless threads/fork). */
+static int run_ops(struct state *st, int argc, char **argv)
+{
+    int i;
+    for (i = 0; i < argc; i++) {
+        const char *item = argv[i];
+        char buf[512];
+        char *f[6] = {0};
+        int nf, rc = 0;
+        snprintf(buf, sizeof buf, "%s", item);
+        nf = split(buf, f, 6);
+        const char *op = f[0];
+        /* a trailing "null" field asks for a NULL out-pointer */
+        int nullout = nf > 1 && !strcmp(f[nf - 1], "null");
+        void *p = NULL;
+        void **outp = nullout ? NULL : &p;
+        size_t size = size_arg(f[1]);
+        unsigned flags = (unsigned)num(nf > 2 && strcmp(f[2], "null") ? f[2] : NULL);
+        int kind = 0;
+
+        if (!strcmp(op, "hipMalloc")) {
+            kind = A_DEVICE;
+            ALLOC_OP(hipMalloc(outp, size));
+        } else if (!strcmp(op, "hipHostMalloc")) {
+            kind = A_HOST;
+            ALLOC_OP(hipHostMalloc(outp, size, flags));
+        } else if (!strcmp(op, "hipHostAlloc")) {
+            kind = A_HOST;
+            ALLOC_OP(hipHostAlloc(outp, size, flags));
+        } else if (!strcmp(op, "hipExtHostAlloc")) {
+            void *sym = dlsym(RTLD_DEFAULT, "hipExtHostAlloc");
+            hip_host_malloc_shaped_fn fn;
+            if (!sym) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else {
+                memcpy(&fn, &sym, sizeof fn);
+                kind = A_HOST;
+                ALLOC_OP(fn(outp, size, flags));
+            }
+        } else if (!strcmp(op, "hipMallocHost")) {
+            kind = A_MALLOCHOST;
+            ALLOC_OP(hipMallocHost(outp, size));
+        } else if (!strcmp(op, "hipMemAllocHost")) {
+            kind = A_HOST;
+            ALLOC_OP(hipMemAllocHost(outp, size));
+        } else if (!strcmp(op, "hipExtMallocWithFlags")) {
+            kind = A_DEVICE;
+            ALLOC_OP(hipExtMallocWithFlags(outp, size, flags));
+        } else if (!strcmp(op, "hipMallocManaged")) {
+            kind = A_DEVICE;
+            ALLOC_OP(hipMallocManaged(outp, size, flags));
+        } else if (!strcmp(op, "hipMallocAsync")) {
+            kind = A_ASYNC;
+            ALLOC_OP(hipMallocAsync(outp, size, NULL));
+        } else if (!strcmp(op, "hipMallocFromPoolAsync")) {
+            kind = A_ASYNC;
+            ALLOC_OP(hipMallocFromPoolAsync(outp, size, NULL, NULL));
+        } else if (!strcmp(op, "hipHostRegister")) {
+            void *buffer = NULL;
+            if (posix_memalign(&buffer, 4096, size ? size : 1) != 0) {
+                emit("%s rc=nomem", item);
+                rc = -1;
+            } else {
+                rc = hipHostRegister(buffer, size, flags);
+                if (rc == 0)
+                    push(st, buffer, size, A_REGISTERED);
+                else
+                    free(buffer);
+                emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)buffer);
+            }
+        } else if (!strcmp(op, "setdev")) {
+            rc = hipSetDevice((int)num(f[1]));
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "getdev")) {
+            int dev = -1;
+            rc = hipGetDevice(&dev);
+            emit("%s rc=%d dev=%d", item, rc, dev);
+        } else if (!strcmp(op, "count")) {
+            int count = -1;
+            rc = hipGetDeviceCount(&count);
+            emit("%s rc=%d count=%d", item, rc, count);
+        } else if (!strcmp(op, "props")) {
+            static unsigned char prop[4096];
+            int dev = (int)num(f[1]);
+            char arch[257] = "", arch6[257] = "";
+            int integrated = -1, integrated6 = -1, rc6 = -1;
+            void *sym = dlsym(RTLD_DEFAULT, "hipGetDevicePropertiesR0600");
+            memset(prop, 0, sizeof prop);
+            rc = hipGetDeviceProperties(prop, dev);
+            if (rc == 0) {
+                memcpy(arch, prop + HIP_PROPS_R0000_ARCH, 256);
+                memcpy(&integrated, prop + HIP_PROPS_R0000_INTEGRATED, sizeof integrated);
+            }
+            if (sym) {
+                hipGetDevicePropertiesR0600_fn fn;
+                memcpy(&fn, &sym, sizeof fn);
+                memset(prop, 0, sizeof prop);
+                rc6 = fn(prop, dev);
+                if (rc6 == 0) {
+                    memcpy(arch6, prop + HIP_PROPS_R0600_ARCH, 256);
+                    memcpy(&integrated6, prop + HIP_PROPS_R0600_INTEGRATED, sizeof integrated6);
+                }
+                if (rc == 0)
+                    rc = rc6;
+            }
+            emit("%s rc=%d arch=%s integrated=%d rc0600=%d arch0600=%s integrated0600=%d", item,
+                 rc, arch, integrated, rc6, arch6, integrated6);
+        } else if (!strcmp(op, "pcibusid")) {
+            char busid[64] = "";
+            rc = hipDeviceGetPCIBusId(busid, (int)sizeof busid, (int)num(f[1]));
+            emit("%s rc=%d busid=%s", item, rc, busid);
+        } else if (!strcmp(op, "free")) {
+            int j;
+            for (j = st->nlive - 1; j >= 0 && st->live[j].kind == A_HSA; j--) {
+            }
+            if (j < 0) {
+                emit("%s rc=empty", item);
+                rc = -1;
+            } else {
+                struct entry e = take(st, j);
+                rc = release(&e);
+                emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)e.ptr);
+            }
+        } else if (!strcmp(op, "freeall")) {
+            int n = 0;
+            while (st->nlive > 0) {
+                struct entry e = take(st, st->nlive - 1);
+                int r = release(&e);
+                if (r != 0)
+                    rc = r;
+                n++;
+            }
+            emit("%s rc=%d freed=%d", item, rc, n);
+        } else if (!strcmp(op, "refree")) {
+            const char *fn = f[1] ? f[1] : "";
+            struct entry e;
+            e.ptr = st->last_freed;
+            e.size = 0;
+            e.kind = !strcmp(fn, "hipFree")                    ? A_DEVICE
+                     : !strcmp(fn, "hipHostFree")              ? A_HOST
+                     : !strcmp(fn, "hipFreeHost")              ? A_MALLOCHOST
+                     : !strcmp(fn, "hipFreeAsync")             ? A_ASYNC
+                     : !strcmp(fn, "hsa_amd_memory_pool_free") ? A_HSA
+                                                               : 0;
+            if (!strcmp(fn, "hipHostUnregister"))
+                rc = hipHostUnregister(e.ptr); /* not release(): the buffer is gone */
+            else
+                rc = release(&e);
+            emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)e.ptr);
+        } else if (!strcmp(op, "procaddr") || !strcmp(op, "dlsym")) {
+            const char *name = f[1] ? f[1] : "";
+            size = size_arg(f[2]);
+            flags = (unsigned)num(f[3]);
+            void *fn = NULL;
+            int stage_rc = 0;
+            if (!strcmp(op, "procaddr")) {
+                void *sym = dlsym(RTLD_DEFAULT, "hipGetProcAddress");
+                if (sym) {
+                    hipGetProcAddress_fn gpa;
+                    int status = -1;
+                    memcpy(&gpa, &sym, sizeof gpa);
+                    stage_rc = gpa(name, &fn, 600, 0, &status);
+                }
+                if (!sym) {
+                    emit("%s rc=missing", item);
+                    rc = -1;
+                } else if (stage_rc != 0 || !fn) {
+                    emit("%s rc=%d stage=procaddr", item, stage_rc);
+                    rc = stage_rc ? stage_rc : -1;
+                }
+            } else {
+                void *h = runtime_handle();
+                fn = h ? dlsym(h, name) : NULL;
+                if (!fn) {
+                    emit("%s rc=missing", item);
+                    rc = -1;
+                }
+            }
+            if (rc == 0) {
+                rc = call_shaped(st, name, fn, size, flags, &p);
+                if (rc == -2)
+                    emit("%s rc=badshape", item);
+                else
+                    emit("%s rc=%d ptr=0x%lx fn=0x%lx", item, rc, (unsigned long)(uintptr_t)p,
+                         (unsigned long)(uintptr_t)fn);
+            }
+        } else if (!strcmp(op, "threads")) {
+            int n = (int)num(f[1]);
+            pthread_t tids[256];
+            struct thread_args ta[256];
+            int started = 0;
+            if (n < 1 || n > 256)
+                n = 1;
+            emit("%s rc=0", item);
+            for (int t = 0; t < n; t++) {
+                ta[t].argc = argc - i - 1;
+                ta[t].argv = argv + i + 1;
+                ta[t].failures = 0;
+                if (pthread_create(&tids[t], NULL, thread_main, &ta[t]) == 0)
+                    started++;
+                else
+                    break;
+            }
+            for (int t = 0; t < started; t++) {
+                pthread_join(tids[t], NULL);
+                st->failures += ta[t].failures;
+            }
+            if (started != n)
+                st->failures++;
+            return argc;
+        } else if (!strcmp(op, "fork")) {
+            pid_t pid = fork();
+            if (pid < 0) {
+                emit("%s rc=%d", item, errno);
+                st->failures++;
+                return argc;
+            }
+            if (pid == 0) {
+                run_ops(st, argc - i - 1, argv + i + 1);
+                _exit(st->failures ? 1 : 0);
+            }
+            int status = 0;
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            if (WIFEXITED(status)) {
+                emit("fork child=%d", WEXITSTATUS(status));
+                if (WEXITSTATUS(status))
+                    st->failures++;
+            } else {
+                emit("fork child=sig%d", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+                st->failures++;
+            }
+            return argc;
+        } else if (!strcmp(op, "hsa_init")) {
+            rc = hsa_init();
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "hsa_shut_down")) {
+            rc = hsa_shut_down();
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "hsa_alloc") || !strcmp(op, "rocmlike_alloc")) {
+            uint32_t gpu = (uint32_t)num(f[1]);
+            const char *pkind = f[2] ? f[2] : "";
+            int printed = 0;
+            size = size_arg(f[3]);
+            if (!strcmp(op, "hsa_alloc")) {
+                hsa_amd_memory_pool_t pool;
+                int r = rocm_find_pool(gpu, pkind, &pool);
+                if (r == 0) {
+                    rc = hsa_amd_memory_pool_allocate(pool, size, 0, outp);
+                } else {
+                    rc = r;
+                }
+            } else {
+                void *lib = dlopen("librocblas.so.4", RTLD_NOW | RTLD_LOCAL);
+                void *sym = lib ? dlsym(lib, "rocmlike_hsa_alloc") : NULL;
+                if (!sym) {
+                    emit("%s rc=missing", item);
+                    printed = 1;
+                    rc = -1;
+                } else {
+                    int (*fn)(uint32_t, const char *, size_t, void **);
+                    memcpy(&fn, &sym, sizeof fn);
+                    rc = fn(gpu, pkind, size, outp);
+                }
+            }
+            if (!printed && rc == -1) {
+                emit("%s rc=nopool", item);
+            } else if (!printed) {
+                if (rc == 0 && outp)
+                    push(st, p, size, A_HSA);
+                emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(outp ? p : NULL));
+            }
+        } else if (!strcmp(op, "hsa_free")) {
+            int j;
+            for (j = st->nlive - 1; j >= 0 && st->live[j].kind != A_HSA; j--) {
+            }
+            if (j < 0) {
+                emit("%s rc=empty", item);
+                rc = -1;
+            } else {
+                struct entry e = take(st, j);
+                rc = release(&e);
+                emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)e.ptr);
+            }
+        } else if (!strcmp(op, "hsa_agents")) {
+            struct agent_list l;
+            memset(&l, 0, sizeof l);
+            rc = hsa_iterate_agents(list_agent_cb, &l);
+            emit("%s rc=%d agents=%s", item, rc, l.text);
+        } else if (!strcmp(op, "hsa_handler")) {
+            rc = hsa_amd_register_system_event_handler(event_handler,
+                                                       (void *)(intptr_t)num(f[1]));
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "advise")) {
+            if (!st->nlive) {
+                emit("%s rc=empty", item);
+                rc = -1;
+            } else {
+                struct entry *e = &st->live[st->nlive - 1];
+                rc = hipMemAdvise(e->ptr, e->size, (int)num(f[1]), (int)strtol(f[2] ? f[2] : "0", NULL, 0));
+                emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)e->ptr);
+            }
+        } else if (!strcmp(op, "hsa_fault")) {
+            const char *where = f[1] ? f[1] : "";
+            uint32_t reason = (uint32_t)num(f[2]);
+            uint64_t addr;
+            void *sym = dlsym(RTLD_DEFAULT, "fake_hsa_raise_memory_fault");
+            if (!strncmp(where, "live", 4)) {
+                addr = st->nlive ? (uint64_t)(uintptr_t)st->live[st->nlive - 1].ptr : 0;
+                addr += where[4] == '+' ? num(where + 5) : 0;
+            } else if (!strncmp(where, "freed", 5)) {
+                addr = (uint64_t)(uintptr_t)st->last_freed;
+                addr += where[5] == '+' ? num(where + 6) : 0;
+            } else {
+                addr = strtoull(where, NULL, 16);
+            }
+            if (!sym) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else {
+                fake_hsa_raise_memory_fault_fn fn;
+                memcpy(&fn, &sym, sizeof fn);
+                emit("%s addr=0x%llx", item, (unsigned long long)addr);
+                fn(0, addr, reason); /* aborts */
+                emit("%s rc=returned", item);
+                rc = -1;
+            }
+        } else if (!strcmp(op, "sleep_ms")) {
+            sleep_ms((unsigned long)num(f[1]));
+            emit("%s rc=0", item);
+        } else if (!strcmp(op, "print_rmcp")) {
+#ifdef DRIVER_WITH_RMCP
+            const char *v = rmcp_version();
+            emit("%s rc=0 rmcp_version=%s", item, v ? v : "(null)");
+#else
+            emit("%s rc=unsupported", item);
+            rc = -1;
+#endif
+        } else {
+            emit("%s rc=unknown-op", item);
+            rc = -1;
+        }
+        if (rc != 0)
+            st->failures++;
+    }
+    return i;
+}
+
+int driver_main(int argc, char **argv)
+{
+    struct state *st = (struct state *)calloc(1, sizeof *st);
+    int failures;
+    if (!st)
+        return 2;
+    run_ops(st, argc, argv);
+    failures = st->failures;
+    free(st);
+    return failures ? 1 : 0;
+}
