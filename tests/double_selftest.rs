@@ -9,7 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 fn driver(devices: &str, args: &[&str]) -> Run {
-    Scenario::new(Program::DriverExe).devices(devices).args(args).run()
+    Scenario::new(Program::DriverExe)
+        .devices(devices)
+        .args(args)
+        .run()
 }
 
 fn tool_output(tool: &str, args: &[&str], lib: &Path) -> String {
@@ -18,7 +21,11 @@ fn tool_output(tool: &str, args: &[&str], lib: &Path) -> String {
         .arg(lib)
         .output()
         .unwrap_or_else(|e| panic!("run {tool}: {e}"));
-    assert!(out.status.success(), "{tool} {args:?} {} failed", lib.display());
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} {} failed",
+        lib.display()
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -47,7 +54,11 @@ fn objdump_versions(lib: &Path) -> BTreeSet<(String, String)> {
 fn soname(lib: &Path) -> String {
     tool_output("objdump", &["-p"], lib)
         .lines()
-        .find_map(|l| l.trim().strip_prefix("SONAME").map(|s| s.trim().to_string()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("SONAME")
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -88,11 +99,20 @@ fn hip6_symbol_versions() {
     }
     // Nothing internal leaks out, and everything exported is versioned.
     for s in &syms {
-        assert!(s.contains("@@hip_") || s.starts_with("hip_"), "unexpected export {s}");
+        assert!(
+            s.contains("@@hip_") || s.starts_with("hip_"),
+            "unexpected export {s}"
+        );
     }
     let od = objdump_versions(&f.hip6);
-    assert!(od.contains(&("hip_4.2".into(), "hipMalloc".into())), "{od:?}");
-    assert!(od.contains(&("hip_6.3".into(), "hipExtHostAlloc".into())), "{od:?}");
+    assert!(
+        od.contains(&("hip_4.2".into(), "hipMalloc".into())),
+        "{od:?}"
+    );
+    assert!(
+        od.contains(&("hip_6.3".into(), "hipExtHostAlloc".into())),
+        "{od:?}"
+    );
 }
 
 #[test]
@@ -111,14 +131,29 @@ fn hip5_lacks_newer_symbols() {
     }
     let run = Scenario::new(Program::DriverExe5)
         .devices("gfx1030")
-        .args(["hipExtHostAlloc:64:0", "procaddr:hipMalloc:64", "hipHostMalloc:64:0", "free"])
+        .args([
+            "hipExtHostAlloc:64:0",
+            "procaddr:hipMalloc:64",
+            "hipHostMalloc:64:0",
+            "free",
+        ])
         .run();
     assert_eq!(run.op("hipExtHostAlloc:64:0").rc(), "missing", "{run}");
     assert_eq!(run.op("procaddr:hipMalloc:64").rc(), "missing", "{run}");
     assert_eq!(run.op("hipHostMalloc:64:0").rc(), "0", "{run}");
     let probe = Scenario::new(Program::PropsProbe5).devices("gfx1030").run();
-    assert!(probe.stdout.contains("hipGetDevicePropertiesR0600 rc=missing"), "{probe}");
-    assert!(probe.stdout.contains("hipGetDeviceProperties rc=0 changed=792 extent=792"), "{probe}");
+    assert!(
+        probe
+            .stdout
+            .contains("hipGetDevicePropertiesR0600 rc=missing"),
+        "{probe}"
+    );
+    assert!(
+        probe
+            .stdout
+            .contains("hipGetDeviceProperties rc=0 changed=792 extent=792"),
+        "{probe}"
+    );
     // mode (b) with the 5.x module
     let run = Scenario::new(Program::DlopenHost5)
         .devices("gfx1030")
@@ -145,7 +180,10 @@ fn hsa_symbol_versions() {
         "hsa_amd_register_system_event_handler",
         "hsa_status_string",
     ] {
-        assert!(syms.contains(&format!("{s}@@ROCR_1")), "{s}@@ROCR_1 missing: {syms:?}");
+        assert!(
+            syms.contains(&format!("{s}@@ROCR_1")),
+            "{s}@@ROCR_1 missing: {syms:?}"
+        );
     }
 }
 
@@ -174,16 +212,41 @@ fn property_layouts_are_written_whole() {
         .devices("gfx1030,gfx90a:sramecc+:xnack-,gfx1035@igpu")
         .arg("2")
         .run();
-    assert!(run.stdout.contains("changed=792 extent=792 name=Fake gfx1035 arch=gfx1035 integrated=1"), "{run}");
-    assert!(run.stdout.contains("changed=1472 extent=1472 name=Fake gfx1035 arch=gfx1035 integrated=1"), "{run}");
+    assert!(
+        run.stdout
+            .contains("changed=792 extent=792 name=Fake gfx1035 arch=gfx1035 integrated=1"),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("changed=1472 extent=1472 name=Fake gfx1035 arch=gfx1035 integrated=1"),
+        "{run}"
+    );
     // invalid device: nothing written
-    let run = Scenario::new(Program::PropsProbe).devices("gfx1030").arg("1").run();
-    assert!(run.stdout.contains("hipGetDeviceProperties rc=101 changed=0"), "{run}");
-    assert!(run.stdout.contains("hipGetDevicePropertiesR0600 rc=101 changed=0"), "{run}");
+    let run = Scenario::new(Program::PropsProbe)
+        .devices("gfx1030")
+        .arg("1")
+        .run();
+    assert!(
+        run.stdout
+            .contains("hipGetDeviceProperties rc=101 changed=0"),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("hipGetDevicePropertiesR0600 rc=101 changed=0"),
+        "{run}"
+    );
     let props = driver("gfx1031,gfx1036@igpu", &["props:1", "props:0"]);
     let p = props.op("props:1");
     assert_eq!(
-        (p.rc(), p.get("arch"), p.get("integrated"), p.get("arch0600"), p.get("integrated0600")),
+        (
+            p.rc(),
+            p.get("arch"),
+            p.get("integrated"),
+            p.get("arch0600"),
+            p.get("integrated0600")
+        ),
         ("0", Some("gfx1036"), Some("1"), Some("gfx1036"), Some("1")),
         "{props}"
     );
@@ -192,11 +255,24 @@ fn property_layouts_are_written_whole() {
 
 #[test]
 fn device_env_parsing() {
-    let run = driver("", &["count", "hipMalloc:64", "hipHostMalloc:64:0", "setdev:0", "getdev"]);
+    let run = driver(
+        "",
+        &[
+            "count",
+            "hipMalloc:64",
+            "hipHostMalloc:64:0",
+            "setdev:0",
+            "getdev",
+        ],
+    );
     assert_eq!(run.op("count").rc(), "100", "{run}");
     assert_eq!(run.op("count").get("count"), Some("0"));
     assert_eq!(run.op("hipMalloc:64").rc(), "100");
-    assert_eq!(run.op("hipHostMalloc:64:0").rc(), "0", "host allocations need no device");
+    assert_eq!(
+        run.op("hipHostMalloc:64:0").rc(),
+        "0",
+        "host allocations need no device"
+    );
     assert_eq!(run.op("setdev:0").rc(), "101");
     assert_eq!(run.op("getdev").rc(), "100");
 
@@ -206,16 +282,34 @@ fn device_env_parsing() {
 
     let run = driver(
         "gfx1030,gfx1100,gfx90a:sramecc+:xnack-",
-        &["count", "setdev:2", "getdev", "hipMalloc:64", "setdev:3", "pcibusid:2", "threads:2", "getdev"],
+        &[
+            "count",
+            "setdev:2",
+            "getdev",
+            "hipMalloc:64",
+            "setdev:3",
+            "pcibusid:2",
+            "threads:2",
+            "getdev",
+        ],
     );
     assert_eq!(run.op("count").get("count"), Some("3"), "{run}");
     assert_eq!(run.op("setdev:2").rc(), "0");
-    assert_eq!(run.op("getdev").get("dev"), Some("2"), "current device of the main thread");
+    assert_eq!(
+        run.op("getdev").get("dev"),
+        Some("2"),
+        "current device of the main thread"
+    );
     assert_eq!(run.op("setdev:3").rc(), "101");
     assert_eq!(run.op("pcibusid:2").get("busid"), Some("0000:05:00.0"));
     assert_eq!(run.calls_named("hipMalloc")[0].dev(), Some(2));
     // the current device is per thread: new threads start at 0
-    let thread_devs: Vec<_> = run.ops().into_iter().filter(|o| o.op == "getdev").map(|o| o.get("dev").unwrap().to_string()).collect();
+    let thread_devs: Vec<_> = run
+        .ops()
+        .into_iter()
+        .filter(|o| o.op == "getdev")
+        .map(|o| o.get("dev").unwrap().to_string())
+        .collect();
     assert_eq!(thread_devs, ["2", "0", "0"], "{run}");
 }
 
@@ -269,7 +363,13 @@ fn validation_like_the_runtime() {
     // no devices: device allocations fail with hipErrorNoDevice
     let run = driver(
         "",
-        &["hipMalloc:64", "hipExtMallocWithFlags:64:0", "hipMallocManaged:64:1", "hipMallocAsync:64", "hipMallocFromPoolAsync:64"],
+        &[
+            "hipMalloc:64",
+            "hipExtMallocWithFlags:64:0",
+            "hipMallocManaged:64:1",
+            "hipMallocAsync:64",
+            "hipMallocFromPoolAsync:64",
+        ],
     );
     for o in run.ops() {
         assert_eq!(o.rc(), "100", "{run}");
@@ -278,17 +378,39 @@ fn validation_like_the_runtime() {
     // frees: unknown / double free, registration
     let run = driver(
         "gfx1030",
-        &["hipMalloc:64", "free", "hipHostRegister:4096:0", "free", "hipMallocManaged:4096:1", "advise:100:0", "advise:100:7", "hipMalloc:64", "advise:100:0"],
+        &[
+            "hipMalloc:64",
+            "free",
+            "hipHostRegister:4096:0",
+            "free",
+            "hipMallocManaged:4096:1",
+            "advise:100:0",
+            "advise:100:7",
+            "hipMalloc:64",
+            "advise:100:0",
+        ],
     );
-    assert!(run.ops().iter().all(|o| o.op.starts_with("advise") || o.rc() == "0"), "{run}");
+    assert!(
+        run.ops()
+            .iter()
+            .all(|o| o.op.starts_with("advise") || o.rc() == "0"),
+        "{run}"
+    );
     let frees = run.calls_named("hipFree");
     assert_eq!(frees[0].rc(), Some(0));
     assert_eq!(run.calls_named("hipHostUnregister")[0].rc(), Some(0));
     assert_eq!(run.op("advise:100:0").rc(), "0", "{run}");
     assert_eq!(run.op("advise:100:7").rc(), "101", "{run}");
     let advises = run.calls_named("hipMemAdvise");
-    assert_eq!(advises[2].rc(), Some(1), "advice on non-managed memory: {run}");
-    assert_eq!((advises[0].get("advice"), advises[0].get("device")), (Some("100"), Some("0")));
+    assert_eq!(
+        advises[2].rc(),
+        Some(1),
+        "advice on non-managed memory: {run}"
+    );
+    assert_eq!(
+        (advises[0].get("advice"), advises[0].get("device")),
+        (Some("100"), Some("0"))
+    );
 
     let run = Scenario::new(Program::DriverExe)
         .devices("gfx1030")
@@ -303,40 +425,76 @@ fn double_free_and_unregistered() {
     let run = driver(
         "gfx1030",
         &[
-            "hipMalloc:64", "free", "refree:hipFree", "refree:hipHostFree",
-            "hipHostRegister:4096:0", "hipHostRegister:4096:0", "free", "refree:hipHostUnregister",
-            "hsa_init", "hsa_alloc:0:coarse:64", "hsa_free", "refree:hsa_amd_memory_pool_free",
+            "hipMalloc:64",
+            "free",
+            "refree:hipFree",
+            "refree:hipHostFree",
+            "hipHostRegister:4096:0",
+            "hipHostRegister:4096:0",
+            "free",
+            "refree:hipHostUnregister",
+            "hsa_init",
+            "hsa_alloc:0:coarse:64",
+            "hsa_free",
+            "refree:hsa_amd_memory_pool_free",
         ],
     );
     assert_eq!(run.op("free").rc(), "0", "{run}");
     assert_eq!(run.op("refree:hipFree").rc(), "1", "{run}");
     assert_eq!(run.op("refree:hipHostFree").rc(), "1", "{run}");
     assert_eq!(run.op("refree:hipHostUnregister").rc(), "713", "{run}");
-    assert_eq!(run.op("refree:hsa_amd_memory_pool_free").rc(), "4097", "{run}");
+    assert_eq!(
+        run.op("refree:hsa_amd_memory_pool_free").rc(),
+        "4097",
+        "{run}"
+    );
     // hipFree of a registered range is not a runtime allocation
-    let run = driver("gfx1030", &["hipHostRegister:4096:0", "free", "refree:hipFree"]);
+    let run = driver(
+        "gfx1030",
+        &["hipHostRegister:4096:0", "free", "refree:hipFree"],
+    );
     assert_eq!(run.op("refree:hipFree").rc(), "1", "{run}");
     // hipFree(NULL) succeeds
     let run = driver("gfx1030", &["hipMalloc:0", "free"]);
-    assert_eq!(run.op("free").rc(), "empty", "size 0 gives NULL, nothing to free: {run}");
+    assert_eq!(
+        run.op("free").rc(),
+        "empty",
+        "size 0 gives NULL, nothing to free: {run}"
+    );
 }
 
 #[test]
 fn record_format() {
     let run = driver(
         "gfx1030",
-        &["hipHostMalloc:4096:0x80000000", "free", "hipMemAllocHost:100", "hipExtMallocWithFlags:64:1", "freeall", "procaddr:hipMalloc:32", "free"],
+        &[
+            "hipHostMalloc:4096:0x80000000",
+            "free",
+            "hipMemAllocHost:100",
+            "hipExtMallocWithFlags:64:1",
+            "freeall",
+            "procaddr:hipMalloc:32",
+            "free",
+        ],
     );
     run.assert_success();
     let line_re = |l: &str| {
         let mut it = l.split(' ');
         let f = it.next().unwrap();
-        assert!(f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad func in {l:?}");
+        assert!(
+            f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad func in {l:?}"
+        );
         for kv in it {
-            let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("bad field {kv:?} in {l:?}"));
+            let (k, v) = kv
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad field {kv:?} in {l:?}"));
             assert!(!k.is_empty() && !v.is_empty(), "{l:?}");
             match k {
-                "flags" | "ptr" => assert!(v.starts_with("0x") && u64::from_str_radix(&v[2..], 16).is_ok(), "{l:?}"),
+                "flags" | "ptr" => assert!(
+                    v.starts_with("0x") && u64::from_str_radix(&v[2..], 16).is_ok(),
+                    "{l:?}"
+                ),
                 "size" | "dev" | "rc" => assert!(v.parse::<i64>().is_ok(), "{l:?}"),
                 _ => {}
             }
@@ -346,10 +504,24 @@ fn record_format() {
         line_re(l);
     }
     let hm = run.calls_named("hipHostMalloc");
-    assert_eq!(hm.len(), 1, "hipMemAllocHost must not go through hipHostMalloc: {run}");
+    assert_eq!(
+        hm.len(),
+        1,
+        "hipMemAllocHost must not go through hipHostMalloc: {run}"
+    );
     let c = hm[0];
-    assert_eq!((c.size(), c.flags(), c.dev(), c.rc()), (Some(4096), Some(0x8000_0000), Some(0), Some(0)));
-    let keys: Vec<_> = run.log.lines().next().unwrap().split(' ').map(|kv| kv.split('=').next().unwrap()).collect();
+    assert_eq!(
+        (c.size(), c.flags(), c.dev(), c.rc()),
+        (Some(4096), Some(0x8000_0000), Some(0), Some(0))
+    );
+    let keys: Vec<_> = run
+        .log
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(|kv| kv.split('=').next().unwrap())
+        .collect();
     assert_eq!(keys, ["hipHostMalloc", "size", "flags", "dev", "ptr", "rc"]);
     assert_eq!(run.calls_named("hipHostFree")[0].ptr(), c.ptr());
     let mah = run.calls_named("hipMemAllocHost")[0];
@@ -357,7 +529,10 @@ fn record_format() {
     assert_eq!(run.calls_named("hipExtMallocWithFlags")[0].flags(), Some(1));
     let gpa = run.calls_named("hipGetProcAddress")[0];
     assert_eq!(gpa.get("symbol"), Some("hipMalloc"));
-    assert_eq!(run.calls[0], Call::parse(run.log.lines().next().unwrap()).unwrap());
+    assert_eq!(
+        run.calls[0],
+        Call::parse(run.log.lines().next().unwrap()).unwrap()
+    );
 }
 
 #[test]
@@ -376,11 +551,18 @@ fn get_proc_address_returns_the_runtimes_own_function() {
         ])
         .run();
     // the preloaded definition sees only the plain call
-    assert!(run.stderr.contains("interposed hipHostMalloc size=111"), "{run}");
+    assert!(
+        run.stderr.contains("interposed hipHostMalloc size=111"),
+        "{run}"
+    );
     assert!(!run.stderr.contains("size=222"), "{run}");
     assert!(!run.stderr.contains("size=333"), "{run}");
     assert!(!run.stderr.contains("size=444"), "{run}");
-    let sizes: Vec<_> = run.calls_named("hipHostMalloc").iter().map(|c| c.size().unwrap()).collect();
+    let sizes: Vec<_> = run
+        .calls_named("hipHostMalloc")
+        .iter()
+        .map(|c| c.size().unwrap())
+        .collect();
     assert_eq!(sizes, [111, 222, 333]);
     assert_eq!(run.op("procaddr:hipHostMalloc:222:0").rc(), "0");
     let gpa = run.calls_named("hipGetProcAddress");
@@ -388,9 +570,16 @@ fn get_proc_address_returns_the_runtimes_own_function() {
     assert_eq!(gpa[1].rc(), Some(500));
     assert_eq!(run.op("procaddr:hipNoSuchThing:1").rc(), "500");
     // the function returned lies in the double, not in the interposer
-    let fn_addr = run.op("procaddr:hipHostMalloc:222:0").get("fn").unwrap().to_string();
+    let fn_addr = run
+        .op("procaddr:hipHostMalloc:222:0")
+        .get("fn")
+        .unwrap()
+        .to_string();
     assert_eq!(gpa[0].get("ptr"), Some(fn_addr.as_str()));
-    assert_eq!(run.op("dlsym:hipHostMalloc:333:0").get("fn"), Some(fn_addr.as_str()));
+    assert_eq!(
+        run.op("dlsym:hipHostMalloc:333:0").get("fn"),
+        Some(fn_addr.as_str())
+    );
 }
 
 #[test]
@@ -416,8 +605,16 @@ fn hsa_agents_and_pools() {
         ],
     );
     let ops = run.ops();
-    assert_eq!(ops[0].rc(), "4107", "before hsa_init: NOT_INITIALIZED\n{run}");
-    assert_eq!(ops.last().unwrap().rc(), "4107", "after the last shut_down\n{run}");
+    assert_eq!(
+        ops[0].rc(),
+        "4107",
+        "before hsa_init: NOT_INITIALIZED\n{run}"
+    );
+    assert_eq!(
+        ops.last().unwrap().rc(),
+        "4107",
+        "after the last shut_down\n{run}"
+    );
     assert_eq!(
         run.op("hsa_agents").get("agents"),
         Some("Fake_CPU/0/0,gfx1030/1/1,gfx1035/1/2"),
@@ -427,7 +624,13 @@ fn hsa_agents_and_pools() {
     let allocs: Vec<(String, String, u64)> = run
         .calls_named("hsa_amd_memory_pool_allocate")
         .iter()
-        .map(|c| (c.get("agent").unwrap().into(), c.get("pool").unwrap().into(), c.size().unwrap()))
+        .map(|c| {
+            (
+                c.get("agent").unwrap().into(),
+                c.get("pool").unwrap().into(),
+                c.size().unwrap(),
+            )
+        })
         .collect();
     let want: Vec<(String, String, u64)> = [
         ("1", "coarse", 4096),
@@ -454,48 +657,100 @@ fn hsa_agents_and_pools() {
 
 #[test]
 fn hsa_fault_aborts_with_rocr_message() {
-    let run = driver("gfx1030", &["hsa_init", "hipMalloc:4096", "hsa_fault:live+16:1"]);
+    let run = driver(
+        "gfx1030",
+        &["hsa_init", "hipMalloc:4096", "hsa_fault:live+16:1"],
+    );
     assert_eq!(run.signal(), Some(libc::SIGABRT), "{run}");
     let p = run.op("hipMalloc:4096").ptr().unwrap();
-    assert_eq!(run.op("hsa_fault:live+16:1").get("addr"), Some(format!("{:#x}", p + 16).as_str()));
-    let expect = format!("on address {:#x}. Reason: Page not present or supervisor privilege.", p + 16);
-    assert!(run.stderr.contains("Memory access fault by GPU node-1 (Agent handle: 0x"), "{run}");
+    assert_eq!(
+        run.op("hsa_fault:live+16:1").get("addr"),
+        Some(format!("{:#x}", p + 16).as_str())
+    );
+    let expect = format!(
+        "on address {:#x}. Reason: Page not present or supervisor privilege.",
+        p + 16
+    );
+    assert!(
+        run.stderr
+            .contains("Memory access fault by GPU node-1 (Agent handle: 0x"),
+        "{run}"
+    );
     assert!(run.stderr.contains(&expect), "{run}");
 
     // handlers: all are called in order; a SUCCESS return silences the message; the
     // process aborts either way
     let run = driver(
         "gfx1030,gfx1031",
-        &["hsa_init", "hsa_handler:0x1000", "hsa_handler:0", "hipHostMalloc:64:0", "free", "hsa_fault:freed+0x20:0x3"],
+        &[
+            "hsa_init",
+            "hsa_handler:0x1000",
+            "hsa_handler:0",
+            "hipHostMalloc:64:0",
+            "free",
+            "hsa_fault:freed+0x20:0x3",
+        ],
     );
     assert_eq!(run.signal(), Some(libc::SIGABRT), "{run}");
-    let handlers: Vec<_> = run.ops().into_iter().filter(|o| o.op == "handler").collect();
+    let handlers: Vec<_> = run
+        .ops()
+        .into_iter()
+        .filter(|o| o.op == "handler")
+        .collect();
     assert_eq!(handlers.len(), 2, "{run}");
     assert_eq!(handlers[0].get("rc"), Some("4096"));
     assert_eq!(handlers[1].get("rc"), Some("0"));
     let freed = run.op("free").ptr().unwrap();
-    assert_eq!(handlers[0].get("address"), Some(format!("{:#x}", freed + 0x20).as_str()));
+    assert_eq!(
+        handlers[0].get("address"),
+        Some(format!("{:#x}", freed + 0x20).as_str())
+    );
     assert_eq!(handlers[0].get("reason"), Some("0x3"));
     assert_eq!(handlers[0].get("event"), Some("0"));
     assert!(!run.stderr.contains("Memory access fault"), "{run}");
 
-    let run = driver("gfx1030", &["hsa_init", "hsa_handler:0x1000", "hsa_fault:0xdead000:0"]);
+    let run = driver(
+        "gfx1030",
+        &["hsa_init", "hsa_handler:0x1000", "hsa_fault:0xdead000:0"],
+    );
     assert_eq!(run.signal(), Some(libc::SIGABRT), "{run}");
-    assert!(run.stderr.contains("on address 0xdead000. Reason: Unknown."), "{run}");
+    assert!(
+        run.stderr
+            .contains("on address 0xdead000. Reason: Unknown."),
+        "{run}"
+    );
     let agent = run.ops().into_iter().find(|o| o.op == "handler").unwrap();
-    assert!(run.stderr.contains(&format!("(Agent handle: {})", agent.get("agent").unwrap())), "{run}");
+    assert!(
+        run.stderr
+            .contains(&format!("(Agent handle: {})", agent.get("agent").unwrap())),
+        "{run}"
+    );
 }
 
 #[test]
 fn threads_record_every_call() {
-    let run = driver("gfx1030", &["threads:8", "hipHostMalloc:4096:0", "hipMalloc:64", "free", "free"]);
+    let run = driver(
+        "gfx1030",
+        &[
+            "threads:8",
+            "hipHostMalloc:4096:0",
+            "hipMalloc:64",
+            "free",
+            "free",
+        ],
+    );
     run.assert_success();
     assert_eq!(run.calls_named("hipHostMalloc").len(), 8, "{run}");
     assert_eq!(run.calls_named("hipMalloc").len(), 8);
     assert_eq!(run.calls_named("hipFree").len(), 8);
     assert_eq!(run.calls_named("hipHostFree").len(), 8);
     assert_eq!(run.calls.len(), 32, "{run}");
-    assert!(run.calls.iter().all(|c| c.rc() == Some(0) && c.ptr().unwrap_or(0) != 0), "{run}");
+    assert!(
+        run.calls
+            .iter()
+            .all(|c| c.rc() == Some(0) && c.ptr().unwrap_or(0) != 0),
+        "{run}"
+    );
     // 8 threads x 4 ops + the threads line
     assert_eq!(run.stdout.lines().count(), 33);
 
@@ -505,15 +760,26 @@ fn threads_record_every_call() {
         args.push("hipHostMalloc:100:0x80000000".into());
         args.push("free".into());
     }
-    let run = Scenario::new(Program::DriverExe).devices("gfx1030").args(&args).run();
+    let run = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .args(&args)
+        .run();
     run.assert_success();
     assert_eq!(run.calls.len(), 16 * 100, "{run}");
-    assert!(run.calls.iter().all(|c| c.fields.len() == 5 || c.fields.len() == 3), "{run}");
+    assert!(
+        run.calls
+            .iter()
+            .all(|c| c.fields.len() == 5 || c.fields.len() == 3),
+        "{run}"
+    );
 }
 
 #[test]
 fn fork_child_runs_the_rest() {
-    let run = driver("gfx1030", &["hipMalloc:64", "fork", "hipHostMalloc:32:0", "free", "free"]);
+    let run = driver(
+        "gfx1030",
+        &["hipMalloc:64", "fork", "hipHostMalloc:32:0", "free", "free"],
+    );
     run.assert_success();
     assert_eq!(run.op("fork").get("child"), Some("0"), "{run}");
     let parent_ptr = run.op("hipMalloc:64").ptr().unwrap();
@@ -526,16 +792,30 @@ fn fork_child_runs_the_rest() {
 fn dlopen_host_runs_the_module() {
     let run = Scenario::new(Program::DlopenHost)
         .devices("gfx1030")
-        .args(["hipHostMalloc:64:0", "hipExtHostAlloc:64:0", "procaddr:hipMalloc:8", "hsa_init", "hsa_alloc:0:fine:64", "freeall"])
+        .args([
+            "hipHostMalloc:64:0",
+            "hipExtHostAlloc:64:0",
+            "procaddr:hipMalloc:8",
+            "hsa_init",
+            "hsa_alloc:0:fine:64",
+            "freeall",
+        ])
         .run();
     run.assert_success();
     assert_eq!(run.calls_named("hipExtHostAlloc").len(), 1, "{run}");
-    assert_eq!(run.calls_named("hsa_amd_memory_pool_allocate").len(), 1, "{run}");
+    assert_eq!(
+        run.calls_named("hsa_amd_memory_pool_allocate").len(),
+        1,
+        "{run}"
+    );
 }
 
 #[test]
 fn constructor_calls_reach_the_runtime() {
-    let run = Scenario::new(Program::CtorExe).devices("gfx1030").args(["hipMalloc:8", "free"]).run();
+    let run = Scenario::new(Program::CtorExe)
+        .devices("gfx1030")
+        .args(["hipMalloc:8", "free"])
+        .run();
     run.assert_success();
     assert!(run.stderr.contains("ctor rc=0"), "{run}");
     assert_eq!(run.calls[0].func, "hipHostMalloc", "{run}");
@@ -547,9 +827,41 @@ fn constructor_calls_reach_the_runtime() {
 fn rocm5_driver_and_async_paths() {
     let run = Scenario::new(Program::DriverExe5)
         .devices("gfx1010")
-        .args(["hipMallocAsync:64", "hipMallocFromPoolAsync:64", "hipMallocHost:64", "free", "free", "free"])
+        .args([
+            "hipMallocAsync:64",
+            "hipMallocFromPoolAsync:64",
+            "hipMallocHost:64",
+            "free",
+            "free",
+            "free",
+        ])
         .run();
     run.assert_success();
     assert_eq!(run.calls_named("hipFreeAsync").len(), 2, "{run}");
     assert_eq!(run.calls_named("hipFreeHost").len(), 1, "{run}");
+}
+
+/// Mode (b) reproduces the loader behaviour rmcp must cope with: a preloaded definition
+/// still interposes the module's calls, but its dlsym(RTLD_NEXT) finds nothing because the
+/// runtime sits in the module's local scope.
+#[test]
+fn dlopen_local_hides_runtime_from_rtld_next() {
+    let f = fixtures();
+    let run = Scenario::new(Program::DlopenHost)
+        .devices("gfx1030")
+        .preload_path(&f.interposer)
+        .args(["hipHostMalloc:64:0"])
+        .run();
+    assert!(run.stderr.contains("interposed hipHostMalloc size=64"), "{run}");
+    assert_eq!(run.op("hipHostMalloc:64:0").rc(), "500", "RTLD_NEXT must be NULL: {run}");
+    assert!(run.calls_named("hipHostMalloc").is_empty(), "{run}");
+
+    // Linked directly, RTLD_NEXT finds the runtime.
+    let run = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload_path(&f.interposer)
+        .args(["hipHostMalloc:64:0"])
+        .run();
+    assert_eq!(run.op("hipHostMalloc:64:0").rc(), "0", "{run}");
+    assert_eq!(run.calls_named("hipHostMalloc").len(), 1, "{run}");
 }

@@ -55,17 +55,23 @@ pub fn target_dir() -> PathBuf {
     profile_dir().parent().expect("target dir").to_path_buf()
 }
 
-/// The `librmcp.so` cargo built for this test run (`<target>/<profile>/librmcp.so`).
+/// The `librmcp.so` cargo built for this test run. `cargo test` builds the crate's cdylib
+/// into `<target>/<profile>/deps/` (it is only copied up to `<target>/<profile>/` when the
+/// library itself is a requested target, e.g. by `cargo build`), so deps/ is preferred.
 pub fn librmcp() -> PathBuf {
-    let p = profile_dir().join("librmcp.so");
-    if !p.is_file() {
-        panic!(
-            "librmcp.so not found at {} (cargo builds the cdylib next to the test's deps/ \
-             directory when the crate's lib target has crate-type cdylib)",
-            p.display()
-        );
+    let profile = profile_dir();
+    let candidates = [profile.join("deps/librmcp.so"), profile.join("librmcp.so")];
+    for c in &candidates {
+        if c.is_file() {
+            return c.clone();
+        }
     }
-    p
+    panic!(
+        "librmcp.so not found (looked at {} and {}); it is built by cargo as the crate's \
+         cdylib when integration tests are built",
+        candidates[0].display(),
+        candidates[1].display()
+    );
 }
 
 /// True once the project's public header exists (needed for [`Program::DriverDirect`]).
@@ -157,7 +163,11 @@ fn s(p: &Path) -> String {
 
 fn build_fixtures() -> Fixtures {
     let exe = std::env::current_exe().expect("current_exe");
-    let stem = exe.file_stem().expect("exe name").to_string_lossy().into_owned();
+    let stem = exe
+        .file_stem()
+        .expect("exe name")
+        .to_string_lossy()
+        .into_owned();
     let dir = target_dir().join("rmcp-fixtures").join(stem);
     let hip5_dir = dir.join("hip5");
     let _ = std::fs::remove_dir_all(&dir);
@@ -193,7 +203,13 @@ fn build_fixtures() -> Fixtures {
             compile_c(
                 &f.hip5,
                 &[src("double/fake_hip.c")],
-                &["-DFAKE_HIP_5", "-shared", "-Wl,-soname,libamdhip64.so.5", &hip5_map, "-ldl"],
+                &[
+                    "-DFAKE_HIP_5",
+                    "-shared",
+                    "-Wl,-soname,libamdhip64.so.5",
+                    &hip5_map,
+                    "-ldl",
+                ],
             )
         });
         sc.spawn(|| {
@@ -234,12 +250,23 @@ fn build_fixtures() -> Fixtures {
             a.extend_from_slice(rt5);
             compile_c(&hip5_dir.join("libdriver_module.so"), &module5, &a)
         });
-        sc.spawn(move || compile_c(&dir.join("dlopen_host"), &[src("programs/dlopen_host.c")], &["-ldl"]));
+        sc.spawn(move || {
+            compile_c(
+                &dir.join("dlopen_host"),
+                &[src("programs/dlopen_host.c")],
+                &["-ldl"],
+            )
+        });
         sc.spawn(move || {
             compile_c(
                 &dir.join("librocblas.so.4"),
                 &[src("programs/rocmlike_lib.c")],
-                &["-shared", "-Wl,-soname,librocblas.so.4", l6, "-lhsa-runtime64"],
+                &[
+                    "-shared",
+                    "-Wl,-soname,librocblas.so.4",
+                    l6,
+                    "-lhsa-runtime64",
+                ],
             )
         });
         sc.spawn(move || {
@@ -255,7 +282,14 @@ fn build_fixtures() -> Fixtures {
             compile_c(
                 &dir.join("ctor_exe"),
                 &srcs,
-                &[l6, "-Wl,--no-as-needed", "-lctor_early", "-lamdhip64", "-lhsa-runtime64", "-ldl"],
+                &[
+                    l6,
+                    "-Wl,--no-as-needed",
+                    "-lctor_early",
+                    "-lamdhip64",
+                    "-lhsa-runtime64",
+                    "-ldl",
+                ],
             );
         });
         sc.spawn(move || {
@@ -345,7 +379,10 @@ pub enum Program {
 impl Program {
     /// True for programs that run against the ROCm 5 double.
     pub fn is_rocm5(&self) -> bool {
-        matches!(self, Program::DriverExe5 | Program::DlopenHost5 | Program::PropsProbe5)
+        matches!(
+            self,
+            Program::DriverExe5 | Program::DlopenHost5 | Program::PropsProbe5
+        )
     }
 
     /// Path of the executable (builds fixtures as needed).
@@ -399,7 +436,10 @@ impl Call {
         let mut it = line.split_whitespace();
         let func = it.next()?.to_string();
         let fields = it
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
         Some(Call { func, fields })
     }
@@ -479,7 +519,10 @@ impl Run {
     }
     /// Recorded calls whose function name starts with `prefix` (`"hip"`, `"hsa_"`).
     pub fn calls_prefixed(&self, prefix: &str) -> Vec<&Call> {
-        self.calls.iter().filter(|c| c.func.starts_with(prefix)).collect()
+        self.calls
+            .iter()
+            .filter(|c| c.func.starts_with(prefix))
+            .collect()
     }
     /// The driver's stdout lines, parsed.
     pub fn ops(&self) -> Vec<OpLine> {
@@ -489,7 +532,10 @@ impl Run {
                 let mut it = l.split_whitespace();
                 let op = it.next()?.to_string();
                 let fields = it
-                    .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .filter_map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
                     .collect();
                 Some(OpLine { op, fields })
             })
@@ -578,7 +624,8 @@ impl Scenario {
     }
     /// Sets a variable (applied after the defaults, so it can override them).
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Scenario {
-        self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
     /// Removes a variable from the child's environment.
@@ -595,7 +642,8 @@ impl Scenario {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
     /// Searches `dir` before the fixture dirs.
@@ -623,7 +671,10 @@ impl Scenario {
         let _ = std::fs::remove_file(&log_path);
 
         let mut cmd = Command::new(&path);
-        cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, _) in std::env::vars_os() {
             let ks = k.to_string_lossy();
             if SCRUBBED_PREFIXES.iter().any(|p| ks.starts_with(p)) || SCRUBBED.contains(&&*ks) {
@@ -632,7 +683,10 @@ impl Scenario {
         }
         let mut dirs = self.extra_lib_dirs.clone();
         dirs.extend(self.program.library_dirs());
-        cmd.env("LD_LIBRARY_PATH", std::env::join_paths(&dirs).expect("join lib dirs"));
+        cmd.env(
+            "LD_LIBRARY_PATH",
+            std::env::join_paths(&dirs).expect("join lib dirs"),
+        );
         cmd.env("FAKE_HIP_LOG", &log_path);
         if let Some(d) = &self.devices {
             cmd.env("FAKE_HIP_DEVICES", d);
@@ -648,13 +702,25 @@ impl Scenario {
         }
         let command = format!(
             "{}{}{} {}",
-            self.devices.as_ref().map(|d| format!("FAKE_HIP_DEVICES={d} ")).unwrap_or_default(),
-            self.preload.as_ref().map(|p| format!("LD_PRELOAD={} ", p.display())).unwrap_or_default(),
+            self.devices
+                .as_ref()
+                .map(|d| format!("FAKE_HIP_DEVICES={d} "))
+                .unwrap_or_default(),
+            self.preload
+                .as_ref()
+                .map(|p| format!("LD_PRELOAD={} ", p.display()))
+                .unwrap_or_default(),
             path.display(),
-            self.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+            self.args
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
         );
 
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {command}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command}: {e}"));
         let mut out = child.stdout.take().expect("stdout");
         let mut err = child.stderr.take().expect("stderr");
         let t_out = std::thread::spawn(move || {
@@ -674,8 +740,10 @@ impl Scenario {
                 Ok(None) if start.elapsed() > self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-                    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+                    let stdout =
+                        String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+                    let stderr =
+                        String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     panic!(
                         "timed out after {:?}: {command}\n--- stdout\n{stdout}--- stderr\n{stderr}--- record\n{log}",
@@ -693,6 +761,13 @@ impl Scenario {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let _ = std::fs::remove_file(&log_path);
         let calls = log.lines().filter_map(Call::parse).collect();
-        Run { status, stdout, stderr, log, calls, command }
+        Run {
+            status,
+            stdout,
+            stderr,
+            log,
+            calls,
+            command,
+        }
     }
 }

@@ -312,6 +312,8 @@ static unsigned long long out_ptr(void **ptr, hipError_t rc)
     return (ptr && rc == hipSuccess) ? (unsigned long long)(uintptr_t)*ptr : 0;
 }
 #define OUT(ptr, rc) out_ptr((ptr), (rc))
+/* a pointer argument as recorded */
+#define U(p) ((unsigned long long)(uintptr_t)(p))
 
 /* ------------------------------------------------------------------------- */
 /* Host allocations                                                          */
@@ -384,14 +386,14 @@ EXPORT hipError_t hipMemAllocHost(void **ptr, size_t size)
 EXPORT hipError_t hipHostFree(void *ptr)
 {
     hipError_t rc = free_impl(ptr);
-    record("hipHostFree dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    record("hipHostFree dev=%d ptr=0x%llx rc=%d", current_device, U(ptr), rc);
     return rc;
 }
 
 EXPORT hipError_t hipFreeHost(void *ptr)
 {
     hipError_t rc = free_impl(ptr);
-    record("hipFreeHost dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    record("hipFreeHost dev=%d ptr=0x%llx rc=%d", current_device, U(ptr), rc);
     return rc;
 }
 
@@ -407,7 +409,7 @@ EXPORT hipError_t hipHostRegister(void *ptr, size_t size, unsigned flags)
         rc = table_add(a) ? hipSuccess : hipErrorOutOfMemory;
     }
     record("hipHostRegister size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
-           current_device, (unsigned long long)(uintptr_t)ptr, rc);
+           current_device, U(ptr), rc);
     return rc;
 }
 
@@ -417,7 +419,7 @@ EXPORT hipError_t hipHostUnregister(void *ptr)
     hipError_t rc = (ptr && table_take((uintptr_t)ptr, KM(K_REGISTERED), &a))
                         ? hipSuccess
                         : hipErrorHostMemoryNotRegistered;
-    record("hipHostUnregister dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    record("hipHostUnregister dev=%d ptr=0x%llx rc=%d", current_device, U(ptr), rc);
     return rc;
 }
 
@@ -449,7 +451,7 @@ EXPORT hipError_t hipMalloc(void **ptr, size_t size)
 EXPORT hipError_t hipFree(void *ptr)
 {
     hipError_t rc = free_impl(ptr);
-    record("hipFree dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    record("hipFree dev=%d ptr=0x%llx rc=%d", current_device, U(ptr), rc);
     return rc;
 }
 
@@ -499,8 +501,8 @@ EXPORT hipError_t hipMemAdvise(const void *ptr, size_t size, int advice, int dev
         rc = hipErrorInvalidValue; /* advice applies to managed ranges only */
     else
         rc = hipSuccess;
-    record("hipMemAdvise size=%zu advice=%d device=%d dev=%d ptr=0x%llx rc=%d", size, advice, device,
-           current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    record("hipMemAdvise size=%zu advice=%d device=%d dev=%d ptr=0x%llx rc=%d", size, advice,
+           device, current_device, U(ptr), rc);
     return rc;
 }
 
@@ -527,7 +529,7 @@ EXPORT hipError_t hipFreeAsync(void *ptr, void *stream)
 {
     (void)stream;
     hipError_t rc = free_impl(ptr);
-    record("hipFreeAsync dev=%d ptr=0x%llx rc=%d", current_device, (unsigned long long)(uintptr_t)ptr, rc);
+    record("hipFreeAsync dev=%d ptr=0x%llx rc=%d", current_device, U(ptr), rc);
     return rc;
 }
 
@@ -747,7 +749,7 @@ EXPORT hipError_t hipGetProcAddress(const char *symbol, void **pfn, int hipVersi
     if (symbolStatus)
         *symbolStatus = fn ? 0 : 1;
     record("hipGetProcAddress symbol=%s flags=0x%llx dev=%d ptr=0x%llx rc=%d",
-           symbol ? symbol : "(null)", (unsigned long long)flags, current_device, (unsigned long long)(uintptr_t)fn, rc);
+           symbol ? symbol : "(null)", (unsigned long long)flags, current_device, U(fn), rc);
     return rc;
 }
 #endif

@@ -261,12 +261,29 @@ EXPORT hsa_status_t hsa_status_string(hsa_status_t status, const char **str)
         rc = HSA_STATUS_ERROR_INVALID_ARGUMENT;
     else {
         switch (status) {
-        case HSA_STATUS_SUCCESS: *str = "HSA_STATUS_SUCCESS: The function has been executed successfully."; break;
-        case HSA_STATUS_INFO_BREAK: *str = "HSA_STATUS_INFO_BREAK: A traversal over a list of elements has been interrupted by the application before completing."; break;
-        case HSA_STATUS_ERROR: *str = "HSA_STATUS_ERROR: A generic error has occurred."; break;
-        case HSA_STATUS_ERROR_INVALID_ARGUMENT: *str = "HSA_STATUS_ERROR_INVALID_ARGUMENT: One of the actual arguments does not meet a precondition stated in the documentation of the corresponding formal argument."; break;
-        case HSA_STATUS_ERROR_OUT_OF_RESOURCES: *str = "HSA_STATUS_ERROR_OUT_OF_RESOURCES: The runtime failed to allocate the necessary resources."; break;
-        case HSA_STATUS_ERROR_NOT_INITIALIZED: *str = "HSA_STATUS_ERROR_NOT_INITIALIZED: An API other than hsa_init has been invoked while the reference count of the HSA runtime is zero."; break;
+        case HSA_STATUS_SUCCESS:
+            *str = "HSA_STATUS_SUCCESS: The function has been executed successfully.";
+            break;
+        case HSA_STATUS_INFO_BREAK:
+            *str = "HSA_STATUS_INFO_BREAK: A traversal over a list of elements has been "
+                   "interrupted by the application before completing.";
+            break;
+        case HSA_STATUS_ERROR:
+            *str = "HSA_STATUS_ERROR: A generic error has occurred.";
+            break;
+        case HSA_STATUS_ERROR_INVALID_ARGUMENT:
+            *str = "HSA_STATUS_ERROR_INVALID_ARGUMENT: One of the actual arguments does not "
+                   "meet a precondition stated in the documentation of the corresponding "
+                   "formal argument.";
+            break;
+        case HSA_STATUS_ERROR_OUT_OF_RESOURCES:
+            *str = "HSA_STATUS_ERROR_OUT_OF_RESOURCES: The runtime failed to allocate the "
+                   "necessary resources.";
+            break;
+        case HSA_STATUS_ERROR_NOT_INITIALIZED:
+            *str = "HSA_STATUS_ERROR_NOT_INITIALIZED: An API other than hsa_init has been "
+                   "invoked while the reference count of the HSA runtime is zero.";
+            break;
         default: rc = HSA_STATUS_ERROR_INVALID_ARGUMENT; break;
         }
     }
@@ -449,7 +466,7 @@ EXPORT hsa_status_t hsa_amd_memory_pool_free(void *ptr)
         else
             rc = HSA_STATUS_ERROR_INVALID_ARGUMENT;
     }
-    record("hsa_amd_memory_pool_free ptr=0x%llx rc=%d", (unsigned long long)(uintptr_t)ptr, rc);
+    record("hsa_amd_memory_pool_free ptr=0x%llx rc=%d", (unsigned long long)(uintptr_t)(ptr), rc);
     return rc;
 }
 

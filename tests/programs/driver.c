@@ -598,7 +598,8 @@ static int run_ops(struct state *st, int argc, char **argv)
                 rc = -1;
             } else {
                 struct entry *e = &st->live[st->nlive - 1];
-                rc = hipMemAdvise(e->ptr, e->size, (int)num(f[1]), (int)strtol(f[2] ? f[2] : "0", NULL, 0));
+                int device = (int)strtol(f[2] ? f[2] : "0", NULL, 0);
+                rc = hipMemAdvise(e->ptr, e->size, (int)num(f[1]), device);
                 emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)e->ptr);
             }
         } else if (!strcmp(op, "hsa_fault")) {
