@@ -17,6 +17,7 @@ pub mod capi;
 pub mod config;
 pub mod devices;
 pub mod entry;
+pub mod fault;
 pub mod hooks;
 pub mod policy;
 pub mod registry;

@@ -91,6 +91,9 @@ pub(crate) unsafe fn record_alloc(
         // SAFETY: non-NULL out-pointer the runtime just wrote on success.
         let base = unsafe { *out } as usize;
         record_range(entry, base, size, requested, d, device);
+        // The HIP runtime opens HSA on its first call, possibly without
+        // going through hsa_init's exported symbol.
+        crate::fault::ensure_handler();
     })
 }
 

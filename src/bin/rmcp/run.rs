@@ -1,4 +1,400 @@
-pub fn main(_args: &[String]) -> i32 {
-    eprintln!("rmcp: run: not implemented yet");
-    2
+//! `rmcp run`: run a command with librmcp.so preloaded, report how it ended,
+//! and optionally re-run it on the CPU after a GPU memory fault.
+
+use crate::json;
+use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+pub const USAGE: &str = "\
+usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] CMD [ARGS...]
+
+  --mode auto|force|off  RMCP_MODE for the library (default: RMCP_MODE from the
+                         environment, else auto)
+  --log LEVEL            RMCP_LOG: off, error, warn, info, debug or trace
+  --on-gpu-fault cpu     if CMD dies after a GPU memory fault that librmcp.so
+                         reported, print the report and run CMD once more with
+                         HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1 (no GPU;
+                         works only for programs that can fall back to the CPU)
+
+librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
+relative to it, then in the install library directories. It is put first in
+LD_PRELOAD; what LD_PRELOAD held before is kept after it.
+The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
+
+const MODES: &[&str] = &["auto", "force", "off"];
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+#[derive(Debug)]
+pub struct Options {
+    pub mode: Option<String>,
+    pub log: Option<String>,
+    pub cpu_fallback: bool,
+    pub command: Vec<OsString>,
+}
+
+pub fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        mode: None,
+        log: None,
+        cpu_fallback: false,
+        command: Vec::new(),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') || a == "-" {
+            break;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            i += 1;
+            args.get(i).cloned().ok_or_else(|| format!("run: {name} needs a value"))
+        };
+        match flag {
+            "--mode" => {
+                let v = value("--mode")?;
+                if !MODES.contains(&v.as_str()) {
+                    return Err(format!("run: bad --mode '{v}' (accepted: {})", MODES.join(", ")));
+                }
+                o.mode = Some(v);
+            }
+            "--log" => {
+                let v = value("--log")?;
+                if !LEVELS.contains(&v.as_str()) {
+                    return Err(format!("run: bad --log '{v}' (accepted: {})", LEVELS.join(", ")));
+                }
+                o.log = Some(v);
+            }
+            "--on-gpu-fault" => {
+                let v = value("--on-gpu-fault")?;
+                if v != "cpu" {
+                    return Err(format!("run: bad --on-gpu-fault '{v}' (accepted: cpu)"));
+                }
+                o.cpu_fallback = true;
+            }
+            "-h" | "--help" => return Err(String::new()),
+            _ => {
+                return Err(format!(
+                    "run: unknown option '{a}' (accepted: --mode, --log, --on-gpu-fault; put the command after --)"
+                ))
+            }
+        }
+        i += 1;
+    }
+    o.command = args[i..].iter().map(OsString::from).collect();
+    if o.command.is_empty() {
+        return Err("run: no command given (rmcp run [OPTIONS] -- CMD [ARGS...])".to_string());
+    }
+    Ok(o)
+}
+
+/// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
+fn candidates() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            v.push(dir.join("librmcp.so"));
+            v.push(dir.join("../lib/librmcp.so"));
+        }
+    }
+    if let Some(d) = option_env!("RMCP_INSTALL_LIBDIR") {
+        v.push(Path::new(d).join("librmcp.so"));
+    }
+    for d in ["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"] {
+        v.push(Path::new(d).join("librmcp.so"));
+    }
+    v
+}
+
+pub fn find_library() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("RMCP_LIBRARY").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(std::fs::canonicalize(&p).unwrap_or(p))
+        } else {
+            Err(format!("RMCP_LIBRARY={} is not a file", p.display()))
+        };
+    }
+    let c = candidates();
+    for p in &c {
+        if p.is_file() {
+            return Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+        }
+    }
+    Err(format!(
+        "librmcp.so not found (looked in: {}); set RMCP_LIBRARY=/path/to/librmcp.so",
+        c.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// `lib` first, then the old entries (minus any copy of `lib`).
+pub fn prepend_preload(lib: &str, old: Option<&str>) -> String {
+    let rest: Vec<&str> = old
+        .unwrap_or("")
+        .split(|c: char| c == ':' || c.is_whitespace())
+        .filter(|e| !e.is_empty() && *e != lib)
+        .collect();
+    if rest.is_empty() {
+        lib.to_string()
+    } else {
+        format!("{lib}:{}", rest.join(":"))
+    }
+}
+
+pub fn signal_name(n: i32) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
+        "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(n).ok().and_then(|i| NAMES.get(i)).copied().filter(|s| !s.is_empty()).unwrap_or("a real-time signal")
+}
+
+/// Describes how the command ended and gives the shell-style exit code.
+fn outcome(cmd: &str, st: ExitStatus) -> (i32, Option<String>) {
+    if let Some(c) = st.code() {
+        return (c, None);
+    }
+    if let Some(s) = st.signal() {
+        let core = if st.core_dumped() { " (core dumped)" } else { "" };
+        return (128 + s, Some(format!("rmcp: {cmd} was killed by signal {s} ({}){core}", signal_name(s))));
+    }
+    (1, Some(format!("rmcp: {cmd} ended with {st}")))
+}
+
+/// Runs the command, ignoring SIGINT/SIGQUIT in rmcp meanwhile (as shells
+/// and system() do) so a Ctrl-C reaches the command and rmcp reports it.
+fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> {
+    let mut child = cmd.spawn().map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+        (code, format!("rmcp: cannot run {name}: {e}"))
+    })?;
+    // SAFETY: plain signal disposition changes; restored below.
+    let (old_int, old_quit) = unsafe { (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)) };
+    let st = child.wait();
+    unsafe {
+        libc::signal(libc::SIGINT, old_int);
+        libc::signal(libc::SIGQUIT, old_quit);
+    }
+    st.map_err(|e| (1, format!("rmcp: waiting for {name}: {e}")))
+}
+
+/// A fresh private directory for the fault report (mode 0700).
+fn private_dir() -> Result<PathBuf, String> {
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    for n in 0..100 {
+        let d = base.join(format!("rmcp-{}-{nanos}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+            Ok(()) => return Ok(d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create a directory in {}: {e}", base.display())),
+        }
+    }
+    Err(format!("cannot create a fresh directory in {}", base.display()))
+}
+
+/// The human text of a fault report, or why it could not be read.
+pub fn report_text(raw: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
+    let v = json::parse(text).ok_or_else(|| "not valid JSON".to_string())?;
+    if let Some(t) = v.get("text").and_then(|t| t.as_str()).filter(|t| !t.trim().is_empty()) {
+        return Ok(t.to_string());
+    }
+    // No text: build one line from the fields we know.
+    let addr = v.get("address").and_then(|a| a.as_str());
+    let reasons: Vec<&str> = v
+        .get("reasons")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    match addr {
+        Some(a) => Ok(format!(
+            "GPU memory fault at {a}{}",
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        )),
+        None => Err("no \"text\" or \"address\" in it".to_string()),
+    }
+}
+
+pub fn main(args: &[String]) -> i32 {
+    let o = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("rmcp: {e}");
+            return 2;
+        }
+    };
+    let lib = match find_library() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rmcp: run: {e}");
+            return 2;
+        }
+    };
+    let lib_s = lib.to_string_lossy().into_owned();
+    let name = o.command[0].to_string_lossy().into_owned();
+    let old = std::env::var("LD_PRELOAD").ok();
+    let build = || {
+        let mut c = Command::new(&o.command[0]);
+        c.args(&o.command[1..]);
+        c.env("LD_PRELOAD", prepend_preload(&lib_s, old.as_deref()));
+        match &o.mode {
+            Some(m) => {
+                c.env("RMCP_MODE", m);
+            }
+            None if std::env::var_os("RMCP_MODE").is_none() => {
+                c.env("RMCP_MODE", "auto");
+            }
+            None => {}
+        }
+        if let Some(l) = &o.log {
+            c.env("RMCP_LOG", l);
+        }
+        c
+    };
+
+    if !o.cpu_fallback {
+        return match run_once(&mut build(), &name) {
+            Ok(st) => {
+                let (code, msg) = outcome(&name, st);
+                if let Some(m) = msg {
+                    eprintln!("{m}");
+                }
+                code
+            }
+            Err((code, msg)) => {
+                eprintln!("{msg}");
+                code
+            }
+        };
+    }
+
+    let dir = match private_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rmcp: run: {e}");
+            return 2;
+        }
+    };
+    let report = dir.join("fault-report.json");
+    let mut first = build();
+    first.env("RMCP_FAULT_REPORT", &report);
+    let result = run_once(&mut first, &name);
+    let raw = std::fs::read(&report).ok().filter(|r| !r.is_empty());
+    let _ = std::fs::remove_file(&report);
+    let _ = std::fs::remove_dir(&dir);
+    let st = match result {
+        Ok(st) => st,
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            return code;
+        }
+    };
+    let (code, msg) = outcome(&name, st);
+    if let Some(m) = &msg {
+        eprintln!("{m}");
+    }
+    if st.success() {
+        return code;
+    }
+    let Some(raw) = raw else {
+        eprintln!("rmcp: {name} failed without a GPU fault report from librmcp.so; not re-running it on the CPU");
+        return code;
+    };
+    match report_text(&raw) {
+        Ok(t) => {
+            eprintln!("{}", t.trim_end());
+        }
+        Err(why) => eprintln!(
+            "rmcp: librmcp.so wrote a GPU fault report ({} bytes) but it is unreadable: {why}",
+            raw.len()
+        ),
+    }
+    let how = match msg {
+        Some(_) => format!("killed by signal {}", st.signal().unwrap_or(0)),
+        None => format!("exit status {code}"),
+    };
+    eprintln!("rmcp: ************************************************************************");
+    eprintln!("rmcp: GPU memory fault in {name} ({how}); re-running on CPU with HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1");
+    eprintln!("rmcp: (no GPU is visible in this run; ROCR_VISIBLE_DEVICES is left as it was; this works only if the program can run without a GPU)");
+    eprintln!("rmcp: ************************************************************************");
+    let mut second = build();
+    second.env("HIP_VISIBLE_DEVICES", "-1").env("CUDA_VISIBLE_DEVICES", "-1");
+    match run_once(&mut second, &name) {
+        Ok(st) => {
+            let (code, msg) = outcome(&name, st);
+            if let Some(m) = msg {
+                eprintln!("{m}");
+            }
+            code
+        }
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            code
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_options_and_command() {
+        let o = parse_args(&s(&["--mode", "force", "--log=debug", "--on-gpu-fault", "cpu", "--", "python3", "-c", "x"])).unwrap();
+        assert_eq!(o.mode.as_deref(), Some("force"));
+        assert_eq!(o.log.as_deref(), Some("debug"));
+        assert!(o.cpu_fallback);
+        assert_eq!(o.command.len(), 3);
+        let o = parse_args(&s(&["python3", "--mode", "x"])).unwrap();
+        assert_eq!(o.command.len(), 3, "options after CMD belong to CMD");
+        assert!(parse_args(&s(&["--mode", "fast", "--", "x"])).unwrap_err().contains("auto, force, off"));
+        assert!(parse_args(&s(&["--on-gpu-fault", "gpu", "x"])).unwrap_err().contains("accepted: cpu"));
+        assert!(parse_args(&s(&["--mode", "auto"])).unwrap_err().contains("no command"));
+        assert!(parse_args(&s(&["--bogus", "x"])).unwrap_err().contains("--bogus"));
+    }
+
+    #[test]
+    fn preload_is_prepended_once() {
+        assert_eq!(prepend_preload("/l/librmcp.so", None), "/l/librmcp.so");
+        assert_eq!(prepend_preload("/l/librmcp.so", Some("")), "/l/librmcp.so");
+        assert_eq!(prepend_preload("/l/librmcp.so", Some("/a.so /b.so")), "/l/librmcp.so:/a.so:/b.so");
+        assert_eq!(prepend_preload("/l/librmcp.so", Some("/a.so:/l/librmcp.so")), "/l/librmcp.so:/a.so");
+    }
+
+    #[test]
+    fn reads_reports_tolerantly() {
+        let ok = br#"{"rmcp_fault_report":1,"address":"0x7f00","reasons":["page not present"],"text":"line one\nline two\n"}"#;
+        assert_eq!(report_text(ok).unwrap(), "line one\nline two\n");
+        let no_text = br#"{"rmcp_fault_report":1,"address":"0x7f00","reasons":["page not present"]}"#;
+        assert_eq!(report_text(no_text).unwrap(), "GPU memory fault at 0x7f00 (page not present)");
+        assert!(report_text(b"{\"text\": \"cut off").is_err());
+        assert!(report_text(b"\xff\xfe").is_err());
+        assert!(report_text(b"[]").is_err());
+        assert_eq!(signal_name(6), "SIGABRT");
+        assert_eq!(signal_name(40), "a real-time signal");
+    }
 }

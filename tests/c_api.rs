@@ -1,0 +1,69 @@
+//! The C API as a C program sees it: include/rmcp.h compiles warning-free
+//! under -std=c99 -Wall -Wextra -Werror -pedantic, links against librmcp.so
+//! alone, and behaves as documented; and the committed header is exactly
+//! what cbindgen generates from src/capi.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>/ of this test run (the test binary lives in deps/).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn c_program_uses_the_api_through_the_header() {
+    let lib = profile_dir().join("librmcp.so");
+    assert!(lib.exists(), "{} is missing: cargo builds the cdylib with the tests", lib.display());
+    let out_dir = profile_dir().join("rmcp-c-api");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join("api_check");
+    let cc = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-o"])
+        .arg(&exe)
+        .arg(repo().join("tests/c/api_check.c"))
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg("-L")
+        .arg(profile_dir())
+        .arg("-lrmcp")
+        .output()
+        .expect("run cc");
+    assert!(cc.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let run = Command::new(&exe).env("LD_LIBRARY_PATH", profile_dir()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "api_check failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains(&format!("version {}\n", env!("CARGO_PKG_VERSION"))), "{stdout}");
+    assert!(stdout.contains("is in no allocation rmcp has seen"), "{stdout}");
+    assert!(stdout.ends_with("api_check ok\n"));
+    // The library printed nothing: it was never asked to.
+    assert_eq!(String::from_utf8_lossy(&run.stderr), "");
+}
+
+#[test]
+fn committed_header_matches_cbindgen() {
+    let cbindgen = std::env::var_os("CBINDGEN").map(PathBuf::from).unwrap_or_else(|| "cbindgen".into());
+    let generated = match Command::new(&cbindgen)
+        .current_dir(repo())
+        .args(["--config", "cbindgen.toml", "--quiet"])
+        .output()
+    {
+        Ok(out) if out.status.success() => out.stdout,
+        Ok(out) => panic!("cbindgen failed:\n{}", String::from_utf8_lossy(&out.stderr)),
+        Err(_) if std::env::var_os("RMCP_REQUIRE_CBINDGEN").is_none() => {
+            eprintln!("skipped: cbindgen is not installed (cargo install cbindgen); CI sets RMCP_REQUIRE_CBINDGEN=1");
+            return;
+        }
+        Err(e) => panic!("RMCP_REQUIRE_CBINDGEN is set but cbindgen cannot run: {e}"),
+    };
+    let committed = std::fs::read(repo().join("include/rmcp.h")).unwrap();
+    assert!(
+        generated == committed,
+        "include/rmcp.h is stale: run `cbindgen --config cbindgen.toml --output include/rmcp.h`"
+    );
+}
