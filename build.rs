@@ -1,3 +1,13 @@
+// `--features real-headers`: bindgen on the real ROCm headers (see the module).
+#[cfg(feature = "real-headers")]
+#[path = "build/real_headers.rs"]
+mod real_headers;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // librmcp registers atexit and pthread_atfork handlers that point into
+    // its own code: it must never be unmapped, even if someone dlcloses it.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
+    #[cfg(feature = "real-headers")]
+    real_headers::generate();
 }
