@@ -44,6 +44,7 @@ impl Json {
         }
     }
 
+    #[allow(dead_code)]
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Json::Int(i) => Some(*i),
@@ -60,6 +61,7 @@ impl Json {
     }
 
     /// Compact single-line output.
+    #[allow(dead_code)]
     pub fn to_compact(&self) -> String {
         let mut s = String::new();
         self.write(&mut s, None, 0);
