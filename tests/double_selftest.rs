@@ -852,8 +852,15 @@ fn dlopen_local_hides_runtime_from_rtld_next() {
         .preload_path(&f.interposer)
         .args(["hipHostMalloc:64:0"])
         .run();
-    assert!(run.stderr.contains("interposed hipHostMalloc size=64"), "{run}");
-    assert_eq!(run.op("hipHostMalloc:64:0").rc(), "500", "RTLD_NEXT must be NULL: {run}");
+    assert!(
+        run.stderr.contains("interposed hipHostMalloc size=64"),
+        "{run}"
+    );
+    assert_eq!(
+        run.op("hipHostMalloc:64:0").rc(),
+        "500",
+        "RTLD_NEXT must be NULL: {run}"
+    );
     assert!(run.calls_named("hipHostMalloc").is_empty(), "{run}");
 
     // Linked directly, RTLD_NEXT finds the runtime.
@@ -864,4 +871,13 @@ fn dlopen_local_hides_runtime_from_rtld_next() {
         .run();
     assert_eq!(run.op("hipHostMalloc:64:0").rc(), "0", "{run}");
     assert_eq!(run.calls_named("hipHostMalloc").len(), 1, "{run}");
+}
+
+#[test]
+#[should_panic(expected = "timed out")]
+fn runner_kills_hung_programs() {
+    Scenario::new(Program::DriverExe)
+        .args(["fork", "sleep_ms:20000"])
+        .timeout(std::time::Duration::from_millis(300))
+        .run();
 }

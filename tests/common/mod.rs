@@ -6,7 +6,7 @@
 //! one program with a chosen device list, optional `LD_PRELOAD` of `librmcp.so`, and
 //! returns a [`Run`] holding the output and the calls the doubles recorded.
 //!
-//! Fixture layout (`<target>/rmcp-fixtures/<test binary>/`):
+//! Fixture layout (`<target>/rmcp-fixtures/<test binary>/<pid>/`):
 //!
 //! ```text
 //! libamdhip64.so.6  libamdhip64.so -> .so.6     ROCm-6-like HIP double
@@ -27,11 +27,11 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Root of the crate (where Cargo.toml is).
@@ -168,7 +168,18 @@ fn build_fixtures() -> Fixtures {
         .expect("exe name")
         .to_string_lossy()
         .into_owned();
-    let dir = target_dir().join("rmcp-fixtures").join(stem);
+    // One directory per process (<stem>/<pid>), so two runs of the same test binary never
+    // rebuild files under each other; directories of dead processes are removed.
+    let base = target_dir().join("rmcp-fixtures").join(stem);
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.parse::<u32>().is_ok() && !Path::new("/proc").join(&name).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(std::process::id().to_string());
     let hip5_dir = dir.join("hip5");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&hip5_dir)
@@ -572,6 +583,17 @@ impl fmt::Display for Run {
     }
 }
 
+/// Reads a pipe to its end on a thread; the bytes arrive on the returned channel.
+fn read_all(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = pipe.read_to_end(&mut v);
+        let _ = tx.send(v);
+    });
+    rx
+}
+
 /// Environment variable prefixes never inherited by a scenario.
 const SCRUBBED_PREFIXES: &[&str] = &["RMCP_", "FAKE_", "HIP_", "HSA_", "ROCR_", "AMD_"];
 const SCRUBBED: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_BIND_NOW"];
@@ -718,35 +740,31 @@ impl Scenario {
                 .join(" ")
         );
 
+        // Own process group, so a timeout kills forked children too.
+        cmd.process_group(0);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command}: {e}"));
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let t_out = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = out.read_to_end(&mut v);
-            v
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = err.read_to_end(&mut v);
-            v
-        });
+        let pgid = child.id() as libc::pid_t;
+        let out_rx = read_all(child.stdout.take().expect("stdout"));
+        let err_rx = read_all(child.stderr.take().expect("stderr"));
+        let text = |rx: &mpsc::Receiver<Vec<u8>>, wait: Duration| {
+            String::from_utf8_lossy(&rx.recv_timeout(wait).unwrap_or_default()).into_owned()
+        };
         let start = Instant::now();
         let status = loop {
             match child.try_wait() {
                 Ok(Some(st)) => break st,
                 Ok(None) if start.elapsed() > self.timeout => {
-                    let _ = child.kill();
+                    // SAFETY: plain syscall on the group we created.
+                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
                     let _ = child.wait();
-                    let stdout =
-                        String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-                    let stderr =
-                        String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+                    let stdout = text(&out_rx, Duration::from_secs(5));
+                    let stderr = text(&err_rx, Duration::from_secs(5));
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     panic!(
-                        "timed out after {:?}: {command}\n--- stdout\n{stdout}--- stderr\n{stderr}--- record\n{log}",
+                        "timed out after {:?}: {command}\n--- stdout\n{stdout}--- stderr\n\
+                         {stderr}--- record\n{log}",
                         self.timeout
                     );
                 }
@@ -754,10 +772,19 @@ impl Scenario {
                 Err(e) => panic!("wait {command}: {e}"),
             }
         };
-        // A forked grandchild could keep the pipes open; the driver always waits for its
-        // children, so joining here terminates.
-        let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-        let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+        // The pipes close when every process holding them is gone. The driver waits for
+        // its forked children, but a stray grandchild must not hang the test: after a grace
+        // period, kill what is left of the group.
+        let grace = Duration::from_secs(10);
+        let stdout = match out_rx.recv_timeout(grace) {
+            Ok(v) => String::from_utf8_lossy(&v).into_owned(),
+            Err(_) => {
+                // SAFETY: as above.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                text(&out_rx, grace)
+            }
+        };
+        let stderr = text(&err_rx, grace);
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let _ = std::fs::remove_file(&log_path);
         let calls = log.lines().filter_map(Call::parse).collect();
