@@ -1,0 +1,78 @@
+//! `--features real-headers`: bindgen reads the real ROCm headers (through the
+//! top-level wrapper.h) of bookworm's ROCm 5.2.3 (/usr/include) and sid's
+//! ROCm 6.4.3 ($RMCP_ROCM_DIR/sid-root/usr/include, default
+//! .rocm/sid-root/usr/include), both put there by scripts/setup-rocm.sh, and
+//! writes $OUT_DIR/real_rocm_5_2_3.rs and real_rocm_6_4_3.rs. tests/real_rocm.rs
+//! includes them to prove, at compile time, that each exported hook has the
+//! real prototype, and to compare rmcp::abi with bindgen's layouts.
+//! Needs libclang (libclang-dev, installed by the setup script); without the
+//! feature nothing here is compiled and no libclang is needed.
+
+use std::path::{Path, PathBuf};
+
+/// The C functions librmcp.so exports (hipExtHostAlloc has no public
+/// prototype in either version; the test handles it separately).
+const FUNCTIONS: &str = "hipMalloc|hipFree|hipHostMalloc|hipHostAlloc|hipMallocHost|hipMemAllocHost|\
+hipHostFree|hipFreeHost|hipExtMallocWithFlags|hipMallocManaged|hipHostRegister|hipHostUnregister|\
+hipMallocAsync|hipMallocFromPoolAsync|hipFreeAsync|hipGetProcAddress|\
+hsa_amd_memory_pool_allocate|hsa_amd_memory_pool_free|\
+hipGetDeviceProperties|hipGetDevicePropertiesR0000|hipGetDevicePropertiesR0600|hipMemAdvise";
+
+const TYPES: &str = "hipDeviceProp_t|hipDeviceProp_tR0000|hipDeviceProp_tR0600|hipError_t|\
+hsa_status_t|hsa_amd_event_t|hsa_amd_gpu_memory_fault_info_t|hsa_amd_memory_pool_global_flag_t|\
+hsa_amd_memory_pool_info_t|hsa_amd_segment_t|hsa_agent_info_t|hsa_device_type_t|hsa_amd_agent_info_t|\
+hsa_amd_event_type_t|hsa_amd_memory_fault_reason_t|hipMemoryAdvise";
+
+const VARS: &str = "HIP_VERSION_MAJOR|HIP_VERSION_MINOR|hipHostMalloc.*|hipHostAlloc.*|hipDeviceMalloc.*|\
+hipMallocSignalMemory|hipMemAttach.*";
+
+pub fn generate() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let wrapper = manifest.join("wrapper.h");
+    println!("cargo:rerun-if-changed={}", wrapper.display());
+    println!("cargo:rerun-if-changed=build/real_headers.rs");
+    println!("cargo:rerun-if-env-changed=RMCP_ROCM_DIR");
+    let sid = match std::env::var_os("RMCP_ROCM_DIR") {
+        Some(d) => PathBuf::from(d).join("sid-root/usr/include"),
+        None => manifest.join(".rocm/sid-root/usr/include"),
+    };
+    for (tag, include) in [("5_2_3", PathBuf::from("/usr/include")), ("6_4_3", sid)] {
+        let api = include.join("hip/hip_runtime_api.h");
+        if !api.exists() {
+            panic!(
+                "feature real-headers: {} is missing; run scripts/setup-rocm.sh (it installs ROCm 5.2.3 \
+                 and unpacks ROCm 6.4.3's headers), or build without --features real-headers",
+                api.display()
+            );
+        }
+        println!("cargo:rerun-if-changed={}", api.display());
+        println!("cargo:rerun-if-changed={}", include.join("hsa/hsa_ext_amd.h").display());
+        generate_one(&wrapper, &include, &out.join(format!("real_rocm_{tag}.rs")));
+    }
+}
+
+fn generate_one(wrapper: &Path, include: &Path, out: &Path) {
+    let bindings = bindgen::Builder::default()
+        .header(wrapper.to_str().unwrap())
+        .clang_arg(format!("-I{}", include.display()))
+        .clang_arg("-D__HIP_PLATFORM_AMD__")
+        .allowlist_function(FUNCTIONS)
+        .allowlist_type(TYPES)
+        .allowlist_var(VARS)
+        // Enums become distinct newtypes, so a hook that used a plain integer
+        // where the header has an enum is caught (and allowed only where the
+        // test says so explicitly).
+        .default_enum_style(bindgen::EnumVariation::NewType { is_bitfield: false, is_global: false })
+        // Function prototypes become fields of a struct (never loaded), so the
+        // test gets their exact types without referencing the symbols.
+        .dynamic_library_name("RealApi")
+        .dynamic_link_require_all(true)
+        .layout_tests(false)
+        .derive_debug(false)
+        .derive_copy(false)
+        .generate_comments(false)
+        .generate()
+        .unwrap_or_else(|e| panic!("bindgen on {} with -I{}: {e}", wrapper.display(), include.display()));
+    bindings.write_to_file(out).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}

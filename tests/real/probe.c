@@ -1,0 +1,111 @@
+/* Calls the allocation entry points rmcp hooks (and a few it does not) on a
+ * real ROCm runtime and prints each return code. tests/real_rocm.rs runs it
+ * with and without librmcp.so and requires identical output and exit code.
+ * Built as an executable (linked to the runtime) or, with -DPROBE_MODULE, as
+ * a module that host.c opens with dlopen(RTLD_LOCAL). Prints no addresses:
+ * only return codes, counts and booleans, so the output is deterministic. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hip/hip_runtime_api.h>
+#include <hsa/hsa.h>
+#include <hsa/hsa_ext_amd.h>
+
+#define RC(name, expr)                                   \
+    do {                                                 \
+        int rc_ = (int)(expr);                           \
+        printf("%-40s rc=%d\n", name, rc_);              \
+    } while (0)
+
+/* A pointer a failed call must leave alone: prints whether it changed. */
+#define SENTINEL ((void *)(uintptr_t)0x5a5a5a5a)
+#define ALLOC(name, call)                                         \
+    do {                                                          \
+        void *p = SENTINEL;                                       \
+        int rc_ = (int)(call);                                    \
+        printf("%-40s rc=%d ptr=%s\n", name, rc_,                 \
+               p == SENTINEL ? "untouched" : p ? "set" : "null");  \
+    } while (0)
+
+#ifdef PROBE_MODULE
+int probe_main(void)
+#else
+int main(void)
+#endif
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    printf("probe: headers HIP %d.%d\n", HIP_VERSION_MAJOR, HIP_VERSION_MINOR);
+
+    int version = -1;
+    RC("hipRuntimeGetVersion", hipRuntimeGetVersion(&version));
+    printf("%-40s %d\n", "runtimeVersion", version);
+    int count = -1;
+    RC("hipGetDeviceCount", hipGetDeviceCount(&count));
+    printf("%-40s %d\n", "deviceCount", count);
+    hipDeviceProp_t props;
+    memset(&props, 0, sizeof props);
+    RC("hipGetDeviceProperties(0)", hipGetDeviceProperties(&props, 0));
+
+    ALLOC("hipMalloc(4096)", hipMalloc(&p, 4096));
+    ALLOC("hipHostMalloc(flags 0)", hipHostMalloc(&p, 4096, 0));
+    ALLOC("hipHostMalloc(Coherent)", hipHostMalloc(&p, 4096, hipHostMallocCoherent));
+    ALLOC("hipHostMalloc(NonCoherent)", hipHostMalloc(&p, 4096, hipHostMallocNonCoherent));
+    ALLOC("hipHostMalloc(Coherent|NonCoherent)",
+          hipHostMalloc(&p, 4096, hipHostMallocCoherent | hipHostMallocNonCoherent));
+    ALLOC("hipHostAlloc(Mapped)", hipHostAlloc(&p, 4096, hipHostMallocMapped));
+    ALLOC("hipMallocHost", hipMallocHost(&p, 4096));
+    ALLOC("hipMemAllocHost", hipMemAllocHost(&p, 4096));
+    ALLOC("hipExtMallocWithFlags(0)", hipExtMallocWithFlags(&p, 4096, hipDeviceMallocDefault));
+    ALLOC("hipExtMallocWithFlags(Finegrained)",
+          hipExtMallocWithFlags(&p, 4096, hipDeviceMallocFinegrained));
+    ALLOC("hipExtMallocWithFlags(99)", hipExtMallocWithFlags(&p, 4096, 99));
+    ALLOC("hipMallocManaged(AttachGlobal)", hipMallocManaged(&p, 4096, hipMemAttachGlobal));
+    ALLOC("hipMallocAsync(null stream)", hipMallocAsync(&p, 4096, NULL));
+    ALLOC("hipMallocFromPoolAsync(null pool)", hipMallocFromPoolAsync(&p, 4096, NULL, NULL));
+
+    RC("hipFree(NULL)", hipFree(NULL));
+    RC("hipHostFree(NULL)", hipHostFree(NULL));
+    RC("hipFreeHost(NULL)", hipFreeHost(NULL));
+    RC("hipFreeAsync(NULL)", hipFreeAsync(NULL, NULL));
+
+    void *page = aligned_alloc(4096, 4096);
+    RC("hipHostRegister(Default)", hipHostRegister(page, 4096, hipHostRegisterDefault));
+    RC("hipHostUnregister", hipHostUnregister(page));
+    free(page);
+
+#if HIP_VERSION_MAJOR >= 6
+    /* hipGetProcAddress: the pointer it hands out for a hooked function must
+     * be the one the program's own reference resolves to (the shim's, when
+     * preloaded), and an unknown name must stay unknown. */
+    static const char *const names[] = {"hipMalloc", "hipHostMalloc", "hipExtHostAlloc",
+                                        "hipNoSuchFunction"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *fn = NULL;
+        hipDriverProcAddressQueryResult status = (hipDriverProcAddressQueryResult)-1;
+        int rc = (int)hipGetProcAddress(names[i], &fn,
+                                        HIP_VERSION_MAJOR * 100 + HIP_VERSION_MINOR, 0, &status);
+        printf("hipGetProcAddress(%s) rc=%d status=%d found=%d", names[i], rc, (int)status,
+               fn != NULL);
+        if (i == 0) printf(" same-as-linked=%d", fn == (void *)&hipMalloc);
+        if (i == 1) printf(" same-as-linked=%d", fn == (void *)&hipHostMalloc);
+        printf("\n");
+        if (i == 0 && fn) {
+            void *p = SENTINEL;
+            int r = (int)((hipError_t(*)(void **, size_t))fn)(&p, 4096);
+            printf("%-40s rc=%d ptr=%s\n", "hipMalloc via hipGetProcAddress", r,
+                   p == SENTINEL ? "untouched" : p ? "set" : "null");
+        }
+    }
+#endif
+
+    RC("hsa_init", hsa_init());
+    hsa_amd_memory_pool_t pool = {0};
+    ALLOC("hsa_amd_memory_pool_allocate(pool 0)", hsa_amd_memory_pool_allocate(pool, 4096, 0, &p));
+    RC("hsa_amd_memory_pool_free(NULL)", hsa_amd_memory_pool_free(NULL));
+    RC("hsa_shut_down", hsa_shut_down());
+
+    printf("probe: done\n");
+    return count > 0 ? 0 : 3;
+}

@@ -1,0 +1,947 @@
+//! librmcp.so against the REAL ROCm runtimes Debian ships (no GPU needed):
+//!
+//! * ROCm 5.2.3 from bookworm, installed on the system by scripts/setup-rocm.sh;
+//! * ROCm 6.4.3 from sid, unpacked with sid's own glibc and loader into
+//!   .rocm/sid-root (or $RMCP_ROCM_DIR/sid-root) and run through that loader:
+//!   `ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path ROOT/usr/lib/x86_64-linux-gnu [--preload librmcp.so] PROG`.
+//!
+//! Each scenario (a C program linked to the runtime, the same code as a module
+//! opened with dlopen(RTLD_LOCAL), a hipcc-built program that launches a
+//! kernel, rocminfo) runs without and with the shim and must print the same
+//! stdout and exit with the same code, with no `rmcp: error` line; a run with
+//! RMCP_LOG=debug proves the shim was in the path. The layout test compiles
+//! tests/real/layout.c against both runtimes' headers and compares it to
+//! `rmcp::abi`; with `--features real-headers` the signature test checks
+//! every exported hook against bindgen's reading of the real prototypes.
+//!
+//! Without the runtimes every test prints "skipped: run scripts/setup-rocm.sh"
+//! and passes, unless RMCP_REQUIRE_REAL_ROCM=1 (CI), which makes it fail.
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const SETUP_HINT: &str = "run scripts/setup-rocm.sh";
+const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ------------------------------------------------------------------ setup
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn real_dir() -> PathBuf {
+    repo().join("tests/real")
+}
+
+fn required() -> bool {
+    std::env::var("RMCP_REQUIRE_REAL_ROCM").is_ok_and(|v| v == "1")
+}
+
+/// Says why a test did not run, where a person sees it even under capture,
+/// or fails when CI requires the real runtimes.
+fn skip(test: &str, why: &str) {
+    if required() {
+        panic!("{test}: {why}; RMCP_REQUIRE_REAL_ROCM=1 forbids skipping ({SETUP_HINT})");
+    }
+    let line = format!("real_rocm::{test}: skipped: {why}: {SETUP_HINT}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    print!("{line}");
+}
+
+fn say(line: &str) {
+    let _ = std::io::stderr().write_all(format!("real_rocm: {line}\n").as_bytes());
+}
+
+fn sid_root() -> PathBuf {
+    match std::env::var_os("RMCP_ROCM_DIR") {
+        Some(d) => PathBuf::from(d).join("sid-root"),
+        None => repo().join(".rocm/sid-root"),
+    }
+}
+
+/// One real ROCm runtime: where its headers and libraries are, and how to run
+/// a program on it.
+#[derive(Clone, Debug)]
+struct Runtime {
+    /// "5.2.3" or "6.4.3"
+    tag: &'static str,
+    name: &'static str,
+    /// hipRuntimeGetVersion() prefix that proves this runtime answered.
+    version_prefix: &'static str,
+    include: PathBuf,
+    libdir: PathBuf,
+    /// sid's own loader, for runtimes that need a newer glibc than the host's.
+    loader: Option<PathBuf>,
+}
+
+impl Runtime {
+    fn bookworm() -> Result<Runtime, String> {
+        let rt = Runtime {
+            tag: "5.2.3",
+            name: "ROCm 5.2.3 (Debian bookworm, system packages)",
+            version_prefix: "502",
+            include: PathBuf::from("/usr/include"),
+            libdir: PathBuf::from("/usr/lib/x86_64-linux-gnu"),
+            loader: None,
+        };
+        rt.check(&["libamdhip64.so", "libamdhip64.so.5", "libhsa-runtime64.so"])?;
+        Ok(rt)
+    }
+
+    fn sid() -> Result<Runtime, String> {
+        let root = sid_root();
+        let rt = Runtime {
+            tag: "6.4.3",
+            name: "ROCm 6.4.3 (Debian sid, unpacked, run by sid's loader)",
+            version_prefix: "604",
+            include: root.join("usr/include"),
+            libdir: root.join("usr/lib/x86_64-linux-gnu"),
+            loader: Some(root.join("usr/lib64/ld-linux-x86-64.so.2")),
+        };
+        rt.check(&["libamdhip64.so", "libamdhip64.so.6", "libhsa-runtime64.so"])?;
+        if !rt.loader.as_ref().unwrap().exists() {
+            return Err(format!("sid's loader is missing under {}", root.display()));
+        }
+        Ok(rt)
+    }
+
+    fn check(&self, libs: &[&str]) -> Result<(), String> {
+        for h in ["hip/hip_runtime_api.h", "hsa/hsa_ext_amd.h"] {
+            if !self.include.join(h).exists() {
+                return Err(format!("ROCm {} header {} is missing", self.tag, self.include.join(h).display()));
+            }
+        }
+        for l in libs {
+            if !self.libdir.join(l).exists() {
+                return Err(format!("ROCm {} library {} is missing", self.tag, self.libdir.join(l).display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// `prog args`, through this runtime's loader if it has one, with the shim
+    /// preloaded if given. The child gets no LD_* or RMCP_* from our environment.
+    fn command(&self, prog: &Path, args: &[&Path], shim: Option<&Path>) -> Command {
+        let mut cmd = Command::new(self.loader.as_deref().unwrap_or(prog));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_"].iter().any(|p| k.starts_with(p)) {
+                cmd.env_remove(&k);
+            }
+        }
+        match &self.loader {
+            Some(_) => {
+                cmd.arg("--library-path").arg(&self.libdir);
+                if let Some(s) = shim {
+                    cmd.arg("--preload").arg(s);
+                }
+                cmd.arg(prog);
+            }
+            None => {
+                if let Some(s) = shim {
+                    cmd.env("LD_PRELOAD", s);
+                }
+            }
+        }
+        cmd.args(args);
+        cmd
+    }
+}
+
+/// Both runtimes, or a skip (or a failure under RMCP_REQUIRE_REAL_ROCM=1).
+fn runtimes(test: &str) -> Vec<Runtime> {
+    let mut out = Vec::new();
+    for r in [Runtime::bookworm(), Runtime::sid()] {
+        match r {
+            Ok(rt) => out.push(rt),
+            Err(why) => skip(test, &why),
+        }
+    }
+    out
+}
+
+/// librmcp.so of this build (the cdylib cargo builds beside the `rmcp` binary),
+/// or $RMCP_SHIM.
+fn shim() -> PathBuf {
+    if let Some(p) = std::env::var_os("RMCP_SHIM") {
+        return PathBuf::from(p);
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_rmcp"));
+    let dir = bin.parent().unwrap();
+    for cand in [dir.join("librmcp.so"), dir.join("deps/librmcp.so")] {
+        if cand.exists() {
+            return cand;
+        }
+    }
+    panic!("librmcp.so not found beside {} (build the crate first)", bin.display());
+}
+
+// ------------------------------------------------------------------ building
+
+fn work_dir(tag: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real_rocm").join(tag);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn c_compiler() -> Command {
+    let tool = cc::Build::new()
+        .target(TRIPLE)
+        .host(TRIPLE)
+        .opt_level(0)
+        .cargo_metadata(false)
+        .get_compiler();
+    tool.to_command()
+}
+
+fn check_status(what: &str, cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{cmd:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+/// Builds `name` for `rt` once per test process.
+fn built(rt: &Runtime, name: &str, build: impl FnOnce(&Runtime, &Path)) -> PathBuf {
+    let key = format!("{}/{}", rt.tag, name);
+    let mut guard = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some(p) = map.get(&key) {
+        return p.clone();
+    }
+    let out = work_dir(rt.tag).join(name);
+    let _ = std::fs::remove_file(&out);
+    build(rt, &out);
+    assert!(out.exists(), "building {key} produced nothing");
+    map.insert(key, out.clone());
+    out
+}
+
+/// Compiler flags that compile C against `rt`'s headers and link its runtimes.
+fn rocm_c_flags(cmd: &mut Command, rt: &Runtime) {
+    cmd.arg("-D__HIP_PLATFORM_AMD__")
+        .arg("-Wno-deprecated-declarations")
+        .arg("-I")
+        .arg(&rt.include);
+}
+
+fn rocm_link_flags(cmd: &mut Command, rt: &Runtime) {
+    cmd.arg("-L").arg(&rt.libdir);
+    if rt.loader.is_some() {
+        // sid's libraries need sid's newer glibc, which exists only at run
+        // time (through sid's loader); the link itself uses the host's libc.
+        cmd.arg(format!("-Wl,-rpath-link,{}", rt.libdir.display()))
+            .arg("-Wl,--allow-shlib-undefined");
+    }
+    cmd.arg("-lamdhip64").arg("-lhsa-runtime64");
+}
+
+fn probe_exe(rt: &Runtime) -> PathBuf {
+    built(rt, "probe", |rt, out| {
+        let mut c = c_compiler();
+        rocm_c_flags(&mut c, rt);
+        c.arg(real_dir().join("probe.c")).arg("-o").arg(out);
+        rocm_link_flags(&mut c, rt);
+        check_status("compiling tests/real/probe.c", &mut c);
+    })
+}
+
+fn probe_module(rt: &Runtime) -> PathBuf {
+    built(rt, "probe_mod.so", |rt, out| {
+        let mut c = c_compiler();
+        rocm_c_flags(&mut c, rt);
+        c.args(["-DPROBE_MODULE", "-shared", "-fPIC"])
+            .arg(real_dir().join("probe.c"))
+            .arg("-o")
+            .arg(out);
+        rocm_link_flags(&mut c, rt);
+        check_status("compiling tests/real/probe.c as a module", &mut c);
+    })
+}
+
+fn host_exe(rt: &Runtime) -> PathBuf {
+    built(rt, "host", |_, out| {
+        let mut c = c_compiler();
+        c.arg(real_dir().join("host.c")).arg("-o").arg(out).arg("-ldl");
+        check_status("compiling tests/real/host.c", &mut c);
+    })
+}
+
+// ------------------------------------------------------------------ running
+
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(mut cmd: Command) -> Run {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = work_dir("runs");
+    let (o, e) = (
+        dir.join(format!("{}-{n}.out", std::process::id())),
+        dir.join(format!("{}-{n}.err", std::process::id())),
+    );
+    cmd.stdin(Stdio::null())
+        .stdout(File::create(&o).unwrap())
+        .stderr(File::create(&e).unwrap());
+    let mut child = cmd.spawn().unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} ran longer than {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let r = Run {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&std::fs::read(&e).unwrap_or_default()).into_owned(),
+    };
+    let _ = std::fs::remove_file(o);
+    let _ = std::fs::remove_file(e);
+    r
+}
+
+fn rmcp_errors(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.trim_start().starts_with("rmcp: error")).collect()
+}
+
+/// Runs `make(shim, extra_env)` without the shim, with it, and with it at
+/// RMCP_LOG=debug; requires the same stdout and exit code each time, no
+/// `rmcp: error` line, and (debug run) at least one `rmcp:` line, which
+/// proves the shim was loaded and reached. Returns the plain run.
+fn assert_transparent(label: &str, make: &dyn Fn(Option<&Path>) -> Command) -> Run {
+    assert_transparent_with(label, true, make)
+}
+
+/// As assert_transparent; `expect_debug` false for programs that may call no
+/// hooked function at all (rocminfo without a GPU stops before allocating).
+fn assert_transparent_with(label: &str, expect_debug: bool, make: &dyn Fn(Option<&Path>) -> Command) -> Run {
+    let lib = shim();
+    let plain = run(make(None));
+    let shimmed = run(make(Some(&lib)));
+    let mut debug_cmd = make(Some(&lib));
+    debug_cmd.env("RMCP_LOG", "debug");
+    let debug = run(debug_cmd);
+
+    for (what, r) in [("with the shim", &shimmed), ("with the shim at RMCP_LOG=debug", &debug)] {
+        assert_eq!(
+            plain.code, r.code,
+            "{label}: exit code differs {what}\n--- without stderr:\n{}\n--- {what} stderr:\n{}",
+            plain.stderr, r.stderr
+        );
+        if plain.stdout != r.stdout {
+            panic!("{label}: stdout differs {what}:\n{}", line_diff(&plain.stdout, &r.stdout));
+        }
+        let errs = rmcp_errors(&r.stderr);
+        assert!(errs.is_empty(), "{label}: rmcp error lines {what}:\n{}", errs.join("\n"));
+    }
+    let debug_lines: Vec<&str> = debug.stderr.lines().filter(|l| l.contains("rmcp:")).collect();
+    assert!(
+        !expect_debug || !debug_lines.is_empty(),
+        "{label}: RMCP_LOG=debug printed no `rmcp:` line, so the shim was not in the path\n--- stderr:\n{}",
+        debug.stderr
+    );
+    say(&format!(
+        "{label}: exit {:?}, {} stdout lines identical without/with the shim; {} rmcp debug lines{}",
+        plain.code,
+        plain.stdout.lines().count(),
+        debug_lines.len(),
+        debug_lines.first().map(|l| format!(", first: {}", l.trim())).unwrap_or_default()
+    ));
+    plain
+}
+
+fn line_diff(a: &str, b: &str) -> String {
+    let (al, bl): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut s = String::new();
+    for i in 0..al.len().max(bl.len()) {
+        let (x, y) = (al.get(i).copied().unwrap_or("<none>"), bl.get(i).copied().unwrap_or("<none>"));
+        if x != y {
+            s += &format!("  line {}: without: {x}\n  line {}:    with: {y}\n", i + 1, i + 1);
+        }
+    }
+    s
+}
+
+/// The probe's output must come from the runtime we meant (not the host's).
+fn assert_probe_ran_on(rt: &Runtime, label: &str, r: &Run) {
+    let v = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("runtimeVersion"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{label}: probe printed no runtimeVersion:\n{}\n{}", r.stdout, r.stderr));
+    assert!(v.starts_with(rt.version_prefix), "{label}: runtime version {v}, expected {}*", rt.version_prefix);
+    assert!(r.stdout.contains("probe: done"), "{label}: probe did not finish:\n{}\n{}", r.stdout, r.stderr);
+    say(&format!("{label}: hipRuntimeGetVersion = {v}; {}", summarize_rcs(&r.stdout)));
+}
+
+/// "hipMalloc(4096)=101 ..." from the probe's output, for the report.
+fn summarize_rcs(stdout: &str) -> String {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in stdout.lines() {
+        let Some((name, rest)) = l.split_once(" rc=") else { continue };
+        let rc = rest.split_whitespace().next().unwrap_or("?").to_string();
+        m.entry(rc).or_default().push(name.trim().to_string());
+    }
+    m.iter().map(|(rc, names)| format!("rc {rc}: {}", names.join(", "))).collect::<Vec<_>>().join("; ")
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn real_runtimes_are_installed() {
+    let rts = runtimes("real_runtimes_are_installed");
+    for rt in &rts {
+        say(&format!("found {} (headers {}, libraries {})", rt.name, rt.include.display(), rt.libdir.display()));
+    }
+}
+
+#[test]
+fn linked_program_same_with_and_without_shim() {
+    for rt in runtimes("linked_program_same_with_and_without_shim") {
+        let exe = probe_exe(&rt);
+        let label = format!("linked C program on ROCm {}", rt.tag);
+        let plain = assert_transparent(&label, &|s| rt.command(&exe, &[], s));
+        assert_probe_ran_on(&rt, &label, &plain);
+    }
+}
+
+#[test]
+fn dlopen_local_module_same_with_and_without_shim() {
+    for rt in runtimes("dlopen_local_module_same_with_and_without_shim") {
+        let (host, module) = (host_exe(&rt), probe_module(&rt));
+        let label = format!("module opened with dlopen(RTLD_LOCAL) on ROCm {}", rt.tag);
+        let plain = assert_transparent(&label, &|s| rt.command(&host, &[&module], s));
+        assert!(plain.stdout.starts_with("host: module opened RTLD_LOCAL"), "{label}: {}", plain.stdout);
+        assert_probe_ran_on(&rt, &label, &plain);
+    }
+}
+
+#[test]
+fn hip_kernel_program_same_with_and_without_shim() {
+    const T: &str = "hip_kernel_program_same_with_and_without_shim";
+    let Some(rt) = runtimes(T).into_iter().find(|r| r.tag == "5.2.3") else { return };
+    let hipcc = Path::new("/usr/bin/hipcc");
+    if !hipcc.exists() {
+        return skip(T, "/usr/bin/hipcc (bookworm) is not installed");
+    }
+    let t0 = Instant::now();
+    let exe = built(&rt, "kernel", |_, out| {
+        let mut c = Command::new(hipcc);
+        c.arg("--offload-arch=gfx1030").arg("-o").arg(out).arg(real_dir().join("kernel.hip"));
+        check_status("hipcc --offload-arch=gfx1030 tests/real/kernel.hip", &mut c);
+    });
+    say(&format!("hipcc --offload-arch=gfx1030 kernel.hip: {:.1} s", t0.elapsed().as_secs_f64()));
+    let plain = assert_transparent("hipcc-built kernel program on ROCm 5.2.3", &|s| rt.command(&exe, &[], s));
+    assert!(plain.stdout.contains("kernel: done"), "{}", plain.stdout);
+    say(&format!("kernel program output: {}", plain.stdout.replace('\n', " | ")));
+}
+
+#[test]
+fn rocminfo_same_with_and_without_shim() {
+    const T: &str = "rocminfo_same_with_and_without_shim";
+    let Some(rt) = runtimes(T).into_iter().find(|r| r.tag == "5.2.3") else { return };
+    let rocminfo = Path::new("/usr/bin/rocminfo");
+    if !rocminfo.exists() {
+        return skip(T, "/usr/bin/rocminfo (bookworm) is not installed");
+    }
+    let plain = assert_transparent_with("rocminfo 5.2.3", false, &|s| rt.command(rocminfo, &[], s));
+    say(&format!("rocminfo: exit {:?}, stdout {:?}", plain.code, plain.stdout.trim()));
+}
+
+/// One `binding file A [n] to B [m]: normal symbol `S'` line of LD_DEBUG=bindings.
+fn bindings(stderr: &str) -> Vec<(String, String, String)> {
+    let mut v = Vec::new();
+    for l in stderr.lines() {
+        let Some(rest) = l.split_once("binding file ").map(|x| x.1) else { continue };
+        let Some((from, rest)) = rest.split_once(" [") else { continue };
+        let Some((_, rest)) = rest.split_once("] to ") else { continue };
+        let Some((to, rest)) = rest.split_once(" [") else { continue };
+        let Some(sym) = rest.split_once('`').and_then(|x| x.1.split_once('\'')).map(|x| x.0) else { continue };
+        v.push((from.to_string(), to.to_string(), sym.to_string()));
+    }
+    v
+}
+
+fn file_name(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+#[test]
+fn symbol_bindings_go_through_shim() {
+    let lib = shim();
+    let lib_name = file_name(lib.to_str().unwrap()).to_string();
+    for rt in runtimes("symbol_bindings_go_through_shim") {
+        let exe = probe_exe(&rt);
+        let (host, module) = (host_exe(&rt), probe_module(&rt));
+        let cases: [(&str, &dyn Fn(Option<&Path>) -> Command, &str); 2] = [
+            ("linked program", &|s| rt.command(&exe, &[], s), "probe"),
+            ("dlopen(RTLD_LOCAL) module", &|s| rt.command(&host, &[&module], s), "probe_mod.so"),
+        ];
+        for (what, make, app) in cases {
+            let label = format!("{what} on ROCm {}", rt.tag);
+            let traced = |shim: Option<&Path>| {
+                let mut cmd = make(shim);
+                cmd.env("LD_DEBUG", "bindings");
+                bindings(&run(cmd).stderr)
+            };
+            let (plain, shimmed) = (traced(None), traced(Some(&lib)));
+            for sym in ["hipMalloc", "hipHostMalloc", "hipExtMallocWithFlags", "hsa_amd_memory_pool_allocate"] {
+                let to = |b: &[(String, String, String)]| -> Vec<String> {
+                    b.iter().filter(|(f, _, s)| file_name(f) == app && s == sym).map(|(_, t, _)| file_name(t).to_string()).collect()
+                };
+                let (p, s) = (to(&plain), to(&shimmed));
+                assert!(
+                    s.contains(&lib_name) && !p.contains(&lib_name),
+                    "{label}: {app}'s `{sym}` is bound to {s:?} with the shim ({p:?} without), not to {lib_name}"
+                );
+            }
+            // The shim forwards through dlsym(runtime handle, "hipMalloc"), which
+            // LD_DEBUG shows as an unversioned lookup inside libamdhip64's own
+            // scope; the runtime alone makes no such lookup.
+            let own = |b: &[(String, String, String)]| {
+                b.iter()
+                    .filter(|(f, t, s)| {
+                        s == "hipMalloc" && f == t && file_name(t).starts_with("libamdhip64.so")
+                    })
+                    .count()
+            };
+            let (p, s) = (own(&plain), own(&shimmed));
+            assert!(
+                s > p,
+                "{label}: no lookup of hipMalloc in libamdhip64 by the shim ({s} with the shim, {p} without)"
+            );
+            say(&format!(
+                "{label}: {app}'s hipMalloc/hipHostMalloc/hipExtMallocWithFlags/hsa_amd_memory_pool_allocate bound to {lib_name}; \
+                 the shim looked hipMalloc up in libamdhip64 ({s} lookups with the shim, {p} without)"
+            ));
+        }
+    }
+}
+
+// ------------------------------------------------------------------ layout
+
+fn layout_values(rt: &Runtime) -> BTreeMap<String, u64> {
+    let exe = built(rt, "layout", |rt, out| {
+        let mut c = c_compiler();
+        rocm_c_flags(&mut c, rt);
+        c.arg(real_dir().join("layout.c")).arg("-o").arg(out);
+        check_status("compiling tests/real/layout.c", &mut c);
+    });
+    // layout.c links nothing from ROCm: it runs on the host's libc directly.
+    let r = run(Command::new(&exe));
+    assert_eq!(r.code, Some(0), "layout ({}) failed: {}", rt.tag, r.stderr);
+    r.stdout
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (k.to_string(), v.parse::<i64>().map(|x| x as u64).unwrap_or_else(|_| v.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn layout_matches_real_headers() {
+    use rmcp::abi::{self, device, host, hsa, managed, props};
+    for rt in runtimes("layout_matches_real_headers") {
+        let v = layout_values(&rt);
+        let mut checked = 0;
+        let mut bad = Vec::new();
+        let mut expect = |key: &str, ours: u64| {
+            match v.get(key) {
+                Some(&real) if real == ours => checked += 1,
+                Some(&real) => bad.push(format!("{key}: real {real:#x}, rmcp::abi {ours:#x}")),
+                None => bad.push(format!("{key}: not printed by layout.c for {}", rt.tag)),
+            }
+        };
+        expect("props.r0000.size", props::R0000_SIZE as u64);
+        expect("props.r0000.gcnArchName", props::R0000_GCN_ARCH_NAME as u64);
+        expect("props.r0000.integrated", props::R0000_INTEGRATED as u64);
+        expect("props.r0000.gcnArchName.len", props::GCN_ARCH_NAME_LEN as u64);
+        if rt.tag != "5.2.3" {
+            expect("props.r0600.size", props::R0600_SIZE as u64);
+            expect("props.r0600.gcnArchName", props::R0600_GCN_ARCH_NAME as u64);
+            expect("props.r0600.integrated", props::R0600_INTEGRATED as u64);
+            expect("props.r0600.gcnArchName.len", props::GCN_ARCH_NAME_LEN as u64);
+            expect("hipHostAllocPortable", host::PORTABLE as u64);
+            expect("hipHostAllocMapped", host::MAPPED as u64);
+            expect("hipHostAllocWriteCombined", host::WRITE_COMBINED as u64);
+            expect("hipDeviceMallocUncached", device::UNCACHED as u64);
+            expect("hipDeviceMallocContiguous", device::CONTIGUOUS as u64);
+            expect(
+                "HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED",
+                hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED as u64,
+            );
+        }
+        assert!(props::PROPS_BUFFER_BYTES as u64 >= v["props.r0000.size"]);
+        assert!(props::PROPS_BUFFER_BYTES as u64 >= v.get("props.r0600.size").copied().unwrap_or(0));
+
+        expect("hipSuccess", abi::HIP_SUCCESS as u64);
+        expect("hipErrorInvalidValue", abi::HIP_ERROR_INVALID_VALUE as u64);
+        expect("hipErrorOutOfMemory", abi::HIP_ERROR_OUT_OF_MEMORY as u64);
+        expect("hipErrorNotInitialized", abi::HIP_ERROR_NOT_INITIALIZED as u64);
+        expect("hipErrorNoDevice", abi::HIP_ERROR_NO_DEVICE as u64);
+        expect("hipErrorInvalidDevice", abi::HIP_ERROR_INVALID_DEVICE as u64);
+        expect("hipErrorNotSupported", abi::HIP_ERROR_NOT_SUPPORTED as u64);
+        expect("sizeof.hipError_t", std::mem::size_of::<abi::hipError_t>() as u64);
+
+        expect("hipHostMallocDefault", host::DEFAULT as u64);
+        expect("hipHostMallocPortable", host::PORTABLE as u64);
+        expect("hipHostMallocMapped", host::MAPPED as u64);
+        expect("hipHostMallocWriteCombined", host::WRITE_COMBINED as u64);
+        expect("hipHostMallocNumaUser", host::NUMA_USER as u64);
+        expect("hipHostMallocCoherent", host::COHERENT as u64);
+        expect("hipHostMallocNonCoherent", host::NON_COHERENT as u64);
+        expect("hipDeviceMallocDefault", device::DEFAULT as u64);
+        expect("hipDeviceMallocFinegrained", device::FINEGRAINED as u64);
+        expect("hipMallocSignalMemory", device::SIGNAL_MEMORY as u64);
+        expect("hipMemAttachGlobal", managed::ATTACH_GLOBAL as u64);
+        expect("hipMemAttachHost", managed::ATTACH_HOST as u64);
+        expect("hipMemAdviseSetCoarseGrain", abi::HIP_MEM_ADVISE_SET_COARSE_GRAIN as u64);
+
+        expect("HSA_STATUS_SUCCESS", hsa::STATUS_SUCCESS as u64);
+        expect("HSA_STATUS_INFO_BREAK", hsa::STATUS_INFO_BREAK as u64);
+        expect("HSA_STATUS_ERROR", hsa::STATUS_ERROR as u64);
+        expect("HSA_STATUS_ERROR_INVALID_ARGUMENT", hsa::STATUS_ERROR_INVALID_ARGUMENT as u64);
+        expect("HSA_STATUS_ERROR_NOT_INITIALIZED", hsa::STATUS_ERROR_NOT_INITIALIZED as u64);
+        expect("sizeof.hsa_status_t", std::mem::size_of::<abi::hsa_status_t>() as u64);
+        expect("HSA_AGENT_INFO_NAME", hsa::AGENT_INFO_NAME as u64);
+        expect("HSA_AGENT_INFO_DEVICE", hsa::AGENT_INFO_DEVICE as u64);
+        expect("HSA_DEVICE_TYPE_CPU", hsa::DEVICE_TYPE_CPU as u64);
+        expect("HSA_DEVICE_TYPE_GPU", hsa::DEVICE_TYPE_GPU as u64);
+        expect("HSA_AMD_AGENT_INFO_DRIVER_NODE_ID", hsa::AMD_AGENT_INFO_DRIVER_NODE_ID as u64);
+        expect("HSA_AMD_MEMORY_POOL_INFO_SEGMENT", hsa::POOL_INFO_SEGMENT as u64);
+        expect("HSA_AMD_MEMORY_POOL_INFO_GLOBAL_FLAGS", hsa::POOL_INFO_GLOBAL_FLAGS as u64);
+        expect("HSA_AMD_MEMORY_POOL_INFO_SIZE", hsa::POOL_INFO_SIZE as u64);
+        expect("HSA_AMD_SEGMENT_GLOBAL", hsa::SEGMENT_GLOBAL as u64);
+        expect("HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_KERNARG_INIT", hsa::GLOBAL_FLAG_KERNARG_INIT as u64);
+        expect("HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_FINE_GRAINED", hsa::GLOBAL_FLAG_FINE_GRAINED as u64);
+        expect("HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_COARSE_GRAINED", hsa::GLOBAL_FLAG_COARSE_GRAINED as u64);
+        expect("HSA_AMD_GPU_MEMORY_FAULT_EVENT", hsa::EVENT_GPU_MEMORY_FAULT as u64);
+        for (key, bit) in [
+            ("HSA_AMD_MEMORY_FAULT_PAGE_NOT_PRESENT", hsa::FAULT_PAGE_NOT_PRESENT),
+            ("HSA_AMD_MEMORY_FAULT_READ_ONLY", hsa::FAULT_READ_ONLY),
+            ("HSA_AMD_MEMORY_FAULT_NX", hsa::FAULT_NX),
+            ("HSA_AMD_MEMORY_FAULT_HOST_ONLY", hsa::FAULT_HOST_ONLY),
+            ("HSA_AMD_MEMORY_FAULT_DRAMECC", hsa::FAULT_DRAMECC),
+            ("HSA_AMD_MEMORY_FAULT_IMPRECISE", hsa::FAULT_IMPRECISE),
+            ("HSA_AMD_MEMORY_FAULT_SRAMECC", hsa::FAULT_SRAMECC),
+            ("HSA_AMD_MEMORY_FAULT_HANG", hsa::FAULT_HANG),
+        ] {
+            expect(key, bit as u64);
+        }
+        // Every reason bit the report names is one the header defines.
+        for (bit, _) in hsa::FAULT_REASONS {
+            assert!(v.iter().any(|(k, &x)| k.starts_with("HSA_AMD_MEMORY_FAULT_") && x == bit as u64), "{bit:#x}");
+        }
+
+        // Struct layouts, measured on our #[repr(C)] types.
+        let ev = std::mem::MaybeUninit::<abi::hsa_amd_event_t>::uninit();
+        let fi = std::mem::MaybeUninit::<abi::hsa_amd_gpu_memory_fault_info_t>::uninit();
+        let (evp, fip) = (ev.as_ptr(), fi.as_ptr());
+        // SAFETY: addr_of! on fields of an uninitialised value computes addresses only.
+        let off = |base: *const u8, field: *const u8| field as u64 - base as u64;
+        unsafe {
+            expect("offsetof.hsa_amd_event_t.event_type", off(evp.cast(), std::ptr::addr_of!((*evp).event_type).cast()));
+            expect(
+                "offsetof.hsa_amd_event_t.memory_fault",
+                off(evp.cast(), std::ptr::addr_of!((*evp).memory_fault).cast()),
+            );
+            expect("offsetof.fault_info.agent", off(fip.cast(), std::ptr::addr_of!((*fip).agent).cast()));
+            expect(
+                "offsetof.fault_info.virtual_address",
+                off(fip.cast(), std::ptr::addr_of!((*fip).virtual_address).cast()),
+            );
+            expect(
+                "offsetof.fault_info.fault_reason_mask",
+                off(fip.cast(), std::ptr::addr_of!((*fip).fault_reason_mask).cast()),
+            );
+        }
+        expect("sizeof.hsa_agent_t", std::mem::size_of::<abi::hsa_agent_t>() as u64);
+        expect("sizeof.hsa_amd_memory_pool_t", std::mem::size_of::<abi::hsa_amd_memory_pool_t>() as u64);
+        expect(
+            "sizeof.hsa_amd_gpu_memory_fault_info_t",
+            std::mem::size_of::<abi::hsa_amd_gpu_memory_fault_info_t>() as u64,
+        );
+        assert!(bad.is_empty(), "rmcp::abi disagrees with the real ROCm {} headers:\n{}", rt.tag, bad.join("\n"));
+        say(&format!("layout: {checked} values of rmcp::abi match the real ROCm {} headers", rt.tag));
+    }
+}
+
+// ------------------------------------------------------------------ signatures (bindgen)
+
+/// With `--features real-headers`, build/real_headers.rs has run bindgen on the
+/// real ROCm 5.2.3 and 6.4.3 headers (wrapper.h). The prototypes arrive as
+/// function-pointer fields of `RealApi` (never loaded: no symbol is referenced),
+/// and every exported hook is checked against them by the type checker: a
+/// hook whose signature drifts from the real header does not compile.
+#[cfg(feature = "real-headers")]
+mod real_headers {
+    #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, unused_imports)]
+    #![allow(clippy::all)]
+
+    use rmcp::abi::{self, device, host, hsa, managed, props};
+    use rmcp::hooks::{hip as hip_hooks, hsa as hsa_hooks};
+    use std::ffi::{c_char, c_int, c_uint, c_void};
+    use std::mem::{align_of, size_of, MaybeUninit};
+
+    pub mod r523 {
+        include!(concat!(env!("OUT_DIR"), "/real_rocm_5_2_3.rs"));
+    }
+    pub mod r643 {
+        include!(concat!(env!("OUT_DIR"), "/real_rocm_6_4_3.rs"));
+    }
+
+    /// `Ours: AbiEq<Real>`: our type may stand where the real header has `Real`.
+    /// Holds for identical scalar types, structurally for pointers and
+    /// `unsafe extern "C"` function pointers, and for the few pairs listed
+    /// below, each of which has the same size, alignment and passing class.
+    pub trait AbiEq<Real> {}
+    macro_rules! identity {
+        ($($t:ty),*) => { $(impl AbiEq<$t> for $t {})* };
+    }
+    identity!(c_void, i8, u8, i16, u16, i32, u32, i64, u64, isize, usize);
+    impl<A: AbiEq<B>, B> AbiEq<*mut B> for *mut A {}
+    impl<A: AbiEq<B>, B> AbiEq<*const B> for *const A {}
+    macro_rules! fn_ptr {
+        ($($a:ident $b:ident),*) => {
+            impl<R1: AbiEq<R2>, R2, $($a: AbiEq<$b>, $b),*>
+                AbiEq<unsafe extern "C" fn($($b),*) -> R2> for unsafe extern "C" fn($($a),*) -> R1 {}
+        };
+    }
+    fn_ptr!();
+    fn_ptr!(A1 B1);
+    fn_ptr!(A1 B1, A2 B2);
+    fn_ptr!(A1 B1, A2 B2, A3 B3);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5);
+
+    /// The deliberate differences, per header version:
+    /// - C enums (bindgen: 4-byte newtypes over c_uint) that rmcp passes as
+    ///   i32 (`rmcp::abi::hipError_t`, `hsa_status_t`, the status out-param of
+    ///   hipGetProcAddress): same size and register class; every value is < 2^31;
+    /// - `void*` for the opaque handle structs behind hipStream_t / hipMemPool_t;
+    /// - rmcp's own `#[repr(C)]` copy of hsa_amd_memory_pool_t (layout asserted).
+    macro_rules! per_header {
+        ($r:ident) => {
+            impl AbiEq<$r::hipError_t> for i32 {}
+            impl AbiEq<$r::hsa_status_t> for i32 {}
+            impl AbiEq<$r::ihipStream_t> for c_void {}
+            impl AbiEq<$r::ihipMemPoolHandle_t> for c_void {}
+            impl AbiEq<$r::hsa_amd_memory_pool_t> for abi::hsa_amd_memory_pool_t {}
+            const _: () = {
+                assert!(size_of::<$r::hipError_t>() == size_of::<i32>());
+                assert!(size_of::<$r::hsa_status_t>() == size_of::<i32>());
+                assert!(size_of::<$r::hsa_amd_memory_pool_t>() == size_of::<abi::hsa_amd_memory_pool_t>());
+                assert!(align_of::<$r::hsa_amd_memory_pool_t>() == align_of::<abi::hsa_amd_memory_pool_t>());
+                assert!(size_of::<$r::hsa_agent_t>() == size_of::<abi::hsa_agent_t>());
+                assert!(
+                    size_of::<$r::hsa_amd_gpu_memory_fault_info_t>()
+                        == size_of::<abi::hsa_amd_gpu_memory_fault_info_t>()
+                );
+            };
+        };
+    }
+    per_header!(r523);
+    per_header!(r643);
+    impl AbiEq<r643::hipDriverProcAddressQueryResult> for i32 {}
+    const _: () = assert!(size_of::<r643::hipDriverProcAddressQueryResult>() == size_of::<i32>());
+
+    /// Compiles only if `ours` may stand for the real prototype `real` selects.
+    fn same<Ours: AbiEq<Real>, Real, Api>(_ours: Ours, _real: fn(&Api) -> &Real) {}
+
+    /// `check!(api; hook(arity placeholders) => RealApi field, ...)`
+    macro_rules! check {
+        ($api:ty; $($hook:path [$($u:tt)*] => $field:ident),* $(,)?) => {{
+            let mut n = 0;
+            $(
+                same($hook as unsafe extern "C" fn($($u)*) -> _, |a: &$api| &a.$field);
+                n += 1;
+            )*
+            n
+        }};
+    }
+
+    #[test]
+    fn hook_prototypes_match_real_headers() {
+        let v5 = check!(r523::RealApi;
+            hip_hooks::hipMalloc [_, _] => hipMalloc,
+            hip_hooks::hipFree [_] => hipFree,
+            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
+            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
+            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
+            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
+            hip_hooks::hipHostFree [_] => hipHostFree,
+            hip_hooks::hipFreeHost [_] => hipFreeHost,
+            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
+            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
+            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
+            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
+            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
+            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
+            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
+            // No public prototype exists for hipExtHostAlloc; see below.
+            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
+            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
+        );
+        let v6 = check!(r643::RealApi;
+            hip_hooks::hipMalloc [_, _] => hipMalloc,
+            hip_hooks::hipFree [_] => hipFree,
+            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
+            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
+            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
+            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
+            hip_hooks::hipHostFree [_] => hipHostFree,
+            hip_hooks::hipFreeHost [_] => hipFreeHost,
+            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
+            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
+            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
+            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
+            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
+            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
+            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
+            hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
+            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
+            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
+        );
+        // hipExtHostAlloc: ROCm 6.4.3 declares it only in its C++ dispatch table
+        // (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc), with
+        // hipHostAlloc's parameters; the hook was checked against hipHostAlloc
+        // above, and the table's typedef must still say so.
+        let trace = std::fs::read_to_string(super::sid_root().join("usr/include/hip/amd_detail/hip_api_trace.hpp"))
+            .expect("ROCm 6.4.3 hip_api_trace.hpp");
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        let t = squash(&trace);
+        assert!(
+            t.contains(&squash("typedef hipError_t (*t_hipExtHostAlloc)(void **ptr, size_t size, unsigned int flags);")),
+            "t_hipExtHostAlloc in ROCm 6.4.3's hip_api_trace.hpp no longer has hipHostAlloc's parameters"
+        );
+        super::say(&format!(
+            "signatures: {v5} hooks match ROCm 5.2.3's prototypes, {v6} match ROCm 6.4.3's (bindgen on wrapper.h)"
+        ));
+    }
+
+    macro_rules! offset {
+        ($t:ty, $f:ident) => {{
+            let u = MaybeUninit::<$t>::uninit();
+            let b = u.as_ptr();
+            // SAFETY: computes a field address inside an uninitialised value; never reads.
+            unsafe { std::ptr::addr_of!((*b).$f) as usize - b as usize }
+        }};
+    }
+
+    fn size_of_pointee<T>(_: *const T) -> usize {
+        size_of::<T>()
+    }
+    macro_rules! field_size {
+        ($t:ty, $f:ident) => {{
+            let u = MaybeUninit::<$t>::uninit();
+            let b = u.as_ptr();
+            // SAFETY: as in offset!.
+            size_of_pointee(unsafe { std::ptr::addr_of!((*b).$f) })
+        }};
+    }
+
+    /// The same facts as layout_matches_real_headers, read by bindgen instead
+    /// of the C compiler: two independent readings of the headers.
+    #[test]
+    fn bindgen_layouts_match_abi() {
+        assert_eq!(r523::HIP_VERSION_MAJOR, 5);
+        assert_eq!(r643::HIP_VERSION_MAJOR, 6);
+        for (size, arch, integrated, len) in [
+            (
+                size_of::<r523::hipDeviceProp_t>(),
+                offset!(r523::hipDeviceProp_t, gcnArchName),
+                offset!(r523::hipDeviceProp_t, integrated),
+                field_size!(r523::hipDeviceProp_t, gcnArchName),
+            ),
+            (
+                size_of::<r643::hipDeviceProp_tR0000>(),
+                offset!(r643::hipDeviceProp_tR0000, gcnArchName),
+                offset!(r643::hipDeviceProp_tR0000, integrated),
+                field_size!(r643::hipDeviceProp_tR0000, gcnArchName),
+            ),
+        ] {
+            assert_eq!((size, arch, integrated, len), (
+                props::R0000_SIZE,
+                props::R0000_GCN_ARCH_NAME,
+                props::R0000_INTEGRATED,
+                props::GCN_ARCH_NAME_LEN
+            ));
+        }
+        assert_eq!(
+            (
+                size_of::<r643::hipDeviceProp_tR0600>(),
+                offset!(r643::hipDeviceProp_tR0600, gcnArchName),
+                offset!(r643::hipDeviceProp_tR0600, integrated),
+                field_size!(r643::hipDeviceProp_tR0600, gcnArchName)
+            ),
+            (props::R0600_SIZE, props::R0600_GCN_ARCH_NAME, props::R0600_INTEGRATED, props::GCN_ARCH_NAME_LEN)
+        );
+        macro_rules! consts {
+            ($($r:ident)*) => {$(
+                assert_eq!($r::hipHostMallocDefault, host::DEFAULT);
+                assert_eq!($r::hipHostMallocPortable, host::PORTABLE);
+                assert_eq!($r::hipHostMallocMapped, host::MAPPED);
+                assert_eq!($r::hipHostMallocWriteCombined, host::WRITE_COMBINED);
+                assert_eq!($r::hipHostMallocNumaUser, host::NUMA_USER);
+                assert_eq!($r::hipHostMallocCoherent, host::COHERENT);
+                assert_eq!($r::hipHostMallocNonCoherent, host::NON_COHERENT);
+                assert_eq!($r::hipDeviceMallocDefault, device::DEFAULT);
+                assert_eq!($r::hipDeviceMallocFinegrained, device::FINEGRAINED);
+                assert_eq!($r::hipMallocSignalMemory, device::SIGNAL_MEMORY);
+                assert_eq!($r::hipMemAttachGlobal, managed::ATTACH_GLOBAL);
+                assert_eq!($r::hipMemAttachHost, managed::ATTACH_HOST);
+                assert_eq!($r::hipMemoryAdvise::hipMemAdviseSetCoarseGrain.0 as i32, abi::HIP_MEM_ADVISE_SET_COARSE_GRAIN);
+                assert_eq!($r::hipError_t::hipErrorNoDevice.0 as i32, abi::HIP_ERROR_NO_DEVICE);
+                assert_eq!($r::hipError_t::hipErrorInvalidDevice.0 as i32, abi::HIP_ERROR_INVALID_DEVICE);
+                assert_eq!($r::hipError_t::hipErrorNotSupported.0 as i32, abi::HIP_ERROR_NOT_SUPPORTED);
+                assert_eq!($r::hsa_status_t::HSA_STATUS_ERROR_NOT_INITIALIZED.0 as i32, hsa::STATUS_ERROR_NOT_INITIALIZED);
+                assert_eq!($r::hsa_amd_memory_pool_info_t::HSA_AMD_MEMORY_POOL_INFO_GLOBAL_FLAGS.0, hsa::POOL_INFO_GLOBAL_FLAGS);
+                assert_eq!($r::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_FINE_GRAINED.0, hsa::GLOBAL_FLAG_FINE_GRAINED);
+                assert_eq!($r::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_COARSE_GRAINED.0, hsa::GLOBAL_FLAG_COARSE_GRAINED);
+                assert_eq!($r::hsa_agent_info_t::HSA_AGENT_INFO_DEVICE.0, hsa::AGENT_INFO_DEVICE);
+                assert_eq!($r::hsa_amd_agent_info_s::HSA_AMD_AGENT_INFO_DRIVER_NODE_ID.0, hsa::AMD_AGENT_INFO_DRIVER_NODE_ID);
+                assert_eq!($r::hsa_amd_event_type_s::HSA_AMD_GPU_MEMORY_FAULT_EVENT.0, hsa::EVENT_GPU_MEMORY_FAULT);
+                // 5.2.3 writes 1 << 31 (an int enum, INT_MIN); 6.4.3 writes 1U << 31.
+                assert_eq!($r::hsa_amd_memory_fault_reason_t::HSA_AMD_MEMORY_FAULT_HANG.0 as u32, hsa::FAULT_HANG);
+                assert_eq!(offset!($r::hsa_amd_event_t, event_type), 0);
+                assert_eq!(offset!($r::hsa_amd_gpu_memory_fault_info_t, virtual_address), 8);
+                assert_eq!(offset!($r::hsa_amd_gpu_memory_fault_info_t, fault_reason_mask), 16);
+            )*};
+        }
+        consts!(r523 r643);
+        assert_eq!(r643::hipDeviceMallocUncached, device::UNCACHED);
+        assert_eq!(r643::hipDeviceMallocContiguous, device::CONTIGUOUS);
+        assert_eq!(
+            r643::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED.0,
+            hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED
+        );
+        super::say("bindgen layouts: hipDeviceProp_t R0000/R0600 and the HSA/HIP constants match rmcp::abi for 5.2.3 and 6.4.3");
+    }
+}

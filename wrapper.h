@@ -1,0 +1,16 @@
+/* The real ROCm headers that bindgen reads when rmcp is built with
+ * `--features real-headers` (build/real_headers.rs): once with -I/usr/include
+ * (Debian bookworm's ROCm 5.2.3) and once with -I.rocm/sid-root/usr/include
+ * (Debian sid's ROCm 6.4.3), both installed by scripts/setup-rocm.sh.
+ * tests/real_rocm.rs checks every exported hook of librmcp.so against the
+ * prototypes generated from here, and rmcp::abi against the layouts. */
+#ifndef __HIP_PLATFORM_AMD__
+#define __HIP_PLATFORM_AMD__ 1
+#endif
+#include <hip/hip_version.h>
+#include <hip/hip_runtime_api.h>
+#if HIP_VERSION_MAJOR >= 6
+#include <hip/hip_deprecated.h> /* hipDeviceProp_tR0000 (hip_runtime_api.h does not include it) */
+#endif
+#include <hsa/hsa.h>
+#include <hsa/hsa_ext_amd.h>
