@@ -547,6 +547,7 @@ fn get_proc_address_returns_the_runtimes_own_function() {
             "dlsym:hipHostMalloc:333:0",
             "hipMemAllocHost:444",
             "procaddr:hipNoSuchThing:1",
+            "procaddr:malloc:1",
             "freeall",
         ])
         .run();
@@ -569,6 +570,8 @@ fn get_proc_address_returns_the_runtimes_own_function() {
     assert_eq!(gpa[1].get("symbol"), Some("hipNoSuchThing"));
     assert_eq!(gpa[1].rc(), Some(500));
     assert_eq!(run.op("procaddr:hipNoSuchThing:1").rc(), "500");
+    // only the runtime's own API, not its dependencies' symbols
+    assert_eq!(run.op("procaddr:malloc:1").rc(), "500", "{run}");
     // the function returned lies in the double, not in the interposer
     let fn_addr = run
         .op("procaddr:hipHostMalloc:222:0")
@@ -617,7 +620,7 @@ fn hsa_agents_and_pools() {
     );
     assert_eq!(
         run.op("hsa_agents").get("agents"),
-        Some("Fake_CPU/0/0,gfx1030/1/1,gfx1035/1/2"),
+        Some("Fake_CPU/0/0/0x0,gfx1030/1/1/0x300,gfx1035/1/2/0x400"),
         "{run}"
     );
     assert_eq!(run.op("hsa_alloc:2:fine:64").rc(), "nopool");

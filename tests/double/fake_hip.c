@@ -721,12 +721,26 @@ static void self_anchor(void) {}
 
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
 static void *self_handle;
+static void *self_base;
 
 static void self_open(void)
 {
     Dl_info info;
-    if (dladdr((void *)(uintptr_t)&self_anchor, &info) && info.dli_fname)
+    if (dladdr((void *)(uintptr_t)&self_anchor, &info) && info.dli_fname) {
         self_handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+        self_base = info.dli_fbase;
+    }
+}
+
+/* dlsym on our handle also searches our dependencies (libc...); the runtime only knows its
+ * own API, so anything defined elsewhere counts as not found. */
+static void *self_lookup(const char *symbol)
+{
+    Dl_info info;
+    void *fn = self_handle ? dlsym(self_handle, symbol) : NULL;
+    if (fn && !(dladdr(fn, &info) && info.dli_fbase == self_base))
+        fn = NULL;
+    return fn;
 }
 
 /* Like the real runtime: the name is looked up in this library itself, so a caller using
@@ -741,8 +755,7 @@ EXPORT hipError_t hipGetProcAddress(const char *symbol, void **pfn, int hipVersi
         rc = hipErrorInvalidValue;
     } else {
         pthread_once(&self_once, self_open);
-        if (self_handle)
-            fn = dlsym(self_handle, symbol);
+        fn = self_lookup(symbol);
         *pfn = fn;
         rc = fn ? hipSuccess : hipErrorNotFound;
     }

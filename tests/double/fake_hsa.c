@@ -71,7 +71,11 @@ _Static_assert(offsetof(hsa_amd_event_t, memory_fault) == 8, "event union at off
 /* attributes */
 #define AGENT_INFO_NAME 0
 #define AGENT_INFO_DEVICE 17
-#define AGENT_INFO_DRIVER_NODE_ID 0xA00A
+/* hsa_amd_agent_info_t in the real 5.2.3 and 6.4.3 hsa_ext_amd.h: DRIVER_NODE_ID is 0xA004
+ * (0xA00A is MAX_WAVES_PER_CU). */
+#define AGENT_INFO_DRIVER_NODE_ID 0xA004
+#define AGENT_INFO_BDFID 0xA006
+#define AGENT_INFO_PRODUCT_NAME 0xA009
 #define POOL_INFO_SEGMENT 0
 #define POOL_INFO_GLOBAL_FLAGS 1
 #define POOL_INFO_SIZE 2
@@ -333,6 +337,20 @@ EXPORT hsa_status_t hsa_agent_get_info(hsa_agent_t agent, int attribute, void *v
             memcpy(value, &node, sizeof node);
             break;
         }
+        case AGENT_INFO_BDFID: {
+            /* bus << 8 | device << 3 | function; GPU i sits on bus 3 + i, matching the HIP
+             * double's hipDeviceGetPCIBusId. The CPU has none: 0. */
+            uint32_t bdf = i == 0 ? 0 : (uint32_t)(3 + i - 1) << 8;
+            memcpy(value, &bdf, sizeof bdf);
+            break;
+        }
+        case AGENT_INFO_PRODUCT_NAME:
+            memset(value, 0, 64);
+            if (i == 0)
+                snprintf(value, 64, "Fake CPU");
+            else
+                snprintf(value, 64, "Fake %s", gpu_names[i - 1]);
+            break;
         default:
             rc = HSA_STATUS_ERROR_INVALID_ARGUMENT;
         }

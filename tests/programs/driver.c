@@ -45,8 +45,8 @@
  *   hsa_alloc:GPUIDX:KIND:SIZE     KIND = coarse|fine|extfine (GPU GPUIDX) or
  *                                  sysfine|kernarg|syscoarse (CPU agent); rc=nopool if absent
  *   hsa_free                       frees the most recent HSA allocation
- *   hsa_agents                     prints agents=<name>/<device type>/<driver node>,... (spaces
- *                                  in names become '_')
+ *   hsa_agents                     prints agents=<name>/<device type>/<driver node>/<bdfid hex>,...
+ *                                  (spaces in names become '_')
  *   hsa_handler:RET                registers a system event handler that prints
  *                                  "handler event=<type> agent=0x.. address=0x.. reason=0x.."
  *                                  and returns RET (0 = HSA_STATUS_SUCCESS silences ROCr's
@@ -236,18 +236,19 @@ static hsa_status_t list_agent_cb(hsa_agent_t agent, void *data)
 {
     struct agent_list *l = (struct agent_list *)data;
     char name[64];
-    uint32_t type = 99, node = 99;
+    uint32_t type = 99, node = 99, bdf = 0xffffffffu;
     int n;
     memset(name, 0, sizeof name);
     hsa_agent_get_info(agent, HSA_AGENT_INFO_NAME, name);
     hsa_agent_get_info(agent, HSA_AGENT_INFO_DEVICE, &type);
     hsa_agent_get_info(agent, HSA_AMD_AGENT_INFO_DRIVER_NODE_ID, &node);
+    hsa_agent_get_info(agent, HSA_AMD_AGENT_INFO_BDFID, &bdf);
     name[63] = '\0';
     for (char *c = name; *c; c++)
         if (*c == ' ')
             *c = '_';
-    n = snprintf(l->text + l->used, sizeof l->text - l->used, "%s%s/%u/%u",
-                 l->used ? "," : "", name, type, node);
+    n = snprintf(l->text + l->used, sizeof l->text - l->used, "%s%s/%u/%u/0x%x",
+                 l->used ? "," : "", name, type, node, bdf);
     if (n > 0 && (size_t)n < sizeof l->text - l->used)
         l->used += (size_t)n;
     return HSA_STATUS_SUCCESS;
