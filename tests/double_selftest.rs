@@ -522,7 +522,10 @@ fn record_format() {
         .split(' ')
         .map(|kv| kv.split('=').next().unwrap())
         .collect();
-    assert_eq!(keys, ["hipHostMalloc", "size", "flags", "dev", "ptr", "rc"]);
+    assert_eq!(
+        keys,
+        ["hipHostMalloc", "size", "flags", "dev", "ptr", "rc", "pool"]
+    );
     assert_eq!(run.calls_named("hipHostFree")[0].ptr(), c.ptr());
     let mah = run.calls_named("hipMemAllocHost")[0];
     assert_eq!(mah.flags(), None, "no flags argument, no flags key");
@@ -772,7 +775,7 @@ fn threads_record_every_call() {
     assert!(
         run.calls
             .iter()
-            .all(|c| c.fields.len() == 5 || c.fields.len() == 3),
+            .all(|c| c.fields.len() == 6 || c.fields.len() == 3),
         "{run}"
     );
 }
@@ -883,4 +886,72 @@ fn runner_kills_hung_programs() {
         .args(["fork", "sleep_ms:20000"])
         .timeout(std::time::Duration::from_millis(300))
         .run();
+}
+
+/// `pool=` names the memory the real runtime would hand out (clr's rules, FACTS.md).
+#[test]
+fn record_names_the_resulting_pool() {
+    let ops = [
+        "hipHostMalloc:64:0",
+        "hipHostMalloc:64:0x1",
+        "hipHostMalloc:64:0x80000000",
+        "hipHostMalloc:64:0x80000002",
+        "hipHostMalloc:64:0xa0000000",
+        "hipHostMalloc:64:0x40000000",
+        "hipHostAlloc:64:0x4",
+        "hipMemAllocHost:64",
+        "hipMallocHost:64",
+        "hipExtMallocWithFlags:64:0",
+        "hipExtMallocWithFlags:64:1",
+        "hipExtMallocWithFlags:8:2",
+        "hipExtMallocWithFlags:64:3",
+        "hipExtMallocWithFlags:64:4",
+        "hipMallocManaged:64:1",
+        "hipMalloc:64",
+        "hipMallocAsync:64",
+        "hipHostRegister:64:0",
+    ];
+    let pools = |run: &Run| -> Vec<String> {
+        run.calls
+            .iter()
+            .filter_map(|c| c.get("pool").map(str::to_string))
+            .collect()
+    };
+    let run = driver("gfx1030", &ops);
+    run.assert_success();
+    assert_eq!(
+        pools(&run),
+        [
+            "sysfine",
+            "syscoarse",
+            "syscoarse",
+            "sysfine",
+            "sysfine",
+            "sysfine",
+            "syscoarse",
+            "sysfine",
+            "syscoarse",
+            "coarse",
+            "fine",
+            "fine",
+            "extfine",
+            "coarse",
+            "fine",
+            "coarse",
+            "coarse",
+            "sysfine"
+        ],
+        "{run}"
+    );
+    // HIP_HOST_COHERENT makes host memory coherent unless NonCoherent is given.
+    let run = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .env("HIP_HOST_COHERENT", "1")
+        .args([
+            "hipHostMalloc:64:0x1",
+            "hipHostMalloc:64:0x80000000",
+            "hipHostAlloc:64:0x4",
+        ])
+        .run();
+    assert_eq!(pools(&run), ["sysfine", "syscoarse", "sysfine"], "{run}");
 }

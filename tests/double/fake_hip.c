@@ -31,8 +31,14 @@
  *                     device queried
  *   ptr=0x<hex>       resulting pointer (allocations), pointer freed/advised/registered
  *   rc=<decimal>      hipError_t returned
+ *   pool=<kind>       allocations only: the memory the real runtime would hand out for this
+ *                     request, named like the HSA double's pools: sysfine (coherent host
+ *                     memory), syscoarse (non-coherent host), coarse, fine, extfine (device);
+ *                     "none" for an invalid hipExtMallocWithFlags value. hipMallocManaged is
+ *                     "fine" (a later hipMemAdvise(..., 100 = SetCoarseGrain, ...) makes it
+ *                     coarse). Host kinds follow HIP_HOST_COHERENT as clr does.
  * Example:
- *     hipHostMalloc size=4096 flags=0x80000000 dev=0 ptr=0x7f3a4c000100 rc=0
+ *     hipHostMalloc size=4096 flags=0x80000000 dev=0 ptr=0x7f3a4c000100 rc=0 pool=syscoarse
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -68,6 +74,7 @@ enum {
 #define HOST_PORTABLE 0x1u
 #define HOST_MAPPED 0x2u
 #define HOST_WRITECOMBINED 0x4u
+#define HOST_NUMAUSER 0x20000000u
 #define HOST_COHERENT 0x40000000u
 #define HOST_NONCOHERENT 0x80000000u
 
@@ -319,6 +326,19 @@ static unsigned long long out_ptr(void **ptr, hipError_t rc)
 /* Host allocations                                                          */
 /* ------------------------------------------------------------------------- */
 
+/* The memory a host allocation gets (clr, FACTS.md): coherent, i.e. the fine-grained system
+ * pool, when flags == 0, or Coherent, Mapped or NumaUser is set, or NonCoherent is absent
+ * and HIP_HOST_COHERENT is set; otherwise the coarse-grained system pool. */
+static const char *host_pool(unsigned flags)
+{
+    const char *env = getenv("HIP_HOST_COHERENT");
+    int env_coherent = env && *env && strcmp(env, "0") != 0;
+    if (flags == 0 || (flags & (HOST_COHERENT | HOST_MAPPED | HOST_NUMAUSER)) ||
+        (!(flags & HOST_NONCOHERENT) && env_coherent))
+        return "sysfine";
+    return "syscoarse";
+}
+
 /* The runtime's internal host allocator. hipMemAllocHost, hipHostAlloc and hipMallocHost
  * call this directly (not through an exported symbol), like clr does, so a preloaded
  * hipHostMalloc hook does not see those calls. */
@@ -338,8 +358,8 @@ static hipError_t host_malloc_impl(void **ptr, size_t size, unsigned flags)
 EXPORT hipError_t hipHostMalloc(void **ptr, size_t size, unsigned flags)
 {
     hipError_t rc = host_malloc_impl(ptr, size, flags);
-    record("hipHostMalloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags, current_device,
-           OUT(ptr, rc), rc);
+    record("hipHostMalloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d pool=%s", size, flags,
+           current_device, OUT(ptr, rc), rc, host_pool(flags));
     return rc;
 }
 
@@ -350,8 +370,8 @@ EXPORT hipError_t hipHostAlloc(void **ptr, size_t size, unsigned flags)
         rc = hipErrorInvalidValue;
     else
         rc = host_malloc_impl(ptr, size, flags);
-    record("hipHostAlloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags, current_device,
-           OUT(ptr, rc), rc);
+    record("hipHostAlloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d pool=%s", size, flags,
+           current_device, OUT(ptr, rc), rc, host_pool(flags));
     return rc;
 }
 
@@ -359,8 +379,8 @@ EXPORT hipError_t hipHostAlloc(void **ptr, size_t size, unsigned flags)
 EXPORT hipError_t hipExtHostAlloc(void **ptr, size_t size, unsigned flags)
 {
     hipError_t rc = host_malloc_impl(ptr, size, flags);
-    record("hipExtHostAlloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
-           current_device, OUT(ptr, rc), rc);
+    record("hipExtHostAlloc size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d pool=%s", size, flags,
+           current_device, OUT(ptr, rc), rc, host_pool(flags));
     return rc;
 }
 #endif
@@ -369,8 +389,8 @@ EXPORT hipError_t hipMallocHost(void **ptr, size_t size)
 {
     /* Deprecated API, already non-coherent. */
     hipError_t rc = host_malloc_impl(ptr, size, HOST_NONCOHERENT);
-    record("hipMallocHost size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device, OUT(ptr, rc),
-           rc);
+    record("hipMallocHost size=%zu dev=%d ptr=0x%llx rc=%d pool=syscoarse", size, current_device,
+           OUT(ptr, rc), rc);
     return rc;
 }
 
@@ -378,7 +398,7 @@ EXPORT hipError_t hipMemAllocHost(void **ptr, size_t size)
 {
     /* = hipHostMalloc(ptr, size, 0) inside the runtime: coherent. */
     hipError_t rc = host_malloc_impl(ptr, size, 0);
-    record("hipMemAllocHost size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+    record("hipMemAllocHost size=%zu dev=%d ptr=0x%llx rc=%d pool=sysfine", size, current_device,
            OUT(ptr, rc), rc);
     return rc;
 }
@@ -408,7 +428,7 @@ EXPORT hipError_t hipHostRegister(void *ptr, size_t size, unsigned flags)
         struct alloc a = {(uintptr_t)ptr, size, 0, K_REGISTERED, 0};
         rc = table_add(a) ? hipSuccess : hipErrorOutOfMemory;
     }
-    record("hipHostRegister size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
+    record("hipHostRegister size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d pool=sysfine", size, flags,
            current_device, U(ptr), rc);
     return rc;
 }
@@ -427,6 +447,20 @@ EXPORT hipError_t hipHostUnregister(void *ptr)
 /* Device allocations                                                        */
 /* ------------------------------------------------------------------------- */
 
+/* hipExtMallocWithFlags: 0 Default and 4 Contiguous are coarse, 1 Finegrained and
+ * 2 SignalMemory fine, 3 Uncached extended-scope fine-grained. */
+static const char *ext_pool(unsigned flags)
+{
+    switch (flags) {
+    case 1:
+    case 2: return "fine";
+    case 3: return "extfine";
+    case 0:
+    case 4: return "coarse";
+    default: return "none";
+    }
+}
+
 static hipError_t device_malloc_impl(void **ptr, size_t size, int kind)
 {
     if (ndevices() == 0)
@@ -443,7 +477,7 @@ static hipError_t device_malloc_impl(void **ptr, size_t size, int kind)
 EXPORT hipError_t hipMalloc(void **ptr, size_t size)
 {
     hipError_t rc = device_malloc_impl(ptr, size, K_DEVICE);
-    record("hipMalloc size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+    record("hipMalloc size=%zu dev=%d ptr=0x%llx rc=%d pool=coarse", size, current_device,
            OUT(ptr, rc), rc);
     return rc;
 }
@@ -468,8 +502,8 @@ EXPORT hipError_t hipExtMallocWithFlags(void **ptr, size_t size, unsigned flags)
         rc = hipErrorInvalidValue;
     else
         rc = device_malloc_impl(ptr, size, K_DEVICE);
-    record("hipExtMallocWithFlags size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
-           current_device, OUT(ptr, rc), rc);
+    record("hipExtMallocWithFlags size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d pool=%s", size,
+           flags, current_device, OUT(ptr, rc), rc, ext_pool(flags));
     return rc;
 }
 
@@ -482,7 +516,7 @@ EXPORT hipError_t hipMallocManaged(void **ptr, size_t size, unsigned flags)
         rc = hipErrorInvalidValue;
     else
         rc = device_malloc_impl(ptr, size, K_MANAGED);
-    record("hipMallocManaged size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", size, flags,
+    record("hipMallocManaged size=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d pool=fine", size, flags,
            current_device, OUT(ptr, rc), rc);
     return rc;
 }
@@ -510,7 +544,7 @@ EXPORT hipError_t hipMallocAsync(void **ptr, size_t size, void *stream)
 {
     (void)stream;
     hipError_t rc = device_malloc_impl(ptr, size, K_DEVICE);
-    record("hipMallocAsync size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
+    record("hipMallocAsync size=%zu dev=%d ptr=0x%llx rc=%d pool=coarse", size, current_device,
            OUT(ptr, rc), rc);
     return rc;
 }
@@ -520,8 +554,8 @@ EXPORT hipError_t hipMallocFromPoolAsync(void **ptr, size_t size, void *pool, vo
     (void)pool;
     (void)stream;
     hipError_t rc = device_malloc_impl(ptr, size, K_DEVICE);
-    record("hipMallocFromPoolAsync size=%zu dev=%d ptr=0x%llx rc=%d", size, current_device,
-           OUT(ptr, rc), rc);
+    record("hipMallocFromPoolAsync size=%zu dev=%d ptr=0x%llx rc=%d pool=coarse", size,
+           current_device, OUT(ptr, rc), rc);
     return rc;
 }
 
