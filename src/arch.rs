@@ -144,8 +144,10 @@ impl Targets {
             }
             let range = match item.split_once('-') {
                 Some((a, b)) => {
-                    let first = Gfx::parse(a).ok_or_else(|| format!("'{}' in '{}'", a.trim(), item))?;
-                    let last = Gfx::parse(b).ok_or_else(|| format!("'{}' in '{}'", b.trim(), item))?;
+                    let first =
+                        Gfx::parse(a).ok_or_else(|| format!("'{}' in '{}'", a.trim(), item))?;
+                    let last =
+                        Gfx::parse(b).ok_or_else(|| format!("'{}' in '{}'", b.trim(), item))?;
                     if last < first {
                         return Err(format!("'{item}' (range runs backwards)"));
                     }
@@ -199,27 +201,56 @@ mod tests {
     fn parses_names_with_features_and_case() {
         assert_eq!(Gfx::parse("gfx1030"), Some(Gfx::new(10, 3, 0)));
         assert_eq!(Gfx::parse("GFX1031"), Some(Gfx::new(10, 3, 1)));
-        assert_eq!(Gfx::parse("gfx90a:sramecc+:xnack-"), Some(Gfx::new(9, 0, 10)));
+        assert_eq!(
+            Gfx::parse("gfx90a:sramecc+:xnack-"),
+            Some(Gfx::new(9, 0, 10))
+        );
         assert_eq!(Gfx::parse("gfx942"), Some(Gfx::new(9, 4, 2)));
         assert_eq!(Gfx::parse(" gfx1100 "), Some(Gfx::new(11, 0, 0)));
-        for bad in ["", "gfx", "gfx1", "gfx10", "gfx10300", "gfxz030", "gfx10g0", "1030", "gfx0a0", "gfx-130", "gfx１030"] {
+        for bad in [
+            "",
+            "gfx",
+            "gfx1",
+            "gfx10",
+            "gfx10300",
+            "gfxz030",
+            "gfx10g0",
+            "1030",
+            "gfx0a0",
+            "gfx-130",
+            "gfx１030",
+        ] {
             assert_eq!(Gfx::parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn names_round_trip_through_display() {
-        for n in ["gfx1010", "gfx1036", "gfx90a", "gfx942", "gfx1100", "gfx1201", "gfx803"] {
+        for n in [
+            "gfx1010", "gfx1036", "gfx90a", "gfx942", "gfx1100", "gfx1201", "gfx803",
+        ] {
             assert_eq!(Gfx::parse(n).unwrap().to_string(), n);
         }
     }
 
     #[test]
     fn decodes_kfd_target_versions() {
-        assert_eq!(Gfx::from_target_version(100300).unwrap().to_string(), "gfx1030");
-        assert_eq!(Gfx::from_target_version(90010).unwrap().to_string(), "gfx90a");
-        assert_eq!(Gfx::from_target_version(90402).unwrap().to_string(), "gfx942");
-        assert_eq!(Gfx::from_target_version(100100).unwrap().to_string(), "gfx1010");
+        assert_eq!(
+            Gfx::from_target_version(100300).unwrap().to_string(),
+            "gfx1030"
+        );
+        assert_eq!(
+            Gfx::from_target_version(90010).unwrap().to_string(),
+            "gfx90a"
+        );
+        assert_eq!(
+            Gfx::from_target_version(90402).unwrap().to_string(),
+            "gfx942"
+        );
+        assert_eq!(
+            Gfx::from_target_version(100100).unwrap().to_string(),
+            "gfx1010"
+        );
         assert_eq!(Gfx::from_target_version(0), None);
         assert_eq!(Gfx::from_target_version(101600), None);
     }
@@ -236,13 +267,15 @@ mod tests {
     fn default_targets_are_exactly_rdna1_and_rdna2() {
         let t = Targets::default();
         let inside = [
-            "gfx1010", "gfx1011", "gfx1012", "gfx1013", "gfx1030", "gfx1031", "gfx1032",
-            "gfx1033", "gfx1034", "gfx1035", "gfx1036",
+            "gfx1010", "gfx1011", "gfx1012", "gfx1013", "gfx1030", "gfx1031", "gfx1032", "gfx1033",
+            "gfx1034", "gfx1035", "gfx1036",
         ];
         for n in inside {
             assert!(t.contains_name(n), "{n}");
         }
-        for n in ["gfx1014", "gfx1020", "gfx1037", "gfx1100", "gfx90a", "gfx906", "gfx1201", "garbage"] {
+        for n in [
+            "gfx1014", "gfx1020", "gfx1037", "gfx1100", "gfx90a", "gfx906", "gfx1201", "garbage",
+        ] {
             assert!(!t.contains_name(n), "{n}");
         }
         assert_eq!(Targets::parse(DEFAULT_TARGETS_TEXT).unwrap(), t);
@@ -257,7 +290,9 @@ mod tests {
         assert!(!t.contains_name("gfx1032"));
         assert!(Targets::parse("").is_err());
         assert!(Targets::parse("gfx1030,").is_err());
-        assert!(Targets::parse("gfx1036-gfx1030").unwrap_err().contains("backwards"));
+        assert!(Targets::parse("gfx1036-gfx1030")
+            .unwrap_err()
+            .contains("backwards"));
         assert!(Targets::parse("rdna2").unwrap_err().contains("rdna2"));
     }
 }

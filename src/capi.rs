@@ -168,8 +168,14 @@ pub unsafe extern "C" fn rmcp_lookup(
         }
         let now = now_ns();
         let (state, alloc) = match REGISTRY.lookup(address as usize) {
-            Lookup::Live(a) => (rmcp_address_state::RMCP_ADDRESS_LIVE, Some(to_c(&a, now, None))),
-            Lookup::Freed(f) => (rmcp_address_state::RMCP_ADDRESS_FREED, Some(to_c(&f.alloc, now, Some(f.freed_ns)))),
+            Lookup::Live(a) => (
+                rmcp_address_state::RMCP_ADDRESS_LIVE,
+                Some(to_c(&a, now, None)),
+            ),
+            Lookup::Freed(f) => (
+                rmcp_address_state::RMCP_ADDRESS_FREED,
+                Some(to_c(&f.alloc, now, Some(f.freed_ns))),
+            ),
             Lookup::Unknown { .. } => (rmcp_address_state::RMCP_ADDRESS_UNKNOWN, None),
         };
         // SAFETY: non-NULL and writable per the contract.

@@ -103,7 +103,13 @@ pub fn shown(value: &OsStr) -> String {
     let cut = &bytes[..bytes.len().min(SHOWN_VALUE_MAX)];
     let mut s: String = String::from_utf8_lossy(cut)
         .chars()
-        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
         .collect();
     if bytes.len() > SHOWN_VALUE_MAX {
         s.push_str(&format!("... ({} bytes)", bytes.len()));
@@ -112,7 +118,10 @@ pub fn shown(value: &OsStr) -> String {
 }
 
 fn invalid(var: &str, value: &OsStr, accepted: &str, default: &str) -> String {
-    format!("{var}='{}' is not valid (accepted: {accepted}); using {default}", shown(value))
+    format!(
+        "{var}='{}' is not valid (accepted: {accepted}); using {default}",
+        shown(value)
+    )
 }
 
 fn parse_mode(v: &OsStr) -> Option<Mode> {
@@ -158,7 +167,10 @@ impl Config {
     /// Builds the configuration. `get` looks a variable up; `secure` is true
     /// in AT_SECURE processes, where no RMCP_* variable is trusted and rmcp
     /// only forwards. Returns the config and one message per invalid value.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<OsString>, secure: bool) -> (Config, Vec<String>) {
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<OsString>,
+        secure: bool,
+    ) -> (Config, Vec<String>) {
         let mut cfg = Config::default();
         let mut problems = Vec::new();
         if secure {
@@ -192,7 +204,12 @@ impl Config {
         if let Some(v) = get("RMCP_LOG") {
             match parse_level(&v) {
                 Some(l) => cfg.log_level = l,
-                None => problems.push(invalid("RMCP_LOG", &v, "off, error, warn, info, debug, trace", "warn")),
+                None => problems.push(invalid(
+                    "RMCP_LOG",
+                    &v,
+                    "off, error, warn, info, debug, trace",
+                    "warn",
+                )),
             }
         }
         for (var, slot) in [
@@ -231,7 +248,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
-        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned(), false)
     }
 
@@ -246,7 +266,11 @@ mod tests {
 
     #[test]
     fn accepts_every_documented_value() {
-        for (v, m) in [("auto", Mode::Auto), ("FORCE", Mode::Force), (" off ", Mode::Off)] {
+        for (v, m) in [
+            ("auto", Mode::Auto),
+            ("FORCE", Mode::Force),
+            (" off ", Mode::Off),
+        ] {
             let (c, p) = cfg(&[("RMCP_MODE", v)]);
             assert_eq!(c.mode, m);
             assert!(p.is_empty());
@@ -261,11 +285,17 @@ mod tests {
         ] {
             assert_eq!(cfg(&[("RMCP_LOG", v)]).0.log_level, l);
         }
-        let (c, p) = cfg(&[("RMCP_TARGETS", "gfx1100,gfx1030-gfx1031"), ("RMCP_HIP_LIBRARY", "/x/libamdhip64.so.6")]);
+        let (c, p) = cfg(&[
+            ("RMCP_TARGETS", "gfx1100,gfx1030-gfx1031"),
+            ("RMCP_HIP_LIBRARY", "/x/libamdhip64.so.6"),
+        ]);
         assert!(p.is_empty());
         assert!(c.targets.contains(Gfx::new(11, 0, 0)));
         assert!(!c.targets.contains(Gfx::new(10, 1, 0)));
-        assert_eq!(c.hip_library.as_deref(), Some(OsStr::new("/x/libamdhip64.so.6")));
+        assert_eq!(
+            c.hip_library.as_deref(),
+            Some(OsStr::new("/x/libamdhip64.so.6"))
+        );
     }
 
     #[test]
@@ -281,8 +311,15 @@ mod tests {
         assert_eq!(c.targets, Targets::default());
         assert_eq!(c.hip_library, None);
         assert_eq!(p.len(), 4, "{p:?}");
-        assert_eq!(p[0], "RMCP_MODE='fast' is not valid (accepted: auto, force, off); using auto");
-        assert!(p[1].starts_with("RMCP_TARGETS='rdna2' is not valid ('rdna2' is not a gfx name"), "{}", p[1]);
+        assert_eq!(
+            p[0],
+            "RMCP_MODE='fast' is not valid (accepted: auto, force, off); using auto"
+        );
+        assert!(
+            p[1].starts_with("RMCP_TARGETS='rdna2' is not valid ('rdna2' is not a gfx name"),
+            "{}",
+            p[1]
+        );
         assert!(p[1].ends_with("using gfx1010-gfx1013,gfx1030-gfx1036"));
         assert_eq!(p[2], "RMCP_LOG='loud' is not valid (accepted: off, error, warn, info, debug, trace); using warn");
         assert!(p[3].starts_with("RMCP_HIP_LIBRARY='' is not valid (it is empty"));
@@ -292,7 +329,11 @@ mod tests {
     #[test]
     fn empty_and_long_values_are_reported_shortly() {
         let long = "x".repeat(100_000);
-        let (c, p) = cfg(&[("RMCP_MODE", ""), ("RMCP_TARGETS", &long), ("RMCP_FAULT_REPORT", &long)]);
+        let (c, p) = cfg(&[
+            ("RMCP_MODE", ""),
+            ("RMCP_TARGETS", &long),
+            ("RMCP_FAULT_REPORT", &long),
+        ]);
         assert_eq!(c.mode, Mode::Auto);
         assert_eq!(c.fault_report, None);
         assert_eq!(p.len(), 3);
@@ -322,8 +363,20 @@ mod tests {
 
     #[test]
     fn host_coherent_env_follows_hip_reading() {
-        for (v, on) in [("1", true), ("true", true), ("YES", true), ("2", true), ("0", false), ("", false), ("no", false)] {
-            assert_eq!(cfg(&[("HIP_HOST_COHERENT", v)]).0.host_coherent_env, on, "{v}");
+        for (v, on) in [
+            ("1", true),
+            ("true", true),
+            ("YES", true),
+            ("2", true),
+            ("0", false),
+            ("", false),
+            ("no", false),
+        ] {
+            assert_eq!(
+                cfg(&[("HIP_HOST_COHERENT", v)]).0.host_coherent_env,
+                on,
+                "{v}"
+            );
         }
     }
 }

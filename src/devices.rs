@@ -22,7 +22,8 @@ const UNREADABLE: u8 = 3;
 static STATE: [AtomicU8; MAX_DEVICES] = [const { AtomicU8::new(UNKNOWN) }; MAX_DEVICES];
 static PROBE: [InitOnce; MAX_DEVICES] = [const { InitOnce::new() }; MAX_DEVICES];
 /// Arch names as reported, for messages and the exit summary.
-static NAMES: [parking_lot::Mutex<[u8; 64]>; MAX_DEVICES] = [const { parking_lot::const_mutex([0; 64]) }; MAX_DEVICES];
+static NAMES: [parking_lot::Mutex<[u8; 64]>; MAX_DEVICES] =
+    [const { parking_lot::const_mutex([0; 64]) }; MAX_DEVICES];
 
 static ALL_PROBED: InitOnce = InitOnce::new();
 static ANY_TARGET: AtomicBool = AtomicBool::new(false);
@@ -69,7 +70,9 @@ pub fn device_count() -> i32 {
 
 /// Whether `dev` is a target under the configured target set.
 pub fn is_target(dev: i32) -> bool {
-    let Ok(i) = usize::try_from(dev) else { return false };
+    let Ok(i) = usize::try_from(dev) else {
+        return false;
+    };
     if i >= MAX_DEVICES {
         return false;
     }
@@ -85,7 +88,8 @@ pub fn is_target(dev: i32) -> bool {
 pub fn any_target() -> bool {
     ALL_PROBED.call(|| {
         let n = device_count();
-        let any = (0..n).any(|d| is_target(d));
+        // Probe every device (no short-circuit): the summary names them all.
+        let any = (0..n).map(is_target).fold(false, |any, t| any | t);
         ANY_TARGET.store(any, Ordering::Release);
     });
     ANY_TARGET.load(Ordering::Acquire)
@@ -98,7 +102,10 @@ fn probe(i: usize) {
             let arch = std::str::from_utf8(&name[..len]).unwrap_or("");
             *NAMES[i].lock() = name;
             let hit = targets.contains_name(arch);
-            log::debug!("device {i}: {arch} is {}a target", if hit { "" } else { "not " });
+            log::debug!(
+                "device {i}: {arch} is {}a target",
+                if hit { "" } else { "not " }
+            );
             if hit {
                 TARGET
             } else {
@@ -117,17 +124,26 @@ fn probe(i: usize) {
 fn read_arch(dev: c_int) -> Option<([u8; 64], usize)> {
     let (f, offset) = match shim::hip(hip_sym::GET_DEVICE_PROPERTIES_R0600) {
         Some(f) => (f, props::R0600_GCN_ARCH_NAME),
-        None => (shim::hip(hip_sym::GET_DEVICE_PROPERTIES)?, props::R0000_GCN_ARCH_NAME),
+        None => (
+            shim::hip(hip_sym::GET_DEVICE_PROPERTIES)?,
+            props::R0000_GCN_ARCH_NAME,
+        ),
     };
     let mut buf = Box::new(PropsBuffer([0; props::PROPS_BUFFER_BYTES]));
     // SAFETY: f is hipGetDeviceProperties(R0600)(prop*, int); the buffer is
     // larger than either layout (792 / 1472 bytes) and suitably aligned.
-    let rc = unsafe { std::mem::transmute::<usize, GetDevicePropertiesFn>(f)(buf.0.as_mut_ptr().cast(), dev) };
+    let rc = unsafe {
+        std::mem::transmute::<usize, GetDevicePropertiesFn>(f)(buf.0.as_mut_ptr().cast(), dev)
+    };
     if rc != HIP_SUCCESS {
         return None;
     }
     let field = &buf.0[offset..offset + props::GCN_ARCH_NAME_LEN];
-    let len = field.iter().position(|&b| b == 0).unwrap_or(field.len()).min(64);
+    let len = field
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(field.len())
+        .min(64);
     let mut name = [0u8; 64];
     name[..len].copy_from_slice(&field[..len]);
     Some((name, len))
@@ -156,8 +172,18 @@ pub fn summary() -> String {
             _ => {}
         }
     }
-    let list = |v: &Vec<String>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
-    format!("devices targeted: {}; not targeted: {}", list(&targeted), list(&other))
+    let list = |v: &Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "devices targeted: {}; not targeted: {}",
+        list(&targeted),
+        list(&other)
+    )
 }
 
 /// Fork child: probes interrupted by fork start again.

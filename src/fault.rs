@@ -50,7 +50,11 @@ pub fn ensure_handler() {
     if !HSA.is_loaded() || REGISTERING.swap(true, Ordering::AcqRel) {
         return;
     }
-    REPORT_PATH.get_or_init(|| cfg.fault_report.as_ref().and_then(|p| CString::new(p.as_bytes()).ok()));
+    REPORT_PATH.get_or_init(|| {
+        cfg.fault_report
+            .as_ref()
+            .and_then(|p| CString::new(p.as_bytes()).ok())
+    });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe { real::<RegisterFn>(hsa_sym::REGISTER_SYSTEM_EVENT_HANDLER) } {
         // SAFETY: on_system_event matches the handler type and lives forever.
@@ -103,7 +107,10 @@ fn write_fd(fd: i32, bytes: &[u8]) {
     }
 }
 
-unsafe extern "C" fn on_system_event(event: *const hsa_amd_event_t, _data: *mut c_void) -> hsa_status_t {
+unsafe extern "C" fn on_system_event(
+    event: *const hsa_amd_event_t,
+    _data: *mut c_void,
+) -> hsa_status_t {
     if event.is_null() {
         return hsa::STATUS_SUCCESS;
     }
@@ -113,7 +120,13 @@ unsafe extern "C" fn on_system_event(event: *const hsa_amd_event_t, _data: *mut 
         return hsa::STATUS_SUCCESS;
     }
     let fault = ev.memory_fault;
-    let _ = std::panic::catch_unwind(|| report_fault(fault.agent, fault.virtual_address as usize, fault.fault_reason_mask));
+    let _ = std::panic::catch_unwind(|| {
+        report_fault(
+            fault.agent,
+            fault.virtual_address as usize,
+            fault.fault_reason_mask,
+        )
+    });
     // An error status keeps the runtime's own message; it aborts either way.
     hsa::STATUS_ERROR
 }
@@ -131,7 +144,11 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     if let Some(get) = unsafe { real::<AgentGetInfoFn>(hsa_sym::AGENT_GET_INFO) } {
         unsafe {
             get(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
-            get(agent, hsa::AMD_AGENT_INFO_DRIVER_NODE_ID, (&mut node as *mut u32).cast());
+            get(
+                agent,
+                hsa::AMD_AGENT_INFO_DRIVER_NODE_ID,
+                (&mut node as *mut u32).cast(),
+            );
         }
     }
     name[63] = 0;
@@ -142,7 +159,10 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
 /// file. Public for the C API's tests; called by the event handler.
 pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     if BUSY.swap(true, Ordering::Acquire) {
-        write_fd(2, b"rmcp: another GPU memory fault is being reported; this one is not attributed\n");
+        write_fd(
+            2,
+            b"rmcp: another GPU memory fault is being reported; this one is not attributed\n",
+        );
         return;
     }
     // SAFETY: BUSY grants exclusive use of the buffers until released below.
@@ -156,7 +176,11 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     let now = now_ns();
     let found = REGISTRY.try_lookup(addr);
 
-    let _ = write!(b.body, "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}); reason: ", agent.handle);
+    let _ = write!(
+        b.body,
+        "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}); reason: ",
+        agent.handle
+    );
     let _ = report::write_reasons(&mut b.body, reasons);
     let _ = b.body.write_char('\n');
     let _ = report::write_lookup(&mut b.body, addr, found, now);
@@ -173,10 +197,22 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     write_fd(2, b.out.as_bytes());
 
     if let Some(Some(path)) = REPORT_PATH.get() {
-        let _ = report::write_fault_json(&mut b.json, addr, reasons, FaultGpu { name, node }, found, now, b.body.as_str());
+        let _ = report::write_fault_json(
+            &mut b.json,
+            addr,
+            reasons,
+            FaultGpu { name, node },
+            found,
+            now,
+            b.body.as_str(),
+        );
         // SAFETY: path is NUL-terminated; the flags and mode are constants.
         let fd = unsafe {
-            libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o600)
+            libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o600,
+            )
         };
         if fd >= 0 {
             write_fd(fd, b.json.as_bytes());

@@ -24,7 +24,9 @@ pub fn host_request_is_coherent(flags: u32, host_coherent_env: bool) -> bool {
     if flags & host::NON_COHERENT != 0 {
         return false;
     }
-    flags == 0 || flags & (host::COHERENT | host::MAPPED | host::NUMA_USER) != 0 || host_coherent_env
+    flags == 0
+        || flags & (host::COHERENT | host::MAPPED | host::NUMA_USER) != 0
+        || host_coherent_env
 }
 
 /// Flags the runtime would reject or that rmcp does not know: forwarded
@@ -76,7 +78,9 @@ pub struct PoolKind {
 
 impl PoolKind {
     pub fn is_fine_grained(&self) -> bool {
-        self.global_flags & (hsa::GLOBAL_FLAG_FINE_GRAINED | hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED) != 0
+        self.global_flags
+            & (hsa::GLOBAL_FLAG_FINE_GRAINED | hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED)
+            != 0
     }
     pub fn is_kernarg(&self) -> bool {
         self.global_flags & hsa::GLOBAL_FLAG_KERNARG_INIT != 0
@@ -90,8 +94,17 @@ impl PoolKind {
 /// only for fine-grained GPU pools, only on targets, and never for calls made
 /// by the ROCm libraries themselves (they need fine-grained memory for
 /// signals and kernel arguments).
-pub fn redirect_hsa_pool(mode: Mode, agent_is_target: bool, pool: PoolKind, caller_is_rocm: bool) -> bool {
-    applies(mode, agent_is_target) && pool.on_gpu && pool.is_fine_grained() && !pool.is_kernarg() && !caller_is_rocm
+pub fn redirect_hsa_pool(
+    mode: Mode,
+    agent_is_target: bool,
+    pool: PoolKind,
+    caller_is_rocm: bool,
+) -> bool {
+    applies(mode, agent_is_target)
+        && pool.on_gpu
+        && pool.is_fine_grained()
+        && !pool.is_kernarg()
+        && !caller_is_rocm
 }
 
 /// Library base names (before ".so") that belong to ROCm. Allocations made
@@ -129,8 +142,9 @@ pub fn is_rocm_library(path: &[u8]) -> bool {
     }
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     ROCM_LIBRARY_PREFIXES.iter().any(|p| {
-        base.strip_prefix(p.as_bytes())
-            .is_some_and(|rest| rest.starts_with(b".so") || rest.starts_with(b"-") || rest.starts_with(b"_"))
+        base.strip_prefix(p.as_bytes()).is_some_and(|rest| {
+            rest.starts_with(b".so") || rest.starts_with(b"-") || rest.starts_with(b"_")
+        })
     })
 }
 
@@ -142,7 +156,9 @@ mod tests {
     /// Reference statement of the runtime's rule, written independently of
     /// `host_request_is_coherent` to check it over every flag combination.
     fn runtime_coherent(flags: u32, env: bool) -> bool {
-        let mut atomics = flags == 0 || flags & (COHERENT | MAPPED | NUMA_USER) != 0 || (flags & NON_COHERENT == 0 && env);
+        let mut atomics = flags == 0
+            || flags & (COHERENT | MAPPED | NUMA_USER) != 0
+            || (flags & NON_COHERENT == 0 && env);
         if flags & NON_COHERENT != 0 {
             atomics = false;
         }
@@ -151,9 +167,22 @@ mod tests {
 
     /// Every combination of the known host flags plus one unknown bit.
     fn all_host_flag_sets() -> Vec<u32> {
-        let bits = [PORTABLE, MAPPED, WRITE_COMBINED, NUMA_USER, COHERENT, NON_COHERENT, 0x10];
+        let bits = [
+            PORTABLE,
+            MAPPED,
+            WRITE_COMBINED,
+            NUMA_USER,
+            COHERENT,
+            NON_COHERENT,
+            0x10,
+        ];
         (0u32..1 << bits.len())
-            .map(|m| bits.iter().enumerate().filter(|(i, _)| m & (1 << i) != 0).fold(0, |a, (_, b)| a | b))
+            .map(|m| {
+                bits.iter()
+                    .enumerate()
+                    .filter(|(i, _)| m & (1 << i) != 0)
+                    .fold(0, |a, (_, b)| a | b)
+            })
             .collect()
     }
 
@@ -180,7 +209,10 @@ mod tests {
                 assert_eq!(g & COHERENT, 0);
                 assert_ne!(g & NON_COHERENT, 0);
                 // The caller's other wishes are kept.
-                assert_eq!(g & (PORTABLE | MAPPED | WRITE_COMBINED | NUMA_USER), f & (PORTABLE | MAPPED | WRITE_COMBINED | NUMA_USER));
+                assert_eq!(
+                    g & (PORTABLE | MAPPED | WRITE_COMBINED | NUMA_USER),
+                    f & (PORTABLE | MAPPED | WRITE_COMBINED | NUMA_USER)
+                );
             }
         }
     }
@@ -189,8 +221,14 @@ mod tests {
     fn pytorch_pinned_memory_becomes_non_coherent() {
         assert_eq!(rewrite_host_malloc(0, false), Some(NON_COHERENT));
         assert_eq!(rewrite_host_malloc(PORTABLE, false), None);
-        assert_eq!(rewrite_host_malloc(PORTABLE, true), Some(PORTABLE | NON_COHERENT));
-        assert_eq!(rewrite_host_malloc(COHERENT | MAPPED, false), Some(MAPPED | NON_COHERENT));
+        assert_eq!(
+            rewrite_host_malloc(PORTABLE, true),
+            Some(PORTABLE | NON_COHERENT)
+        );
+        assert_eq!(
+            rewrite_host_malloc(COHERENT | MAPPED, false),
+            Some(MAPPED | NON_COHERENT)
+        );
         assert_eq!(rewrite_host_malloc(NON_COHERENT, true), None);
     }
 
@@ -223,11 +261,26 @@ mod tests {
 
     #[test]
     fn hsa_redirect_rules() {
-        let fine = PoolKind { global_flags: hsa::GLOBAL_FLAG_FINE_GRAINED, on_gpu: true };
-        let ext = PoolKind { global_flags: hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED, on_gpu: true };
-        let coarse = PoolKind { global_flags: hsa::GLOBAL_FLAG_COARSE_GRAINED, on_gpu: true };
-        let kernarg = PoolKind { global_flags: hsa::GLOBAL_FLAG_KERNARG_INIT | hsa::GLOBAL_FLAG_FINE_GRAINED, on_gpu: false };
-        let system = PoolKind { global_flags: hsa::GLOBAL_FLAG_FINE_GRAINED, on_gpu: false };
+        let fine = PoolKind {
+            global_flags: hsa::GLOBAL_FLAG_FINE_GRAINED,
+            on_gpu: true,
+        };
+        let ext = PoolKind {
+            global_flags: hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED,
+            on_gpu: true,
+        };
+        let coarse = PoolKind {
+            global_flags: hsa::GLOBAL_FLAG_COARSE_GRAINED,
+            on_gpu: true,
+        };
+        let kernarg = PoolKind {
+            global_flags: hsa::GLOBAL_FLAG_KERNARG_INIT | hsa::GLOBAL_FLAG_FINE_GRAINED,
+            on_gpu: false,
+        };
+        let system = PoolKind {
+            global_flags: hsa::GLOBAL_FLAG_FINE_GRAINED,
+            on_gpu: false,
+        };
         assert!(redirect_hsa_pool(Mode::Auto, true, fine, false));
         assert!(redirect_hsa_pool(Mode::Auto, true, ext, false));
         assert!(!redirect_hsa_pool(Mode::Auto, false, fine, false));
@@ -251,7 +304,14 @@ mod tests {
         ] {
             assert!(is_rocm_library(p.as_bytes()), "{p}");
         }
-        for p in ["/usr/lib/librmcp.so", "/tmp/app", "/usr/lib/libc.so.6", "/x/libamdhip64fake.so", "", "/x/librocblasx.so"] {
+        for p in [
+            "/usr/lib/librmcp.so",
+            "/tmp/app",
+            "/usr/lib/libc.so.6",
+            "/x/libamdhip64fake.so",
+            "",
+            "/x/librocblasx.so",
+        ] {
             assert!(!is_rocm_library(p.as_bytes()), "{p}");
         }
     }

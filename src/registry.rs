@@ -49,7 +49,10 @@ pub enum Lookup {
     Live(Allocation),
     Freed(Freed),
     /// No known allocation contains it; the nearest live ones around it.
-    Unknown { below: Option<Allocation>, above: Option<Allocation> },
+    Unknown {
+        below: Option<Allocation>,
+        above: Option<Allocation>,
+    },
 }
 
 /// A lock was held (by a thread that may have crashed): the answer is
@@ -102,7 +105,10 @@ impl Registry {
     pub fn remove(&self, base: usize, now_ns: u64) -> Option<Allocation> {
         let a = self.shards[shard_of(base)].lock().remove(&base)?;
         let slot = self.next_freed.fetch_add(1, Ordering::Relaxed) % FREED_SLOTS;
-        *self.freed[slot].lock() = Some(Freed { alloc: a, freed_ns: now_ns });
+        *self.freed[slot].lock() = Some(Freed {
+            alloc: a,
+            freed_ns: now_ns,
+        });
         Some(a)
     }
 
@@ -140,8 +146,12 @@ impl Registry {
     fn lookup_with<'a>(
         &'a self,
         addr: usize,
-        lock_shard: impl Fn(&'a Shard) -> Option<parking_lot::MutexGuard<'a, BTreeMap<usize, Allocation>>>,
-        lock_slot: impl Fn(&'a Mutex<Option<Freed>>) -> Option<parking_lot::MutexGuard<'a, Option<Freed>>>,
+        lock_shard: impl Fn(
+            &'a Shard,
+        ) -> Option<parking_lot::MutexGuard<'a, BTreeMap<usize, Allocation>>>,
+        lock_slot: impl Fn(
+            &'a Mutex<Option<Freed>>,
+        ) -> Option<parking_lot::MutexGuard<'a, Option<Freed>>>,
     ) -> Result<Lookup, Busy> {
         let mut below: Option<Allocation> = None;
         let mut above: Option<Allocation> = None;
@@ -245,11 +255,32 @@ mod tests {
         r.insert(alloc(0x90000, 0x100, 3));
         assert_eq!(
             r.lookup(0x11000),
-            Lookup::Unknown { below: Some(alloc(0x10000, 0x1000, 1)), above: Some(alloc(0x20000, 0x100, 2)) }
+            Lookup::Unknown {
+                below: Some(alloc(0x10000, 0x1000, 1)),
+                above: Some(alloc(0x20000, 0x100, 2))
+            }
         );
-        assert_eq!(r.lookup(0x100), Lookup::Unknown { below: None, above: Some(alloc(0x10000, 0x1000, 1)) });
-        assert_eq!(r.lookup(0xA0000), Lookup::Unknown { below: Some(alloc(0x90000, 0x100, 3)), above: None });
-        assert_eq!(Registry::new().lookup(5), Lookup::Unknown { below: None, above: None });
+        assert_eq!(
+            r.lookup(0x100),
+            Lookup::Unknown {
+                below: None,
+                above: Some(alloc(0x10000, 0x1000, 1))
+            }
+        );
+        assert_eq!(
+            r.lookup(0xA0000),
+            Lookup::Unknown {
+                below: Some(alloc(0x90000, 0x100, 3)),
+                above: None
+            }
+        );
+        assert_eq!(
+            Registry::new().lookup(5),
+            Lookup::Unknown {
+                below: None,
+                above: None
+            }
+        );
     }
 
     #[test]
@@ -258,7 +289,13 @@ mod tests {
         r.insert(alloc(0x10000, 0x1000, 1));
         assert_eq!(r.remove(0x10000, 50), Some(alloc(0x10000, 0x1000, 1)));
         assert_eq!(r.remove(0x10000, 60), None);
-        assert_eq!(r.lookup(0x10010), Lookup::Freed(Freed { alloc: alloc(0x10000, 0x1000, 1), freed_ns: 50 }));
+        assert_eq!(
+            r.lookup(0x10010),
+            Lookup::Freed(Freed {
+                alloc: alloc(0x10000, 0x1000, 1),
+                freed_ns: 50
+            })
+        );
         // Address reused: the live allocation wins.
         r.insert(alloc(0x10000, 0x10, 70));
         assert_eq!(r.lookup(0x10008), Lookup::Live(alloc(0x10000, 0x10, 70)));
@@ -286,7 +323,10 @@ mod tests {
         }
         // The oldest ten were overwritten.
         assert!(matches!(r.lookup(0x100000), Lookup::Unknown { .. }));
-        assert!(matches!(r.lookup(0x100000 + (FREED_SLOTS + 9) * 0x1000), Lookup::Freed(_)));
+        assert!(matches!(
+            r.lookup(0x100000 + (FREED_SLOTS + 9) * 0x1000),
+            Lookup::Freed(_)
+        ));
     }
 
     #[test]

@@ -24,7 +24,11 @@ impl<const N: usize> Default for FixedBuf<N> {
 
 impl<const N: usize> FixedBuf<N> {
     pub const fn new() -> Self {
-        FixedBuf { bytes: [0; N], len: 0, cut: false }
+        FixedBuf {
+            bytes: [0; N],
+            len: 0,
+            cut: false,
+        }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
@@ -73,7 +77,11 @@ pub fn write_allocation(w: &mut impl Write, a: &Allocation) -> fmt::Result {
         a.base.saturating_add(a.size),
         a.requested_flags,
         a.applied_flags,
-        if a.rewritten { "rewritten by rmcp" } else { "not rewritten" },
+        if a.rewritten {
+            "rewritten by rmcp"
+        } else {
+            "not rewritten"
+        },
     )?;
     if a.device >= 0 {
         write!(w, "device {}; ", a.device)?;
@@ -84,7 +92,12 @@ pub fn write_allocation(w: &mut impl Write, a: &Allocation) -> fmt::Result {
 }
 
 /// The verdict for `addr`: exactly one of live / freed / unknown.
-pub fn write_lookup(w: &mut impl Write, addr: usize, found: Result<Lookup, Busy>, now_ns: u64) -> fmt::Result {
+pub fn write_lookup(
+    w: &mut impl Write,
+    addr: usize,
+    found: Result<Lookup, Busy>,
+    now_ns: u64,
+) -> fmt::Result {
     match found {
         Ok(Lookup::Live(a)) => {
             write!(w, "address {:#x} is {} bytes into a live allocation: ", addr, addr - a.base)?;
@@ -164,7 +177,13 @@ pub fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
     Ok(())
 }
 
-fn write_json_allocation(w: &mut impl Write, a: &Allocation, addr: usize, now_ns: u64, freed_ns: Option<u64>) -> fmt::Result {
+fn write_json_allocation(
+    w: &mut impl Write,
+    a: &Allocation,
+    addr: usize,
+    now_ns: u64,
+    freed_ns: Option<u64>,
+) -> fmt::Result {
     write!(
         w,
         "{{\"entry_point\":\"{}\",\"base\":\"{:#x}\",\"size\":{},\"offset\":{},\"requested_flags\":\"{:#x}\",\"applied_flags\":\"{:#x}\",\"rewritten\":{},\"device\":{},\"thread\":{},\"age_ms\":{},\"freed_ms_ago\":",
@@ -263,13 +282,34 @@ mod tests {
             text(0x1010, Ok(Lookup::Live(a(0x1000, 4096)))),
             "address 0x1010 is 16 bytes into a live allocation: hipHostMalloc of 4096 bytes at 0x1000-0x2000 (flags requested 0x0, applied 0x80000000, rewritten by rmcp; host memory; thread 77), allocated 12 ms ago"
         );
-        let freed = text(0x1010, Ok(Lookup::Freed(Freed { alloc: a(0x1000, 4096), freed_ns: 3_000_000 })));
+        let freed = text(
+            0x1010,
+            Ok(Lookup::Freed(Freed {
+                alloc: a(0x1000, 4096),
+                freed_ns: 3_000_000,
+            })),
+        );
         assert!(freed.starts_with("address 0x1010 is 16 bytes into an allocation that was FREED 10 ms ago (use after free): hipHostMalloc of 4096 bytes"), "{freed}");
         assert!(freed.ends_with("allocated 2 ms before it was freed"));
-        let unknown = text(0x3000, Ok(Lookup::Unknown { below: Some(a(0x1000, 4096)), above: Some(a(0x8000, 16)) }));
+        let unknown = text(
+            0x3000,
+            Ok(Lookup::Unknown {
+                below: Some(a(0x1000, 4096)),
+                above: Some(a(0x8000, 16)),
+            }),
+        );
         assert!(unknown.starts_with("address 0x3000 is in no allocation rmcp has seen; nearest below ends 4096 bytes before it: hipHostMalloc of 4096 bytes at 0x1000"), "{unknown}");
-        assert!(unknown.contains("nearest above starts 20480 bytes after it: hipHostMalloc of 16 bytes at 0x8000"));
-        assert!(text(5, Ok(Lookup::Unknown { below: None, above: None })).ends_with("nothing below it; nothing above it"));
+        assert!(unknown.contains(
+            "nearest above starts 20480 bytes after it: hipHostMalloc of 16 bytes at 0x8000"
+        ));
+        assert!(text(
+            5,
+            Ok(Lookup::Unknown {
+                below: None,
+                above: None
+            })
+        )
+        .ends_with("nothing below it; nothing above it"));
         assert!(text(5, Err(Busy)).contains("locked by another thread"));
     }
 
@@ -300,15 +340,41 @@ mod tests {
     #[test]
     fn json_report_is_well_formed() {
         let mut b = FixedBuf::<4096>::new();
-        let gpu = FaultGpu { name: "gfx1030", node: 1 };
-        write_fault_json(&mut b, 0x1010, 1, gpu, Ok(Lookup::Live(a(0x1000, 4096))), 13_000_000, "line \"one\"\nline two").unwrap();
+        let gpu = FaultGpu {
+            name: "gfx1030",
+            node: 1,
+        };
+        write_fault_json(
+            &mut b,
+            0x1010,
+            1,
+            gpu,
+            Ok(Lookup::Live(a(0x1000, 4096))),
+            13_000_000,
+            "line \"one\"\nline two",
+        )
+        .unwrap();
         let s = b.as_str();
         assert!(s.starts_with("{\"rmcp_fault_report\":1,\"address\":\"0x1010\",\"reason_mask\":1,\"reasons\":[\"page not present\"],\"gpu\":{\"name\":\"gfx1030\",\"node\":1},\"verdict\":\"live\",\"allocation\":{\"entry_point\":\"hipHostMalloc\",\"base\":\"0x1000\",\"size\":4096,\"offset\":16,"), "{s}");
         assert!(s.contains("\"freed_ms_ago\":null}"));
         assert!(s.ends_with(",\"text\":\"line \\\"one\\\"\\nline two\"}\n"));
         b.clear();
-        write_fault_json(&mut b, 9, 0, gpu, Ok(Lookup::Unknown { below: None, above: None }), 0, "").unwrap();
+        write_fault_json(
+            &mut b,
+            9,
+            0,
+            gpu,
+            Ok(Lookup::Unknown {
+                below: None,
+                above: None,
+            }),
+            0,
+            "",
+        )
+        .unwrap();
         assert!(b.as_str().contains("\"reasons\":[],"));
-        assert!(b.as_str().contains("\"verdict\":\"unknown\",\"allocation\":null"));
+        assert!(b
+            .as_str()
+            .contains("\"verdict\":\"unknown\",\"allocation\":null"));
     }
 }

@@ -102,7 +102,11 @@ impl Runtime {
         let p = unsafe { libc::dlsym(handle, self.names[index].as_ptr()) } as usize;
         // A runtime that hands back rmcp's own hook (RMCP_HIP_LIBRARY naming
         // librmcp.so, say) would make every forward recurse forever.
-        let p = if p == 0 || is_inside_rmcp(p) { ABSENT } else { p };
+        let p = if p == 0 || is_inside_rmcp(p) {
+            ABSENT
+        } else {
+            p
+        };
         self.syms[index].store(p, Ordering::Release);
         (p > ABSENT).then_some(p)
     }
@@ -129,7 +133,9 @@ impl Runtime {
         log::debug!(
             "{} runtime: {} (found {})",
             self.what,
-            path.as_deref().map(|p| p.to_string_lossy()).unwrap_or("?".into()),
+            path.as_deref()
+                .map(|p| p.to_string_lossy())
+                .unwrap_or("?".into()),
             match found {
                 Found::AlreadyLoaded => "already loaded",
                 Found::RtldNext => "through RTLD_NEXT",
@@ -147,7 +153,11 @@ impl Runtime {
             log::warn!(
                 "{} runtime is loaded more than once ({}); forwarding to the first",
                 self.what,
-                copies.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join(", ")
+                copies
+                    .iter()
+                    .map(|c| c.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         for path in &copies {
@@ -158,12 +168,17 @@ impl Runtime {
         // SAFETY: RTLD_NEXT with a constant NUL-terminated name.
         let next = unsafe { libc::dlsym(libc::RTLD_NEXT, self.probe.as_ptr()) };
         if !next.is_null() {
-            if let Some(h) = object_of(next).and_then(|p| dlopen(&p, libc::RTLD_NOW | libc::RTLD_NOLOAD)) {
+            if let Some(h) =
+                object_of(next).and_then(|p| dlopen(&p, libc::RTLD_NOW | libc::RTLD_NOLOAD))
+            {
                 return Some((h, Found::RtldNext));
             }
         }
         if let Some(p) = env_path {
-            match CString::new(p.as_bytes()).ok().and_then(|c| dlopen(&c, libc::RTLD_NOW | libc::RTLD_LOCAL)) {
+            match CString::new(p.as_bytes())
+                .ok()
+                .and_then(|c| dlopen(&c, libc::RTLD_NOW | libc::RTLD_LOCAL))
+            {
                 Some(h) => return Some((h, Found::EnvPath)),
                 None => log::warn!(
                     "could not load the {} runtime named by the environment ({}): {}",
@@ -261,7 +276,11 @@ fn loaded_copies(stem: &[u8]) -> Vec<CString> {
         stem: &'a [u8],
         found: Vec<CString>,
     }
-    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
         // SAFETY: data is the &mut Search passed below; info is valid for
         // the duration of the callback.
         let search = unsafe { &mut *(data as *mut Search) };
@@ -269,13 +288,18 @@ fn loaded_copies(stem: &[u8]) -> Vec<CString> {
         if !name.is_null() {
             // SAFETY: dlpi_name is NUL-terminated.
             let name = unsafe { CStr::from_ptr(name) };
-            if is_copy_of(name.to_bytes(), search.stem) && !search.found.iter().any(|f| f.as_c_str() == name) {
+            if is_copy_of(name.to_bytes(), search.stem)
+                && !search.found.iter().any(|f| f.as_c_str() == name)
+            {
                 search.found.push(name.to_owned());
             }
         }
         0
     }
-    let mut search = Search { stem, found: Vec::new() };
+    let mut search = Search {
+        stem,
+        found: Vec::new(),
+    };
     // SAFETY: visit matches the callback type and only touches `search`.
     unsafe { libc::dl_iterate_phdr(Some(visit), &mut search as *mut Search as *mut c_void) };
     search.found
@@ -287,10 +311,20 @@ mod tests {
 
     #[test]
     fn recognises_runtime_copies_by_file_name() {
-        for p in ["libamdhip64.so.6", "/usr/lib/libamdhip64.so.5.2.21153", "/v/torch/lib/libamdhip64.so", "/w/libamdhip64-3f2a1b.so"] {
+        for p in [
+            "libamdhip64.so.6",
+            "/usr/lib/libamdhip64.so.5.2.21153",
+            "/v/torch/lib/libamdhip64.so",
+            "/w/libamdhip64-3f2a1b.so",
+        ] {
             assert!(is_copy_of(p.as_bytes(), b"libamdhip64"), "{p}");
         }
-        for p in ["/usr/lib/librmcp.so", "libamdhip64fake.so", "/libamdhip64/libc.so", ""] {
+        for p in [
+            "/usr/lib/librmcp.so",
+            "libamdhip64fake.so",
+            "/libamdhip64/libc.so",
+            "",
+        ] {
             assert!(!is_copy_of(p.as_bytes(), b"libamdhip64"), "{p}");
         }
     }
@@ -298,7 +332,10 @@ mod tests {
     #[test]
     fn finds_loaded_libc_by_stem() {
         let found = loaded_copies(b"libc");
-        assert!(found.iter().any(|p| p.to_bytes().ends_with(b"libc.so.6")), "{found:?}");
+        assert!(
+            found.iter().any(|p| p.to_bytes().ends_with(b"libc.so.6")),
+            "{found:?}"
+        );
         assert!(loaded_copies(b"libamdhip64").is_empty());
     }
 }

@@ -96,7 +96,12 @@ static HSA_SLOTS: [AtomicUsize; hsa_sym::COUNT] = [const { AtomicUsize::new(0) }
 pub static HIP: Runtime = Runtime::new(
     "HIP",
     b"libamdhip64",
-    &[c"libamdhip64.so.7", c"libamdhip64.so.6", c"libamdhip64.so.5", c"libamdhip64.so"],
+    &[
+        c"libamdhip64.so.7",
+        c"libamdhip64.so.6",
+        c"libamdhip64.so.5",
+        c"libamdhip64.so",
+    ],
     c"hipMalloc",
     &HIP_NAMES,
     &HIP_SLOTS,
@@ -142,7 +147,12 @@ fn setup() -> Config {
         .filter_level(cfg.log_level.to_filter())
         .format(|buf, record| {
             use std::io::Write;
-            writeln!(buf, "rmcp: {}: {}", record.level().as_str().to_ascii_lowercase(), record.args())
+            writeln!(
+                buf,
+                "rmcp: {}: {}",
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
         })
         .target(env_logger::Target::Stderr)
         .try_init();
@@ -158,13 +168,20 @@ fn setup() -> Config {
             .copied()
             .or_else(|| info.payload().downcast_ref::<String>().map(|s| s.as_str()))
             .unwrap_or("?");
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         log::error!("internal error{at}: {msg}; the call was forwarded unchanged");
     }));
     // SAFETY: the handlers are plain extern "C" functions that only touch
     // statics designed for this (see `Registry::lock_all_for_fork`).
     unsafe {
-        libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child));
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_in_parent),
+            Some(after_fork_in_child),
+        );
         libc::atexit(at_exit);
     }
     log::debug!(
@@ -198,7 +215,11 @@ extern "C" fn at_exit() {
     // Never let a panic escape into the C runtime's exit path.
     let _ = std::panic::catch_unwind(|| {
         if log::log_enabled!(log::Level::Info) {
-            log::info!("summary: calls/rewritten: {}; {}", STATS.summary(), crate::devices::summary());
+            log::info!(
+                "summary: calls/rewritten: {}; {}",
+                STATS.summary(),
+                crate::devices::summary()
+            );
         }
     });
 }

@@ -45,7 +45,10 @@ impl InitOnce {
         }
         let me = thread_id();
         loop {
-            match self.state.compare_exchange(NEW, RUNNING, Ordering::Acquire, Ordering::Acquire) {
+            match self
+                .state
+                .compare_exchange(NEW, RUNNING, Ordering::Acquire, Ordering::Acquire)
+            {
                 Ok(_) => {
                     self.owner.store(me, Ordering::Relaxed);
                     // Marks the gate done even if `f` unwinds, so waiters
@@ -108,7 +111,10 @@ pub fn forget_thread_id() {
 
 /// CLOCK_MONOTONIC in nanoseconds.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -152,7 +158,9 @@ mod tests {
     #[test]
     fn a_panicking_initialiser_still_completes_the_gate() {
         let once = InitOnce::new();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| once.call(|| panic!("boom"))));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            once.call(|| panic!("boom"))
+        }));
         assert!(r.is_err());
         assert!(once.is_done());
     }

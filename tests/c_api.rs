@@ -19,7 +19,11 @@ fn profile_dir() -> PathBuf {
 #[test]
 fn c_program_uses_the_api_through_the_header() {
     let lib = profile_dir().join("librmcp.so");
-    assert!(lib.exists(), "{} is missing: cargo builds the cdylib with the tests", lib.display());
+    assert!(
+        lib.exists(),
+        "{} is missing: cargo builds the cdylib with the tests",
+        lib.display()
+    );
     let out_dir = profile_dir().join("rmcp-c-api");
     std::fs::create_dir_all(&out_dir).unwrap();
     let exe = out_dir.join("api_check");
@@ -34,12 +38,29 @@ fn c_program_uses_the_api_through_the_header() {
         .arg("-lrmcp")
         .output()
         .expect("run cc");
-    assert!(cc.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&cc.stderr));
-    let run = Command::new(&exe).env("LD_LIBRARY_PATH", profile_dir()).output().unwrap();
+    assert!(
+        cc.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let run = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", profile_dir())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "api_check failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    assert!(stdout.contains(&format!("version {}\n", env!("CARGO_PKG_VERSION"))), "{stdout}");
-    assert!(stdout.contains("is in no allocation rmcp has seen"), "{stdout}");
+    assert!(
+        run.status.success(),
+        "api_check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("version {}\n", env!("CARGO_PKG_VERSION"))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("is in no allocation rmcp has seen"),
+        "{stdout}"
+    );
     assert!(stdout.ends_with("api_check ok\n"));
     // The library printed nothing: it was never asked to.
     assert_eq!(String::from_utf8_lossy(&run.stderr), "");
@@ -47,7 +68,9 @@ fn c_program_uses_the_api_through_the_header() {
 
 #[test]
 fn committed_header_matches_cbindgen() {
-    let cbindgen = std::env::var_os("CBINDGEN").map(PathBuf::from).unwrap_or_else(|| "cbindgen".into());
+    let cbindgen = std::env::var_os("CBINDGEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "cbindgen".into());
     let generated = match Command::new(&cbindgen)
         .current_dir(repo())
         .args(["--config", "cbindgen.toml", "--quiet"])

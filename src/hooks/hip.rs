@@ -19,10 +19,12 @@ type FlagsMallocFn = unsafe extern "C" fn(*mut *mut c_void, usize, c_uint) -> hi
 type FreeFn = unsafe extern "C" fn(*mut c_void) -> hipError_t;
 type HostRegisterFn = unsafe extern "C" fn(*mut c_void, usize, c_uint) -> hipError_t;
 type MallocAsyncFn = unsafe extern "C" fn(*mut *mut c_void, usize, hipStream_t) -> hipError_t;
-type MallocFromPoolAsyncFn = unsafe extern "C" fn(*mut *mut c_void, usize, hipMemPool_t, hipStream_t) -> hipError_t;
+type MallocFromPoolAsyncFn =
+    unsafe extern "C" fn(*mut *mut c_void, usize, hipMemPool_t, hipStream_t) -> hipError_t;
 type FreeAsyncFn = unsafe extern "C" fn(*mut c_void, hipStream_t) -> hipError_t;
 type MemAdviseFn = unsafe extern "C" fn(*const c_void, usize, c_int, c_int) -> hipError_t;
-type GetProcAddressFn = unsafe extern "C" fn(*const c_char, *mut *mut c_void, c_int, u64, *mut c_int) -> hipError_t;
+type GetProcAddressFn =
+    unsafe extern "C" fn(*const c_char, *mut *mut c_void, c_int, u64, *mut c_int) -> hipError_t;
 
 /// The real function `index` as type `F`, or the error code to return when
 /// it is missing (warned once per entry point).
@@ -37,7 +39,10 @@ unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
         None if HIP.handle(shim::config().hip_library.as_deref()).is_some() => {
             shim::warn_once(
                 entry,
-                format_args!("{} is not in this HIP runtime; returning hipErrorNotSupported", entry.name()),
+                format_args!(
+                    "{} is not in this HIP runtime; returning hipErrorNotSupported",
+                    entry.name()
+                ),
             );
             Err(HIP_ERROR_NOT_SUPPORTED)
         }
@@ -52,6 +57,13 @@ unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
             Err(HIP_ERROR_NOT_INITIALIZED)
         }
     }
+}
+
+/// Requests the runtime will refuse or answer without memory (NULL
+/// out-pointer, zero size) are forwarded unchanged, so the caller gets the
+/// runtime's own answer to exactly what it asked.
+fn rewritable(ptr: *mut *mut c_void, size: usize) -> bool {
+    !ptr.is_null() && size != 0
 }
 
 /// Whether rewriting applies to host memory (any visible device a target).
@@ -80,9 +92,19 @@ fn record_device() -> i32 {
 }
 
 /// hipHostMalloc and hipExtHostAlloc share one rule and one shape.
-unsafe fn host_malloc_like(entry: Entry, index: usize, ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+unsafe fn host_malloc_like(
+    entry: Entry,
+    index: usize,
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     let d = decide(|cfg| {
-        let rw = if host_applies(cfg) { policy::rewrite_host_malloc(flags, cfg.host_coherent_env) } else { None };
+        let rw = if rewritable(ptr, size) && host_applies(cfg) {
+            policy::rewrite_host_malloc(flags, cfg.host_coherent_env)
+        } else {
+            None
+        };
         Decision::from_rewrite(flags, rw)
     })
     .unwrap_or(Decision::unchanged(flags));
@@ -101,18 +123,34 @@ unsafe fn host_malloc_like(entry: Entry, index: usize, ptr: *mut *mut c_void, si
 /// # Safety
 /// As the HIP runtime's hipHostMalloc.
 #[no_mangle]
-pub unsafe extern "C" fn hipHostMalloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+pub unsafe extern "C" fn hipHostMalloc(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     // SAFETY: the caller upholds hipHostMalloc's contract.
-    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe { host_malloc_like(Entry::HipHostMalloc, hip_sym::HOST_MALLOC, ptr, size, flags) })
+    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
+        host_malloc_like(Entry::HipHostMalloc, hip_sym::HOST_MALLOC, ptr, size, flags)
+    })
 }
 
 /// # Safety
 /// As the HIP runtime's hipExtHostAlloc (ROCm >= 6.3).
 #[no_mangle]
-pub unsafe extern "C" fn hipExtHostAlloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+pub unsafe extern "C" fn hipExtHostAlloc(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     // SAFETY: the caller upholds hipExtHostAlloc's contract.
     boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
-        host_malloc_like(Entry::HipExtHostAlloc, hip_sym::EXT_HOST_ALLOC, ptr, size, flags)
+        host_malloc_like(
+            Entry::HipExtHostAlloc,
+            hip_sym::EXT_HOST_ALLOC,
+            ptr,
+            size,
+            flags,
+        )
     })
 }
 
@@ -122,15 +160,27 @@ pub unsafe extern "C" fn hipExtHostAlloc(ptr: *mut *mut c_void, size: usize, fla
 /// # Safety
 /// As the HIP runtime's hipHostAlloc.
 #[no_mangle]
-pub unsafe extern "C" fn hipHostAlloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+pub unsafe extern "C" fn hipHostAlloc(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipHostAlloc;
         let d = decide(|cfg| {
-            let rw = if host_applies(cfg) { policy::rewrite_host_alloc(flags, cfg.host_coherent_env) } else { None };
+            let rw = if rewritable(ptr, size) && host_applies(cfg) {
+                policy::rewrite_host_alloc(flags, cfg.host_coherent_env)
+            } else {
+                None
+            };
             Decision::from_rewrite(flags, rw)
         })
         .unwrap_or(Decision::unchanged(flags));
-        let index = if d.rewritten { hip_sym::HOST_MALLOC } else { hip_sym::HOST_ALLOC };
+        let index = if d.rewritten {
+            hip_sym::HOST_MALLOC
+        } else {
+            hip_sym::HOST_ALLOC
+        };
         // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
         let f: FlagsMallocFn = match unsafe { real(entry, index) } {
             Ok(f) => f,
@@ -154,7 +204,7 @@ pub unsafe extern "C" fn hipHostAlloc(ptr: *mut *mut c_void, size: usize, flags:
 pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAllocHost;
-        let rewrite = decide(host_applies).unwrap_or(false);
+        let rewrite = rewritable(ptr, size) && decide(host_applies).unwrap_or(false);
         let rc = if rewrite {
             // SAFETY: hipHostMalloc's prototype.
             let f: FlagsMallocFn = match unsafe { real(entry, hip_sym::HOST_MALLOC) } {
@@ -172,7 +222,14 @@ pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> 
             // SAFETY: forwarding the caller's arguments.
             unsafe { f(ptr, size) }
         };
-        let d = if rewrite { Decision { flags: policy::MEM_ALLOC_HOST_REWRITE, rewritten: true } } else { Decision::unchanged(0) };
+        let d = if rewrite {
+            Decision {
+                flags: policy::MEM_ALLOC_HOST_REWRITE,
+                rewritten: true,
+            }
+        } else {
+            Decision::unchanged(0)
+        };
         // SAFETY: out-pointer read only on success.
         unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, d, -1) };
         rc
@@ -185,12 +242,20 @@ pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> 
 /// # Safety
 /// As the HIP runtime's hipExtMallocWithFlags.
 #[no_mangle]
-pub unsafe extern "C" fn hipExtMallocWithFlags(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+pub unsafe extern "C" fn hipExtMallocWithFlags(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipExtMallocWithFlags;
         let (d, dev) = decide(|cfg| {
             let (hit, dev) = device_applies(cfg);
-            let rw = if hit { policy::rewrite_ext_malloc(flags) } else { None };
+            let rw = if hit && rewritable(ptr, size) {
+                policy::rewrite_ext_malloc(flags)
+            } else {
+                None
+            };
             (Decision::from_rewrite(flags, rw), dev)
         })
         .unwrap_or((Decision::unchanged(flags), -1));
@@ -214,7 +279,11 @@ pub unsafe extern "C" fn hipExtMallocWithFlags(ptr: *mut *mut c_void, size: usiz
 /// # Safety
 /// As the HIP runtime's hipMallocManaged.
 #[no_mangle]
-pub unsafe extern "C" fn hipMallocManaged(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+pub unsafe extern "C" fn hipMallocManaged(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocManaged;
         let (advise, dev) = decide(device_applies).unwrap_or((false, -1));
@@ -242,7 +311,9 @@ pub unsafe extern "C" fn hipMallocManaged(ptr: *mut *mut c_void, size: usize, fl
                         );
                     }
                 }
-                Err(_) => log::warn!("hipMemAdvise is missing; managed memory on device {dev} stays fine-grained"),
+                Err(_) => log::warn!(
+                    "hipMemAdvise is missing; managed memory on device {dev} stays fine-grained"
+                ),
             }
         }
         // SAFETY: out-pointer read only on success.
@@ -268,7 +339,17 @@ unsafe fn forward_plain<F: Copy>(
     let rc = call(f);
     let dev = if rc == HIP_SUCCESS { device() } else { -1 };
     // SAFETY: out-pointer read only on success.
-    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, Decision::unchanged(0), dev) };
+    unsafe {
+        record_alloc(
+            entry,
+            rc == HIP_SUCCESS,
+            ptr,
+            size,
+            0,
+            Decision::unchanged(0),
+            dev,
+        )
+    };
     rc
 }
 
@@ -278,7 +359,14 @@ unsafe fn forward_plain<F: Copy>(
 pub unsafe extern "C" fn hipMalloc(ptr: *mut *mut c_void, size: usize) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
         // SAFETY: hipMalloc's prototype; forwarding the caller's arguments.
-        forward_plain(Entry::HipMalloc, hip_sym::MALLOC, ptr, size, record_device, |f: MallocFn| f(ptr, size))
+        forward_plain(
+            Entry::HipMalloc,
+            hip_sym::MALLOC,
+            ptr,
+            size,
+            record_device,
+            |f: MallocFn| f(ptr, size),
+        )
     })
 }
 
@@ -288,19 +376,35 @@ pub unsafe extern "C" fn hipMalloc(ptr: *mut *mut c_void, size: usize) -> hipErr
 pub unsafe extern "C" fn hipMallocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
         // SAFETY: hipMallocHost's prototype; forwarding the caller's arguments.
-        forward_plain(Entry::HipMallocHost, hip_sym::MALLOC_HOST, ptr, size, || -1, |f: MallocFn| f(ptr, size))
+        forward_plain(
+            Entry::HipMallocHost,
+            hip_sym::MALLOC_HOST,
+            ptr,
+            size,
+            || -1,
+            |f: MallocFn| f(ptr, size),
+        )
     })
 }
 
 /// # Safety
 /// As the HIP runtime's hipMallocAsync.
 #[no_mangle]
-pub unsafe extern "C" fn hipMallocAsync(ptr: *mut *mut c_void, size: usize, stream: hipStream_t) -> hipError_t {
+pub unsafe extern "C" fn hipMallocAsync(
+    ptr: *mut *mut c_void,
+    size: usize,
+    stream: hipStream_t,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
         // SAFETY: hipMallocAsync's prototype; forwarding the caller's arguments.
-        forward_plain(Entry::HipMallocAsync, hip_sym::MALLOC_ASYNC, ptr, size, record_device, |f: MallocAsyncFn| {
-            f(ptr, size, stream)
-        })
+        forward_plain(
+            Entry::HipMallocAsync,
+            hip_sym::MALLOC_ASYNC,
+            ptr,
+            size,
+            record_device,
+            |f: MallocAsyncFn| f(ptr, size, stream),
+        )
     })
 }
 
@@ -332,7 +436,11 @@ pub unsafe extern "C" fn hipMallocFromPoolAsync(
 /// # Safety
 /// As the HIP runtime's hipHostRegister.
 #[no_mangle]
-pub unsafe extern "C" fn hipHostRegister(host_ptr: *mut c_void, size: usize, flags: c_uint) -> hipError_t {
+pub unsafe extern "C" fn hipHostRegister(
+    host_ptr: *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipHostRegister;
         // SAFETY: hipHostRegister's prototype.
@@ -345,7 +453,14 @@ pub unsafe extern "C" fn hipHostRegister(host_ptr: *mut c_void, size: usize, fla
         super::after(|| {
             STATS.record(entry, false);
             if rc == HIP_SUCCESS && shim::config().enabled {
-                super::record_range(entry, host_ptr as usize, size, flags, Decision::unchanged(flags), -1);
+                super::record_range(
+                    entry,
+                    host_ptr as usize,
+                    size,
+                    flags,
+                    Decision::unchanged(flags),
+                    -1,
+                );
             }
         });
         rc
@@ -367,28 +482,36 @@ fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
 /// As the HIP runtime's hipFree.
 #[no_mangle]
 pub unsafe extern "C" fn hipFree(ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || free_like(Entry::HipFree, hip_sym::FREE, ptr))
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        free_like(Entry::HipFree, hip_sym::FREE, ptr)
+    })
 }
 
 /// # Safety
 /// As the HIP runtime's hipHostFree.
 #[no_mangle]
 pub unsafe extern "C" fn hipHostFree(ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || free_like(Entry::HipHostFree, hip_sym::HOST_FREE, ptr))
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        free_like(Entry::HipHostFree, hip_sym::HOST_FREE, ptr)
+    })
 }
 
 /// # Safety
 /// As the HIP runtime's hipFreeHost.
 #[no_mangle]
 pub unsafe extern "C" fn hipFreeHost(ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || free_like(Entry::HipFreeHost, hip_sym::FREE_HOST, ptr))
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        free_like(Entry::HipFreeHost, hip_sym::FREE_HOST, ptr)
+    })
 }
 
 /// # Safety
 /// As the HIP runtime's hipHostUnregister.
 #[no_mangle]
 pub unsafe extern "C" fn hipHostUnregister(host_ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || free_like(Entry::HipHostUnregister, hip_sym::HOST_UNREGISTER, host_ptr))
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        free_like(Entry::HipHostUnregister, hip_sym::HOST_UNREGISTER, host_ptr)
+    })
 }
 
 /// # Safety
@@ -403,7 +526,12 @@ pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> 
             Err(rc) => return rc,
         };
         // SAFETY: forwarding the caller's arguments.
-        forward_free(entry, ptr, |rc| rc == HIP_SUCCESS, || unsafe { f(ptr, stream) })
+        forward_free(
+            entry,
+            ptr,
+            |rc| rc == HIP_SUCCESS,
+            || unsafe { f(ptr, stream) },
+        )
     })
 }
 
@@ -463,7 +591,9 @@ pub unsafe extern "C" fn hipGetProcAddress(
                 // SAFETY: non-NULL, NUL-terminated per the API contract.
                 let name = unsafe { CStr::from_ptr(symbol) };
                 // SAFETY: pfn is non-NULL and was just written by the runtime.
-                if let Some(hook) = own_hook(name.to_bytes()).filter(|_| unsafe { !(*pfn).is_null() }) {
+                if let Some(hook) =
+                    own_hook(name.to_bytes()).filter(|_| unsafe { !(*pfn).is_null() })
+                {
                     // SAFETY: as above.
                     unsafe { *pfn = hook };
                     replaced = true;
@@ -484,11 +614,19 @@ mod tests {
     fn every_hip_entry_point_has_a_hook_for_get_proc_address() {
         for e in Entry::ALL {
             let hooked = own_hook(e.name().as_bytes());
-            assert_eq!(hooked.is_some(), e.name().starts_with("hip"), "{}", e.name());
+            assert_eq!(
+                hooked.is_some(),
+                e.name().starts_with("hip"),
+                "{}",
+                e.name()
+            );
         }
         assert!(own_hook(b"hipMemcpy").is_none());
         assert!(own_hook(b"\xff").is_none());
-        assert_eq!(own_hook(b"hipHostMalloc"), Some(hipHostMalloc as *mut c_void));
+        assert_eq!(
+            own_hook(b"hipHostMalloc"),
+            Some(hipHostMalloc as *mut c_void)
+        );
     }
 
     #[test]

@@ -24,10 +24,13 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 type InitFn = unsafe extern "C" fn() -> hsa_status_t;
-type PoolAllocateFn = unsafe extern "C" fn(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;
+type PoolAllocateFn =
+    unsafe extern "C" fn(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;
 type PoolFreeFn = unsafe extern "C" fn(*mut c_void) -> hsa_status_t;
-type IterateAgentsFn =
-    unsafe extern "C" fn(Option<unsafe extern "C" fn(hsa_agent_t, *mut c_void) -> hsa_status_t>, *mut c_void) -> hsa_status_t;
+type IterateAgentsFn = unsafe extern "C" fn(
+    Option<unsafe extern "C" fn(hsa_agent_t, *mut c_void) -> hsa_status_t>,
+    *mut c_void,
+) -> hsa_status_t;
 type AgentGetInfoFn = unsafe extern "C" fn(hsa_agent_t, u32, *mut c_void) -> hsa_status_t;
 type IteratePoolsFn = unsafe extern "C" fn(
     hsa_agent_t,
@@ -66,7 +69,11 @@ pub struct AgentInfo {
 
 impl AgentInfo {
     pub fn name_str(&self) -> &str {
-        let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
         std::str::from_utf8(&self.name[..len]).unwrap_or("?")
     }
 }
@@ -125,12 +132,25 @@ fn map_topology() -> Option<Topology> {
         // SAFETY: NAME writes char[64], DEVICE and DRIVER_NODE_ID a uint32.
         unsafe {
             agent_info(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
-            agent_info(agent, hsa::AGENT_INFO_DEVICE, (&mut device as *mut u32).cast());
-            agent_info(agent, hsa::AMD_AGENT_INFO_DRIVER_NODE_ID, (&mut node as *mut u32).cast());
+            agent_info(
+                agent,
+                hsa::AGENT_INFO_DEVICE,
+                (&mut device as *mut u32).cast(),
+            );
+            agent_info(
+                agent,
+                hsa::AMD_AGENT_INFO_DRIVER_NODE_ID,
+                (&mut node as *mut u32).cast(),
+            );
         }
         name[63] = 0;
         let is_gpu = device == hsa::DEVICE_TYPE_GPU;
-        topo.agents.push(AgentInfo { agent: agent.handle, name, node, is_gpu });
+        topo.agents.push(AgentInfo {
+            agent: agent.handle,
+            name,
+            node,
+            is_gpu,
+        });
         let mut pools: Vec<hsa_amd_memory_pool_t> = Vec::new();
         // SAFETY: the callback only pushes into `pools`, which outlives the call.
         unsafe { iterate_pools(agent, Some(push_pool), &mut pools as *mut _ as *mut c_void) };
@@ -140,8 +160,16 @@ fn map_topology() -> Option<Topology> {
             let mut flags: u32 = 0;
             // SAFETY: SEGMENT and GLOBAL_FLAGS each write a uint32.
             unsafe {
-                pool_info(pool, hsa::POOL_INFO_SEGMENT, (&mut segment as *mut u32).cast());
-                pool_info(pool, hsa::POOL_INFO_GLOBAL_FLAGS, (&mut flags as *mut u32).cast());
+                pool_info(
+                    pool,
+                    hsa::POOL_INFO_SEGMENT,
+                    (&mut segment as *mut u32).cast(),
+                );
+                pool_info(
+                    pool,
+                    hsa::POOL_INFO_GLOBAL_FLAGS,
+                    (&mut flags as *mut u32).cast(),
+                );
             }
             if segment != hsa::SEGMENT_GLOBAL {
                 continue;
@@ -149,14 +177,26 @@ fn map_topology() -> Option<Topology> {
             topo.pools.push(PoolInfo {
                 pool: pool.handle,
                 agent: agent.handle,
-                kind: PoolKind { global_flags: flags, on_gpu: is_gpu },
+                kind: PoolKind {
+                    global_flags: flags,
+                    on_gpu: is_gpu,
+                },
                 coarse_sibling: None,
             });
         }
-        let coarse = topo.pools[first..].iter().find(|p| p.kind.is_coarse_grained()).map(|p| p.pool);
-        topo.pools[first..].iter_mut().for_each(|p| p.coarse_sibling = coarse);
+        let coarse = topo.pools[first..]
+            .iter()
+            .find(|p| p.kind.is_coarse_grained())
+            .map(|p| p.pool);
+        topo.pools[first..]
+            .iter_mut()
+            .for_each(|p| p.coarse_sibling = coarse);
     }
-    log::debug!("HSA: mapped {} agents, {} global pools", topo.agents.len(), topo.pools.len());
+    log::debug!(
+        "HSA: mapped {} agents, {} global pools",
+        topo.agents.len(),
+        topo.pools.len()
+    );
     Some(topo)
 }
 
@@ -190,7 +230,8 @@ pub fn caller_is_rocm(caller: usize) -> bool {
 
 /// Whether the agent is a target under the configured targets.
 fn agent_is_target(topo: &Topology, agent: u64) -> bool {
-    topo.agent(agent).is_some_and(|a| a.is_gpu && shim::config().targets.contains_name(a.name_str()))
+    topo.agent(agent)
+        .is_some_and(|a| a.is_gpu && shim::config().targets.contains_name(a.name_str()))
 }
 
 /// The Rust side of the trampoline: the exported symbol's arguments plus
@@ -206,7 +247,12 @@ extern "C" fn pool_allocate_from(
         let entry = Entry::HsaMemoryPoolAllocate;
         // SAFETY: hsa_amd_memory_pool_allocate's prototype.
         let Some(f) = (unsafe { real::<PoolAllocateFn>(hsa_sym::MEMORY_POOL_ALLOCATE) }) else {
-            shim::warn_once(entry, format_args!("hsa_amd_memory_pool_allocate was called but no HSA runtime was found"));
+            shim::warn_once(
+                entry,
+                format_args!(
+                    "hsa_amd_memory_pool_allocate was called but no HSA runtime was found"
+                ),
+            );
             return hsa::STATUS_ERROR_NOT_INITIALIZED;
         };
         // (pool used, requested pool flags, applied pool flags, rewritten, agent)
@@ -219,7 +265,12 @@ extern "C" fn pool_allocate_from(
                 && policy::redirect_hsa_pool(cfg.mode, target, info.kind, caller_is_rocm(caller));
             Some(match (redirect, sibling) {
                 (true, Some(s)) => (s.pool, info.kind.global_flags, s.kind.global_flags, true),
-                _ => (pool.handle, info.kind.global_flags, info.kind.global_flags, false),
+                _ => (
+                    pool.handle,
+                    info.kind.global_flags,
+                    info.kind.global_flags,
+                    false,
+                ),
             })
         })
         .flatten();
@@ -232,7 +283,10 @@ extern "C" fn pool_allocate_from(
             if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && shim::config().enabled {
                 // SAFETY: success: the runtime wrote *ptr.
                 let base = unsafe { *ptr } as usize;
-                let d = Decision { flags: applied, rewritten };
+                let d = Decision {
+                    flags: applied,
+                    rewritten,
+                };
                 super::record_range(entry, base, size, requested, d, -1);
             }
             fault::ensure_handler();
@@ -286,11 +340,19 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
         let entry = Entry::HsaMemoryPoolFree;
         // SAFETY: hsa_amd_memory_pool_free's prototype.
         let Some(f) = (unsafe { real::<PoolFreeFn>(hsa_sym::MEMORY_POOL_FREE) }) else {
-            shim::warn_once(entry, format_args!("hsa_amd_memory_pool_free was called but no HSA runtime was found"));
+            shim::warn_once(
+                entry,
+                format_args!("hsa_amd_memory_pool_free was called but no HSA runtime was found"),
+            );
             return hsa::STATUS_ERROR_NOT_INITIALIZED;
         };
         // SAFETY: forwarding the caller's pointer.
-        super::forward_free(entry, ptr, |rc| rc == hsa::STATUS_SUCCESS, || unsafe { f(ptr) })
+        super::forward_free(
+            entry,
+            ptr,
+            |rc| rc == hsa::STATUS_SUCCESS,
+            || unsafe { f(ptr) },
+        )
     })
 }
 

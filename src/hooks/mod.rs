@@ -29,11 +29,17 @@ pub(crate) struct Decision {
 
 impl Decision {
     pub fn unchanged(flags: u32) -> Decision {
-        Decision { flags, rewritten: false }
+        Decision {
+            flags,
+            rewritten: false,
+        }
     }
     pub fn from_rewrite(requested: u32, rewrite: Option<u32>) -> Decision {
         match rewrite {
-            Some(flags) => Decision { flags, rewritten: true },
+            Some(flags) => Decision {
+                flags,
+                rewritten: true,
+            },
             None => Decision::unchanged(requested),
         }
     }
@@ -98,7 +104,14 @@ pub(crate) unsafe fn record_alloc(
 }
 
 /// Records a successful allocation whose address is already known.
-pub(crate) fn record_range(entry: Entry, base: usize, size: usize, requested: u32, d: Decision, device: i32) {
+pub(crate) fn record_range(
+    entry: Entry,
+    base: usize,
+    size: usize,
+    requested: u32,
+    d: Decision,
+    device: i32,
+) {
     if base == 0 || size == 0 {
         return;
     }
@@ -118,7 +131,12 @@ pub(crate) fn record_range(entry: Entry, base: usize, size: usize, requested: u3
 /// Forwards a free: the record leaves the registry before the real free (so
 /// a racing allocation that reuses the address is not removed by mistake)
 /// and comes back if the runtime refuses the free.
-pub(crate) fn forward_free(entry: Entry, ptr: *mut c_void, succeeded: impl Fn(i32) -> bool, real: impl FnOnce() -> i32) -> i32 {
+pub(crate) fn forward_free(
+    entry: Entry,
+    ptr: *mut c_void,
+    succeeded: impl Fn(i32) -> bool,
+    real: impl FnOnce() -> i32,
+) -> i32 {
     let mut removed = None;
     after(|| {
         STATS.record(entry, false);
