@@ -11,10 +11,12 @@
  * after rmcp's hooks.
  *
  * Environment:
- *   FAKE_HIP_DEVICES      comma list of gcnArchName values, e.g. "gfx1030,gfx90a:sramecc+:xnack-";
- *                         an item may end in "@igpu" (integrated = 1). Unset/empty: no devices.
+ *   FAKE_HIP_DEVICES      comma list of gcnArchName values, e.g.
+ *                         "gfx1030,gfx90a:sramecc+:xnack-"; an item may end in "@igpu"
+ *                         (integrated = 1). Unset/empty: no devices.
  *   FAKE_HIP_LOG          file to append the call record to (see below). Unset: no record.
  *   FAKE_HIP_ADVISE_FAIL  "1": hipMemAdvise returns hipErrorNotSupported (801).
+ *   HIP_HOST_COHERENT     as in clr: only changes the recorded pool= of host allocations.
  *
  * Record format: one line per call of an exported function, written with a single
  * write() on an O_APPEND descriptor, so lines of concurrent threads (and forked
@@ -30,13 +32,18 @@
  *   dev=<n>           current device of the calling thread; for property/PCI-id calls the
  *                     device queried
  *   ptr=0x<hex>       resulting pointer (allocations), pointer freed/advised/registered
- *   rc=<decimal>      hipError_t returned
+ *   rc=<decimal>      hipError_t returned (always present, always after ptr/dev)
  *   pool=<kind>       allocations only: the memory the real runtime would hand out for this
  *                     request, named like the HSA double's pools: sysfine (coherent host
  *                     memory), syscoarse (non-coherent host), coarse, fine, extfine (device);
  *                     "none" for an invalid hipExtMallocWithFlags value. hipMallocManaged is
  *                     "fine" (a later hipMemAdvise(..., 100 = SetCoarseGrain, ...) makes it
  *                     coarse). Host kinds follow HIP_HOST_COHERENT as clr does.
+ * Other functions: hipGetDeviceCount count=<n> rc=; hipSetDevice/hipGetDevice dev= rc=;
+ * hipGetDeviceProperties[R0600]/hipDeviceGetPCIBusId dev=<queried> rc=;
+ * hipGetProcAddress symbol= flags= dev= ptr=<function found or 0x0> rc=;
+ * hipGetErrorString/hipGetErrorName error=<n> rc=0; hipInit flags= rc=;
+ * hipRuntimeGetVersion/hipDriverGetVersion rc=.
  * Example:
  *     hipHostMalloc size=4096 flags=0x80000000 dev=0 ptr=0x7f3a4c000100 rc=0 pool=syscoarse
  */

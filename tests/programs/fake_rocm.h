@@ -77,7 +77,8 @@ typedef struct { uint64_t handle; } hsa_amd_memory_pool_t;
 
 #define HSA_AGENT_INFO_NAME 0
 #define HSA_AGENT_INFO_DEVICE 17
-#define HSA_AMD_AGENT_INFO_DRIVER_NODE_ID 0xA004 /* real hsa_ext_amd.h; 0xA00A is MAX_WAVES_PER_CU */
+/* hsa_ext_amd.h (5.2.3, 6.4.3): DRIVER_NODE_ID is 0xA004; 0xA00A is MAX_WAVES_PER_CU */
+#define HSA_AMD_AGENT_INFO_DRIVER_NODE_ID 0xA004
 #define HSA_AMD_AGENT_INFO_BDFID 0xA006
 #define HSA_DEVICE_TYPE_CPU 0
 #define HSA_DEVICE_TYPE_GPU 1
