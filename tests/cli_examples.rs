@@ -1,0 +1,102 @@
+//! Runs examples/pytorch/train.py on the CPU when a Python with PyTorch is
+//! available (`python3`, then Debian's `/usr/bin/python3` from python3-torch);
+//! otherwise says why it skipped. Also runs it under `rmcp run` with the real
+//! librmcp.so when cargo built it beside the rmcp binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn python_with_torch() -> Option<String> {
+    for py in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(py)
+            .args(["-c", "import torch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(py.to_string());
+        }
+    }
+    None
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/pytorch/train.py")
+}
+
+/// Runs a command with a time limit; returns (exit code, stdout, stderr).
+fn run_limited(tag: &str, mut c: Command, limit: Duration) -> (Option<i32>, String, String) {
+    // Debian's PyTorch 1.13 ships a oneDNN that uses AMX for bfloat16 without
+    // asking the kernel for AMX state first, which dies with SIGILL on CPUs
+    // that have AMX. Capping oneDNN's ISA avoids that; it changes nothing else.
+    if std::env::var_os("ONEDNN_MAX_CPU_ISA").is_none() {
+        c.env("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16");
+    }
+    let out_path = std::env::temp_dir().join(format!("rmcp-cli-examples-{tag}-{}.out", std::process::id()));
+    let err_path = out_path.with_extension("err");
+    c.stdout(std::fs::File::create(&out_path).unwrap()).stderr(std::fs::File::create(&err_path).unwrap());
+    let mut child = c.spawn().unwrap();
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(out_path);
+    let _ = std::fs::remove_file(err_path);
+    (code, out, err)
+}
+
+fn check_output(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    for w in ["eeg-conv:", "yolo-conv:", "attention:", "autocast:", "dataloader:", "memory:"] {
+        assert!(lines.iter().any(|l| l.starts_with(w)), "no {w} line in:\n{out}");
+    }
+    assert!(out.contains("autocast: 2 steps in bfloat16"), "{out}");
+    assert!(out.contains("pin_memory=False"), "no pinning on the CPU:\n{out}");
+    assert_eq!(lines.last().copied(), Some("ok"), "{out}");
+}
+
+#[test]
+fn train_py_runs_on_cpu() {
+    let Some(py) = python_with_torch() else {
+        eprintln!("SKIP train_py_runs_on_cpu: no Python with PyTorch (tried python3 and /usr/bin/python3; on Debian: apt-get install python3-torch)");
+        return;
+    };
+    let mut c = Command::new(&py);
+    c.arg(script()).args(["--device", "cpu", "--steps", "2"]);
+    let (code, out, err) = run_limited("cpu", c, Duration::from_secs(600));
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    check_output(&out);
+}
+
+#[test]
+fn train_py_runs_under_rmcp_run_with_the_real_library() {
+    let Some(py) = python_with_torch() else {
+        eprintln!("SKIP train_py_runs_under_rmcp_run_with_the_real_library: no Python with PyTorch");
+        return;
+    };
+    let bin = Path::new(env!("CARGO_BIN_EXE_rmcp"));
+    let lib = bin.parent().unwrap().join("librmcp.so");
+    if !lib.is_file() {
+        eprintln!("SKIP train_py_runs_under_rmcp_run_with_the_real_library: {} not built", lib.display());
+        return;
+    }
+    let mut c = Command::new(bin);
+    c.args(["run", "--log", "warn", "--"]).arg(&py).arg(script()).args(["--device", "cpu", "--steps", "2"]);
+    c.env("RMCP_LIBRARY", &lib).env_remove("LD_PRELOAD");
+    let (code, out, err) = run_limited("rmcp-run", c, Duration::from_secs(600));
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    check_output(&out);
+}
