@@ -955,3 +955,34 @@ fn record_names_the_resulting_pool() {
         .run();
     assert_eq!(pools(&run), ["sysfine", "syscoarse", "sysfine"], "{run}");
 }
+
+/// Mode (c) builds and links once the public header exists. Only the harness is checked
+/// here (the program runs, rmcp_version answers, calls reach the double); what rmcp does
+/// to the calls is for rmcp's own tests.
+#[test]
+fn driver_direct_links_librmcp_first() {
+    if !common::rmcp_header_exists() {
+        eprintln!("include/rmcp.h does not exist yet: mode (c) not built");
+        return;
+    }
+    let run = Scenario::new(Program::DriverDirect)
+        .devices("gfx1100")
+        .args(["print_rmcp", "hipMalloc:64", "free"])
+        .run();
+    run.assert_success();
+    let v = run.op("print_rmcp");
+    assert!(
+        v.get("rmcp_version").is_some_and(|v| !v.is_empty()),
+        "{run}"
+    );
+    assert_eq!(run.calls_named("hipMalloc").len(), 1, "{run}");
+    let needed = tool_output("readelf", &["-d"], &Program::DriverDirect.path());
+    let first = needed
+        .lines()
+        .find(|l| l.contains("(NEEDED)"))
+        .unwrap_or_default();
+    assert!(
+        first.contains("[librmcp.so]"),
+        "librmcp.so must be the first NEEDED: {needed}"
+    );
+}
