@@ -54,7 +54,8 @@ typedef struct {
   uint32_t applied_flags;
   // 1 when rmcp changed the request, else 0.
   int32_t rewritten;
-  // HIP device ordinal, or -1 for host memory.
+  // HIP device ordinal, or -1 for host memory; for
+  // hsa_amd_memory_pool_allocate, the KFD node of the pool's agent.
   int32_t device;
   // Kernel thread id of the allocating thread.
   uint32_t thread;

@@ -57,7 +57,8 @@ pub struct rmcp_allocation {
     pub applied_flags: u32,
     /// 1 when rmcp changed the request, else 0.
     pub rewritten: i32,
-    /// HIP device ordinal, or -1 for host memory.
+    /// HIP device ordinal, or -1 for host memory; for
+    /// hsa_amd_memory_pool_allocate, the KFD node of the pool's agent.
     pub device: i32,
     /// Kernel thread id of the allocating thread.
     pub thread: u32,

@@ -20,7 +20,8 @@ pub struct Allocation {
     pub entry: Entry,
     pub requested_flags: u32,
     pub applied_flags: u32,
-    /// HIP device ordinal, or -1 for host memory / unknown.
+    /// HIP device ordinal, or -1 for host memory / unknown. For HSA pool
+    /// allocations: the KFD node of the pool's agent (0 = CPU).
     pub device: i32,
     /// Kernel thread id of the allocating thread.
     pub thread: u32,

@@ -83,7 +83,9 @@ pub fn write_allocation(w: &mut impl Write, a: &Allocation) -> fmt::Result {
             "not rewritten"
         },
     )?;
-    if a.device >= 0 {
+    if a.entry == crate::entry::Entry::HsaMemoryPoolAllocate {
+        write!(w, "HSA pool of node {}; ", a.device)?;
+    } else if a.device >= 0 {
         write!(w, "device {}; ", a.device)?;
     } else {
         w.write_str("host memory; ")?;

@@ -3,6 +3,8 @@
 //! alone, and behaves as documented; and the committed header is exactly
 //! what cbindgen generates from src/capi.rs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -88,5 +90,44 @@ fn committed_header_matches_cbindgen() {
     assert!(
         generated == committed,
         "include/rmcp.h is stale: run `cbindgen --config cbindgen.toml --output include/rmcp.h`"
+    );
+}
+
+#[test]
+fn c_program_reads_live_and_freed_allocations() {
+    let fx = common::fixtures();
+    let exe = fx.dir.join("api_live");
+    let rmcp_dir = common::librmcp().parent().unwrap().to_path_buf();
+    common::compile_c(
+        &exe,
+        &[repo().join("tests/c/api_live.c")],
+        &[
+            "-std=c99",
+            "-I",
+            repo().join("include").to_str().unwrap(),
+            "-Wl,--no-as-needed",
+            "-L",
+            rmcp_dir.to_str().unwrap(),
+            "-lrmcp",
+            "-L",
+            fx.dir.to_str().unwrap(),
+            "-lamdhip64",
+        ],
+    );
+    let r = common::Scenario::new(common::Program::Path(exe))
+        .devices("gfx1030")
+        .lib_dir(&rmcp_dir)
+        .run();
+    assert!(r.success(), "{r}");
+    assert!(
+        r.stdout.contains("live: address 0x")
+            && r.stdout
+                .contains("is 100 bytes into a live allocation: hipHostMalloc of 4096 bytes"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("is 100 bytes into an allocation that was FREED"),
+        "{r}"
     );
 }

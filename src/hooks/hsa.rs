@@ -234,6 +234,18 @@ fn agent_is_target(topo: &Topology, agent: u64) -> bool {
         .is_some_and(|a| a.is_gpu && shim::config().targets.contains_name(a.name_str()))
 }
 
+/// Where an HSA allocation goes, and how to record it.
+#[derive(Clone, Copy, Debug)]
+struct PoolPlan {
+    pool: u64,
+    /// GLOBAL_FLAGS of the pool asked for and of the pool used.
+    requested_flags: u32,
+    applied_flags: u32,
+    rewritten: bool,
+    /// KFD node of the pool's agent.
+    node: i32,
+}
+
 /// The Rust side of the trampoline: the exported symbol's arguments plus
 /// the address it was called from.
 extern "C" fn pool_allocate_from(
@@ -255,7 +267,6 @@ extern "C" fn pool_allocate_from(
             );
             return hsa::STATUS_ERROR_NOT_INITIALIZED;
         };
-        // (pool used, requested pool flags, applied pool flags, rewritten, agent)
         let plan = decide(|cfg| {
             let topo = topology()?;
             let info = *topo.pool(pool.handle)?;
@@ -263,22 +274,29 @@ extern "C" fn pool_allocate_from(
             let sibling = info.coarse_sibling.and_then(|c| topo.pool(c)).copied();
             let redirect = sibling.is_some()
                 && policy::redirect_hsa_pool(cfg.mode, target, info.kind, caller_is_rocm(caller));
-            Some(match (redirect, sibling) {
-                (true, Some(s)) => (s.pool, info.kind.global_flags, s.kind.global_flags, true),
-                _ => (
-                    pool.handle,
-                    info.kind.global_flags,
-                    info.kind.global_flags,
-                    false,
-                ),
+            let used = if redirect { sibling? } else { info };
+            Some(PoolPlan {
+                pool: used.pool,
+                requested_flags: info.kind.global_flags,
+                applied_flags: used.kind.global_flags,
+                rewritten: redirect,
+                node: topo.agent(info.agent).map_or(-1, |a| a.node as i32),
             })
         })
         .flatten();
-        let used = plan.map_or(pool.handle, |p| p.0);
+        let used = plan.map_or(pool.handle, |p| p.pool);
         // SAFETY: forwarding the caller's arguments (with the pool chosen above).
         let rc = unsafe { f(hsa_amd_memory_pool_t { handle: used }, size, flags, ptr) };
         after(|| {
-            let (requested, applied, rewritten) = plan.map_or((0, 0, false), |p| (p.1, p.2, p.3));
+            let p = plan.unwrap_or(PoolPlan {
+                pool: pool.handle,
+                requested_flags: 0,
+                applied_flags: 0,
+                rewritten: false,
+                node: -1,
+            });
+            let (requested, applied, rewritten, node) =
+                (p.requested_flags, p.applied_flags, p.rewritten, p.node);
             STATS.record(entry, rewritten);
             if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && shim::config().enabled {
                 // SAFETY: success: the runtime wrote *ptr.
@@ -287,7 +305,7 @@ extern "C" fn pool_allocate_from(
                     flags: applied,
                     rewritten,
                 };
-                super::record_range(entry, base, size, requested, d, -1);
+                super::record_range(entry, base, size, requested, d, node);
             }
             fault::ensure_handler();
         });

@@ -335,14 +335,22 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Option<Json> {
         let start = self.i;
-        while self.i < self.b.len() && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+        while self.i < self.b.len()
+            && matches!(
+                self.b[self.i],
+                b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+            )
+        {
             self.i += 1;
         }
         let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
         if let Ok(i) = s.parse::<i64>() {
             return Some(Json::Int(i));
         }
-        s.parse::<f64>().ok().filter(|f| f.is_finite()).map(Json::Num)
+        s.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Json::Num)
     }
 
     fn hex4(&mut self) -> Option<u32> {
@@ -413,12 +421,26 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        for bad in ["", "{", "{\"a\":}", "[1,]", "\"\\u12\"", "nul", "{\"a\":1}x", "\"\\ud800\"", "[[[[", "-"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\":}",
+            "[1,]",
+            "\"\\u12\"",
+            "nul",
+            "{\"a\":1}x",
+            "\"\\ud800\"",
+            "[[[[",
+            "-",
+        ] {
             let _ = parse(bad);
         }
         assert!(parse("{\"a\":}").is_none());
         let deep = "[".repeat(1000);
         assert!(parse(&deep).is_none());
-        assert_eq!(parse("\"\\u00e9\\ud83d\\ude00\"").unwrap().as_str(), Some("é😀"));
+        assert_eq!(
+            parse("\"\\u00e9\\ud83d\\ude00\"").unwrap().as_str(),
+            Some("é😀")
+        );
     }
 }

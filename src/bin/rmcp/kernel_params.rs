@@ -45,7 +45,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             _ if a.starts_with("--root=") => o.root = PathBuf::from(&a[7..]),
             "-h" | "--help" => return Err(String::new()),
-            _ => return Err(format!("kernel-params: unknown option '{a}' (accepted: --root DIR, --write, --force)")),
+            _ => {
+                return Err(format!(
+                    "kernel-params: unknown option '{a}' (accepted: --root DIR, --write, --force)"
+                ))
+            }
         }
         i += 1;
     }
@@ -53,7 +57,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         return Err("kernel-params: --force only applies with --write".to_string());
     }
     if !o.root.is_dir() {
-        return Err(format!("kernel-params: --root {}: no such directory", o.root.display()));
+        return Err(format!(
+            "kernel-params: --root {}: no such directory",
+            o.root.display()
+        ));
     }
     Ok(o)
 }
@@ -70,8 +77,15 @@ pub fn snippet(gpus: &[&kfd::Gpu]) -> String {
             g.node,
             g.gfx_name(),
             g.gfx.and_then(|x| x.family()).unwrap_or("?"),
-            if g.integrated { "integrated" } else { "discrete" },
-            g.pci.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
+            if g.integrated {
+                "integrated"
+            } else {
+                "discrete"
+            },
+            g.pci
+                .as_deref()
+                .map(|p| format!(" at {p}"))
+                .unwrap_or_default()
         ));
     }
     s.push_str(
@@ -124,7 +138,10 @@ fn write_atomically(dir: &Path, name: &str, content: &str) -> std::io::Result<()
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.rmcp-tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
         drop(f);
@@ -167,12 +184,18 @@ pub fn main(args: &[String]) -> i32 {
     let path = dir.join(FILE_NAME);
     if !o.write {
         print!("{text}");
-        eprintln!("rmcp: printed only; `rmcp kernel-params --write` installs it as {}", path.display());
+        eprintln!(
+            "rmcp: printed only; `rmcp kernel-params --write` installs it as {}",
+            path.display()
+        );
         return 0;
     }
     match std::fs::read(&path) {
         Ok(old) => {
-            let ours = String::from_utf8_lossy(&old).lines().take(5).any(|l| l.trim_end() == MARKER);
+            let ours = String::from_utf8_lossy(&old)
+                .lines()
+                .take(5)
+                .any(|l| l.trim_end() == MARKER);
             if !ours && !o.force {
                 eprintln!(
                     "rmcp: refusing to replace {}: rmcp did not write it (no \"# rmcp-managed:\" line); use --force to replace it",

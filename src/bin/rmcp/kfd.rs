@@ -110,7 +110,8 @@ pub fn scan(root: &Path, targets: &Targets) -> Scan {
         let text = match std::fs::read_to_string(path.join("properties")) {
             Ok(t) => t,
             Err(e) => {
-                out.problems.push(format!("{}: {}", path.join("properties").display(), e));
+                out.problems
+                    .push(format!("{}: {}", path.join("properties").display(), e));
                 continue;
             }
         };
@@ -133,7 +134,9 @@ pub fn scan(root: &Path, targets: &Targets) -> Scan {
         } else {
             (false, "unknown architecture, assumed discrete".to_string())
         };
-        let pci = p.get("location_id").map(|l| pci_address(p.get("domain").copied().unwrap_or(0), *l));
+        let pci = p
+            .get("location_id")
+            .map(|l| pci_address(p.get("domain").copied().unwrap_or(0), *l));
         let kfd_name = std::fs::read_to_string(path.join("name"))
             .ok()
             .map(|s| s.trim().to_string())
@@ -168,7 +171,9 @@ mod tests {
 
     #[test]
     fn properties_parse() {
-        let m = parse_properties("cpu_cores_count 0\nsimd_count 80\nbogus\ngfx_target_version 100300\n");
+        let m = parse_properties(
+            "cpu_cores_count 0\nsimd_count 80\nbogus\ngfx_target_version 100300\n",
+        );
         assert_eq!(m["simd_count"], 80);
         assert_eq!(m["gfx_target_version"], 100300);
         assert!(!m.contains_key("bogus"));

@@ -35,7 +35,9 @@ fn main() {
             0
         }
         Some(other) => {
-            eprintln!("rmcp: unknown command '{other}' (accepted: doctor, run, kernel-params, help)");
+            eprintln!(
+                "rmcp: unknown command '{other}' (accepted: doctor, run, kernel-params, help)"
+            );
             2
         }
         None => {

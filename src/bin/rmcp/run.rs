@@ -61,7 +61,9 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 return Ok(v);
             }
             i += 1;
-            args.get(i).cloned().ok_or_else(|| format!("run: {name} needs a value"))
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| format!("run: {name} needs a value"))
         };
         match flag {
             "--mode" => {
@@ -113,7 +115,12 @@ fn candidates() -> Vec<PathBuf> {
     if let Some(d) = option_env!("RMCP_INSTALL_LIBDIR") {
         v.push(Path::new(d).join("librmcp.so"));
     }
-    for d in ["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"] {
+    for d in [
+        "/usr/local/lib",
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib64",
+    ] {
         v.push(Path::new(d).join("librmcp.so"));
     }
     v
@@ -136,7 +143,10 @@ pub fn find_library() -> Result<PathBuf, String> {
     }
     Err(format!(
         "librmcp.so not found (looked in: {}); set RMCP_LIBRARY=/path/to/librmcp.so",
-        c.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        c.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -156,12 +166,45 @@ pub fn prepend_preload(lib: &str, old: Option<&str>) -> String {
 
 pub fn signal_name(n: i32) -> &'static str {
     const NAMES: [&str; 32] = [
-        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
-        "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR",
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
         "SIGSYS",
     ];
-    usize::try_from(n).ok().and_then(|i| NAMES.get(i)).copied().filter(|s| !s.is_empty()).unwrap_or("a real-time signal")
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("a real-time signal")
 }
 
 /// Describes how the command ended and gives the shell-style exit code.
@@ -170,8 +213,18 @@ fn outcome(cmd: &str, st: ExitStatus) -> (i32, Option<String>) {
         return (c, None);
     }
     if let Some(s) = st.signal() {
-        let core = if st.core_dumped() { " (core dumped)" } else { "" };
-        return (128 + s, Some(format!("rmcp: {cmd} was killed by signal {s} ({}){core}", signal_name(s))));
+        let core = if st.core_dumped() {
+            " (core dumped)"
+        } else {
+            ""
+        };
+        return (
+            128 + s,
+            Some(format!(
+                "rmcp: {cmd} was killed by signal {s} ({}){core}",
+                signal_name(s)
+            )),
+        );
     }
     (1, Some(format!("rmcp: {cmd} ended with {st}")))
 }
@@ -180,11 +233,20 @@ fn outcome(cmd: &str, st: ExitStatus) -> (i32, Option<String>) {
 /// and system() do) so a Ctrl-C reaches the command and rmcp reports it.
 fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> {
     let mut child = cmd.spawn().map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        };
         (code, format!("rmcp: cannot run {name}: {e}"))
     })?;
     // SAFETY: plain signal disposition changes; restored below.
-    let (old_int, old_quit) = unsafe { (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)) };
+    let (old_int, old_quit) = unsafe {
+        (
+            libc::signal(libc::SIGINT, libc::SIG_IGN),
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+        )
+    };
     let st = child.wait();
     unsafe {
         libc::signal(libc::SIGINT, old_int);
@@ -196,23 +258,38 @@ fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> 
 /// A fresh private directory for the fault report (mode 0700).
 fn private_dir() -> Result<PathBuf, String> {
     let base = std::env::temp_dir();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     for n in 0..100 {
         let d = base.join(format!("rmcp-{}-{nanos}-{n}", std::process::id()));
         match std::fs::DirBuilder::new().mode(0o700).create(&d) {
             Ok(()) => return Ok(d),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("cannot create a directory in {}: {e}", base.display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot create a directory in {}: {e}",
+                    base.display()
+                ))
+            }
         }
     }
-    Err(format!("cannot create a fresh directory in {}", base.display()))
+    Err(format!(
+        "cannot create a fresh directory in {}",
+        base.display()
+    ))
 }
 
 /// The human text of a fault report, or why it could not be read.
 pub fn report_text(raw: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
     let v = json::parse(text).ok_or_else(|| "not valid JSON".to_string())?;
-    if let Some(t) = v.get("text").and_then(|t| t.as_str()).filter(|t| !t.trim().is_empty()) {
+    if let Some(t) = v
+        .get("text")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.trim().is_empty())
+    {
         return Ok(t.to_string());
     }
     // No text: build one line from the fields we know.
@@ -225,7 +302,11 @@ pub fn report_text(raw: &[u8]) -> Result<String, String> {
     match addr {
         Some(a) => Ok(format!(
             "GPU memory fault at {a}{}",
-            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            }
         )),
         None => Err("no \"text\" or \"address\" in it".to_string()),
     }
@@ -338,7 +419,9 @@ pub fn main(args: &[String]) -> i32 {
     eprintln!("rmcp: (no GPU is visible in this run; ROCR_VISIBLE_DEVICES is left as it was; this works only if the program can run without a GPU)");
     eprintln!("rmcp: ************************************************************************");
     let mut second = build();
-    second.env("HIP_VISIBLE_DEVICES", "-1").env("CUDA_VISIBLE_DEVICES", "-1");
+    second
+        .env("HIP_VISIBLE_DEVICES", "-1")
+        .env("CUDA_VISIBLE_DEVICES", "-1");
     match run_once(&mut second, &name) {
         Ok(st) => {
             let (code, msg) = outcome(&name, st);
@@ -364,33 +447,62 @@ mod tests {
 
     #[test]
     fn parses_options_and_command() {
-        let o = parse_args(&s(&["--mode", "force", "--log=debug", "--on-gpu-fault", "cpu", "--", "python3", "-c", "x"])).unwrap();
+        let o = parse_args(&s(&[
+            "--mode",
+            "force",
+            "--log=debug",
+            "--on-gpu-fault",
+            "cpu",
+            "--",
+            "python3",
+            "-c",
+            "x",
+        ]))
+        .unwrap();
         assert_eq!(o.mode.as_deref(), Some("force"));
         assert_eq!(o.log.as_deref(), Some("debug"));
         assert!(o.cpu_fallback);
         assert_eq!(o.command.len(), 3);
         let o = parse_args(&s(&["python3", "--mode", "x"])).unwrap();
         assert_eq!(o.command.len(), 3, "options after CMD belong to CMD");
-        assert!(parse_args(&s(&["--mode", "fast", "--", "x"])).unwrap_err().contains("auto, force, off"));
-        assert!(parse_args(&s(&["--on-gpu-fault", "gpu", "x"])).unwrap_err().contains("accepted: cpu"));
-        assert!(parse_args(&s(&["--mode", "auto"])).unwrap_err().contains("no command"));
-        assert!(parse_args(&s(&["--bogus", "x"])).unwrap_err().contains("--bogus"));
+        assert!(parse_args(&s(&["--mode", "fast", "--", "x"]))
+            .unwrap_err()
+            .contains("auto, force, off"));
+        assert!(parse_args(&s(&["--on-gpu-fault", "gpu", "x"]))
+            .unwrap_err()
+            .contains("accepted: cpu"));
+        assert!(parse_args(&s(&["--mode", "auto"]))
+            .unwrap_err()
+            .contains("no command"));
+        assert!(parse_args(&s(&["--bogus", "x"]))
+            .unwrap_err()
+            .contains("--bogus"));
     }
 
     #[test]
     fn preload_is_prepended_once() {
         assert_eq!(prepend_preload("/l/librmcp.so", None), "/l/librmcp.so");
         assert_eq!(prepend_preload("/l/librmcp.so", Some("")), "/l/librmcp.so");
-        assert_eq!(prepend_preload("/l/librmcp.so", Some("/a.so /b.so")), "/l/librmcp.so:/a.so:/b.so");
-        assert_eq!(prepend_preload("/l/librmcp.so", Some("/a.so:/l/librmcp.so")), "/l/librmcp.so:/a.so");
+        assert_eq!(
+            prepend_preload("/l/librmcp.so", Some("/a.so /b.so")),
+            "/l/librmcp.so:/a.so:/b.so"
+        );
+        assert_eq!(
+            prepend_preload("/l/librmcp.so", Some("/a.so:/l/librmcp.so")),
+            "/l/librmcp.so:/a.so"
+        );
     }
 
     #[test]
     fn reads_reports_tolerantly() {
         let ok = br#"{"rmcp_fault_report":1,"address":"0x7f00","reasons":["page not present"],"text":"line one\nline two\n"}"#;
         assert_eq!(report_text(ok).unwrap(), "line one\nline two\n");
-        let no_text = br#"{"rmcp_fault_report":1,"address":"0x7f00","reasons":["page not present"]}"#;
-        assert_eq!(report_text(no_text).unwrap(), "GPU memory fault at 0x7f00 (page not present)");
+        let no_text =
+            br#"{"rmcp_fault_report":1,"address":"0x7f00","reasons":["page not present"]}"#;
+        assert_eq!(
+            report_text(no_text).unwrap(),
+            "GPU memory fault at 0x7f00 (page not present)"
+        );
         assert!(report_text(b"{\"text\": \"cut off").is_err());
         assert!(report_text(b"\xff\xfe").is_err());
         assert!(report_text(b"[]").is_err());

@@ -31,12 +31,17 @@ impl EnvSnapshot {
 /// True for the values ROCm's boolean flags treat as "on".
 fn truthy(v: &str) -> bool {
     let v = v.trim();
-    !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("no") || v.eq_ignore_ascii_case("off"))
+    !(v.is_empty()
+        || v == "0"
+        || v.eq_ignore_ascii_case("false")
+        || v.eq_ignore_ascii_case("no")
+        || v.eq_ignore_ascii_case("off"))
 }
 
 /// Entries of a preload list (LD_PRELOAD allows ':' and whitespace).
 fn preload_entries(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| c == ':' || c.is_whitespace()).filter(|e| !e.is_empty())
+    s.split(|c: char| c == ':' || c.is_whitespace())
+        .filter(|e| !e.is_empty())
 }
 
 pub fn is_rmcp_lib(entry: &str) -> bool {
@@ -149,7 +154,10 @@ pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Fi
             }
         }
     }
-    let mode_off = env.rmcp_mode.as_deref().is_some_and(|m| m.trim().eq_ignore_ascii_case("off"));
+    let mode_off = env
+        .rmcp_mode
+        .as_deref()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("off"));
     if !targeted.is_empty() {
         match (&source, mode_off) {
             (None, _) => findings.push(Finding::new(

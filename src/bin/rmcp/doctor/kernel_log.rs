@@ -11,8 +11,24 @@ use crate::json::Json;
 
 /// UTCL2 client ids of the gfx10.3 GC hub, as the kernel names them.
 const GFX103_CLIENTS: &[&str] = &[
-    "CB/DB", "Reserved", "GE1", "GE2", "CPF", "CPC", "CPG", "RLC", "TCP", "SQC (inst)", "SQC (data)", "SQG",
-    "Reserved", "SDMA0", "SDMA1", "GCR", "SDMA2", "SDMA3",
+    "CB/DB",
+    "Reserved",
+    "GE1",
+    "GE2",
+    "CPF",
+    "CPC",
+    "CPG",
+    "RLC",
+    "TCP",
+    "SQC (inst)",
+    "SQC (data)",
+    "SQG",
+    "Reserved",
+    "SDMA0",
+    "SDMA1",
+    "GCR",
+    "SDMA2",
+    "SDMA3",
 ];
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,12 +78,21 @@ impl VmFault {
         match self.status {
             Some(s) => {
                 let f = decode_status(s);
-                let client = GFX103_CLIENTS.get(f.cid as usize).copied().unwrap_or("unknown");
+                let client = GFX103_CLIENTS
+                    .get(f.cid as usize)
+                    .copied()
+                    .unwrap_or("unknown");
                 vec![
-                    ("Faulty UTCL2 client ID".into(), format!("{client} (0x{:x}) [decoded by rmcp, gfx10.3 layout]", f.cid)),
+                    (
+                        "Faulty UTCL2 client ID".into(),
+                        format!("{client} (0x{:x}) [decoded by rmcp, gfx10.3 layout]", f.cid),
+                    ),
                     ("MORE_FAULTS".into(), format!("0x{:x}", f.more_faults)),
                     ("WALKER_ERROR".into(), format!("0x{:x}", f.walker_error)),
-                    ("PERMISSION_FAULTS".into(), format!("0x{:x}", f.permission_faults)),
+                    (
+                        "PERMISSION_FAULTS".into(),
+                        format!("0x{:x}", f.permission_faults),
+                    ),
                     ("MAPPING_ERROR".into(), format!("0x{:x}", f.mapping_error)),
                     ("RW".into(), format!("0x{:x}", f.rw)),
                 ]
@@ -77,7 +102,12 @@ impl VmFault {
     }
 
     pub fn to_json(&self) -> Json {
-        let fields = Json::Obj(self.fields().into_iter().map(|(k, v)| (k, Json::Str(v))).collect());
+        let fields = Json::Obj(
+            self.fields()
+                .into_iter()
+                .map(|(k, v)| (k, Json::Str(v)))
+                .collect(),
+        );
         Json::obj()
             .with("pci", self.pci.clone())
             .with("hub", self.hub.as_str())
@@ -117,7 +147,10 @@ fn strip_prefix(line: &str) -> &str {
         if let Some(end) = t.find(']') {
             let inside = &t[1..end];
             // timestamps: digits, dots, spaces, ':' or a date; not "[gfxhub]"
-            if inside.chars().next().is_some_and(|c| c.is_ascii_digit() || c == ' ' || c == '+')
+            if inside
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit() || c == ' ' || c == '+')
                 || inside.split_whitespace().count() >= 4
             {
                 return t[end + 1..].trim_start();
@@ -136,7 +169,14 @@ fn find_pci(line: &str) -> Option<String> {
     for i in 0..=b.len() - 12 {
         let w = &b[i..i + 12];
         let hex = |r: std::ops::Range<usize>| w[r].iter().all(|c| c.is_ascii_hexdigit());
-        if hex(0..4) && w[4] == b':' && hex(5..7) && w[7] == b':' && hex(8..10) && w[10] == b'.' && w[11].is_ascii_digit() {
+        if hex(0..4)
+            && w[4] == b':'
+            && hex(5..7)
+            && w[7] == b':'
+            && hex(8..10)
+            && w[10] == b'.'
+            && w[11].is_ascii_digit()
+        {
             return Some(String::from_utf8_lossy(w).to_lowercase());
         }
     }
@@ -145,7 +185,10 @@ fn find_pci(line: &str) -> Option<String> {
 
 fn num_after(line: &str, key: &str) -> Option<u32> {
     let i = line.find(key)? + key.len();
-    let digits: String = line[i..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = line[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse().ok()
 }
 
@@ -173,7 +216,11 @@ pub fn scan(text: &str) -> LogScan {
             let head = &line[..pf];
             let hub = head
                 .rfind('[')
-                .and_then(|s| head[s + 1..].find(']').map(|e| head[s + 1..s + 1 + e].to_string()))
+                .and_then(|s| {
+                    head[s + 1..]
+                        .find(']')
+                        .map(|e| head[s + 1..s + 1 + e].to_string())
+                })
                 .unwrap_or_default();
             let retry = if head.contains("no-retry") {
                 Some(false)
@@ -203,12 +250,18 @@ pub fn scan(text: &str) -> LogScan {
         if let Some(idx) = cur_idx {
             let f = &mut out.faults[idx];
             if let Some(i) = line.find("page starting at address ") {
-                let addr: String = line[i + 25..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                let addr: String = line[i + 25..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
                 f.address = Some(addr);
                 continue;
             }
             if let Some(i) = line.find("L2_PROTECTION_FAULT_STATUS:") {
-                let v = line[i + 27..].trim().trim_start_matches("0x").trim_start_matches("0X");
+                let v = line[i + 27..]
+                    .trim()
+                    .trim_start_matches("0x")
+                    .trim_start_matches("0X");
                 let hex: String = v.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
                 f.status = u32::from_str_radix(&hex, 16).ok();
                 continue;
@@ -220,7 +273,14 @@ pub fn scan(text: &str) -> LogScan {
                     continue;
                 }
             }
-            for key in ["Faulty UTCL2 client ID", "MORE_FAULTS", "WALKER_ERROR", "PERMISSION_FAULTS", "MAPPING_ERROR", "RW"] {
+            for key in [
+                "Faulty UTCL2 client ID",
+                "MORE_FAULTS",
+                "WALKER_ERROR",
+                "PERMISSION_FAULTS",
+                "MAPPING_ERROR",
+                "RW",
+            ] {
                 let pat = format!("{key}:");
                 if let Some(i) = line.find(&pat) {
                     // "RW:" must be its own word (not the tail of another name)
@@ -238,7 +298,8 @@ pub fn scan(text: &str) -> LogScan {
         }
         let lower = line.to_ascii_lowercase();
         let is_reset = lower.contains("gpu reset begin")
-            || (lower.contains("gpu reset") && (lower.contains("succeeded") || lower.contains("failed")))
+            || (lower.contains("gpu reset")
+                && (lower.contains("succeeded") || lower.contains("failed")))
             || (lower.contains("ring ") && lower.contains(" timeout"));
         if is_reset {
             out.resets.push(Reset {
@@ -274,7 +335,10 @@ mod tests {
         assert_eq!((f.rw, f.permission_faults, f.cid), (1, 5, 8));
         // 0x00800932: CPF (4), WALKER_ERROR 1, MAPPING_ERROR 1
         let f = decode_status(0x0080_0932);
-        assert_eq!((f.cid, f.walker_error, f.mapping_error, f.permission_faults), (4, 1, 1, 3));
+        assert_eq!(
+            (f.cid, f.walker_error, f.mapping_error, f.permission_faults),
+            (4, 1, 1, 3)
+        );
     }
 
     #[test]

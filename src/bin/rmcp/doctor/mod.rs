@@ -41,7 +41,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(id: &'static str, severity: Severity, message: String, fix: Option<String>) -> Finding {
+    pub fn new(
+        id: &'static str,
+        severity: Severity,
+        message: String,
+        fix: Option<String>,
+    ) -> Finding {
         Finding {
             id,
             severity,
@@ -103,7 +108,9 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 return Ok(v);
             }
             i += 1;
-            args.get(i).cloned().ok_or_else(|| format!("{name} needs a value"))
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
         };
         match flag {
             "--json" if inline.is_none() => o.json = true,
@@ -127,12 +134,23 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
 
 /// Reads the live kernel log. Ok((source, text)) or Err(reason).
 fn live_kernel_log() -> Result<(String, String), String> {
-    let attempts: [(&str, &[&str]); 2] = [("journalctl", &["-k", "-b", "--no-pager", "-q"]), ("dmesg", &[])];
+    let attempts: [(&str, &[&str]); 2] = [
+        ("journalctl", &["-k", "-b", "--no-pager", "-q"]),
+        ("dmesg", &[]),
+    ];
     let mut why = Vec::new();
     for (cmd, args) in attempts {
-        match Command::new(cmd).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output() {
+        match Command::new(cmd)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+        {
             Ok(o) if o.status.success() && !o.stdout.is_empty() => {
-                return Ok((cmd.to_string(), String::from_utf8_lossy(&o.stdout).into_owned()))
+                return Ok((
+                    cmd.to_string(),
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                ))
             }
             Ok(o) => why.push(format!("{cmd} exited with {}", o.status)),
             Err(e) => why.push(format!("{cmd}: {e}")),
@@ -157,7 +175,10 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     }
     let log_text = match &o.kernel_log {
         Some(p) => match std::fs::read(p) {
-            Ok(b) => Some((format!("file {}", p.display()), String::from_utf8_lossy(&b).into_owned())),
+            Ok(b) => Some((
+                format!("file {}", p.display()),
+                String::from_utf8_lossy(&b).into_owned(),
+            )),
             Err(e) => return Err(format!("--kernel-log {}: {}", p.display(), e)),
         },
         None => None,
@@ -182,12 +203,20 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         findings.push(Finding::new(
             "no-gpu",
             Severity::Info,
-            format!("the KFD topology at {} lists no GPU node.", scan.topology_dir.display()),
+            format!(
+                "the KFD topology at {} lists no GPU node.",
+                scan.topology_dir.display()
+            ),
             None,
         ));
     }
     for p in &scan.problems {
-        findings.push(Finding::new("kfd-unreadable", Severity::Warning, format!("could not read {p}"), None));
+        findings.push(Finding::new(
+            "kfd-unreadable",
+            Severity::Warning,
+            format!("could not read {p}"),
+            None,
+        ));
     }
     for g in &scan.gpus {
         if g.targeted {
@@ -207,7 +236,12 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     let gfxs: Vec<Gfx> = scan.gpus.iter().filter_map(|g| g.gfx).collect();
 
     // Environment
-    let env_json = env::check(&env::EnvSnapshot::from_process(), &scan.gpus, &root, &mut findings);
+    let env_json = env::check(
+        &env::EnvSnapshot::from_process(),
+        &scan.gpus,
+        &root,
+        &mut findings,
+    );
 
     // amdgpu parameters
     let params = params::check(&root, &gfxs, &mut findings);
@@ -238,14 +272,22 @@ pub fn collect(o: &Options) -> Result<Report, String> {
             }
         },
     };
-    let mut log_json = Json::obj().with("source", log_source.clone()).with("readable", log_body.is_some());
+    let mut log_json = Json::obj()
+        .with("source", log_source.clone())
+        .with("readable", log_body.is_some());
     if let Some(body) = &log_body {
         let ls = kernel_log::scan(body);
-        log_json = log_json.with("vm_faults", ls.faults.len()).with("resets", ls.resets.len());
+        log_json = log_json
+            .with("vm_faults", ls.faults.len())
+            .with("resets", ls.resets.len());
         // one finding per (device, process)
-        let mut groups: Vec<(Option<String>, Option<String>, Vec<&kernel_log::VmFault>)> = Vec::new();
+        let mut groups: Vec<(Option<String>, Option<String>, Vec<&kernel_log::VmFault>)> =
+            Vec::new();
         for f in &ls.faults {
-            match groups.iter_mut().find(|(p, pr, _)| *p == f.pci && *pr == f.process) {
+            match groups
+                .iter_mut()
+                .find(|(p, pr, _)| *p == f.pci && *pr == f.process)
+            {
                 Some(g) => g.2.push(f),
                 None => groups.push((f.pci.clone(), f.process.clone(), vec![f])),
             }
@@ -287,8 +329,15 @@ pub fn collect(o: &Options) -> Result<Report, String> {
             } else {
                 "check the hsa-override/torch findings; rerun under `rmcp run --` for an allocation report"
             };
-            let mut fnd = Finding::new("gpu-vm-fault", Severity::Warning, msg, Some(fix.to_string()));
-            fnd.details = Some(Json::Arr(faults.iter().take(8).map(|f| f.to_json()).collect()));
+            let mut fnd = Finding::new(
+                "gpu-vm-fault",
+                Severity::Warning,
+                msg,
+                Some(fix.to_string()),
+            );
+            fnd.details = Some(Json::Arr(
+                faults.iter().take(8).map(|f| f.to_json()).collect(),
+            ));
             findings.push(fnd);
         }
         if ls.faults.is_empty() && ls.resets.is_empty() {
@@ -305,7 +354,11 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         if !ls.resets.is_empty() {
             let mut pcis: Vec<String> = ls.resets.iter().filter_map(|r| r.pci.clone()).collect();
             pcis.dedup();
-            let begins = ls.resets.iter().filter(|r| r.line.to_ascii_lowercase().contains("reset begin")).count();
+            let begins = ls
+                .resets
+                .iter()
+                .filter(|r| r.line.to_ascii_lowercase().contains("reset begin"))
+                .count();
             let mut fnd = Finding::new(
                 "gpu-reset",
                 Severity::Warning,
@@ -320,7 +373,13 @@ pub fn collect(o: &Options) -> Result<Report, String> {
                 ),
                 Some("a reset after a fault kills every GPU context; look at the lines before it".to_string()),
             );
-            fnd.details = Some(Json::Arr(ls.resets.iter().take(16).map(|r| Json::Str(r.line.clone())).collect()));
+            fnd.details = Some(Json::Arr(
+                ls.resets
+                    .iter()
+                    .take(16)
+                    .map(|r| Json::Str(r.line.clone()))
+                    .collect(),
+            ));
             findings.push(fnd);
         }
     }
@@ -363,7 +422,10 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         .with("kernel_params", params.json)
         .with("kernel_log", log_json)
         .with("pytorch", torch_json)
-        .with("findings", Json::Arr(findings.iter().map(Finding::to_json).collect()))
+        .with(
+            "findings",
+            Json::Arr(findings.iter().map(Finding::to_json).collect()),
+        )
         .with(
             "summary",
             Json::obj()
@@ -381,7 +443,12 @@ pub fn collect(o: &Options) -> Result<Report, String> {
 fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json {
     match torch::run(py, Duration::from_secs(20)) {
         torch::Probe::NoPython(why) => {
-            findings.push(Finding::new("python-not-found", Severity::Info, format!("no Python to check PyTorch with ({why})."), None));
+            findings.push(Finding::new(
+                "python-not-found",
+                Severity::Info,
+                format!("no Python to check PyTorch with ({why})."),
+                None,
+            ));
             Json::Null
         }
         torch::Probe::NoTorch { python, error } => {
@@ -394,8 +461,16 @@ fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json
             Json::obj().with("python", python).with("torch", Json::Null)
         }
         torch::Probe::Failed { python, why } => {
-            findings.push(Finding::new("torch-probe-failed", Severity::Info, format!("could not query PyTorch via {python}: {why}."), None));
-            Json::obj().with("python", python).with("torch", Json::Null).with("error", why)
+            findings.push(Finding::new(
+                "torch-probe-failed",
+                Severity::Info,
+                format!("could not query PyTorch via {python}: {why}."),
+                None,
+            ));
+            Json::obj()
+                .with("python", python)
+                .with("torch", Json::Null)
+                .with("error", why)
         }
         torch::Probe::Torch {
             python,
@@ -474,7 +549,13 @@ fn colour_enabled() -> bool {
 }
 
 pub fn render_human(r: &Report, colour: bool) -> String {
-    let paint = |code: &str, s: &str| if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let paint = |code: &str, s: &str| {
+        if colour {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
     let mut out = String::new();
     out.push_str(&paint("1", "rmcp doctor"));
     out.push('\n');
@@ -492,15 +573,27 @@ pub fn render_human(r: &Report, colour: bool) -> String {
             g.node,
             g.gfx_name(),
             g.gfx.and_then(|x| x.family()).unwrap_or(""),
-            if g.kfd_name.is_some() { format!(" {}", g.kfd_name.as_deref().unwrap_or("")) } else { String::new() },
+            if g.kfd_name.is_some() {
+                format!(" {}", g.kfd_name.as_deref().unwrap_or(""))
+            } else {
+                String::new()
+            },
             g.pci.as_deref().unwrap_or("no PCI address"),
-            if g.integrated { "integrated" } else { "discrete" },
+            if g.integrated {
+                "integrated"
+            } else {
+                "discrete"
+            },
             g.integrated_rule,
             ids
         ));
         out.push_str(&format!(
             "          {}\n",
-            if g.targeted { paint("32", "targeted by rmcp") } else { "not a target (rmcp leaves it alone)".to_string() }
+            if g.targeted {
+                paint("32", "targeted by rmcp")
+            } else {
+                "not a target (rmcp leaves it alone)".to_string()
+            }
         ));
     }
     out.push_str("\nFindings:\n");
@@ -515,8 +608,16 @@ pub fn render_human(r: &Report, colour: bool) -> String {
             out.push_str(&format!("          fix: {fix}\n"));
         }
     }
-    let e = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
-    let w = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    let e = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let w = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
     out.push_str(&format!("\n{e} error(s), {w} warning(s)\n"));
     out
 }

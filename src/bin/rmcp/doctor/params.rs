@@ -12,26 +12,108 @@ use std::path::Path;
 /// /sys/module/amdgpu/parameters/ is not available; that directory is the
 /// authoritative list when it exists.
 pub const KNOWN_PARAMS: &[&str] = &[
-    "abmlevel", "agp", "aspm", "async_gfx_ring", "audio", "backlight", "bad_page_threshold", "bapm",
-    "benchmark", "cg_mask", "cik_support", "compute_multipipe", "cwsr_enable", "damageclips", "dc",
-    "dcdebugmask", "dcfeaturemask", "debug_evictions", "debug_largebar", "debug_mask", "deep_color",
-    "disable_cu", "discovery", "disp_priority", "dpm", "emu_mode", "enforce_isolation",
-    "exp_hw_support", "force_asic_type", "forcelongtraining", "freesync_video", "fw_load_type",
-    "gartsize", "gpu_recovery", "gttsize", "halt_if_hws_hang", "hw_i2c", "hws_gws_support",
-    "hws_max_conc_proc", "ignore_crat", "ip_block_mask", "job_hang_limit", "lbpw", "lockup_timeout",
-    "max_num_of_queues_per_device", "mcbp", "mes", "mes_kiq", "mes_log_enable", "moverate", "msi",
-    "mtype_local", "no_queue_eviction_on_vm_fault", "no_system_mem_limit", "noretry", "num_kcq",
-    "pcie_gen2", "pcie_gen_cap", "pcie_lane_cap", "pg_mask", "ppfeaturemask", "queue_preemption_timeout_ms",
-    "ras_enable", "ras_mask", "reset_method", "runpm", "sched_hw_submission", "sched_jobs",
-    "sched_policy", "sdma_phase_quantum", "seamless", "send_sigterm", "sg_display", "si_support",
-    "smu_memory_pool_size", "smu_pptable_id", "test", "timeout_fatal_disable", "timeout_period", "tmz",
-    "uni_mes", "use_xgmi_p2p", "user_partt_mode", "vcnfw_log", "virtual_display", "vis_vramlimit",
-    "visualconfirm", "vm_block_size", "vm_debug", "vm_fault_stop", "vm_fragment_size", "vm_size",
-    "vm_update_mode", "vramlimit",
+    "abmlevel",
+    "agp",
+    "aspm",
+    "async_gfx_ring",
+    "audio",
+    "backlight",
+    "bad_page_threshold",
+    "bapm",
+    "benchmark",
+    "cg_mask",
+    "cik_support",
+    "compute_multipipe",
+    "cwsr_enable",
+    "damageclips",
+    "dc",
+    "dcdebugmask",
+    "dcfeaturemask",
+    "debug_evictions",
+    "debug_largebar",
+    "debug_mask",
+    "deep_color",
+    "disable_cu",
+    "discovery",
+    "disp_priority",
+    "dpm",
+    "emu_mode",
+    "enforce_isolation",
+    "exp_hw_support",
+    "force_asic_type",
+    "forcelongtraining",
+    "freesync_video",
+    "fw_load_type",
+    "gartsize",
+    "gpu_recovery",
+    "gttsize",
+    "halt_if_hws_hang",
+    "hw_i2c",
+    "hws_gws_support",
+    "hws_max_conc_proc",
+    "ignore_crat",
+    "ip_block_mask",
+    "job_hang_limit",
+    "lbpw",
+    "lockup_timeout",
+    "max_num_of_queues_per_device",
+    "mcbp",
+    "mes",
+    "mes_kiq",
+    "mes_log_enable",
+    "moverate",
+    "msi",
+    "mtype_local",
+    "no_queue_eviction_on_vm_fault",
+    "no_system_mem_limit",
+    "noretry",
+    "num_kcq",
+    "pcie_gen2",
+    "pcie_gen_cap",
+    "pcie_lane_cap",
+    "pg_mask",
+    "ppfeaturemask",
+    "queue_preemption_timeout_ms",
+    "ras_enable",
+    "ras_mask",
+    "reset_method",
+    "runpm",
+    "sched_hw_submission",
+    "sched_jobs",
+    "sched_policy",
+    "sdma_phase_quantum",
+    "seamless",
+    "send_sigterm",
+    "sg_display",
+    "si_support",
+    "smu_memory_pool_size",
+    "smu_pptable_id",
+    "test",
+    "timeout_fatal_disable",
+    "timeout_period",
+    "tmz",
+    "uni_mes",
+    "use_xgmi_p2p",
+    "user_partt_mode",
+    "vcnfw_log",
+    "virtual_display",
+    "vis_vramlimit",
+    "visualconfirm",
+    "vm_block_size",
+    "vm_debug",
+    "vm_fault_stop",
+    "vm_fragment_size",
+    "vm_size",
+    "vm_update_mode",
+    "vramlimit",
 ];
 
 /// Names people write that do not exist, with the real one.
-const MISSPELLINGS: &[(&str, &str)] = &[("gtt_size", "gttsize"), ("vram_limit", "vramlimit"), ("no_retry", "noretry")];
+const MISSPELLINGS: &[(&str, &str)] = &[
+    ("gtt_size", "gttsize"),
+    ("vram_limit", "vramlimit"),
+    ("no_retry", "noretry"),
+];
 
 #[derive(Clone, Debug)]
 pub struct ParamSetting {
@@ -113,7 +195,12 @@ pub fn parse_cmdline(text: &str) -> Vec<ParamSetting> {
 pub fn explain(name: &str, value: &str, gpus: &[Gfx]) -> Option<(Severity, String)> {
     let v = value.trim();
     let int = v.parse::<i64>().ok();
-    let bad = |what: &str| Some((Severity::Warning, format!("{name}={v} is not a valid value: {what}")));
+    let bad = |what: &str| {
+        Some((
+            Severity::Warning,
+            format!("{name}={v} is not a valid value: {what}"),
+        ))
+    };
     match name {
         "noretry" => match int {
             Some(0) => Some((Severity::Info, "noretry=0: retry faults enabled (the GPU retries a translation that misses instead of faulting at once). \
@@ -172,7 +259,10 @@ pub struct ParamsReport {
 pub fn check(root: &Path, gfxs: &[Gfx], findings: &mut Vec<Finding>) -> ParamsReport {
     let sysfs = root.join("sys/module/amdgpu/parameters");
     let live: Option<Vec<String>> = std::fs::read_dir(&sysfs).ok().map(|rd| {
-        let mut v: Vec<String> = rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().map(str::to_string)).collect();
+        let mut v: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
         v.sort();
         v
     });
@@ -208,32 +298,63 @@ pub fn check(root: &Path, gfxs: &[Gfx], findings: &mut Vec<Finding>) -> ParamsRe
     for s in &settings {
         if !known.iter().any(|k| *k == s.name) {
             let sugg = suggest(&s.name, &known);
-            let mut msg = format!("{}: amdgpu has no parameter named \"{}\" (checked against {list_source})", s.source, s.name);
+            let mut msg = format!(
+                "{}: amdgpu has no parameter named \"{}\" (checked against {list_source})",
+                s.source, s.name
+            );
             if let Some(ref k) = sugg {
                 msg.push_str(&format!("; did you mean \"{k}\"?"));
             }
             msg.push_str(" The kernel ignores it and logs \"unknown parameter\".");
             let fix = match sugg {
-                Some(k) => format!("replace {}={} with {}={} in {}", s.name, s.value, k, s.value, s.source),
+                Some(k) => format!(
+                    "replace {}={} with {}={} in {}",
+                    s.name, s.value, k, s.value, s.source
+                ),
                 None => format!("remove {} from {}", s.name, s.source),
             };
-            findings.push(Finding::new("kernel-param-unknown", Severity::Warning, msg, Some(fix)));
+            findings.push(Finding::new(
+                "kernel-param-unknown",
+                Severity::Warning,
+                msg,
+                Some(fix),
+            ));
         } else if let Some((sev, text)) = explain(&s.name, &s.value, gfxs) {
-            findings.push(Finding::new("kernel-param-value", sev, format!("{}: {text}", s.source), None));
+            findings.push(Finding::new(
+                "kernel-param-value",
+                sev,
+                format!("{}: {text}", s.source),
+                None,
+            ));
         }
     }
 
     // Effective values of the interesting parameters, when readable.
     let mut live_values = Json::obj();
     if live.is_some() {
-        for name in ["noretry", "gttsize", "vm_fragment_size", "vm_size", "vm_update_mode", "mtype_local", "gpu_recovery"] {
+        for name in [
+            "noretry",
+            "gttsize",
+            "vm_fragment_size",
+            "vm_size",
+            "vm_update_mode",
+            "mtype_local",
+            "gpu_recovery",
+        ] {
             if let Ok(v) = std::fs::read_to_string(sysfs.join(name)) {
                 live_values = live_values.with(name, v.trim());
             }
         }
     }
     let json = Json::obj()
-        .with("names_from", if live.is_some() { "sysfs" } else { "builtin-table" })
+        .with(
+            "names_from",
+            if live.is_some() {
+                "sysfs"
+            } else {
+                "builtin-table"
+            },
+        )
         .with(
             "settings",
             Json::Arr(
@@ -261,17 +382,32 @@ mod tests {
     fn suggests_real_names() {
         let known: Vec<String> = KNOWN_PARAMS.iter().map(|s| s.to_string()).collect();
         assert_eq!(suggest("gtt_size", &known).as_deref(), Some("gttsize"));
-        assert_eq!(suggest("vm_fragmentsize", &known).as_deref(), Some("vm_fragment_size"));
+        assert_eq!(
+            suggest("vm_fragmentsize", &known).as_deref(),
+            Some("vm_fragment_size")
+        );
         assert_eq!(suggest("noretri", &known).as_deref(), Some("noretry"));
         assert_eq!(suggest("completely_unrelated_thing", &known), None);
     }
 
     #[test]
     fn parses_sources() {
-        let s = parse_modprobe("# c\noptions amdgpu noretry=0 gtt_size=8192 # tail\noptions snd x=1\n", "f.conf");
+        let s = parse_modprobe(
+            "# c\noptions amdgpu noretry=0 gtt_size=8192 # tail\noptions snd x=1\n",
+            "f.conf",
+        );
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].name.as_str(), s[0].value.as_str(), s[0].source.as_str()), ("noretry", "0", "f.conf:2"));
-        let c = parse_cmdline("BOOT_IMAGE=/vmlinuz ro amdgpu.ppfeaturemask=0xffffffff quiet amdgpu.noretry=1");
+        assert_eq!(
+            (
+                s[0].name.as_str(),
+                s[0].value.as_str(),
+                s[0].source.as_str()
+            ),
+            ("noretry", "0", "f.conf:2")
+        );
+        let c = parse_cmdline(
+            "BOOT_IMAGE=/vmlinuz ro amdgpu.ppfeaturemask=0xffffffff quiet amdgpu.noretry=1",
+        );
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].value, "1");
     }

@@ -95,14 +95,20 @@ pub fn run(python: &str, timeout: Duration) -> Probe {
             version: ver.clone(),
             hip: v.get("hip").and_then(Json::as_str).map(str::to_string),
             cuda: v.get("cuda").and_then(Json::as_str).map(str::to_string),
-            arch_list: v
-                .get("arch_list")
-                .and_then(Json::as_array)
-                .map(|a| a.iter().filter_map(Json::as_str).map(str::to_string).collect()),
+            arch_list: v.get("arch_list").and_then(Json::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_string)
+                    .collect()
+            }),
         },
         _ => Probe::NoTorch {
             python: python.to_string(),
-            error: v.get("error").and_then(Json::as_str).unwrap_or("import failed").to_string(),
+            error: v
+                .get("error")
+                .and_then(Json::as_str)
+                .unwrap_or("import failed")
+                .to_string(),
         },
     }
 }
