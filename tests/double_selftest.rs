@@ -986,3 +986,29 @@ fn driver_direct_links_librmcp_first() {
         "librmcp.so must be the first NEEDED: {needed}"
     );
 }
+
+/// The property functions write the whole struct, so a caller passing a buffer sized for
+/// the wrong layout is caught by valgrind.
+#[test]
+fn too_small_property_buffer_is_caught_by_valgrind() {
+    if !common::valgrind_available() {
+        eprintln!("valgrind not installed: skipped");
+        return;
+    }
+    let ok = Scenario::new(Program::PropsProbe)
+        .devices("gfx1030")
+        .args(["0", "1472"])
+        .valgrind(true)
+        .run();
+    assert_eq!(ok.status.code(), Some(0), "{ok}");
+    let bad = Scenario::new(Program::PropsProbe)
+        .devices("gfx1030")
+        .args(["0", "792"])
+        .valgrind(true)
+        .run();
+    // 99 = valgrind's error exit; the overrun can also wreck valgrind's own heap
+    // bookkeeping, so any failure with the report is accepted.
+    assert!(!bad.success(), "{bad}");
+    assert!(bad.stderr.contains("Invalid write"), "{bad}");
+    assert!(bad.stderr.contains("hipGetDevicePropertiesR0600"), "{bad}");
+}

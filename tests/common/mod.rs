@@ -74,6 +74,17 @@ pub fn librmcp() -> PathBuf {
     );
 }
 
+/// True if `valgrind` can be run (for [`Scenario::valgrind`]).
+pub fn valgrind_available() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// True once the project's public header exists (needed for [`Program::DriverDirect`]).
 pub fn rmcp_header_exists() -> bool {
     manifest_dir().join("include/rmcp.h").is_file()
@@ -615,6 +626,7 @@ pub struct Scenario {
     args: Vec<OsString>,
     extra_lib_dirs: Vec<PathBuf>,
     timeout: Duration,
+    valgrind: bool,
 }
 
 impl Scenario {
@@ -627,6 +639,7 @@ impl Scenario {
             args: Vec::new(),
             extra_lib_dirs: Vec::new(),
             timeout: Duration::from_secs(60),
+            valgrind: false,
         }
     }
     /// Sets `FAKE_HIP_DEVICES` (read by both doubles), e.g. `"gfx1030,gfx1035@igpu"`.
@@ -677,6 +690,13 @@ impl Scenario {
         self.timeout = t;
         self
     }
+    /// Runs the program under `valgrind -q --error-exitcode=99` (memcheck; follows forks,
+    /// LD_PRELOAD still applies). Memory errors then show as exit status 99 and
+    /// "Invalid read"/"Invalid write" on stderr. Check [`valgrind_available`] first.
+    pub fn valgrind(mut self, on: bool) -> Scenario {
+        self.valgrind = on;
+        self
+    }
 
     /// Runs the program and collects its output and record. Panics (with what it printed)
     /// if it cannot start or exceeds the timeout.
@@ -692,7 +712,14 @@ impl Scenario {
         ));
         let _ = std::fs::remove_file(&log_path);
 
-        let mut cmd = Command::new(&path);
+        let mut cmd = if self.valgrind {
+            let mut c = Command::new("valgrind");
+            c.args(["-q", "--error-exitcode=99", "--trace-children=yes"])
+                .arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
         cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -723,7 +750,7 @@ impl Scenario {
             };
         }
         let command = format!(
-            "{}{}{} {}",
+            "{}{}{}{} {}",
             self.devices
                 .as_ref()
                 .map(|d| format!("FAKE_HIP_DEVICES={d} "))
@@ -732,6 +759,7 @@ impl Scenario {
                 .as_ref()
                 .map(|p| format!("LD_PRELOAD={} ", p.display()))
                 .unwrap_or_default(),
+            if self.valgrind { "valgrind " } else { "" },
             path.display(),
             self.args
                 .iter()

@@ -4,6 +4,8 @@
  * fills a 4096-byte buffer with 0xAA, calls the function for device argv[1] (default 0)
  * and prints "<function> rc=<n> changed=<bytes changed> extent=<last changed offset + 1>
  * name=<..> arch=<..> integrated=<n>", or "<function> rc=missing".
+ * With a second argument N, it instead calls both into a heap buffer of exactly N bytes:
+ * a buffer smaller than the layout is an invalid write that valgrind/ASan report.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -49,6 +51,22 @@ static void probe(const char *fname, size_t arch_off, size_t integrated_off, int
 int main(int argc, char **argv)
 {
     int dev = argc > 1 ? atoi(argv[1]) : 0;
+    if (argc > 2) {
+        size_t n = (size_t)atol(argv[2]);
+        const char *names[] = {"hipGetDeviceProperties", "hipGetDevicePropertiesR0600"};
+        for (int i = 0; i < 2; i++) {
+            void *sym = dlsym(RTLD_DEFAULT, names[i]);
+            hipError_t (*fn)(void *, int);
+            if (!sym)
+                continue;
+            memcpy(&fn, &sym, sizeof fn);
+            void *small = malloc(n);
+            int rc = fn(small, dev);
+            free(small);
+            printf("%s rc=%d heap=%zu\n", names[i], rc, n);
+        }
+        return 0;
+    }
     probe("hipGetDeviceProperties", HIP_PROPS_R0000_ARCH, HIP_PROPS_R0000_INTEGRATED, dev);
     probe("hipGetDevicePropertiesR0600", HIP_PROPS_R0600_ARCH, HIP_PROPS_R0600_INTEGRATED, dev);
     return 0;
