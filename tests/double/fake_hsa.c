@@ -349,7 +349,7 @@ EXPORT hsa_status_t hsa_agent_get_info(hsa_agent_t agent, int attribute, void *v
             if (i == 0)
                 snprintf(value, 64, "Fake CPU");
             else
-                snprintf(value, 64, "Fake %s", gpu_names[i - 1]);
+                snprintf(value, 64, "Fake %.58s", gpu_names[i - 1]);
             break;
         default:
             rc = HSA_STATUS_ERROR_INVALID_ARGUMENT;
