@@ -4,7 +4,9 @@
  * driver_main(argc, argv): every argv item is one op, run in order; each op prints one line
  * to stdout, "<op item> rc=<code>[ key=value...]", emitted with a single write() (so lines
  * from threads and forked children never interleave and nothing sits in a stdio buffer).
- * Returns 0 if every op returned 0, else 1.
+ * Returns 0 if every op returned 0, else 1. Besides numeric codes, rc= can be: missing
+ * (symbol or library not found), nopool, empty (nothing to free), badshape, nomem,
+ * unsupported, unknown-op.
  *
  * Ops (SIZE decimal; FLAGS, OFFSET, REASON via strtoul base 0, i.e. hex with 0x):
  *   hipMalloc:SIZE                 hipHostMalloc:SIZE:FLAGS        hipHostAlloc:SIZE:FLAGS
@@ -35,8 +37,9 @@
  *   dlsym:NAME:SIZE[:FLAGS]        same, but the function comes from
  *                                  dlsym(dlopen("libamdhip64.so.N", RTLD_NOLOAD), NAME), the
  *                                  way ctypes and hipew reach the runtime
- *   threads:N                      runs ALL remaining ops in N threads at once (each with its
- *                                  own allocation stack), joins, stops
+ *   threads:N                      prints "threads:N rc=0", then runs ALL remaining ops in N
+ *                                  threads at once (each with its own allocation stack and
+ *                                  current device 0), joins, stops
  *   fork                           the child runs the remaining ops and _exits 0 if all
  *                                  returned 0 else 1; the parent prints
  *                                  "fork child=<exit status>" (or child=sig<N>) and stops
@@ -45,8 +48,8 @@
  *   hsa_alloc:GPUIDX:KIND:SIZE     KIND = coarse|fine|extfine (GPU GPUIDX) or
  *                                  sysfine|kernarg|syscoarse (CPU agent); rc=nopool if absent
  *   hsa_free                       frees the most recent HSA allocation
- *   hsa_agents                     prints agents=<name>/<device type>/<driver node>/<bdfid hex>,...
- *                                  (spaces in names become '_')
+ *   hsa_agents                     prints agents=<name>/<device type>/<driver node>/<bdfid>,...
+ *                                  (bdfid in hex; spaces in names become '_')
  *   hsa_handler:RET                registers a system event handler that prints
  *                                  "handler event=<type> agent=0x.. address=0x.. reason=0x.."
  *                                  and returns RET (0 = HSA_STATUS_SUCCESS silences ROCr's
