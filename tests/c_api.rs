@@ -80,11 +80,11 @@ fn committed_header_matches_cbindgen() {
     {
         Ok(out) if out.status.success() => out.stdout,
         Ok(out) => panic!("cbindgen failed:\n{}", String::from_utf8_lossy(&out.stderr)),
-        Err(_) if std::env::var_os("RMCP_REQUIRE_CBINDGEN").is_none() => {
-            eprintln!("skipped: cbindgen is not installed (cargo install cbindgen); CI sets RMCP_REQUIRE_CBINDGEN=1");
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: cbindgen is not installed (scripts/setup.sh installs it; under CI this fails)");
             return;
         }
-        Err(e) => panic!("RMCP_REQUIRE_CBINDGEN is set but cbindgen cannot run: {e}"),
+        Err(e) => panic!("cbindgen cannot run ({e}); scripts/setup.sh installs it"),
     };
     let committed = std::fs::read(repo().join("include/rmcp.h")).unwrap();
     assert!(
