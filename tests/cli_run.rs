@@ -9,7 +9,10 @@ fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "rmcp-cli-run-{tag}-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -25,7 +28,15 @@ fn fake_lib(dir: &Path) -> PathBuf {
 fn rmcp(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
     c.arg("run").args(args);
-    for k in ["LD_PRELOAD", "RMCP_MODE", "RMCP_LOG", "RMCP_FAULT_REPORT", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "RMCP_LIBRARY"] {
+    for k in [
+        "LD_PRELOAD",
+        "RMCP_MODE",
+        "RMCP_LOG",
+        "RMCP_FAULT_REPORT",
+        "HIP_VISIBLE_DEVICES",
+        "CUDA_VISIBLE_DEVICES",
+        "RMCP_LIBRARY",
+    ] {
         c.env_remove(k);
     }
     for (k, v) in env {
@@ -49,19 +60,54 @@ fn stderr(o: &Output) -> String {
 fn preload_is_prepended_and_mode_and_log_are_set() {
     let d = tmpdir("env");
     let lib = fake_lib(&d);
-    let lib_s = std::fs::canonicalize(&lib).unwrap().to_string_lossy().into_owned();
+    let lib_s = std::fs::canonicalize(&lib)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let out = rmcp(
-        &["--mode", "force", "--log", "debug", "--", "sh", "-c", "echo \"$LD_PRELOAD|$RMCP_MODE|$RMCP_LOG|${RMCP_FAULT_REPORT-unset}\""],
-        &[("RMCP_LIBRARY", lib.to_str().unwrap()), ("LD_PRELOAD", "/nonexistent/libother.so")],
+        &[
+            "--mode",
+            "force",
+            "--log",
+            "debug",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$LD_PRELOAD|$RMCP_MODE|$RMCP_LOG|${RMCP_FAULT_REPORT-unset}\"",
+        ],
+        &[
+            ("RMCP_LIBRARY", lib.to_str().unwrap()),
+            ("LD_PRELOAD", "/nonexistent/libother.so"),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let line = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(line.trim(), format!("{lib_s}:/nonexistent/libother.so|force|debug|unset"));
+    assert_eq!(
+        line.trim(),
+        format!("{lib_s}:/nonexistent/libother.so|force|debug|unset")
+    );
 
     // no --mode: auto, unless the environment already has one; RMCP_LOG untouched
-    let out = rmcp(&["--", "sh", "-c", "echo \"$LD_PRELOAD|$RMCP_MODE|${RMCP_LOG-unset}\""], &[("RMCP_LIBRARY", lib.to_str().unwrap())]);
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("{lib_s}|auto|unset"));
-    let out = rmcp(&["sh", "-c", "echo $RMCP_MODE"], &[("RMCP_LIBRARY", lib.to_str().unwrap()), ("RMCP_MODE", "off")]);
+    let out = rmcp(
+        &[
+            "--",
+            "sh",
+            "-c",
+            "echo \"$LD_PRELOAD|$RMCP_MODE|${RMCP_LOG-unset}\"",
+        ],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("{lib_s}|auto|unset")
+    );
+    let out = rmcp(
+        &["sh", "-c", "echo $RMCP_MODE"],
+        &[
+            ("RMCP_LIBRARY", lib.to_str().unwrap()),
+            ("RMCP_MODE", "off"),
+        ],
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "off");
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -71,12 +117,19 @@ fn exit_codes_and_signals_are_passed_on() {
     let d = tmpdir("codes");
     let lib = fake_lib(&d);
     let env = [("RMCP_LIBRARY", lib.to_str().unwrap())];
-    assert_eq!(rmcp(&["--", "sh", "-c", "exit 7"], &env).status.code(), Some(7));
+    assert_eq!(
+        rmcp(&["--", "sh", "-c", "exit 7"], &env).status.code(),
+        Some(7)
+    );
     assert_eq!(rmcp(&["--", "true"], &env).status.code(), Some(0));
 
     let out = rmcp(&["--", "sh", "-c", "kill -ABRT $$"], &env);
     assert_eq!(out.status.code(), Some(134));
-    assert!(stderr(&out).contains("rmcp: sh was killed by signal 6 (SIGABRT)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rmcp: sh was killed by signal 6 (SIGABRT)"),
+        "{}",
+        stderr(&out)
+    );
     let out = rmcp(&["--", "sh", "-c", "kill -SEGV $$"], &env);
     assert_eq!(out.status.code(), Some(139));
     assert!(stderr(&out).contains("signal 11 (SIGSEGV)"));
@@ -93,9 +146,21 @@ fn bad_flags_exit_2_naming_the_value() {
     let lib = fake_lib(&d);
     let env = [("RMCP_LIBRARY", lib.to_str().unwrap())];
     for (args, needle, accepted) in [
-        (vec!["--mode", "fast", "--", "true"], "'fast'", "auto, force, off"),
-        (vec!["--log", "loud", "--", "true"], "'loud'", "off, error, warn, info, debug, trace"),
-        (vec!["--on-gpu-fault", "gpu", "--", "true"], "'gpu'", "accepted: cpu"),
+        (
+            vec!["--mode", "fast", "--", "true"],
+            "'fast'",
+            "auto, force, off",
+        ),
+        (
+            vec!["--log", "loud", "--", "true"],
+            "'loud'",
+            "off, error, warn, info, debug, trace",
+        ),
+        (
+            vec!["--on-gpu-fault", "gpu", "--", "true"],
+            "'gpu'",
+            "accepted: cpu",
+        ),
         (vec!["--frob", "--", "true"], "'--frob'", "accepted"),
         (vec!["--mode", "auto"], "no command", "CMD"),
     ] {
@@ -105,7 +170,10 @@ fn bad_flags_exit_2_naming_the_value() {
         assert_eq!(e.lines().count(), 1, "{e}");
         assert!(e.contains(needle) && e.contains(accepted), "{e}");
     }
-    let out = rmcp(&["--", "true"], &[("RMCP_LIBRARY", "/nonexistent/librmcp.so")]);
+    let out = rmcp(
+        &["--", "true"],
+        &[("RMCP_LIBRARY", "/nonexistent/librmcp.so")],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("/nonexistent/librmcp.so"));
     std::fs::remove_dir_all(d).unwrap();
@@ -136,13 +204,25 @@ fn gpu_fault_falls_back_to_cpu() {
     let d = tmpdir("fallback");
     let lib = fake_lib(&d);
     let prog = faulting_program(&d, REPORT);
-    let out = rmcp(&["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()], &[("RMCP_LIBRARY", lib.to_str().unwrap())]);
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
     let e = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{e}");
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "cpu run CUDA_VISIBLE_DEVICES=-1");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "cpu run CUDA_VISIBLE_DEVICES=-1"
+    );
     assert!(e.contains("was killed by signal 6 (SIGABRT)"), "{e}");
-    assert!(e.contains("rmcp: 16 bytes into a 4096-byte hipHostMalloc block freed 3 ms ago"), "{e}");
-    assert!(e.contains("re-running on CPU with HIP_VISIBLE_DEVICES=-1"), "{e}");
+    assert!(
+        e.contains("rmcp: 16 bytes into a 4096-byte hipHostMalloc block freed 3 ms ago"),
+        "{e}"
+    );
+    assert!(
+        e.contains("re-running on CPU with HIP_VISIBLE_DEVICES=-1"),
+        "{e}"
+    );
     assert!(e.contains("ROCR_VISIBLE_DEVICES"));
     // the report path was fresh, only given to the first run, and cleaned up
     let paths = std::fs::read_to_string(d.join("paths")).unwrap();
@@ -159,7 +239,10 @@ fn unreadable_report_still_falls_back() {
     let d = tmpdir("garbage");
     let lib = fake_lib(&d);
     let prog = faulting_program(&d, "{\"rmcp_fault_report\":1,\"text\":\"cut of");
-    let out = rmcp(&["--on-gpu-fault=cpu", prog.to_str().unwrap()], &[("RMCP_LIBRARY", lib.to_str().unwrap())]);
+    let out = rmcp(
+        &["--on-gpu-fault=cpu", prog.to_str().unwrap()],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
     let e = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{e}");
     assert!(e.contains("unreadable"), "{e}");
@@ -171,15 +254,31 @@ fn unreadable_report_still_falls_back() {
 fn no_report_means_no_rerun() {
     let d = tmpdir("noreport");
     let lib = fake_lib(&d);
-    let prog = script(&d, "p.sh", &format!("echo ran >> {}/count\nexit 3", d.display()));
-    let out = rmcp(&["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()], &[("RMCP_LIBRARY", lib.to_str().unwrap())]);
+    let prog = script(
+        &d,
+        "p.sh",
+        &format!("echo ran >> {}/count\nexit 3", d.display()),
+    );
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("not re-running"));
-    assert_eq!(std::fs::read_to_string(d.join("count")).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(d.join("count"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
 
     // success: one run, nothing said
     let prog = script(&d, "ok.sh", "echo fine");
-    let out = rmcp(&["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()], &[("RMCP_LIBRARY", lib.to_str().unwrap())]);
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("rmcp:"));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "fine\n");
@@ -199,8 +298,38 @@ fn second_run_exit_code_wins() {
             d.display()
         ),
     );
-    let out = rmcp(&["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()], &[("RMCP_LIBRARY", lib.to_str().unwrap())]);
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(5));
     assert!(stderr(&out).contains("(exit status 1); re-running on CPU"));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_command() {
+    let d = tmpdir("term");
+    let lib = fake_lib(&d);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+    c.args(["run", "--", "sh", "-c"])
+        .arg(format!("trap 'kill $! 2>/dev/null; echo got-term; exit 3' TERM; touch {}/ready; sleep 30 & wait", d.display()))
+        .env("RMCP_LIBRARY", &lib)
+        .env_remove("LD_PRELOAD")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !d.join("ready").exists() {
+        assert!(start.elapsed().as_secs() < 20, "command did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got-term");
+    assert!(start.elapsed().as_secs() < 20);
     std::fs::remove_dir_all(d).unwrap();
 }

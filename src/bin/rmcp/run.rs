@@ -7,6 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 pub const USAGE: &str = "\
 usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] CMD [ARGS...]
@@ -229,28 +230,58 @@ fn outcome(cmd: &str, st: ExitStatus) -> (i32, Option<String>) {
     (1, Some(format!("rmcp: {cmd} ended with {st}")))
 }
 
-/// Runs the command, ignoring SIGINT/SIGQUIT in rmcp meanwhile (as shells
-/// and system() do) so a Ctrl-C reaches the command and rmcp reports it.
+/// Pid of the running command, for the forwarding handler (0: none).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Signals rmcp passes on to the command. SIGTERM matters most: as a
+/// container's PID 1, rmcp gets `docker stop`'s SIGTERM, and PID 1 ignores
+/// signals it has no handler for.
+const FORWARDED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Runs the command. Meanwhile rmcp ignores SIGINT/SIGQUIT (as shells and
+/// system() do: the terminal delivers them to the command too) and forwards
+/// SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it.
 fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> {
     let mut child = cmd.spawn().map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound {
-            127
-        } else {
-            126
-        };
+        let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
         (code, format!("rmcp: cannot run {name}: {e}"))
     })?;
-    // SAFETY: plain signal disposition changes; restored below.
-    let (old_int, old_quit) = unsafe {
-        (
-            libc::signal(libc::SIGINT, libc::SIG_IGN),
-            libc::signal(libc::SIGQUIT, libc::SIG_IGN),
-        )
+    CHILD.store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
+    // SAFETY: plain signal disposition changes, all restored below; the
+    // handler only calls kill().
+    let saved = unsafe {
+        let ignored = (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN));
+        let mut old: Vec<libc::sigaction> = Vec::new();
+        for sig in FORWARDED {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut prev: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, &sa, &mut prev);
+            old.push(prev);
+        }
+        (ignored, old)
     };
     let st = child.wait();
+    CHILD.store(0, Ordering::SeqCst);
     unsafe {
-        libc::signal(libc::SIGINT, old_int);
-        libc::signal(libc::SIGQUIT, old_quit);
+        let ((int, quit), old) = saved;
+        libc::signal(libc::SIGINT, int);
+        libc::signal(libc::SIGQUIT, quit);
+        for (sig, prev) in FORWARDED.iter().zip(old.iter()) {
+            libc::sigaction(*sig, prev, std::ptr::null_mut());
+        }
     }
     st.map_err(|e| (1, format!("rmcp: waiting for {name}: {e}")))
 }
@@ -411,7 +442,10 @@ pub fn main(args: &[String]) -> i32 {
         ),
     }
     let how = match msg {
-        Some(_) => format!("killed by signal {}", st.signal().unwrap_or(0)),
+        Some(_) => {
+            let n = st.signal().unwrap_or(0);
+            format!("killed by signal {n}, {}", signal_name(n))
+        }
         None => format!("exit status {code}"),
     };
     eprintln!("rmcp: ************************************************************************");
