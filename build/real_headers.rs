@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The C functions librmcp.so exports (hipExtHostAlloc has no public
 /// prototype in either version; the test handles it separately).
-const FUNCTIONS: &str = "hipMalloc|hipFree|hipHostMalloc|hipHostAlloc|hipMallocHost|hipMemAllocHost|\
+const FUNCTIONS: &str =
+    "hipMalloc|hipFree|hipHostMalloc|hipHostAlloc|hipMallocHost|hipMemAllocHost|\
 hipHostFree|hipFreeHost|hipExtMallocWithFlags|hipMallocManaged|hipHostRegister|hipHostUnregister|\
 hipMallocAsync|hipMallocFromPoolAsync|hipFreeAsync|hipGetProcAddress|\
 hsa_amd_memory_pool_allocate|hsa_amd_memory_pool_free|\
@@ -23,7 +24,8 @@ hsa_status_t|hsa_amd_event_t|hsa_amd_gpu_memory_fault_info_t|hsa_amd_memory_pool
 hsa_amd_memory_pool_info_t|hsa_amd_segment_t|hsa_agent_info_t|hsa_device_type_t|hsa_amd_agent_info_t|\
 hsa_amd_event_type_t|hsa_amd_memory_fault_reason_t|hipMemoryAdvise";
 
-const VARS: &str = "HIP_VERSION_MAJOR|HIP_VERSION_MINOR|hipHostMalloc.*|hipHostAlloc.*|hipDeviceMalloc.*|\
+const VARS: &str =
+    "HIP_VERSION_MAJOR|HIP_VERSION_MINOR|hipHostMalloc.*|hipHostAlloc.*|hipDeviceMalloc.*|\
 hipMallocSignalMemory|hipMemAttach.*";
 
 pub fn generate() {
@@ -47,7 +49,10 @@ pub fn generate() {
             );
         }
         println!("cargo:rerun-if-changed={}", api.display());
-        println!("cargo:rerun-if-changed={}", include.join("hsa/hsa_ext_amd.h").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            include.join("hsa/hsa_ext_amd.h").display()
+        );
         generate_one(&wrapper, &include, &out.join(format!("real_rocm_{tag}.rs")));
     }
 }
@@ -63,7 +68,10 @@ fn generate_one(wrapper: &Path, include: &Path, out: &Path) {
         // Enums become distinct newtypes, so a hook that used a plain integer
         // where the header has an enum is caught (and allowed only where the
         // test says so explicitly).
-        .default_enum_style(bindgen::EnumVariation::NewType { is_bitfield: false, is_global: false })
+        .default_enum_style(bindgen::EnumVariation::NewType {
+            is_bitfield: false,
+            is_global: false,
+        })
         // Function prototypes become fields of a struct (never loaded), so the
         // test gets their exact types without referencing the symbols.
         .dynamic_library_name("RealApi")
@@ -73,6 +81,14 @@ fn generate_one(wrapper: &Path, include: &Path, out: &Path) {
         .derive_copy(false)
         .generate_comments(false)
         .generate()
-        .unwrap_or_else(|e| panic!("bindgen on {} with -I{}: {e}", wrapper.display(), include.display()));
-    bindings.write_to_file(out).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "bindgen on {} with -I{}: {e}",
+                wrapper.display(),
+                include.display()
+            )
+        });
+    bindings
+        .write_to_file(out)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
 }

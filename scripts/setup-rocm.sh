@@ -96,6 +96,10 @@ else
         -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
         -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
         -o "APT::Sandbox::User=root"
+        # sid's Release file is only valid for a week; a mirror that serves a
+        # frozen snapshot, or a machine clock ahead of it, makes apt reject it
+        # as expired. Signatures are still checked (signed-by above).
+        -o "Acquire::Check-Valid-Until=false" -o "Acquire::Check-Date=false"
     )
     log "resolving sid (${RMCP_SID_MIRROR%/} sid main) in a private apt state dir"
     apt-get "${APT_OPTS[@]}" update -qq

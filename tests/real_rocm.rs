@@ -112,15 +112,31 @@ impl Runtime {
         Ok(rt)
     }
 
+    /// What the shim's debug line about the HIP runtime it found must contain.
+    fn runtime_line(&self) -> Vec<&'static str> {
+        match self.loader {
+            None => vec!["libamdhip64.so.5"],
+            Some(_) => vec!["libamdhip64.so.6", "sid-root"],
+        }
+    }
+
     fn check(&self, libs: &[&str]) -> Result<(), String> {
         for h in ["hip/hip_runtime_api.h", "hsa/hsa_ext_amd.h"] {
             if !self.include.join(h).exists() {
-                return Err(format!("ROCm {} header {} is missing", self.tag, self.include.join(h).display()));
+                return Err(format!(
+                    "ROCm {} header {} is missing",
+                    self.tag,
+                    self.include.join(h).display()
+                ));
             }
         }
         for l in libs {
             if !self.libdir.join(l).exists() {
-                return Err(format!("ROCm {} library {} is missing", self.tag, self.libdir.join(l).display()));
+                return Err(format!(
+                    "ROCm {} library {} is missing",
+                    self.tag,
+                    self.libdir.join(l).display()
+                ));
             }
         }
         Ok(())
@@ -132,7 +148,10 @@ impl Runtime {
         let mut cmd = Command::new(self.loader.as_deref().unwrap_or(prog));
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_"].iter().any(|p| k.starts_with(p)) {
+            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
                 cmd.env_remove(&k);
             }
         }
@@ -180,13 +199,18 @@ fn shim() -> PathBuf {
             return cand;
         }
     }
-    panic!("librmcp.so not found beside {} (build the crate first)", bin.display());
+    panic!(
+        "librmcp.so not found beside {} (build the crate first)",
+        bin.display()
+    );
 }
 
 // ------------------------------------------------------------------ building
 
 fn work_dir(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real_rocm").join(tag);
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("real_rocm")
+        .join(tag);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -202,7 +226,9 @@ fn c_compiler() -> Command {
 }
 
 fn check_status(what: &str, cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{cmd:?}\n{}{}",
@@ -275,7 +301,10 @@ fn probe_module(rt: &Runtime) -> PathBuf {
 fn host_exe(rt: &Runtime) -> PathBuf {
     built(rt, "host", |_, out| {
         let mut c = c_compiler();
-        c.arg(real_dir().join("host.c")).arg("-o").arg(out).arg("-ldl");
+        c.arg(real_dir().join("host.c"))
+            .arg("-o")
+            .arg(out)
+            .arg("-ldl");
         check_status("compiling tests/real/host.c", &mut c);
     })
 }
@@ -300,7 +329,9 @@ fn run(mut cmd: Command) -> Run {
     cmd.stdin(Stdio::null())
         .stdout(File::create(&o).unwrap())
         .stderr(File::create(&e).unwrap());
-    let mut child = cmd.spawn().unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -324,20 +355,33 @@ fn run(mut cmd: Command) -> Run {
 }
 
 fn rmcp_errors(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.trim_start().starts_with("rmcp: error")).collect()
+    stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("rmcp: error"))
+        .collect()
 }
 
-/// Runs `make(shim, extra_env)` without the shim, with it, and with it at
-/// RMCP_LOG=debug; requires the same stdout and exit code each time, no
-/// `rmcp: error` line, and (debug run) at least one `rmcp:` line, which
-/// proves the shim was loaded and reached. Returns the plain run.
-fn assert_transparent(label: &str, make: &dyn Fn(Option<&Path>) -> Command) -> Run {
-    assert_transparent_with(label, true, make)
+/// Runs `make(shim)` without the shim, with it, and with it at RMCP_LOG=debug;
+/// requires the same stdout and exit code each time, no `rmcp: error` line,
+/// and (debug run) an `rmcp:` line that names the runtime it found and
+/// contains every string of `runtime_line` (the runtime's soname, and for
+/// sid its unpack root): the shim was in the path and forwarded to the
+/// runtime we meant. Returns the plain run.
+fn assert_transparent(
+    label: &str,
+    runtime_line: &[&str],
+    make: &dyn Fn(Option<&Path>) -> Command,
+) -> Run {
+    assert_transparent_with(label, Some(runtime_line), make)
 }
 
-/// As assert_transparent; `expect_debug` false for programs that may call no
+/// As assert_transparent; `runtime_line` None for programs that may call no
 /// hooked function at all (rocminfo without a GPU stops before allocating).
-fn assert_transparent_with(label: &str, expect_debug: bool, make: &dyn Fn(Option<&Path>) -> Command) -> Run {
+fn assert_transparent_with(
+    label: &str,
+    runtime_line: Option<&[&str]>,
+    make: &dyn Fn(Option<&Path>) -> Command,
+) -> Run {
     let lib = shim();
     let plain = run(make(None));
     let shimmed = run(make(Some(&lib)));
@@ -345,24 +389,47 @@ fn assert_transparent_with(label: &str, expect_debug: bool, make: &dyn Fn(Option
     debug_cmd.env("RMCP_LOG", "debug");
     let debug = run(debug_cmd);
 
-    for (what, r) in [("with the shim", &shimmed), ("with the shim at RMCP_LOG=debug", &debug)] {
+    for (what, r) in [
+        ("with the shim", &shimmed),
+        ("with the shim at RMCP_LOG=debug", &debug),
+    ] {
         assert_eq!(
             plain.code, r.code,
             "{label}: exit code differs {what}\n--- without stderr:\n{}\n--- {what} stderr:\n{}",
             plain.stderr, r.stderr
         );
         if plain.stdout != r.stdout {
-            panic!("{label}: stdout differs {what}:\n{}", line_diff(&plain.stdout, &r.stdout));
+            panic!(
+                "{label}: stdout differs {what}:\n{}",
+                line_diff(&plain.stdout, &r.stdout)
+            );
         }
         let errs = rmcp_errors(&r.stderr);
-        assert!(errs.is_empty(), "{label}: rmcp error lines {what}:\n{}", errs.join("\n"));
+        assert!(
+            errs.is_empty(),
+            "{label}: rmcp error lines {what}:\n{}",
+            errs.join("\n")
+        );
     }
-    let debug_lines: Vec<&str> = debug.stderr.lines().filter(|l| l.contains("rmcp:")).collect();
-    assert!(
-        !expect_debug || !debug_lines.is_empty(),
-        "{label}: RMCP_LOG=debug printed no `rmcp:` line, so the shim was not in the path\n--- stderr:\n{}",
-        debug.stderr
-    );
+    let debug_lines: Vec<&str> = debug
+        .stderr
+        .lines()
+        .filter(|l| l.contains("rmcp:"))
+        .collect();
+    if let Some(needles) = runtime_line {
+        assert!(
+            !debug_lines.is_empty(),
+            "{label}: RMCP_LOG=debug printed no `rmcp:` line, so the shim was not in the path\n--- stderr:\n{}",
+            debug.stderr
+        );
+        assert!(
+            debug_lines
+                .iter()
+                .any(|l| l.contains("runtime") && needles.iter().all(|n| l.contains(n))),
+            "{label}: no `rmcp:` debug line names the runtime it found ({needles:?})\n--- stderr:\n{}",
+            debug.stderr
+        );
+    }
     say(&format!(
         "{label}: exit {:?}, {} stdout lines identical without/with the shim; {} rmcp debug lines{}",
         plain.code,
@@ -377,9 +444,16 @@ fn line_diff(a: &str, b: &str) -> String {
     let (al, bl): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
     let mut s = String::new();
     for i in 0..al.len().max(bl.len()) {
-        let (x, y) = (al.get(i).copied().unwrap_or("<none>"), bl.get(i).copied().unwrap_or("<none>"));
+        let (x, y) = (
+            al.get(i).copied().unwrap_or("<none>"),
+            bl.get(i).copied().unwrap_or("<none>"),
+        );
         if x != y {
-            s += &format!("  line {}: without: {x}\n  line {}:    with: {y}\n", i + 1, i + 1);
+            s += &format!(
+                "  line {}: without: {x}\n  line {}:    with: {y}\n",
+                i + 1,
+                i + 1
+            );
         }
     }
     s
@@ -392,21 +466,43 @@ fn assert_probe_ran_on(rt: &Runtime, label: &str, r: &Run) {
         .lines()
         .find_map(|l| l.strip_prefix("runtimeVersion"))
         .map(str::trim)
-        .unwrap_or_else(|| panic!("{label}: probe printed no runtimeVersion:\n{}\n{}", r.stdout, r.stderr));
-    assert!(v.starts_with(rt.version_prefix), "{label}: runtime version {v}, expected {}*", rt.version_prefix);
-    assert!(r.stdout.contains("probe: done"), "{label}: probe did not finish:\n{}\n{}", r.stdout, r.stderr);
-    say(&format!("{label}: hipRuntimeGetVersion = {v}; {}", summarize_rcs(&r.stdout)));
+        .unwrap_or_else(|| {
+            panic!(
+                "{label}: probe printed no runtimeVersion:\n{}\n{}",
+                r.stdout, r.stderr
+            )
+        });
+    assert!(
+        v.starts_with(rt.version_prefix),
+        "{label}: runtime version {v}, expected {}*",
+        rt.version_prefix
+    );
+    assert!(
+        r.stdout.contains("probe: done"),
+        "{label}: probe did not finish:\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    say(&format!(
+        "{label}: hipRuntimeGetVersion = {v}; {}",
+        summarize_rcs(&r.stdout)
+    ));
 }
 
 /// "hipMalloc(4096)=101 ..." from the probe's output, for the report.
 fn summarize_rcs(stdout: &str) -> String {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in stdout.lines() {
-        let Some((name, rest)) = l.split_once(" rc=") else { continue };
+        let Some((name, rest)) = l.split_once(" rc=") else {
+            continue;
+        };
         let rc = rest.split_whitespace().next().unwrap_or("?").to_string();
         m.entry(rc).or_default().push(name.trim().to_string());
     }
-    m.iter().map(|(rc, names)| format!("rc {rc}: {}", names.join(", "))).collect::<Vec<_>>().join("; ")
+    m.iter()
+        .map(|(rc, names)| format!("rc {rc}: {}", names.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 // ------------------------------------------------------------------ tests
@@ -415,7 +511,12 @@ fn summarize_rcs(stdout: &str) -> String {
 fn real_runtimes_are_installed() {
     let rts = runtimes("real_runtimes_are_installed");
     for rt in &rts {
-        say(&format!("found {} (headers {}, libraries {})", rt.name, rt.include.display(), rt.libdir.display()));
+        say(&format!(
+            "found {} (headers {}, libraries {})",
+            rt.name,
+            rt.include.display(),
+            rt.libdir.display()
+        ));
     }
 }
 
@@ -424,7 +525,7 @@ fn linked_program_same_with_and_without_shim() {
     for rt in runtimes("linked_program_same_with_and_without_shim") {
         let exe = probe_exe(&rt);
         let label = format!("linked C program on ROCm {}", rt.tag);
-        let plain = assert_transparent(&label, &|s| rt.command(&exe, &[], s));
+        let plain = assert_transparent(&label, &rt.runtime_line(), &|s| rt.command(&exe, &[], s));
         assert_probe_ran_on(&rt, &label, &plain);
     }
 }
@@ -434,8 +535,14 @@ fn dlopen_local_module_same_with_and_without_shim() {
     for rt in runtimes("dlopen_local_module_same_with_and_without_shim") {
         let (host, module) = (host_exe(&rt), probe_module(&rt));
         let label = format!("module opened with dlopen(RTLD_LOCAL) on ROCm {}", rt.tag);
-        let plain = assert_transparent(&label, &|s| rt.command(&host, &[&module], s));
-        assert!(plain.stdout.starts_with("host: module opened RTLD_LOCAL"), "{label}: {}", plain.stdout);
+        let plain = assert_transparent(&label, &rt.runtime_line(), &|s| {
+            rt.command(&host, &[&module], s)
+        });
+        assert!(
+            plain.stdout.starts_with("host: module opened RTLD_LOCAL"),
+            "{label}: {}",
+            plain.stdout
+        );
         assert_probe_ran_on(&rt, &label, &plain);
     }
 }
@@ -443,7 +550,9 @@ fn dlopen_local_module_same_with_and_without_shim() {
 #[test]
 fn hip_kernel_program_same_with_and_without_shim() {
     const T: &str = "hip_kernel_program_same_with_and_without_shim";
-    let Some(rt) = runtimes(T).into_iter().find(|r| r.tag == "5.2.3") else { return };
+    let Some(rt) = runtimes(T).into_iter().find(|r| r.tag == "5.2.3") else {
+        return;
+    };
     let hipcc = Path::new("/usr/bin/hipcc");
     if !hipcc.exists() {
         return skip(T, "/usr/bin/hipcc (bookworm) is not installed");
@@ -451,36 +560,69 @@ fn hip_kernel_program_same_with_and_without_shim() {
     let t0 = Instant::now();
     let exe = built(&rt, "kernel", |_, out| {
         let mut c = Command::new(hipcc);
-        c.arg("--offload-arch=gfx1030").arg("-o").arg(out).arg(real_dir().join("kernel.hip"));
+        c.arg("--offload-arch=gfx1030")
+            .arg("-o")
+            .arg(out)
+            .arg(real_dir().join("kernel.hip"));
         check_status("hipcc --offload-arch=gfx1030 tests/real/kernel.hip", &mut c);
     });
-    say(&format!("hipcc --offload-arch=gfx1030 kernel.hip: {:.1} s", t0.elapsed().as_secs_f64()));
-    let plain = assert_transparent("hipcc-built kernel program on ROCm 5.2.3", &|s| rt.command(&exe, &[], s));
+    say(&format!(
+        "hipcc --offload-arch=gfx1030 kernel.hip: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    let plain = assert_transparent(
+        "hipcc-built kernel program on ROCm 5.2.3",
+        &rt.runtime_line(),
+        &|s| rt.command(&exe, &[], s),
+    );
     assert!(plain.stdout.contains("kernel: done"), "{}", plain.stdout);
-    say(&format!("kernel program output: {}", plain.stdout.replace('\n', " | ")));
+    say(&format!(
+        "kernel program output: {}",
+        plain.stdout.replace('\n', " | ")
+    ));
 }
 
 #[test]
 fn rocminfo_same_with_and_without_shim() {
     const T: &str = "rocminfo_same_with_and_without_shim";
-    let Some(rt) = runtimes(T).into_iter().find(|r| r.tag == "5.2.3") else { return };
+    let Some(rt) = runtimes(T).into_iter().find(|r| r.tag == "5.2.3") else {
+        return;
+    };
     let rocminfo = Path::new("/usr/bin/rocminfo");
     if !rocminfo.exists() {
         return skip(T, "/usr/bin/rocminfo (bookworm) is not installed");
     }
-    let plain = assert_transparent_with("rocminfo 5.2.3", false, &|s| rt.command(rocminfo, &[], s));
-    say(&format!("rocminfo: exit {:?}, stdout {:?}", plain.code, plain.stdout.trim()));
+    let plain = assert_transparent_with("rocminfo 5.2.3", None, &|s| rt.command(rocminfo, &[], s));
+    say(&format!(
+        "rocminfo: exit {:?}, stdout {:?}",
+        plain.code,
+        plain.stdout.trim()
+    ));
 }
 
 /// One `binding file A [n] to B [m]: normal symbol `S'` line of LD_DEBUG=bindings.
 fn bindings(stderr: &str) -> Vec<(String, String, String)> {
     let mut v = Vec::new();
     for l in stderr.lines() {
-        let Some(rest) = l.split_once("binding file ").map(|x| x.1) else { continue };
-        let Some((from, rest)) = rest.split_once(" [") else { continue };
-        let Some((_, rest)) = rest.split_once("] to ") else { continue };
-        let Some((to, rest)) = rest.split_once(" [") else { continue };
-        let Some(sym) = rest.split_once('`').and_then(|x| x.1.split_once('\'')).map(|x| x.0) else { continue };
+        let Some(rest) = l.split_once("binding file ").map(|x| x.1) else {
+            continue;
+        };
+        let Some((from, rest)) = rest.split_once(" [") else {
+            continue;
+        };
+        let Some((_, rest)) = rest.split_once("] to ") else {
+            continue;
+        };
+        let Some((to, rest)) = rest.split_once(" [") else {
+            continue;
+        };
+        let Some(sym) = rest
+            .split_once('`')
+            .and_then(|x| x.1.split_once('\''))
+            .map(|x| x.0)
+        else {
+            continue;
+        };
         v.push((from.to_string(), to.to_string(), sym.to_string()));
     }
     v
@@ -499,7 +641,11 @@ fn symbol_bindings_go_through_shim() {
         let (host, module) = (host_exe(&rt), probe_module(&rt));
         let cases: [(&str, &dyn Fn(Option<&Path>) -> Command, &str); 2] = [
             ("linked program", &|s| rt.command(&exe, &[], s), "probe"),
-            ("dlopen(RTLD_LOCAL) module", &|s| rt.command(&host, &[&module], s), "probe_mod.so"),
+            (
+                "dlopen(RTLD_LOCAL) module",
+                &|s| rt.command(&host, &[&module], s),
+                "probe_mod.so",
+            ),
         ];
         for (what, make, app) in cases {
             let label = format!("{what} on ROCm {}", rt.tag);
@@ -509,9 +655,17 @@ fn symbol_bindings_go_through_shim() {
                 bindings(&run(cmd).stderr)
             };
             let (plain, shimmed) = (traced(None), traced(Some(&lib)));
-            for sym in ["hipMalloc", "hipHostMalloc", "hipExtMallocWithFlags", "hsa_amd_memory_pool_allocate"] {
+            for sym in [
+                "hipMalloc",
+                "hipHostMalloc",
+                "hipExtMallocWithFlags",
+                "hsa_amd_memory_pool_allocate",
+            ] {
                 let to = |b: &[(String, String, String)]| -> Vec<String> {
-                    b.iter().filter(|(f, _, s)| file_name(f) == app && s == sym).map(|(_, t, _)| file_name(t).to_string()).collect()
+                    b.iter()
+                        .filter(|(f, _, s)| file_name(f) == app && s == sym)
+                        .map(|(_, t, _)| file_name(t).to_string())
+                        .collect()
                 };
                 let (p, s) = (to(&plain), to(&shimmed));
                 assert!(
@@ -558,7 +712,12 @@ fn layout_values(rt: &Runtime) -> BTreeMap<String, u64> {
         .lines()
         .map(|l| {
             let (k, v) = l.split_once(' ').unwrap();
-            (k.to_string(), v.parse::<i64>().map(|x| x as u64).unwrap_or_else(|_| v.parse().unwrap()))
+            (
+                k.to_string(),
+                v.parse::<i64>()
+                    .map(|x| x as u64)
+                    .unwrap_or_else(|_| v.parse().unwrap()),
+            )
         })
         .collect()
 }
@@ -570,22 +729,26 @@ fn layout_matches_real_headers() {
         let v = layout_values(&rt);
         let mut checked = 0;
         let mut bad = Vec::new();
-        let mut expect = |key: &str, ours: u64| {
-            match v.get(key) {
-                Some(&real) if real == ours => checked += 1,
-                Some(&real) => bad.push(format!("{key}: real {real:#x}, rmcp::abi {ours:#x}")),
-                None => bad.push(format!("{key}: not printed by layout.c for {}", rt.tag)),
-            }
+        let mut expect = |key: &str, ours: u64| match v.get(key) {
+            Some(&real) if real == ours => checked += 1,
+            Some(&real) => bad.push(format!("{key}: real {real:#x}, rmcp::abi {ours:#x}")),
+            None => bad.push(format!("{key}: not printed by layout.c for {}", rt.tag)),
         };
         expect("props.r0000.size", props::R0000_SIZE as u64);
         expect("props.r0000.gcnArchName", props::R0000_GCN_ARCH_NAME as u64);
         expect("props.r0000.integrated", props::R0000_INTEGRATED as u64);
-        expect("props.r0000.gcnArchName.len", props::GCN_ARCH_NAME_LEN as u64);
+        expect(
+            "props.r0000.gcnArchName.len",
+            props::GCN_ARCH_NAME_LEN as u64,
+        );
         if rt.tag != "5.2.3" {
             expect("props.r0600.size", props::R0600_SIZE as u64);
             expect("props.r0600.gcnArchName", props::R0600_GCN_ARCH_NAME as u64);
             expect("props.r0600.integrated", props::R0600_INTEGRATED as u64);
-            expect("props.r0600.gcnArchName.len", props::GCN_ARCH_NAME_LEN as u64);
+            expect(
+                "props.r0600.gcnArchName.len",
+                props::GCN_ARCH_NAME_LEN as u64,
+            );
             expect("hipHostAllocPortable", host::PORTABLE as u64);
             expect("hipHostAllocMapped", host::MAPPED as u64);
             expect("hipHostAllocWriteCombined", host::WRITE_COMBINED as u64);
@@ -597,16 +760,27 @@ fn layout_matches_real_headers() {
             );
         }
         assert!(props::PROPS_BUFFER_BYTES as u64 >= v["props.r0000.size"]);
-        assert!(props::PROPS_BUFFER_BYTES as u64 >= v.get("props.r0600.size").copied().unwrap_or(0));
+        assert!(
+            props::PROPS_BUFFER_BYTES as u64 >= v.get("props.r0600.size").copied().unwrap_or(0)
+        );
 
         expect("hipSuccess", abi::HIP_SUCCESS as u64);
         expect("hipErrorInvalidValue", abi::HIP_ERROR_INVALID_VALUE as u64);
         expect("hipErrorOutOfMemory", abi::HIP_ERROR_OUT_OF_MEMORY as u64);
-        expect("hipErrorNotInitialized", abi::HIP_ERROR_NOT_INITIALIZED as u64);
+        expect(
+            "hipErrorNotInitialized",
+            abi::HIP_ERROR_NOT_INITIALIZED as u64,
+        );
         expect("hipErrorNoDevice", abi::HIP_ERROR_NO_DEVICE as u64);
-        expect("hipErrorInvalidDevice", abi::HIP_ERROR_INVALID_DEVICE as u64);
+        expect(
+            "hipErrorInvalidDevice",
+            abi::HIP_ERROR_INVALID_DEVICE as u64,
+        );
         expect("hipErrorNotSupported", abi::HIP_ERROR_NOT_SUPPORTED as u64);
-        expect("sizeof.hipError_t", std::mem::size_of::<abi::hipError_t>() as u64);
+        expect(
+            "sizeof.hipError_t",
+            std::mem::size_of::<abi::hipError_t>() as u64,
+        );
 
         expect("hipHostMallocDefault", host::DEFAULT as u64);
         expect("hipHostMallocPortable", host::PORTABLE as u64);
@@ -620,29 +794,65 @@ fn layout_matches_real_headers() {
         expect("hipMallocSignalMemory", device::SIGNAL_MEMORY as u64);
         expect("hipMemAttachGlobal", managed::ATTACH_GLOBAL as u64);
         expect("hipMemAttachHost", managed::ATTACH_HOST as u64);
-        expect("hipMemAdviseSetCoarseGrain", abi::HIP_MEM_ADVISE_SET_COARSE_GRAIN as u64);
+        expect(
+            "hipMemAdviseSetCoarseGrain",
+            abi::HIP_MEM_ADVISE_SET_COARSE_GRAIN as u64,
+        );
 
         expect("HSA_STATUS_SUCCESS", hsa::STATUS_SUCCESS as u64);
         expect("HSA_STATUS_INFO_BREAK", hsa::STATUS_INFO_BREAK as u64);
         expect("HSA_STATUS_ERROR", hsa::STATUS_ERROR as u64);
-        expect("HSA_STATUS_ERROR_INVALID_ARGUMENT", hsa::STATUS_ERROR_INVALID_ARGUMENT as u64);
-        expect("HSA_STATUS_ERROR_NOT_INITIALIZED", hsa::STATUS_ERROR_NOT_INITIALIZED as u64);
-        expect("sizeof.hsa_status_t", std::mem::size_of::<abi::hsa_status_t>() as u64);
+        expect(
+            "HSA_STATUS_ERROR_INVALID_ARGUMENT",
+            hsa::STATUS_ERROR_INVALID_ARGUMENT as u64,
+        );
+        expect(
+            "HSA_STATUS_ERROR_NOT_INITIALIZED",
+            hsa::STATUS_ERROR_NOT_INITIALIZED as u64,
+        );
+        expect(
+            "sizeof.hsa_status_t",
+            std::mem::size_of::<abi::hsa_status_t>() as u64,
+        );
         expect("HSA_AGENT_INFO_NAME", hsa::AGENT_INFO_NAME as u64);
         expect("HSA_AGENT_INFO_DEVICE", hsa::AGENT_INFO_DEVICE as u64);
         expect("HSA_DEVICE_TYPE_CPU", hsa::DEVICE_TYPE_CPU as u64);
         expect("HSA_DEVICE_TYPE_GPU", hsa::DEVICE_TYPE_GPU as u64);
-        expect("HSA_AMD_AGENT_INFO_DRIVER_NODE_ID", hsa::AMD_AGENT_INFO_DRIVER_NODE_ID as u64);
-        expect("HSA_AMD_MEMORY_POOL_INFO_SEGMENT", hsa::POOL_INFO_SEGMENT as u64);
-        expect("HSA_AMD_MEMORY_POOL_INFO_GLOBAL_FLAGS", hsa::POOL_INFO_GLOBAL_FLAGS as u64);
+        expect(
+            "HSA_AMD_AGENT_INFO_DRIVER_NODE_ID",
+            hsa::AMD_AGENT_INFO_DRIVER_NODE_ID as u64,
+        );
+        expect(
+            "HSA_AMD_MEMORY_POOL_INFO_SEGMENT",
+            hsa::POOL_INFO_SEGMENT as u64,
+        );
+        expect(
+            "HSA_AMD_MEMORY_POOL_INFO_GLOBAL_FLAGS",
+            hsa::POOL_INFO_GLOBAL_FLAGS as u64,
+        );
         expect("HSA_AMD_MEMORY_POOL_INFO_SIZE", hsa::POOL_INFO_SIZE as u64);
         expect("HSA_AMD_SEGMENT_GLOBAL", hsa::SEGMENT_GLOBAL as u64);
-        expect("HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_KERNARG_INIT", hsa::GLOBAL_FLAG_KERNARG_INIT as u64);
-        expect("HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_FINE_GRAINED", hsa::GLOBAL_FLAG_FINE_GRAINED as u64);
-        expect("HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_COARSE_GRAINED", hsa::GLOBAL_FLAG_COARSE_GRAINED as u64);
-        expect("HSA_AMD_GPU_MEMORY_FAULT_EVENT", hsa::EVENT_GPU_MEMORY_FAULT as u64);
+        expect(
+            "HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_KERNARG_INIT",
+            hsa::GLOBAL_FLAG_KERNARG_INIT as u64,
+        );
+        expect(
+            "HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_FINE_GRAINED",
+            hsa::GLOBAL_FLAG_FINE_GRAINED as u64,
+        );
+        expect(
+            "HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_COARSE_GRAINED",
+            hsa::GLOBAL_FLAG_COARSE_GRAINED as u64,
+        );
+        expect(
+            "HSA_AMD_GPU_MEMORY_FAULT_EVENT",
+            hsa::EVENT_GPU_MEMORY_FAULT as u64,
+        );
         for (key, bit) in [
-            ("HSA_AMD_MEMORY_FAULT_PAGE_NOT_PRESENT", hsa::FAULT_PAGE_NOT_PRESENT),
+            (
+                "HSA_AMD_MEMORY_FAULT_PAGE_NOT_PRESENT",
+                hsa::FAULT_PAGE_NOT_PRESENT,
+            ),
             ("HSA_AMD_MEMORY_FAULT_READ_ONLY", hsa::FAULT_READ_ONLY),
             ("HSA_AMD_MEMORY_FAULT_NX", hsa::FAULT_NX),
             ("HSA_AMD_MEMORY_FAULT_HOST_ONLY", hsa::FAULT_HOST_ONLY),
@@ -655,7 +865,11 @@ fn layout_matches_real_headers() {
         }
         // Every reason bit the report names is one the header defines.
         for (bit, _) in hsa::FAULT_REASONS {
-            assert!(v.iter().any(|(k, &x)| k.starts_with("HSA_AMD_MEMORY_FAULT_") && x == bit as u64), "{bit:#x}");
+            assert!(
+                v.iter()
+                    .any(|(k, &x)| k.starts_with("HSA_AMD_MEMORY_FAULT_") && x == bit as u64),
+                "{bit:#x}"
+            );
         }
 
         // Struct layouts, measured on our #[repr(C)] types.
@@ -665,29 +879,55 @@ fn layout_matches_real_headers() {
         // SAFETY: addr_of! on fields of an uninitialised value computes addresses only.
         let off = |base: *const u8, field: *const u8| field as u64 - base as u64;
         unsafe {
-            expect("offsetof.hsa_amd_event_t.event_type", off(evp.cast(), std::ptr::addr_of!((*evp).event_type).cast()));
+            expect(
+                "offsetof.hsa_amd_event_t.event_type",
+                off(evp.cast(), std::ptr::addr_of!((*evp).event_type).cast()),
+            );
             expect(
                 "offsetof.hsa_amd_event_t.memory_fault",
                 off(evp.cast(), std::ptr::addr_of!((*evp).memory_fault).cast()),
             );
-            expect("offsetof.fault_info.agent", off(fip.cast(), std::ptr::addr_of!((*fip).agent).cast()));
+            expect(
+                "offsetof.fault_info.agent",
+                off(fip.cast(), std::ptr::addr_of!((*fip).agent).cast()),
+            );
             expect(
                 "offsetof.fault_info.virtual_address",
-                off(fip.cast(), std::ptr::addr_of!((*fip).virtual_address).cast()),
+                off(
+                    fip.cast(),
+                    std::ptr::addr_of!((*fip).virtual_address).cast(),
+                ),
             );
             expect(
                 "offsetof.fault_info.fault_reason_mask",
-                off(fip.cast(), std::ptr::addr_of!((*fip).fault_reason_mask).cast()),
+                off(
+                    fip.cast(),
+                    std::ptr::addr_of!((*fip).fault_reason_mask).cast(),
+                ),
             );
         }
-        expect("sizeof.hsa_agent_t", std::mem::size_of::<abi::hsa_agent_t>() as u64);
-        expect("sizeof.hsa_amd_memory_pool_t", std::mem::size_of::<abi::hsa_amd_memory_pool_t>() as u64);
+        expect(
+            "sizeof.hsa_agent_t",
+            std::mem::size_of::<abi::hsa_agent_t>() as u64,
+        );
+        expect(
+            "sizeof.hsa_amd_memory_pool_t",
+            std::mem::size_of::<abi::hsa_amd_memory_pool_t>() as u64,
+        );
         expect(
             "sizeof.hsa_amd_gpu_memory_fault_info_t",
             std::mem::size_of::<abi::hsa_amd_gpu_memory_fault_info_t>() as u64,
         );
-        assert!(bad.is_empty(), "rmcp::abi disagrees with the real ROCm {} headers:\n{}", rt.tag, bad.join("\n"));
-        say(&format!("layout: {checked} values of rmcp::abi match the real ROCm {} headers", rt.tag));
+        assert!(
+            bad.is_empty(),
+            "rmcp::abi disagrees with the real ROCm {} headers:\n{}",
+            rt.tag,
+            bad.join("\n")
+        );
+        say(&format!(
+            "layout: {checked} values of rmcp::abi match the real ROCm {} headers",
+            rt.tag
+        ));
     }
 }
 
@@ -700,7 +940,13 @@ fn layout_matches_real_headers() {
 /// hook whose signature drifts from the real header does not compile.
 #[cfg(feature = "real-headers")]
 mod real_headers {
-    #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, unused_imports)]
+    #![allow(
+        non_camel_case_types,
+        non_snake_case,
+        non_upper_case_globals,
+        dead_code,
+        unused_imports
+    )]
     #![allow(clippy::all)]
 
     use rmcp::abi::{self, device, host, hsa, managed, props};
@@ -755,8 +1001,14 @@ mod real_headers {
             const _: () = {
                 assert!(size_of::<$r::hipError_t>() == size_of::<i32>());
                 assert!(size_of::<$r::hsa_status_t>() == size_of::<i32>());
-                assert!(size_of::<$r::hsa_amd_memory_pool_t>() == size_of::<abi::hsa_amd_memory_pool_t>());
-                assert!(align_of::<$r::hsa_amd_memory_pool_t>() == align_of::<abi::hsa_amd_memory_pool_t>());
+                assert!(
+                    size_of::<$r::hsa_amd_memory_pool_t>()
+                        == size_of::<abi::hsa_amd_memory_pool_t>()
+                );
+                assert!(
+                    align_of::<$r::hsa_amd_memory_pool_t>()
+                        == align_of::<abi::hsa_amd_memory_pool_t>()
+                );
                 assert!(size_of::<$r::hsa_agent_t>() == size_of::<abi::hsa_agent_t>());
                 assert!(
                     size_of::<$r::hsa_amd_gpu_memory_fault_info_t>()
@@ -833,8 +1085,10 @@ mod real_headers {
         // (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc), with
         // hipHostAlloc's parameters; the hook was checked against hipHostAlloc
         // above, and the table's typedef must still say so.
-        let trace = std::fs::read_to_string(super::sid_root().join("usr/include/hip/amd_detail/hip_api_trace.hpp"))
-            .expect("ROCm 6.4.3 hip_api_trace.hpp");
+        let trace = std::fs::read_to_string(
+            super::sid_root().join("usr/include/hip/amd_detail/hip_api_trace.hpp"),
+        )
+        .expect("ROCm 6.4.3 hip_api_trace.hpp");
         let squash = |s: &str| s.split_whitespace().collect::<String>();
         let t = squash(&trace);
         assert!(
@@ -887,12 +1141,15 @@ mod real_headers {
                 field_size!(r643::hipDeviceProp_tR0000, gcnArchName),
             ),
         ] {
-            assert_eq!((size, arch, integrated, len), (
-                props::R0000_SIZE,
-                props::R0000_GCN_ARCH_NAME,
-                props::R0000_INTEGRATED,
-                props::GCN_ARCH_NAME_LEN
-            ));
+            assert_eq!(
+                (size, arch, integrated, len),
+                (
+                    props::R0000_SIZE,
+                    props::R0000_GCN_ARCH_NAME,
+                    props::R0000_INTEGRATED,
+                    props::GCN_ARCH_NAME_LEN
+                )
+            );
         }
         assert_eq!(
             (
@@ -901,7 +1158,12 @@ mod real_headers {
                 offset!(r643::hipDeviceProp_tR0600, integrated),
                 field_size!(r643::hipDeviceProp_tR0600, gcnArchName)
             ),
-            (props::R0600_SIZE, props::R0600_GCN_ARCH_NAME, props::R0600_INTEGRATED, props::GCN_ARCH_NAME_LEN)
+            (
+                props::R0600_SIZE,
+                props::R0600_GCN_ARCH_NAME,
+                props::R0600_INTEGRATED,
+                props::GCN_ARCH_NAME_LEN
+            )
         );
         macro_rules! consts {
             ($($r:ident)*) => {$(
