@@ -14,7 +14,7 @@ usage:
       check GPUs, environment, amdgpu parameters, kernel log and PyTorch
   rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] -- CMD [ARGS...]
       run CMD with librmcp.so preloaded
-  rmcp kernel-params [--write [--root DIR] [--force]]
+  rmcp kernel-params [--root DIR] [--write [--force]]
       print (or write) a commented modprobe.d snippet for the GPUs found
   rmcp help | --help | --version
 

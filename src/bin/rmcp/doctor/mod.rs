@@ -234,6 +234,9 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         }
     }
     let gfxs: Vec<Gfx> = scan.gpus.iter().filter_map(|g| g.gfx).collect();
+    if o.sysfs_root.is_none() && !scan.gpus.is_empty() {
+        check_dev_kfd(&mut findings);
+    }
 
     // Environment
     let env_json = env::check(
@@ -438,6 +441,30 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         findings,
         gpus: scan.gpus,
     })
+}
+
+/// Can this user open /dev/kfd? (Only for the live system.)
+fn check_dev_kfd(findings: &mut Vec<Finding>) {
+    let dev = std::path::Path::new("/dev/kfd");
+    if !dev.exists() {
+        findings.push(Finding::new(
+            "kfd-missing",
+            Severity::Warning,
+            "/dev/kfd does not exist here, so ROCm cannot use the GPUs listed in sysfs.".to_string(),
+            Some("in a container, pass --device=/dev/kfd --device=/dev/dri".to_string()),
+        ));
+        return;
+    }
+    // SAFETY: access() reads a NUL-terminated path.
+    let ok = unsafe { libc::access(b"/dev/kfd\0".as_ptr().cast(), libc::R_OK | libc::W_OK) } == 0;
+    if !ok {
+        findings.push(Finding::new(
+            "kfd-permission",
+            Severity::Warning,
+            "this user cannot open /dev/kfd for reading and writing, so ROCm sees no GPU.".to_string(),
+            Some("add the user to the groups that own /dev/kfd and /dev/dri/renderD* (usually render and video), then log in again".to_string()),
+        ));
+    }
 }
 
 fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json {
