@@ -248,10 +248,15 @@ fn built(rt: &Runtime, name: &str, build: impl FnOnce(&Runtime, &Path)) -> PathB
     if let Some(p) = map.get(&key) {
         return p.clone();
     }
+    // Built under a private name and renamed into place, so that test
+    // processes running side by side (cargo nextest) never see a half-written
+    // file or remove one another's.
     let out = work_dir(rt.tag).join(name);
-    let _ = std::fs::remove_file(&out);
-    build(rt, &out);
-    assert!(out.exists(), "building {key} produced nothing");
+    let tmp = work_dir(rt.tag).join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    build(rt, &tmp);
+    assert!(tmp.exists(), "building {key} produced nothing");
+    std::fs::rename(&tmp, &out).unwrap();
     map.insert(key, out.clone());
     out
 }
