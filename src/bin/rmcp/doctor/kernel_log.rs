@@ -297,10 +297,11 @@ pub fn scan(text: &str) -> LogScan {
             }
         }
         let lower = line.to_ascii_lowercase();
-        let is_reset = lower.contains("gpu reset begin")
+        let is_reset = lower.contains("amdgpu")
+            && (lower.contains("gpu reset begin")
             || (lower.contains("gpu reset")
                 && (lower.contains("succeeded") || lower.contains("failed")))
-            || (lower.contains("ring ") && lower.contains(" timeout"));
+                || (lower.contains("ring ") && lower.contains(" timeout")));
         if is_reset {
             out.resets.push(Reset {
                 pci,
@@ -339,6 +340,28 @@ mod tests {
             (f.cid, f.walker_error, f.mapping_error, f.permission_faults),
             (4, 1, 1, 3)
         );
+    }
+
+    #[test]
+    fn newer_kernel_format_and_foreign_timeouts() {
+        let log = "\
+[ 1008.330834] amdgpu 0000:c2:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32773)
+[ 1008.330841] amdgpu 0000:c2:00.0: amdgpu:  Process python pid 5578 thread python pid 5578
+[ 1008.330842] amdgpu 0000:c2:00.0: amdgpu:   in page starting at address 0x00007f5e85f94000 from client 10
+[ 1008.330844] amdgpu 0000:c2:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0x00801031
+[ 1008.330845] amdgpu 0000:c2:00.0: amdgpu: \t Faulty UTCL2 client ID: TCP (0x8)
+[ 2237.944235] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring sdma0 timeout, signaled seq=16060, emitted seq=16062
+[ 2240.000000] nvme nvme0: I/O 12 QID 3 timeout, aborting
+[ 2241.000000] usb 1-1: ring 3 timeout waiting
+";
+        let s = scan(log);
+        assert_eq!(s.faults.len(), 1);
+        let f = &s.faults[0];
+        assert_eq!((f.process.as_deref(), f.pid), (Some("python"), Some(5578)));
+        assert_eq!(f.address.as_deref(), Some("0x00007f5e85f94000"));
+        assert_eq!(f.client_name.as_deref(), Some("TCP (0x8)"));
+        assert_eq!(s.resets.len(), 1, "only the amdgpu ring timeout counts");
+        assert_eq!(s.resets[0].pci, None);
     }
 
     #[test]
