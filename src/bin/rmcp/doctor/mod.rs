@@ -197,7 +197,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
                 "no KFD topology at {} (amdgpu not loaded, no AMD GPU, or a container without /sys/class/kfd).",
                 scan.topology_dir.display()
             ),
-            Some("in a container, pass --device=/dev/kfd --device=/dev/dri".to_string()),
+            Some("check that the amdgpu driver is loaded (lsmod | grep amdgpu); a container sees the host's /sys/class/kfd".to_string()),
         ));
     } else if scan.gpus.is_empty() {
         findings.push(Finding::new(

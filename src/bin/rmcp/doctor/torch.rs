@@ -17,7 +17,7 @@ archs = None
 try:
     flags = torch._C._cuda_getArchFlags()
     if flags:
-        archs = flags.split()
+        archs = flags.replace(";", " ").split()
 except Exception:
     pass
 if archs is None:
