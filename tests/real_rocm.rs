@@ -535,6 +535,65 @@ fn linked_program_same_with_and_without_shim() {
     }
 }
 
+/// `RMCP_MODE=force` rewrites coherent requests whatever the device, so the
+/// rewrite paths (not only the forward-unchanged ones) reach the real
+/// runtime: the program must still see exactly what it sees without the shim,
+/// and the shim's exit summary must count rewritten hipHostMalloc calls.
+#[test]
+fn forced_rewrites_reach_real_runtime_unchanged() {
+    let lib = shim();
+    for rt in runtimes("forced_rewrites_reach_real_runtime_unchanged") {
+        let exe = probe_exe(&rt);
+        let label = format!("linked C program on ROCm {} at RMCP_MODE=force", rt.tag);
+        let plain = run(rt.command(&exe, &[], None));
+        let mut cmd = rt.command(&exe, &[], Some(&lib));
+        cmd.env("RMCP_MODE", "force").env("RMCP_LOG", "debug");
+        let forced = run(cmd);
+        assert_eq!(
+            plain.code, forced.code,
+            "{label}: exit code differs:\n{}",
+            forced.stderr
+        );
+        if plain.stdout != forced.stdout {
+            panic!(
+                "{label}: stdout differs:\n{}",
+                line_diff(&plain.stdout, &forced.stdout)
+            );
+        }
+        let errs = rmcp_errors(&forced.stderr);
+        assert!(
+            errs.is_empty(),
+            "{label}: rmcp error lines:\n{}",
+            errs.join("\n")
+        );
+        // "... hipHostMalloc CALLS/REWRITTEN, ..." in the summary line.
+        let counts = forced
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("rmcp:"))
+            .find_map(|l| {
+                let rest = l.split_once("hipHostMalloc ")?.1;
+                let (calls, rest) = rest.split_once('/')?;
+                let rewritten: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                Some((calls.parse::<u32>().ok()?, rewritten.parse::<u32>().ok()?))
+            });
+        let Some((calls, rewritten)) = counts else {
+            panic!(
+                "{label}: no `hipHostMalloc CALLS/REWRITTEN` in the shim's summary\n{}",
+                forced.stderr
+            )
+        };
+        assert!(
+            calls >= 4 && rewritten >= 1,
+            "{label}: hipHostMalloc {calls}/{rewritten}"
+        );
+        say(&format!(
+            "{label}: {} stdout lines identical; hipHostMalloc {calls} calls, {rewritten} rewritten and forwarded",
+            plain.stdout.lines().count()
+        ));
+    }
+}
+
 #[test]
 fn dlopen_local_module_same_with_and_without_shim() {
     for rt in runtimes("dlopen_local_module_same_with_and_without_shim") {
