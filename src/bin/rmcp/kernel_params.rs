@@ -93,11 +93,12 @@ pub fn snippet(gpus: &[&kfd::Gpu]) -> String {
 # Every option below is commented out, on purpose. None of them is known to
 # prevent \"Memory access fault by GPU ... Page not present or supervisor
 # privilege\": that fault means the GPU used an address with no valid
-# page-table entry, and no module option creates one. They are listed with
-# their real names and meanings for anyone who wants to experiment. To try
-# one, remove the \"# \" in front of its \"options\" line, rebuild the
-# initramfs if amdgpu loads from it (Debian/Ubuntu: update-initramfs -u;
-# Fedora: dracut -f), reboot, and check /sys/module/amdgpu/parameters/.
+# page-table entry, which these options are not known to change. They are
+# listed with their real names and meanings for anyone who wants to
+# experiment. To try one, remove the \"# \" in front of its \"options\" line,
+# rebuild the initramfs if amdgpu loads from it (Debian/Ubuntu:
+# update-initramfs -u; Fedora: dracut -f), reboot, and check
+# /sys/module/amdgpu/parameters/.
 #
 # rmcp's own change (coherent/fine-grained allocations made non-coherent/
 # coarse-grained) needs no module option: librmcp.so does it inside the

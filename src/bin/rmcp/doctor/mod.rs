@@ -374,7 +374,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
                     if pcis.is_empty() { "an amdgpu device".to_string() } else { pcis.join(", ") },
                     ls.resets[0].line
                 ),
-                Some("a reset after a fault kills every GPU context; look at the lines before it".to_string()),
+                Some("a GPU reset ends the work of every program using that GPU; the log lines just before it usually show what hung or faulted".to_string()),
             );
             fnd.details = Some(Json::Arr(
                 ls.resets

@@ -204,7 +204,7 @@ pub fn explain(name: &str, value: &str, gpus: &[Gfx]) -> Option<(Severity, Strin
     match name {
         "noretry" => match int {
             Some(0) => Some((Severity::Info, "noretry=0: retry faults enabled (the GPU retries a translation that misses instead of faulting at once). \
-                Its effect on \"Page not present\" faults on RDNA1/RDNA2 is not established; a missing page-table entry stays missing.".to_string())),
+                Its effect on \"Page not present\" faults on RDNA1/RDNA2 is not established.".to_string())),
             Some(1) => Some((Severity::Info, "noretry=1: retry faults disabled; a translation miss is reported at once. RDNA2 already defaults to no-retry.".to_string())),
             Some(-1) => Some((Severity::Info, "noretry=-1: auto (the default; RDNA2 already defaults to no-retry).".to_string())),
             _ => bad("expected -1 (auto), 0 (retry enabled) or 1 (retry disabled)"),
