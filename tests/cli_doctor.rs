@@ -37,6 +37,7 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
         "HSA_FORCE_FINE_GRAIN_PCIE",
         "LD_PRELOAD",
         "RMCP_MODE",
+        "RMCP_TARGETS",
         "NO_COLOR",
     ] {
         c.env_remove(k);
@@ -560,4 +561,22 @@ fn torch_probe_reads_a_real_torch() {
     } else {
         assert!(!find(&fs, "torch-missing-arch").is_empty() || !find(&fs, "torch-arch-ok").is_empty() || !find(&fs, "torch-arch-unknown").is_empty());
     }
+}
+
+#[test]
+fn rmcp_targets_is_honoured() {
+    let (_, v) = doctor_json("rdna3-rx7900xtx", Some("logs/clean.log"), &[], &[("RMCP_TARGETS", "gfx1100")]);
+    assert_eq!(v.get("targets").and_then(Json::as_str), Some("gfx1100"));
+    assert_eq!(gpus(&v)[0].get("targeted"), Some(&Json::Bool(true)));
+    assert_eq!(find(&findings(&v), "rmcp-not-preloaded").len(), 1);
+
+    let (code, v) = doctor_json("rdna2-rx6700xt", Some("logs/clean.log"), &[], &[("RMCP_TARGETS", "rdna2")]);
+    assert_eq!(code, 0);
+    let fs = findings(&v);
+    let bad = find(&fs, "rmcp-targets-invalid");
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].1, "warning");
+    assert!(bad[0].2.contains("'rdna2'"));
+    assert_eq!(v.get("targets").and_then(Json::as_str), Some("gfx1010-gfx1013,gfx1030-gfx1036"));
+    assert_eq!(gpus(&v)[0].get("targeted"), Some(&Json::Bool(true)));
 }

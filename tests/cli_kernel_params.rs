@@ -7,14 +7,19 @@ use std::process::{Command, Output};
 const MARKER_START: &str = "# rmcp-managed:";
 
 fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doctor").join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/doctor")
+        .join(p)
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "rmcp-cli-kp-{tag}-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -34,7 +39,11 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 fn kp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmcp")).arg("kernel-params").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rmcp"))
+        .arg("kernel-params")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn out(o: &Output) -> String {
@@ -54,10 +63,16 @@ fn prints_an_all_commented_snippet() {
     assert!(s.contains("not established"));
     assert!(s.contains("0 = retry faults enabled, 1 = retry disabled, -1 = auto"));
     for line in s.lines() {
-        assert!(line.is_empty() || line.starts_with('#'), "active line: {line}");
+        assert!(
+            line.is_empty() || line.starts_with('#'),
+            "active line: {line}"
+        );
     }
     assert!(!s.contains("gtt_size=") && !s.to_lowercase().contains("fixes"));
-    assert!(!root.join("etc/modprobe.d/amdgpu-rmcp.conf").exists(), "printing writes nothing");
+    assert!(
+        !root.join("etc/modprobe.d/amdgpu-rmcp.conf").exists(),
+        "printing writes nothing"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("--write"));
 
     let apu = kp(&["--root", fixture("apu-rembrandt").to_str().unwrap()]);
@@ -83,12 +98,21 @@ fn writes_replaces_its_own_and_refuses_foreign_files() {
     let r = root.to_str().unwrap();
 
     let o = kp(&["--root", r, "--write"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let first = std::fs::read_to_string(&conf).unwrap();
     assert!(first.starts_with(MARKER_START));
     assert!(first.contains("gfx1010 (RDNA1, discrete) at 0000:28:00.0"));
     // the user's other file is untouched
-    assert!(std::fs::read_to_string(root.join("etc/modprobe.d/amdgpu-tweaks.conf")).unwrap().contains("gtt_size=8192"));
+    assert!(
+        std::fs::read_to_string(root.join("etc/modprobe.d/amdgpu-tweaks.conf"))
+            .unwrap()
+            .contains("gtt_size=8192")
+    );
 
     // ours: replaced without --force
     assert_eq!(kp(&["--root", r, "--write"]).status.code(), Some(0));
@@ -99,7 +123,10 @@ fn writes_replaces_its_own_and_refuses_foreign_files() {
     let o = kp(&["--root", r, "--write"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to replace"));
-    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "options amdgpu noretry=1\n");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "options amdgpu noretry=1\n"
+    );
 
     // --force replaces it
     let o = kp(&["--root", r, "--write", "--force"]);

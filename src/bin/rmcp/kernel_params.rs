@@ -3,7 +3,6 @@
 //! out: no amdgpu parameter is known to prevent "Page not present" faults.
 
 use crate::kfd;
-use rmcp::arch::{Targets, DEFAULT_TARGETS_TEXT};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -70,7 +69,7 @@ pub fn snippet(gpus: &[&kfd::Gpu]) -> String {
     let mut s = String::new();
     s.push_str(MARKER);
     s.push('\n');
-    s.push_str("#\n# amdgpu module options for the RDNA1/RDNA2 GPUs rmcp found:\n");
+    s.push_str("#\n# amdgpu module options for the GPUs rmcp targets here:\n");
     for g in gpus {
         s.push_str(&format!(
             "#   node {}: {} ({}, {}){}\n",
@@ -170,11 +169,15 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let scan = kfd::scan(&o.root, &Targets::default());
+    let (targets, problem) = kfd::targets_from_env();
+    if let Some(p) = problem {
+        eprintln!("rmcp: {p}");
+    }
+    let scan = kfd::scan(&o.root, &targets);
     let targeted: Vec<&kfd::Gpu> = scan.gpus.iter().filter(|g| g.targeted).collect();
     if targeted.is_empty() {
         println!(
-            "rmcp: no targeted GPU ({DEFAULT_TARGETS_TEXT}) in {}; nothing to suggest{}.",
+            "rmcp: no targeted GPU ({targets}) in {}; nothing to suggest{}.",
             scan.topology_dir.display(),
             if o.write { ", nothing written" } else { "" }
         );

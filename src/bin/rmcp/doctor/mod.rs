@@ -8,7 +8,7 @@ pub mod torch;
 
 use crate::json::Json;
 use crate::kfd;
-use rmcp::arch::{Gfx, Targets, DEFAULT_TARGETS_TEXT};
+use rmcp::arch::Gfx;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -160,6 +160,7 @@ fn live_kernel_log() -> Result<(String, String), String> {
 }
 
 pub struct Report {
+    pub targets: String,
     pub json: Json,
     pub findings: Vec<Finding>,
     pub gpus: Vec<kfd::Gpu>,
@@ -184,8 +185,16 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         None => None,
     };
 
-    let targets = Targets::default();
+    let (targets, targets_problem) = kfd::targets_from_env();
     let mut findings: Vec<Finding> = Vec::new();
+    if let Some(p) = targets_problem {
+        findings.push(Finding::new(
+            "rmcp-targets-invalid",
+            Severity::Warning,
+            format!("{p}."),
+            Some("fix or unset RMCP_TARGETS (e.g. RMCP_TARGETS=gfx1030,gfx1010-gfx1013)".to_string()),
+        ));
+    }
 
     // GPUs
     let scan = kfd::scan(&root, &targets);
@@ -419,7 +428,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         .with("rmcp_doctor", 1i64)
         .with("version", env!("CARGO_PKG_VERSION"))
         .with("root", root.display().to_string())
-        .with("targets", DEFAULT_TARGETS_TEXT)
+        .with("targets", targets.to_string())
         .with("gpus", gpus_json)
         .with("environment", env_json)
         .with("kernel_params", params.json)
@@ -437,6 +446,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
                 .with("infos", count(Severity::Info)),
         );
     Ok(Report {
+        targets: targets.to_string(),
         json,
         findings,
         gpus: scan.gpus,
@@ -586,7 +596,7 @@ pub fn render_human(r: &Report, colour: bool) -> String {
     let mut out = String::new();
     out.push_str(&paint("1", "rmcp doctor"));
     out.push('\n');
-    out.push_str(&format!("targets: {DEFAULT_TARGETS_TEXT}\n\nGPUs:\n"));
+    out.push_str(&format!("targets: {}\n\nGPUs:\n", r.targets));
     if r.gpus.is_empty() {
         out.push_str("  none found\n");
     }
