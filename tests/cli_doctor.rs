@@ -551,32 +551,58 @@ fn torch_probe_reads_a_real_torch() {
         eprintln!("SKIP torch_probe_reads_a_real_torch: no Python with PyTorch");
         return;
     };
-    let (code, v) = doctor_json("rdna2-rx6700xt", Some("logs/clean.log"), &["--python", py], &[]);
+    let (code, v) = doctor_json(
+        "rdna2-rx6700xt",
+        Some("logs/clean.log"),
+        &["--python", py],
+        &[],
+    );
     let t = v.get("pytorch").unwrap();
-    assert!(t.get("torch").and_then(Json::as_str).is_some(), "{}", t.to_pretty());
+    assert!(
+        t.get("torch").and_then(Json::as_str).is_some(),
+        "{}",
+        t.to_pretty()
+    );
     let fs = findings(&v);
     if t.get("hip").and_then(Json::as_str).is_none() {
         assert_eq!(code, 0);
         assert_eq!(find(&fs, "torch-not-rocm").len(), 1);
     } else {
-        assert!(!find(&fs, "torch-missing-arch").is_empty() || !find(&fs, "torch-arch-ok").is_empty() || !find(&fs, "torch-arch-unknown").is_empty());
+        assert!(
+            !find(&fs, "torch-missing-arch").is_empty()
+                || !find(&fs, "torch-arch-ok").is_empty()
+                || !find(&fs, "torch-arch-unknown").is_empty()
+        );
     }
 }
 
 #[test]
 fn rmcp_targets_is_honoured() {
-    let (_, v) = doctor_json("rdna3-rx7900xtx", Some("logs/clean.log"), &[], &[("RMCP_TARGETS", "gfx1100")]);
+    let (_, v) = doctor_json(
+        "rdna3-rx7900xtx",
+        Some("logs/clean.log"),
+        &[],
+        &[("RMCP_TARGETS", "gfx1100")],
+    );
     assert_eq!(v.get("targets").and_then(Json::as_str), Some("gfx1100"));
     assert_eq!(gpus(&v)[0].get("targeted"), Some(&Json::Bool(true)));
     assert_eq!(find(&findings(&v), "rmcp-not-preloaded").len(), 1);
 
-    let (code, v) = doctor_json("rdna2-rx6700xt", Some("logs/clean.log"), &[], &[("RMCP_TARGETS", "rdna2")]);
+    let (code, v) = doctor_json(
+        "rdna2-rx6700xt",
+        Some("logs/clean.log"),
+        &[],
+        &[("RMCP_TARGETS", "rdna2")],
+    );
     assert_eq!(code, 0);
     let fs = findings(&v);
     let bad = find(&fs, "rmcp-targets-invalid");
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].1, "warning");
     assert!(bad[0].2.contains("'rdna2'"));
-    assert_eq!(v.get("targets").and_then(Json::as_str), Some("gfx1010-gfx1013,gfx1030-gfx1036"));
+    assert_eq!(
+        v.get("targets").and_then(Json::as_str),
+        Some("gfx1010-gfx1013,gfx1030-gfx1036")
+    );
     assert_eq!(gpus(&v)[0].get("targeted"), Some(&Json::Bool(true)));
 }

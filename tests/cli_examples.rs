@@ -142,8 +142,14 @@ fn have(tool: &str) -> bool {
 #[test]
 fn cpp_example_builds_with_cmake_and_pkg_config() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib = Path::new(env!("CARGO_BIN_EXE_rmcp")).parent().unwrap().join("librmcp.so");
-    let missing: Vec<&str> = ["hipcc", "cmake", "pkg-config", "sed"].into_iter().filter(|t| !have(t)).collect();
+    let lib = Path::new(env!("CARGO_BIN_EXE_rmcp"))
+        .parent()
+        .unwrap()
+        .join("librmcp.so");
+    let missing: Vec<&str> = ["hipcc", "cmake", "pkg-config", "sed"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
     if !missing.is_empty() || !lib.is_file() {
         eprintln!(
             "SKIP cpp_example_builds_with_cmake_and_pkg_config: needs hipcc, cmake, pkg-config and a built librmcp.so (missing: {:?}{})",
@@ -179,20 +185,56 @@ fn cpp_example_builds_with_cmake_and_pkg_config() {
         .env("PKG_CONFIG_PATH", &pkg_path)
         .output()
         .unwrap();
-    assert!(cfg.status.success(), "cmake configure:\n{}{}", String::from_utf8_lossy(&cfg.stdout), String::from_utf8_lossy(&cfg.stderr));
-    let b = Command::new("cmake").arg("--build").arg(&build).output().unwrap();
-    assert!(b.status.success(), "cmake build:\n{}{}", String::from_utf8_lossy(&b.stdout), String::from_utf8_lossy(&b.stderr));
+    assert!(
+        cfg.status.success(),
+        "cmake configure:\n{}{}",
+        String::from_utf8_lossy(&cfg.stdout),
+        String::from_utf8_lossy(&cfg.stderr)
+    );
+    let b = Command::new("cmake")
+        .arg("--build")
+        .arg(&build)
+        .output()
+        .unwrap();
+    assert!(
+        b.status.success(),
+        "cmake build:\n{}{}",
+        String::from_utf8_lossy(&b.stdout),
+        String::from_utf8_lossy(&b.stderr)
+    );
 
     let exe = build.join("rmcp_hip_example");
-    let re = Command::new("readelf").arg("-d").arg(&exe).output().unwrap();
+    let re = Command::new("readelf")
+        .arg("-d")
+        .arg(&exe)
+        .output()
+        .unwrap();
     let dynamic = String::from_utf8_lossy(&re.stdout);
-    let pos = |name: &str| dynamic.find(name).unwrap_or_else(|| panic!("{name} not NEEDED:\n{dynamic}"));
-    assert!(pos("[librmcp.so]") < pos("[libamdhip64.so"), "librmcp must come first:\n{dynamic}");
+    let pos = |name: &str| {
+        dynamic
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} not NEEDED:\n{dynamic}"))
+    };
+    assert!(
+        pos("[librmcp.so]") < pos("[libamdhip64.so"),
+        "librmcp must come first:\n{dynamic}"
+    );
 
-    let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
+    let run = Command::new(&exe)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&run.stdout);
-    assert_eq!(run.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(out.contains("librmcp 0.1.0"), "{out}");
-    assert!(out.contains("no HIP device") || out.contains("kernel result: correct"), "{out}");
+    assert!(
+        out.contains("no HIP device") || out.contains("kernel result: correct"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(tmp);
 }

@@ -151,18 +151,29 @@ pub fn find_library() -> Result<PathBuf, String> {
     ))
 }
 
-/// `lib` first, then the old entries (minus any copy of `lib`).
-pub fn prepend_preload(lib: &str, old: Option<&str>) -> String {
+/// `lib` first, then the old entries minus any librmcp.so (two copies of the
+/// shim in one process would both install hooks). Returns the new value and
+/// the other librmcp.so paths that were dropped.
+pub fn prepend_preload(lib: &str, old: Option<&str>) -> (String, Vec<String>) {
+    let mut dropped = Vec::new();
     let rest: Vec<&str> = old
         .unwrap_or("")
         .split(|c: char| c == ':' || c.is_whitespace())
-        .filter(|e| !e.is_empty() && *e != lib)
+        .filter(|e| !e.is_empty())
+        .filter(|e| {
+            let is_rmcp = *e == lib || crate::doctor::env::is_rmcp_lib(e);
+            if is_rmcp && *e != lib {
+                dropped.push(e.to_string());
+            }
+            !is_rmcp
+        })
         .collect();
-    if rest.is_empty() {
+    let value = if rest.is_empty() {
         lib.to_string()
     } else {
         format!("{lib}:{}", rest.join(":"))
-    }
+    };
+    (value, dropped)
 }
 
 pub fn signal_name(n: i32) -> &'static str {
@@ -253,14 +264,21 @@ extern "C" fn forward(sig: libc::c_int) {
 /// SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it.
 fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> {
     let mut child = cmd.spawn().map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        };
         (code, format!("rmcp: cannot run {name}: {e}"))
     })?;
     CHILD.store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
     // SAFETY: plain signal disposition changes, all restored below; the
     // handler only calls kill().
     let saved = unsafe {
-        let ignored = (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN));
+        let ignored = (
+            libc::signal(libc::SIGINT, libc::SIG_IGN),
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+        );
         let mut old: Vec<libc::sigaction> = Vec::new();
         for sig in FORWARDED {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -365,10 +383,16 @@ pub fn main(args: &[String]) -> i32 {
     let lib_s = lib.to_string_lossy().into_owned();
     let name = o.command[0].to_string_lossy().into_owned();
     let old = std::env::var("LD_PRELOAD").ok();
+    let (preload, dropped) = prepend_preload(&lib_s, old.as_deref());
+    for d in dropped {
+        eprintln!(
+            "rmcp: LD_PRELOAD already named {d}; using {lib_s} instead (one copy per process)"
+        );
+    }
     let build = || {
         let mut c = Command::new(&o.command[0]);
         c.args(&o.command[1..]);
-        c.env("LD_PRELOAD", prepend_preload(&lib_s, old.as_deref()));
+        c.env("LD_PRELOAD", &preload);
         match &o.mode {
             Some(m) => {
                 c.env("RMCP_MODE", m);
@@ -515,15 +539,20 @@ mod tests {
 
     #[test]
     fn preload_is_prepended_once() {
-        assert_eq!(prepend_preload("/l/librmcp.so", None), "/l/librmcp.so");
-        assert_eq!(prepend_preload("/l/librmcp.so", Some("")), "/l/librmcp.so");
+        let p = |old: Option<&str>| prepend_preload("/l/librmcp.so", old);
+        assert_eq!(p(None), ("/l/librmcp.so".to_string(), vec![]));
+        assert_eq!(p(Some("")).0, "/l/librmcp.so");
+        assert_eq!(p(Some("/a.so /b.so")).0, "/l/librmcp.so:/a.so:/b.so");
         assert_eq!(
-            prepend_preload("/l/librmcp.so", Some("/a.so /b.so")),
-            "/l/librmcp.so:/a.so:/b.so"
+            p(Some("/a.so:/l/librmcp.so")),
+            ("/l/librmcp.so:/a.so".to_string(), vec![])
         );
         assert_eq!(
-            prepend_preload("/l/librmcp.so", Some("/a.so:/l/librmcp.so")),
-            "/l/librmcp.so:/a.so"
+            p(Some("/usr/lib/librmcp.so:/a.so")),
+            (
+                "/l/librmcp.so:/a.so".to_string(),
+                vec!["/usr/lib/librmcp.so".to_string()]
+            )
         );
     }
 

@@ -299,8 +299,8 @@ pub fn scan(text: &str) -> LogScan {
         let lower = line.to_ascii_lowercase();
         let is_reset = lower.contains("amdgpu")
             && (lower.contains("gpu reset begin")
-            || (lower.contains("gpu reset")
-                && (lower.contains("succeeded") || lower.contains("failed")))
+                || (lower.contains("gpu reset")
+                    && (lower.contains("succeeded") || lower.contains("failed")))
                 || (lower.contains("ring ") && lower.contains(" timeout")));
         if is_reset {
             out.resets.push(Reset {

@@ -192,7 +192,9 @@ pub fn collect(o: &Options) -> Result<Report, String> {
             "rmcp-targets-invalid",
             Severity::Warning,
             format!("{p}."),
-            Some("fix or unset RMCP_TARGETS (e.g. RMCP_TARGETS=gfx1030,gfx1010-gfx1013)".to_string()),
+            Some(
+                "fix or unset RMCP_TARGETS (e.g. RMCP_TARGETS=gfx1030,gfx1010-gfx1013)".to_string(),
+            ),
         ));
     }
 
@@ -460,7 +462,8 @@ fn check_dev_kfd(findings: &mut Vec<Finding>) {
         findings.push(Finding::new(
             "kfd-missing",
             Severity::Warning,
-            "/dev/kfd does not exist here, so ROCm cannot use the GPUs listed in sysfs.".to_string(),
+            "/dev/kfd does not exist here, so ROCm cannot use the GPUs listed in sysfs."
+                .to_string(),
             Some("in a container, pass --device=/dev/kfd --device=/dev/dri".to_string()),
         ));
         return;
