@@ -15,7 +15,7 @@
 //! every exported hook against bindgen's reading of the real prototypes.
 //!
 //! Without the runtimes every test prints "skipped: run scripts/setup-rocm.sh"
-//! and passes, unless RMCP_REQUIRE_REAL_ROCM=1 (CI), which makes it fail.
+//! and passes, unless RMCP_REQUIRE_REAL_ROCM=1 or CI is set, which makes it fail.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,15 +40,18 @@ fn real_dir() -> PathBuf {
     repo().join("tests/real")
 }
 
+/// Under CI (which runs scripts/setup.sh first) or RMCP_REQUIRE_REAL_ROCM=1,
+/// a missing runtime is a failure, not a skip.
 fn required() -> bool {
     std::env::var("RMCP_REQUIRE_REAL_ROCM").is_ok_and(|v| v == "1")
+        || std::env::var_os("CI").is_some()
 }
 
 /// Says why a test did not run, where a person sees it even under capture,
 /// or fails when CI requires the real runtimes.
 fn skip(test: &str, why: &str) {
     if required() {
-        panic!("{test}: {why}; RMCP_REQUIRE_REAL_ROCM=1 forbids skipping ({SETUP_HINT})");
+        panic!("{test}: {why}; CI / RMCP_REQUIRE_REAL_ROCM=1 forbids skipping ({SETUP_HINT})");
     }
     let line = format!("real_rocm::{test}: skipped: {why}: {SETUP_HINT}\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
