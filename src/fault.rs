@@ -192,7 +192,7 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     });
     let _ = b.body.write_str("\nthe runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from");
     for line in b.body.as_str().split('\n') {
-        let _ = write!(b.out, "rmcp: {line}\n");
+        let _ = writeln!(b.out, "rmcp: {line}");
     }
     write_fd(2, b.out.as_bytes());
 

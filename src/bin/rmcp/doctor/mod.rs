@@ -404,7 +404,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         Some(py) => torch_check(py, &scan.gpus, &mut findings),
     };
 
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
     let gpus_json = Json::Arr(
         scan.gpus
@@ -469,7 +469,7 @@ fn check_dev_kfd(findings: &mut Vec<Finding>) {
         return;
     }
     // SAFETY: access() reads a NUL-terminated path.
-    let ok = unsafe { libc::access(b"/dev/kfd\0".as_ptr().cast(), libc::R_OK | libc::W_OK) } == 0;
+    let ok = unsafe { libc::access(c"/dev/kfd".as_ptr(), libc::R_OK | libc::W_OK) } == 0;
     if !ok {
         findings.push(Finding::new(
             "kfd-permission",
@@ -585,7 +585,7 @@ fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json
 }
 
 fn colour_enabled() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub fn render_human(r: &Report, colour: bool) -> String {

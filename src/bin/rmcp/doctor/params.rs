@@ -296,7 +296,7 @@ pub fn check(root: &Path, gfxs: &[Gfx], findings: &mut Vec<Finding>) -> ParamsRe
     }
 
     for s in &settings {
-        if !known.iter().any(|k| *k == s.name) {
+        if !known.contains(&s.name) {
             let sugg = suggest(&s.name, &known);
             let mut msg = format!(
                 "{}: amdgpu has no parameter named \"{}\" (checked against {list_source})",
@@ -365,7 +365,7 @@ pub fn check(root: &Path, gfxs: &[Gfx], findings: &mut Vec<Finding>) -> ParamsRe
                             .with("name", &s.name)
                             .with("value", &s.value)
                             .with("source", &s.source)
-                            .with("known", known.iter().any(|k| *k == s.name))
+                            .with("known", known.contains(&s.name))
                     })
                     .collect(),
             ),
