@@ -458,7 +458,9 @@ pub fn main(args: &[String]) -> i32 {
     };
     match report_text(&raw) {
         Ok(t) => {
-            eprintln!("{}", t.trim_end());
+            for line in t.trim_end().lines() {
+                eprintln!("rmcp: report: {line}");
+            }
         }
         Err(why) => eprintln!(
             "rmcp: librmcp.so wrote a GPU fault report ({} bytes) but it is unreadable: {why}",
