@@ -85,7 +85,11 @@ pub fn is_target(dev: i32) -> bool {
 }
 
 /// Whether any visible device is a target (decides host allocations).
+#[inline]
 pub fn any_target() -> bool {
+    if ALL_PROBED.is_done() {
+        return ANY_TARGET.load(Ordering::Acquire);
+    }
     ALL_PROBED.call(|| {
         let n = device_count();
         // Probe every device (no short-circuit): the summary names them all.

@@ -1,16 +1,20 @@
 //! The registry of live allocations and a bounded ring of recently freed
 //! ones, so a faulting address can be attributed.
 //!
-//! Live allocations are spread over `SHARDS` ordered maps keyed by base
-//! address, each behind its own lock, so allocating threads rarely meet on
-//! the same lock. Lookups by containing address visit every shard
-//! (O(SHARDS * log n)). The fault path uses `try_` variants that never block,
-//! because the thread that faulted may hold a lock.
+//! Live allocations are spread over `SHARDS` shards chosen by a hash of the
+//! base address, each behind its own lock, so allocating threads rarely meet
+//! on the same lock. A shard keeps its newest allocations in a small array
+//! (`RECENT` slots) and the older ones in an ordered map keyed by base:
+//! an allocation freed soon after it was made (the common pattern) costs a
+//! few compares instead of a B-tree insert and remove; one that lives longer
+//! moves into the map when the array is full. Lookups by containing address
+//! visit every shard (O(SHARDS * (RECENT + log n))). The fault path uses
+//! `try_` variants that never block, because the thread that faulted may
+//! hold a lock.
 
 use crate::entry::Entry;
 use parking_lot::{const_mutex, Mutex};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One allocation as the application asked for it and as rmcp forwarded it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,19 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// An unused slot.
+    pub const EMPTY: Allocation = Allocation {
+        base: 0,
+        size: 0,
+        entry: Entry::HipMalloc,
+        requested_flags: 0,
+        applied_flags: 0,
+        device: -1,
+        thread: 0,
+        time_ns: 0,
+        rewritten: false,
+    };
+
     pub fn contains(&self, addr: usize) -> bool {
         addr >= self.base && addr - self.base < self.size.max(1)
     }
@@ -62,14 +79,140 @@ pub enum Lookup {
 pub struct Busy;
 
 pub const SHARDS: usize = 64;
-pub const FREED_SLOTS: usize = 1024;
+/// Frees remembered per shard (a ring under the shard's lock).
+pub const FREED_PER_SHARD: usize = 16;
+/// Frees remembered in all.
+pub const FREED_SLOTS: usize = SHARDS * FREED_PER_SHARD;
+/// Newest live allocations per shard kept outside the ordered map.
+pub const RECENT: usize = 8;
 
-type Shard = Mutex<BTreeMap<usize, Allocation>>;
+/// One shard's live allocations and its last frees. Invariant: a base is in
+/// `recent` or in `older`, never in both, and at most once.
+struct Live {
+    recent: [Allocation; RECENT],
+    recent_len: usize,
+    older: BTreeMap<usize, Allocation>,
+    /// Ring of the shard's last frees; a base of 0 marks an empty slot.
+    freed: [Freed; FREED_PER_SHARD],
+    next_freed: usize,
+}
+
+impl Live {
+    const fn new() -> Live {
+        Live {
+            recent: [Allocation::EMPTY; RECENT],
+            recent_len: 0,
+            older: BTreeMap::new(),
+            freed: [Freed {
+                alloc: Allocation::EMPTY,
+                freed_ns: 0,
+            }; FREED_PER_SHARD],
+            next_freed: 0,
+        }
+    }
+
+    fn remember_freed(&mut self, alloc: Allocation, freed_ns: u64) {
+        self.freed[self.next_freed] = Freed { alloc, freed_ns };
+        self.next_freed = (self.next_freed + 1) % FREED_PER_SHARD;
+    }
+
+    fn forget_freed(&mut self, a: &Allocation) {
+        for f in self.freed.iter_mut() {
+            if f.alloc.base != 0 && f.alloc == *a {
+                f.alloc.base = 0;
+            }
+        }
+    }
+
+    /// The newest remembered free containing `addr`.
+    fn freed_containing(&self, addr: usize) -> Option<Freed> {
+        self.freed
+            .iter()
+            .filter(|f| f.alloc.base != 0 && f.alloc.contains(addr))
+            .fold(None, |n: Option<Freed>, f| match n {
+                Some(n) if n.freed_ns > f.freed_ns => Some(n),
+                _ => Some(*f),
+            })
+    }
+
+    fn recent(&self) -> &[Allocation] {
+        &self.recent[..self.recent_len]
+    }
+
+    fn position(&self, base: usize) -> Option<usize> {
+        self.recent().iter().position(|a| a.base == base)
+    }
+
+    fn take_recent(&mut self, i: usize) -> Allocation {
+        let a = self.recent[i];
+        self.recent_len -= 1;
+        self.recent[i] = self.recent[self.recent_len];
+        a
+    }
+
+    fn insert(&mut self, a: Allocation) {
+        if let Some(i) = self.position(a.base) {
+            self.recent[i] = a;
+            return;
+        }
+        if !self.older.is_empty() {
+            self.older.remove(&a.base);
+        }
+        if self.recent_len == RECENT {
+            // Full: the one in slot 0 (the oldest or close to it) moves to
+            // the ordered map.
+            let old = self.take_recent(0);
+            self.older.insert(old.base, old);
+        }
+        self.recent[self.recent_len] = a;
+        self.recent_len += 1;
+    }
+
+    fn remove(&mut self, base: usize) -> Option<Allocation> {
+        match self.position(base) {
+            Some(i) => Some(self.take_recent(i)),
+            None if self.older.is_empty() => None,
+            None => self.older.remove(&base),
+        }
+    }
+
+    fn get(&self, base: usize) -> Option<Allocation> {
+        match self.position(base) {
+            Some(i) => Some(self.recent[i]),
+            None => self.older.get(&base).copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.recent_len + self.older.len()
+    }
+
+    /// The live allocation with the greatest base <= addr and the one with
+    /// the least base > addr.
+    fn around(&self, addr: usize) -> (Option<Allocation>, Option<Allocation>) {
+        let mut below = self.older.range(..=addr).next_back().map(|(_, a)| *a);
+        let mut above = self
+            .older
+            .range(addr.saturating_add(1)..)
+            .next()
+            .map(|(_, a)| *a);
+        for a in self.recent() {
+            if a.base <= addr {
+                if below.is_none_or(|b| a.base > b.base) {
+                    below = Some(*a);
+                }
+            } else if above.is_none_or(|b| a.base < b.base) {
+                above = Some(*a);
+            }
+        }
+        (below, above)
+    }
+}
+
+type Shard = Mutex<Live>;
 
 pub struct Registry {
     shards: [Shard; SHARDS],
-    freed: [Mutex<Option<Freed>>; FREED_SLOTS],
-    next_freed: AtomicUsize,
 }
 
 impl Default for Registry {
@@ -87,9 +230,7 @@ fn shard_of(base: usize) -> usize {
 impl Registry {
     pub const fn new() -> Registry {
         Registry {
-            shards: [const { const_mutex(BTreeMap::new()) }; SHARDS],
-            freed: [const { const_mutex(None) }; FREED_SLOTS],
-            next_freed: AtomicUsize::new(0),
+            shards: [const { const_mutex(Live::new()) }; SHARDS],
         }
     }
 
@@ -99,33 +240,30 @@ impl Registry {
         if a.base == 0 {
             return;
         }
-        self.shards[shard_of(a.base)].lock().insert(a.base, a);
+        self.shards[shard_of(a.base)].lock().insert(a);
     }
 
-    /// Removes the allocation starting at `base` and remembers it as freed.
+    /// Removes the allocation starting at `base` and remembers it as freed
+    /// (its shard remembers its last `FREED_PER_SHARD` frees).
     pub fn remove(&self, base: usize, now_ns: u64) -> Option<Allocation> {
-        let a = self.shards[shard_of(base)].lock().remove(&base)?;
-        let slot = self.next_freed.fetch_add(1, Ordering::Relaxed) % FREED_SLOTS;
-        *self.freed[slot].lock() = Some(Freed {
-            alloc: a,
-            freed_ns: now_ns,
-        });
+        let mut live = self.shards[shard_of(base)].lock();
+        let a = live.remove(base)?;
+        live.remember_freed(a, now_ns);
         Some(a)
     }
 
     /// Puts back an allocation whose free failed, and forgets it as freed.
     pub fn restore(&self, a: Allocation) {
-        for slot in &self.freed {
-            let mut s = slot.lock();
-            if s.is_some_and(|f| f.alloc == a) {
-                *s = None;
-            }
+        if a.base == 0 {
+            return;
         }
-        self.insert(a);
+        let mut live = self.shards[shard_of(a.base)].lock();
+        live.forget_freed(&a);
+        live.insert(a);
     }
 
     pub fn get(&self, base: usize) -> Option<Allocation> {
-        self.shards[shard_of(base)].lock().get(&base).copied()
+        self.shards[shard_of(base)].lock().get(base)
     }
 
     pub fn live_count(&self) -> usize {
@@ -134,59 +272,52 @@ impl Registry {
 
     /// Blocking lookup, for the C API.
     pub fn lookup(&self, addr: usize) -> Lookup {
-        self.lookup_with(addr, |m| Some(m.lock()), |m| Some(m.lock()))
+        self.lookup_with(addr, |m| Some(m.lock()))
             .expect("blocking lookup cannot be busy")
     }
 
     /// Non-blocking lookup, for the fault handler. `Err(Busy)` when a lock
     /// could not be taken at once; the caller says the answer is incomplete.
     pub fn try_lookup(&self, addr: usize) -> Result<Lookup, Busy> {
-        self.lookup_with(addr, |m| m.try_lock(), |m| m.try_lock())
+        self.lookup_with(addr, |m| m.try_lock())
     }
 
     fn lookup_with<'a>(
         &'a self,
         addr: usize,
-        lock_shard: impl Fn(
-            &'a Shard,
-        ) -> Option<parking_lot::MutexGuard<'a, BTreeMap<usize, Allocation>>>,
-        lock_slot: impl Fn(
-            &'a Mutex<Option<Freed>>,
-        ) -> Option<parking_lot::MutexGuard<'a, Option<Freed>>>,
+        lock_shard: impl Fn(&'a Shard) -> Option<parking_lot::MutexGuard<'a, Live>>,
     ) -> Result<Lookup, Busy> {
         let mut below: Option<Allocation> = None;
         let mut above: Option<Allocation> = None;
         let mut containing: Option<Allocation> = None;
+        let mut newest: Option<Freed> = None;
         for shard in &self.shards {
-            let map = lock_shard(shard).ok_or(Busy)?;
-            if let Some((_, a)) = map.range(..=addr).next_back() {
+            let live = lock_shard(shard).ok_or(Busy)?;
+            if let Some(f) = live.freed_containing(addr) {
+                if newest.is_none_or(|n| f.freed_ns >= n.freed_ns) {
+                    newest = Some(f);
+                }
+            }
+            let (shard_below, shard_above) = live.around(addr);
+            if let Some(a) = shard_below {
                 if a.contains(addr) {
                     // Prefer the newest if ranges overlap (a registered range
                     // inside an allocation).
                     if containing.is_none_or(|c| a.time_ns >= c.time_ns) {
-                        containing = Some(*a);
+                        containing = Some(a);
                     }
                 } else if below.is_none_or(|b| a.base > b.base) {
-                    below = Some(*a);
+                    below = Some(a);
                 }
             }
-            if let Some((_, a)) = map.range(addr.saturating_add(1)..).next() {
+            if let Some(a) = shard_above {
                 if above.is_none_or(|b| a.base < b.base) {
-                    above = Some(*a);
+                    above = Some(a);
                 }
             }
         }
         if let Some(a) = containing {
             return Ok(Lookup::Live(a));
-        }
-        let mut newest: Option<Freed> = None;
-        for slot in &self.freed {
-            let s = lock_slot(slot).ok_or(Busy)?;
-            if let Some(f) = *s {
-                if f.alloc.contains(addr) && newest.is_none_or(|n| f.freed_ns >= n.freed_ns) {
-                    newest = Some(f);
-                }
-            }
         }
         Ok(match newest {
             Some(f) => Lookup::Freed(f),
@@ -200,20 +331,13 @@ impl Registry {
         for s in &self.shards {
             std::mem::forget(s.lock());
         }
-        for s in &self.freed {
-            std::mem::forget(s.lock());
-        }
     }
 
     /// # Safety
     /// Only after `lock_all_for_fork` on this thread (or its fork child).
     pub unsafe fn unlock_all_after_fork(&self) {
-        for s in &self.freed {
-            // SAFETY: locked by lock_all_for_fork; the guard was forgotten.
-            unsafe { s.force_unlock() };
-        }
         for s in &self.shards {
-            // SAFETY: as above.
+            // SAFETY: locked by lock_all_for_fork; the guard was forgotten.
             unsafe { s.force_unlock() };
         }
     }
@@ -317,15 +441,38 @@ mod tests {
 
     #[test]
     fn the_freed_ring_is_bounded() {
+        // Each shard remembers its last FREED_PER_SHARD frees: in a shard
+        // that saw ten more, the oldest ten are forgotten.
         let r = Registry::new();
-        for i in 0..(FREED_SLOTS + 10) {
+        let same_shard: Vec<usize> = (1..1_000_000usize)
+            .map(|i| 0x100000 + i * 0x1000)
+            .filter(|b| shard_of(*b) == shard_of(0x101000))
+            .take(FREED_PER_SHARD + 10)
+            .collect();
+        for (i, b) in same_shard.iter().enumerate() {
+            r.insert(alloc(*b, 0x100, i as u64));
+            r.remove(*b, i as u64);
+        }
+        for (i, b) in same_shard.iter().enumerate() {
+            let remembered = matches!(r.lookup(*b), Lookup::Freed(_));
+            assert_eq!(remembered, i >= 10, "{i}");
+        }
+        // In all, at most FREED_SLOTS frees are remembered.
+        let r = Registry::new();
+        for i in 0..(FREED_SLOTS * 3) {
             r.insert(alloc(0x100000 + i * 0x1000, 0x100, i as u64));
             r.remove(0x100000 + i * 0x1000, i as u64);
         }
-        // The oldest ten were overwritten.
-        assert!(matches!(r.lookup(0x100000), Lookup::Unknown { .. }));
+        let remembered = (0..(FREED_SLOTS * 3))
+            .filter(|i| matches!(r.lookup(0x100000 + i * 0x1000), Lookup::Freed(_)))
+            .count();
+        assert!(
+            remembered <= FREED_SLOTS && remembered > FREED_SLOTS / 2,
+            "{remembered}"
+        );
+        // The newest free is always remembered.
         assert!(matches!(
-            r.lookup(0x100000 + (FREED_SLOTS + 9) * 0x1000),
+            r.lookup(0x100000 + (FREED_SLOTS * 3 - 1) * 0x1000),
             Lookup::Freed(_)
         ));
     }
@@ -357,6 +504,63 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(r.live_count(), 8000);
+    }
+
+    #[test]
+    fn many_allocations_spill_into_the_ordered_map_and_stay_exact() {
+        let r = Registry::new();
+        let n = SHARDS * RECENT * 4;
+        for i in 0..n {
+            r.insert(alloc(0x100000 + i * 0x1000, 0x800, i as u64));
+        }
+        assert_eq!(r.live_count(), n);
+        for i in (0..n).step_by(7) {
+            let base = 0x100000 + i * 0x1000;
+            assert_eq!(r.get(base), Some(alloc(base, 0x800, i as u64)));
+            assert_eq!(
+                r.lookup(base + 0x7ff),
+                Lookup::Live(alloc(base, 0x800, i as u64))
+            );
+            assert_eq!(
+                r.lookup(base + 0x900),
+                Lookup::Unknown {
+                    below: Some(alloc(base, 0x800, i as u64)),
+                    above: (i + 1 < n).then(|| alloc(base + 0x1000, 0x800, i as u64 + 1)),
+                }
+            );
+        }
+        // Remove every other one, oldest and newest alike.
+        for i in (0..n).step_by(2) {
+            let base = 0x100000 + i * 0x1000;
+            assert!(r.remove(base, 1).is_some());
+            assert!(r.remove(base, 2).is_none());
+        }
+        assert_eq!(r.live_count(), n / 2);
+        for i in 0..n {
+            let base = 0x100000 + i * 0x1000;
+            assert_eq!(r.get(base).is_some(), i % 2 == 1, "{i}");
+        }
+    }
+
+    #[test]
+    fn a_reused_base_replaces_the_old_record_wherever_it_is() {
+        let r = Registry::new();
+        // Fill one shard's recent slots so the first record moves to the map.
+        let mut same_shard: Vec<usize> = (1..100_000usize)
+            .map(|i| i * 0x100)
+            .filter(|b| shard_of(*b) == shard_of(0x100))
+            .take(RECENT + 1)
+            .collect();
+        for (t, b) in same_shard.iter().enumerate() {
+            r.insert(alloc(*b, 0x10, t as u64));
+        }
+        let first = same_shard.remove(0);
+        r.insert(alloc(first, 0x20, 99));
+        assert_eq!(r.live_count(), RECENT + 1);
+        assert_eq!(r.get(first), Some(alloc(first, 0x20, 99)));
+        assert!(r.remove(first, 5).is_some());
+        assert_eq!(r.get(first), None);
+        assert!(matches!(r.lookup(first), Lookup::Freed(_)));
     }
 
     #[test]

@@ -86,16 +86,31 @@ impl Runtime {
         !self.handle.load(Ordering::Acquire).is_null() || loaded_copies(self.stem).first().is_some()
     }
 
+    /// The address of symbol `index` once it has been looked up: `Some(None)`
+    /// when it is known to be missing, `None` when not looked up yet. One
+    /// atomic load: the hooks' fast path.
+    #[inline(always)]
+    pub fn cached_sym(&self, index: usize) -> Option<Option<usize>> {
+        match self.syms[index].load(Ordering::Acquire) {
+            0 => None,
+            ABSENT => Some(None),
+            p => Some(Some(p)),
+        }
+    }
+
     /// The address of symbol `index` in the real runtime, or None if the
     /// runtime or the symbol is missing.
+    #[inline]
     pub fn sym(&self, index: usize, env_path: Option<&OsStr>) -> Option<usize> {
-        let cached = self.syms[index].load(Ordering::Acquire);
-        if cached > ABSENT {
-            return Some(cached);
+        match self.cached_sym(index) {
+            Some(p) => p,
+            None => self.look_up(index, env_path),
         }
-        if cached == ABSENT {
-            return None;
-        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn look_up(&self, index: usize, env_path: Option<&OsStr>) -> Option<usize> {
         let handle = self.handle(env_path)?;
         // SAFETY: handle came from dlopen and is never closed; the name is a
         // NUL-terminated constant.

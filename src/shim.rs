@@ -119,18 +119,27 @@ pub static HSA: Runtime = Runtime::new(
 static CONFIG: OnceCell<Config> = OnceCell::new();
 
 /// The configuration, set up on first use.
+#[inline]
 pub fn config() -> &'static Config {
     CONFIG.get_or_init(setup)
 }
 
 /// The address of a real HIP function, or None.
+#[inline]
 pub fn hip(index: usize) -> Option<usize> {
-    HIP.sym(index, config().hip_library.as_deref())
+    match HIP.cached_sym(index) {
+        Some(p) => p,
+        None => HIP.sym(index, config().hip_library.as_deref()),
+    }
 }
 
 /// The address of a real HSA function, or None.
+#[inline]
 pub fn hsa(index: usize) -> Option<usize> {
-    HSA.sym(index, config().hsa_library.as_deref())
+    match HSA.cached_sym(index) {
+        Some(p) => p,
+        None => HSA.sym(index, config().hsa_library.as_deref()),
+    }
 }
 
 fn is_secure() -> bool {

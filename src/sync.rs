@@ -33,6 +33,7 @@ impl InitOnce {
         }
     }
 
+    #[inline]
     pub fn is_done(&self) -> bool {
         self.state.load(Ordering::Acquire) == DONE
     }
@@ -91,6 +92,7 @@ thread_local! {
 
 /// The kernel thread id of the caller, cached per thread. After fork the
 /// child's first thread has a new id, so the cache is dropped then.
+#[inline]
 pub fn thread_id() -> u32 {
     TID.with(|t| {
         let v = t.get();
@@ -110,6 +112,7 @@ pub fn forget_thread_id() {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
+#[inline]
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

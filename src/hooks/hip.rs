@@ -31,6 +31,7 @@ type GetProcAddressFn =
 ///
 /// # Safety
 /// `F` must be the C prototype of the runtime symbol `index`.
+#[inline(always)]
 unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
     debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
     match shim::hip(index) {
@@ -67,6 +68,7 @@ fn rewritable(ptr: *mut *mut c_void, size: usize) -> bool {
 }
 
 /// Whether rewriting applies to host memory (any visible device a target).
+#[inline]
 fn host_applies(cfg: &Config) -> bool {
     match cfg.mode {
         crate::config::Mode::Off => false,
@@ -92,6 +94,7 @@ fn record_device() -> i32 {
 }
 
 /// hipHostMalloc and hipExtHostAlloc share one rule and one shape.
+#[inline(always)]
 unsafe fn host_malloc_like(
     entry: Entry,
     index: usize,
@@ -468,6 +471,7 @@ pub unsafe extern "C" fn hipHostRegister(
 }
 
 /// Forwards one of the single-pointer free functions.
+#[inline(always)]
 fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
     // SAFETY: every caller's symbol has the hipFree prototype.
     let f: FreeFn = match unsafe { real(entry, index) } {

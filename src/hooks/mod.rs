@@ -47,6 +47,7 @@ impl Decision {
 
 /// Runs the policy for a call. Returns `None` (forward unchanged) when rmcp
 /// is disabled (AT_SECURE) or the policy panicked.
+#[inline(always)]
 pub(crate) fn decide<T>(f: impl FnOnce(&Config) -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(|| {
         let cfg = shim::config();
@@ -65,12 +66,14 @@ pub(crate) fn decide<T>(f: impl FnOnce(&Config) -> T) -> Option<T> {
 
 /// Runs bookkeeping after the real call; a panic here is dropped (the panic
 /// hook has already said so) so the caller still gets the runtime's answer.
+#[inline(always)]
 pub(crate) fn after(f: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(f));
 }
 
 /// The outermost boundary of a hook: a panic that escaped everything else
 /// (symbol resolution, say) becomes `on_panic` instead of an abort.
+#[inline(always)]
 pub(crate) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
 }
@@ -80,6 +83,7 @@ pub(crate) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
 /// # Safety
 /// `out` is the caller's out-pointer; it is only read when the runtime
 /// reported success, when it is valid.
+#[inline(always)]
 pub(crate) unsafe fn record_alloc(
     entry: Entry,
     ok: bool,
@@ -104,6 +108,7 @@ pub(crate) unsafe fn record_alloc(
 }
 
 /// Records a successful allocation whose address is already known.
+#[inline]
 pub(crate) fn record_range(
     entry: Entry,
     base: usize,
@@ -131,6 +136,7 @@ pub(crate) fn record_range(
 /// Forwards a free: the record leaves the registry before the real free (so
 /// a racing allocation that reuses the address is not removed by mistake)
 /// and comes back if the runtime refuses the free.
+#[inline(always)]
 pub(crate) fn forward_free(
     entry: Entry,
     ptr: *mut c_void,
