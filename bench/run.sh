@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# bench/run.sh - rmcp's overhead, measured against the C test doubles of the ROCm runtimes,
+# with and without LD_PRELOAD=librmcp.so (release build) in the same run.
+#
+#   bench/run.sh [--quick]
+#
+# Prints four tables and whether each target is met; exits 1 if one is missed.
+#  1. Added instructions per call of every hooked entry point (valgrind --tool=callgrind;
+#     instruction counts are deterministic). Each figure is
+#       ((I_shim(2N) - I_shim(N)) - (I_plain(2N) - I_plain(N))) / N
+#     so start-up and the double's own work cancel out. "alloc" runs send the free straight
+#     to the runtime (dlsym on its handle); free = pair - alloc.
+#  2. Added instructions at the start of /bin/true.
+#  3. Wall-clock ratio shim/plain of hipHostMalloc+hipHostFree loops in 1, 2 and 8 threads
+#     (median of several alternating runs).
+#  4. Registry cost with up to 1M live allocations (cargo bench --bench registry).
+# Needs: cargo, cc, valgrind. Honours CARGO_TARGET_DIR.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$TARGET_DIR/bench
+mkdir -p "$OUT"
+CC=${CC:-cc}
+
+echo "# rmcp overhead benchmark"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(uname -m), $(nproc) cpus, $(valgrind --version), $($CC --version | head -1)"
+echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- src 2>/dev/null || echo '+local changes in src/')"
+
+cargo build --release --lib --quiet
+LIB=$TARGET_DIR/release/librmcp.so
+[[ -f $LIB ]] || { echo "no $LIB" >&2; exit 2; }
+
+# The doubles, built as the test harness builds them (version scripts, sonames), at -O2.
+CFLAGS=(-O2 -g -std=c11 -Wall -Wextra -Werror -fPIC -I tests/programs)
+$CC "${CFLAGS[@]}" -shared -Wl,-soname,libamdhip64.so.6 \
+    -Wl,--version-script=tests/double/hip.map tests/double/fake_hip.c -o "$OUT/libamdhip64.so.6" -ldl -lpthread
+$CC "${CFLAGS[@]}" -shared -Wl,-soname,libhsa-runtime64.so.1 \
+    -Wl,--version-script=tests/double/hsa.map tests/double/fake_hsa.c -o "$OUT/libhsa-runtime64.so.1" -lpthread
+ln -sf libamdhip64.so.6 "$OUT/libamdhip64.so"
+ln -sf libhsa-runtime64.so.1 "$OUT/libhsa-runtime64.so"
+$CC "${CFLAGS[@]}" bench/hipbench.c -o "$OUT/hipbench" -L"$OUT" -lamdhip64 -lhsa-runtime64 -ldl -lpthread
+BENCH=$OUT/hipbench
+
+# A clean environment: one gfx1030 (a target), no record file, nothing inherited.
+run_env=(env -i PATH="$PATH" LD_LIBRARY_PATH="$OUT" FAKE_HIP_DEVICES=gfx1030)
+
+# instructions OP N SIDE PRELOAD(0|1): total instructions callgrind collected.
+instructions() {
+    local pre=()
+    [[ $4 == 1 ]] && pre=(LD_PRELOAD="$LIB")
+    "${run_env[@]}" "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$BENCH" "$1" "$2" 1 "$3" 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
+# added OP SIDE: added instructions per iteration.
+N=${BENCH_N:-2000}
+added() {
+    local s1 s2 p1 p2
+    s1=$(instructions "$1" $N "$2" 1)
+    s2=$(instructions "$1" $((2 * N)) "$2" 1)
+    p1=$(instructions "$1" $N "$2" 0)
+    p2=$(instructions "$1" $((2 * N)) "$2" 0)
+    echo $(( ((s2 - s1) - (p2 - p1)) / N ))
+}
+
+MISSED=0
+# verdict OK(0|1): prints met/MISSED. Call it directly (not in $(...)) so MISSED sticks.
+verdict() { if [[ $1 == 1 ]]; then V=met; else MISSED=1; V=MISSED; fi; }
+echo
+echo "## 1. Added instructions per call (callgrind, N=$N and 2N iterations, device gfx1030 targeted)"
+echo
+printf '| %-24s | %-24s | %10s | %10s | %10s |\n' "allocation" "free" "alloc" "free" "pair"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..26})" "$(printf -- '-%.0s' {1..26})" "-----------:" "-----------:" "-----------:"
+PAIR_HOSTMALLOC=
+row() { # OP FREE-NAME
+    local pair alloc
+    pair=$(added "$1" both)
+    if [[ -n $2 ]]; then
+        alloc=$(added "$1" alloc)
+        printf '| %-24s | %-24s | %10s | %10s | %10s |\n' "$1" "$2" "$alloc" "$((pair - alloc))" "$pair"
+    else
+        printf '| %-24s | %-24s | %10s | %10s | %10s |\n' "$1" "-" "$pair" "-" "-"
+    fi
+    [[ $1 == hipHostMalloc ]] && PAIR_HOSTMALLOC=$pair
+    return 0
+}
+row hipHostMalloc hipHostFree
+if [[ $QUICK == 0 ]]; then
+    row hipHostAlloc hipHostFree
+    row hipExtHostAlloc hipHostFree
+    row hipMemAllocHost hipHostFree
+    row hipMallocHost hipFreeHost
+    row hipMalloc hipFree
+    row hipExtMallocWithFlags hipFree
+    row hipMallocManaged hipFree
+    row hipHostRegister hipHostUnregister
+    row hipMallocAsync hipFreeAsync
+    row hipMallocFromPoolAsync hipFreeAsync
+    row hipGetProcAddress ""
+    row hsa_pool hsa_amd_memory_pool_free
+    row hsa_init ""
+fi
+echo
+echo "(hipHostAlloc, hipMemAllocHost: rewritten into hipHostMalloc(NonCoherent); hipExtMallocWithFlags(Finegrained) into Default; hipMallocManaged adds hipMemAdvise(SetCoarseGrain), whose cost in the runtime is counted; hsa_pool: fine-grained pool redirected to the coarse one; hsa_init row: hsa_init+hsa_shut_down, only hsa_init hooked.)"
+
+echo
+echo "## 2. Process start without HIP (/bin/true)"
+true_plain=$("${run_env[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null /bin/true 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+true_shim=$("${run_env[@]}" LD_PRELOAD="$LIB" valgrind --tool=callgrind --callgrind-out-file=/dev/null /bin/true 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+echo
+echo "| run | instructions |"
+echo "|---|---:|"
+echo "| /bin/true | $true_plain |"
+echo "| LD_PRELOAD=librmcp.so /bin/true | $true_shim |"
+echo "| added | $((true_shim - true_plain)) |"
+
+echo
+echo "## 3. Wall clock, hipHostMalloc(4096, 0) + hipHostFree loops, shim / plain"
+ITERS=${BENCH_ITERS:-200000}
+REPS=${BENCH_REPS:-7}
+[[ $QUICK == 1 ]] && REPS=3
+ns_of() { # THREADS PRELOAD
+    local pre=()
+    [[ $2 == 1 ]] && pre=(LD_PRELOAD="$LIB")
+    "${run_env[@]}" "${pre[@]}" "$BENCH" hipHostMalloc "$ITERS" "$1" | sed -n 's/.* ns=\([0-9]*\).*/\1/p'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo
+echo "$ITERS iterations per thread, median of $REPS alternating runs each"
+echo
+echo "| threads | plain ns/iter | shim ns/iter | ratio |"
+echo "|---:|---:|---:|---:|"
+declare -A RATIO
+for t in 1 2 8; do
+    plain=(); shim=()
+    for ((r = 0; r < REPS; r++)); do
+        plain+=("$(ns_of $t 0)")
+        shim+=("$(ns_of $t 1)")
+    done
+    mp=$(printf '%s\n' "${plain[@]}" | median)
+    ms=$(printf '%s\n' "${shim[@]}" | median)
+    ratio=$(awk -v s="$ms" -v p="$mp" 'BEGIN {printf "%.3f", s / p}')
+    RATIO[$t]=$ratio
+    awk -v t=$t -v s="$ms" -v p="$mp" -v n="$ITERS" -v r="$ratio" \
+        'BEGIN {printf "| %d | %.1f | %.1f | %s |\n", t, p / n / t, s / n / t, r}'
+done
+
+echo
+echo "## 4. Registry (cargo bench --bench registry)"
+echo
+RMCP_BENCH_OUT=$OUT cargo bench --quiet --bench registry 2>/dev/null
+
+echo
+echo "## Targets"
+echo
+echo "| target | measured | verdict |"
+echo "|---|---:|---|"
+verdict $(( PAIR_HOSTMALLOC <= 300 ))
+echo "| <= 300 added instructions per hipHostMalloc+hipHostFree pair on a targeted device | $PAIR_HOSTMALLOC | $V |"
+verdict $(( true_shim - true_plain <= 100000 ))
+echo "| <= 100,000 added instructions at the start of /bin/true | $((true_shim - true_plain)) | $V |"
+# Read as "the shim costs no more, relatively, with 8 threads than with 1": the 8-thread
+# ratio may not exceed the 1-thread ratio by more than 10%. (A lower ratio means the added
+# work hides behind the runtime's own contention.)
+rel=$(awk -v a="${RATIO[8]}" -v b="${RATIO[1]}" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}')
+verdict "$(awk -v a="${RATIO[8]}" -v b="${RATIO[1]}" 'BEGIN {print (a <= b * 1.10) ? 1 : 0}')"
+echo "| 8-thread ratio at most 10% above the 1-thread ratio | ${RATIO[8]} vs ${RATIO[1]} ($rel) | $V |"
+lk=$(cat "$OUT/registry-lookup-verdict" 2>/dev/null || echo "? 0")
+verdict "${lk##* }"
+echo "| registry lookup O(log n) | ${lk% *} | $V |"
+exit $MISSED
