@@ -111,6 +111,7 @@ impl Live {
         }
     }
 
+    #[inline]
     fn remember_freed(&mut self, alloc: Allocation, freed_ns: u64) {
         self.freed[self.next_freed] = Freed { alloc, freed_ns };
         self.next_freed = (self.next_freed + 1) % FREED_PER_SHARD;
@@ -135,14 +136,17 @@ impl Live {
             })
     }
 
+    #[inline]
     fn recent(&self) -> &[Allocation] {
         &self.recent[..self.recent_len]
     }
 
+    #[inline]
     fn position(&self, base: usize) -> Option<usize> {
         self.recent().iter().position(|a| a.base == base)
     }
 
+    #[inline]
     fn take_recent(&mut self, i: usize) -> Allocation {
         let a = self.recent[i];
         self.recent_len -= 1;
@@ -150,6 +154,7 @@ impl Live {
         a
     }
 
+    #[inline]
     fn insert(&mut self, a: Allocation) {
         if let Some(i) = self.position(a.base) {
             self.recent[i] = a;
@@ -168,6 +173,7 @@ impl Live {
         self.recent_len += 1;
     }
 
+    #[inline]
     fn remove(&mut self, base: usize) -> Option<Allocation> {
         match self.position(base) {
             Some(i) => Some(self.take_recent(i)),
@@ -221,6 +227,7 @@ impl Default for Registry {
     }
 }
 
+#[inline]
 fn shard_of(base: usize) -> usize {
     // Allocations are at least 256-byte aligned; mix the page number so
     // neighbouring allocations land in different shards.
@@ -236,6 +243,7 @@ impl Registry {
 
     /// Records a live allocation; a record with the same base is replaced
     /// (the runtime reused the address without our seeing the free).
+    #[inline]
     pub fn insert(&self, a: Allocation) {
         if a.base == 0 {
             return;
@@ -245,6 +253,7 @@ impl Registry {
 
     /// Removes the allocation starting at `base` and remembers it as freed
     /// (its shard remembers its last `FREED_PER_SHARD` frees).
+    #[inline]
     pub fn remove(&self, base: usize, now_ns: u64) -> Option<Allocation> {
         let mut live = self.shards[shard_of(base)].lock();
         let a = live.remove(base)?;

@@ -91,7 +91,14 @@ impl Runtime {
     /// atomic load: the hooks' fast path.
     #[inline(always)]
     pub fn cached_sym(&self, index: usize) -> Option<Option<usize>> {
-        match self.syms[index].load(Ordering::Acquire) {
+        Runtime::cached(&self.syms[index])
+    }
+
+    /// `cached_sym` on the slot itself, for callers that can name the
+    /// static slot array (no load of `syms`, no bounds check).
+    #[inline(always)]
+    pub fn cached(slot: &AtomicUsize) -> Option<Option<usize>> {
+        match slot.load(Ordering::Acquire) {
             0 => None,
             ABSENT => Some(None),
             p => Some(Some(p)),

@@ -124,10 +124,18 @@ pub fn config() -> &'static Config {
     CONFIG.get_or_init(setup)
 }
 
+/// The address of real HIP function `index` (a `hip_sym` constant) once it
+/// has been resolved: `Some(None)` when it is missing, `None` when not
+/// looked up yet. The hooks' fast path: one load.
+#[inline(always)]
+pub fn hip_cached(index: usize) -> Option<Option<usize>> {
+    Runtime::cached(&HIP_SLOTS[index])
+}
+
 /// The address of a real HIP function, or None.
 #[inline]
 pub fn hip(index: usize) -> Option<usize> {
-    match HIP.cached_sym(index) {
+    match hip_cached(index) {
         Some(p) => p,
         None => HIP.sym(index, config().hip_library.as_deref()),
     }

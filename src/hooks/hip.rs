@@ -27,16 +27,28 @@ type GetProcAddressFn =
     unsafe extern "C" fn(*const c_char, *mut *mut c_void, c_int, u64, *mut c_int) -> hipError_t;
 
 /// The real function `index` as type `F`, or the error code to return when
-/// it is missing (warned once per entry point).
+/// it is missing (warned once per entry point). Never panics: once the
+/// symbol is resolved this is one atomic load; the first call per symbol
+/// (runtime discovery, set-up, warnings) runs behind its own panic boundary.
 ///
 /// # Safety
 /// `F` must be the C prototype of the runtime symbol `index`.
 #[inline(always)]
 unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
     debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-    match shim::hip(index) {
-        // SAFETY: the caller guarantees F is the symbol's function type.
-        Some(p) => Ok(unsafe { std::mem::transmute_copy::<usize, F>(&p) }),
+    let p = match shim::hip_cached(index) {
+        Some(Some(p)) => p,
+        _ => real_slow(entry, index)?,
+    };
+    // SAFETY: the caller guarantees F is the symbol's function type.
+    Ok(unsafe { std::mem::transmute_copy::<usize, F>(&p) })
+}
+
+#[cold]
+#[inline(never)]
+fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
+    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || match shim::hip(index) {
+        Some(p) => Ok(p),
         None if HIP.handle(shim::config().hip_library.as_deref()).is_some() => {
             shim::warn_once(
                 entry,
@@ -57,7 +69,7 @@ unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
             );
             Err(HIP_ERROR_NOT_INITIALIZED)
         }
-    }
+    })
 }
 
 /// Requests the runtime will refuse or answer without memory (NULL
@@ -93,7 +105,10 @@ fn record_device() -> i32 {
     decide(|_| devices::current_device().unwrap_or(-1)).unwrap_or(-1)
 }
 
-/// hipHostMalloc and hipExtHostAlloc share one rule and one shape.
+/// hipHostMalloc and hipExtHostAlloc share one rule and one shape. Cannot
+/// panic, so the hooks need no outer `boundary` (a frame on the hottest
+/// path): the decision and the record have their own, `real` never panics,
+/// and the rest is the forwarded call.
 #[inline(always)]
 unsafe fn host_malloc_like(
     entry: Entry,
@@ -131,10 +146,9 @@ pub unsafe extern "C" fn hipHostMalloc(
     size: usize,
     flags: c_uint,
 ) -> hipError_t {
-    // SAFETY: the caller upholds hipHostMalloc's contract.
-    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
-        host_malloc_like(Entry::HipHostMalloc, hip_sym::HOST_MALLOC, ptr, size, flags)
-    })
+    // SAFETY: the caller upholds hipHostMalloc's contract. No `boundary`:
+    // see `host_malloc_like`.
+    unsafe { host_malloc_like(Entry::HipHostMalloc, hip_sym::HOST_MALLOC, ptr, size, flags) }
 }
 
 /// # Safety
@@ -145,8 +159,9 @@ pub unsafe extern "C" fn hipExtHostAlloc(
     size: usize,
     flags: c_uint,
 ) -> hipError_t {
-    // SAFETY: the caller upholds hipExtHostAlloc's contract.
-    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
+    // SAFETY: the caller upholds hipExtHostAlloc's contract. No `boundary`:
+    // see `host_malloc_like`.
+    unsafe {
         host_malloc_like(
             Entry::HipExtHostAlloc,
             hip_sym::EXT_HOST_ALLOC,
@@ -154,7 +169,7 @@ pub unsafe extern "C" fn hipExtHostAlloc(
             size,
             flags,
         )
-    })
+    }
 }
 
 /// hipHostAlloc accepts no NonCoherent flag, so a rewritten request goes to
@@ -470,7 +485,8 @@ pub unsafe extern "C" fn hipHostRegister(
     })
 }
 
-/// Forwards one of the single-pointer free functions.
+/// Forwards one of the single-pointer free functions. Cannot panic (see
+/// `host_malloc_like`), so its hooks have no outer `boundary`.
 #[inline(always)]
 fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
     // SAFETY: every caller's symbol has the hipFree prototype.
@@ -486,36 +502,28 @@ fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
 /// As the HIP runtime's hipFree.
 #[no_mangle]
 pub unsafe extern "C" fn hipFree(ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        free_like(Entry::HipFree, hip_sym::FREE, ptr)
-    })
+    free_like(Entry::HipFree, hip_sym::FREE, ptr)
 }
 
 /// # Safety
 /// As the HIP runtime's hipHostFree.
 #[no_mangle]
 pub unsafe extern "C" fn hipHostFree(ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        free_like(Entry::HipHostFree, hip_sym::HOST_FREE, ptr)
-    })
+    free_like(Entry::HipHostFree, hip_sym::HOST_FREE, ptr)
 }
 
 /// # Safety
 /// As the HIP runtime's hipFreeHost.
 #[no_mangle]
 pub unsafe extern "C" fn hipFreeHost(ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        free_like(Entry::HipFreeHost, hip_sym::FREE_HOST, ptr)
-    })
+    free_like(Entry::HipFreeHost, hip_sym::FREE_HOST, ptr)
 }
 
 /// # Safety
 /// As the HIP runtime's hipHostUnregister.
 #[no_mangle]
 pub unsafe extern "C" fn hipHostUnregister(host_ptr: *mut c_void) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        free_like(Entry::HipHostUnregister, hip_sym::HOST_UNREGISTER, host_ptr)
-    })
+    free_like(Entry::HipHostUnregister, hip_sym::HOST_UNREGISTER, host_ptr)
 }
 
 /// # Safety

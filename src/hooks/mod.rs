@@ -3,6 +3,9 @@
 //! every hook:
 //! - no panic crosses the C boundary: a panic while deciding forwards the
 //!   original arguments (fail open); a panic while recording is dropped;
+//!   anything else a hook does runs inside `boundary`, except in the hot
+//!   hooks whose every other step is an atomic load or the forwarded call
+//!   (`hip::host_malloc_like`, `hip::free_like`);
 //! - a missing real function is never called: the hook returns an error code
 //!   and warns once;
 //! - no registry lock is held while the real runtime runs, so a runtime that
