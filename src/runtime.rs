@@ -83,7 +83,7 @@ impl Runtime {
     /// True when a copy of this runtime is mapped into the process, without
     /// loading anything.
     pub fn is_loaded(&self) -> bool {
-        !self.handle.load(Ordering::Acquire).is_null() || loaded_copies(self.stem).first().is_some()
+        !self.handle.load(Ordering::Acquire).is_null() || !loaded_copies(self.stem).is_empty()
     }
 
     /// The address of symbol `index` once it has been looked up: `Some(None)`
@@ -190,8 +190,8 @@ impl Runtime {
         // SAFETY: RTLD_NEXT with a constant NUL-terminated name.
         let next = unsafe { libc::dlsym(libc::RTLD_NEXT, self.probe.as_ptr()) };
         if !next.is_null() {
-            if let Some(h) =
-                object_of(next).and_then(|p| dlopen(&p, libc::RTLD_NOW | libc::RTLD_NOLOAD))
+            if let Some(h) = object_of(next as usize)
+                .and_then(|p| dlopen(&p, libc::RTLD_NOW | libc::RTLD_NOLOAD))
             {
                 return Some((h, Found::RtldNext));
             }
@@ -254,10 +254,10 @@ fn last_dlerror() -> String {
 }
 
 /// The file name of the shared object containing `addr`.
-pub fn object_of(addr: *const c_void) -> Option<CString> {
+pub fn object_of(addr: usize) -> Option<CString> {
     let mut info: libc::Dl_info = unsafe_zeroed_dl_info();
     // SAFETY: info is a valid out-pointer; dladdr only reads the address.
-    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }
     // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
@@ -279,7 +279,7 @@ fn path_of_handle(handle: *mut c_void, probe: &CStr) -> Option<CString> {
     if p.is_null() {
         None
     } else {
-        object_of(p)
+        object_of(p as usize)
     }
 }
 

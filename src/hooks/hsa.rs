@@ -222,7 +222,7 @@ pub fn caller_is_rocm(caller: usize) -> bool {
     if cached != 0 && (cached >> 1) as usize == caller {
         return cached & 1 == 1;
     }
-    let verdict = crate::runtime::object_of(caller as *const c_void)
+    let verdict = crate::runtime::object_of(caller)
         .is_some_and(|path| policy::is_rocm_library(path.to_bytes()));
     slot.store(((caller as u64) << 1) | verdict as u64, Ordering::Relaxed);
     verdict
@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn caller_cache_answers_consistently() {
-        let here = caller_cache_answers_consistently as usize;
+        let here = caller_cache_answers_consistently as fn() as usize;
         assert!(!caller_is_rocm(here));
         assert!(!caller_is_rocm(here)); // cached
         assert!(!caller_is_rocm(1));
