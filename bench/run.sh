@@ -109,16 +109,63 @@ echo
 echo "(hipHostAlloc, hipMemAllocHost: rewritten into hipHostMalloc(NonCoherent); hipExtMallocWithFlags(Finegrained) into Default; hipMallocManaged adds hipMemAdvise(SetCoarseGrain), whose cost in the runtime is counted; hsa_pool: fine-grained pool redirected to the coarse one; hsa_init row: hsa_init+hsa_shut_down, only hsa_init hooked.)"
 
 echo
-echo "## 2. Process start without HIP (/bin/true)"
-true_plain=$("${run_env[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null /bin/true 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
-true_shim=$("${run_env[@]}" LD_PRELOAD="$LIB" valgrind --tool=callgrind --callgrind-out-file=/dev/null /bin/true 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+echo "### Where the pair's added instructions go"
 echo
-echo "| run | instructions |"
+# One callgrind run each way with the same N; instructions grouped by the source file of the
+# code executed (inlined code counts for the file it was written in); the difference per
+# iteration. rmcp's own files appear only with the shim; libc's and the loader's rows are
+# what rmcp's calls into them add (clock_gettime; __tls_get_addr for the thread id).
+BN=20000
+by_file() { # PRELOAD(0|1) -> "key count" lines
+    local pre=() f=$OUT/cg.$1
+    [[ $1 == 1 ]] && pre=(LD_PRELOAD="$LIB")
+    "${run_env[@]}" "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$f" \
+        "$BENCH" hipHostMalloc $BN 1 both >/dev/null 2>&1
+    callgrind_annotate --threshold=100 --auto=no "$f" 2>/dev/null |
+        sed -n 's/^ *\([0-9,]*\) ([ 0-9.]*%)  \([^ ]*\).*/\1 \2/p' | tr -d , |
+        awk '$2 !~ /^PROGRAM/ { split($2, fn, ":"); n = split(fn[1], parts, "/"); file = parts[n]
+               if (fn[1] ~ /^\/rustc\//) key = "Rust std/core: " file
+               else if (fn[1] ~ /\.cargo\/registry/) key = "crate " parts[n - 2] ": " file
+               else if (fn[1] ~ /(^|\/)src\//) key = "rmcp src/" (parts[n - 1] == "hooks" ? "hooks/" : "") file
+               else key = file ":" fn[2]
+               sum[key] += $1 }
+             END { for (k in sum) print k "\t" sum[k] }'
+}
+by_file 1 | sort >"$OUT/by_file.shim"
+by_file 0 | sort >"$OUT/by_file.plain"
+echo "| code | added instructions per pair |"
 echo "|---|---:|"
-echo "| /bin/true | $true_plain |"
-echo "| LD_PRELOAD=librmcp.so /bin/true | $true_shim |"
-echo "| added | $((true_shim - true_plain)) |"
+join -t "$(printf '\t')" -a 1 -a 2 -e 0 -o 0,1.2,2.2 "$OUT/by_file.shim" "$OUT/by_file.plain" |
+    awk -F '\t' -v n=$BN '{ d = ($2 - $3) / n; if (d >= 1 || d <= -1) printf "%.1f\t%s\n", d, $1 }' |
+    sort -rn | awk -F '\t' '{ printf "| %s | %s |\n", $2, $1; t += $1 } END { printf "| total | %.1f |\n", t }'
 
+echo
+echo "## 2. Process start without HIP (/bin/true)"
+# Clean environment (no LD_LIBRARY_PATH), as a training job's helper processes would see it.
+count_true() { # [LD_PRELOAD value]
+    local pre=()
+    [[ -n ${1:-} ]] && pre=(LD_PRELOAD="$1")
+    env -i PATH="$PATH" "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null /bin/true 2>&1 |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+# Reference points: an empty C library, and the same library also linked to libgcc_s.so.1
+# (Rust's unwinder, which the panic boundary needs), preloaded.
+echo 'int rmcp_bench_empty(void) { return 0; }' >"$OUT/empty.c"
+$CC -O2 -shared -fPIC "$OUT/empty.c" -o "$OUT/libempty.so"
+$CC -O2 -shared -fPIC "$OUT/empty.c" -o "$OUT/libempty_gcc_s.so" -Wl,--no-as-needed -lgcc_s
+true_plain=$(count_true)
+true_empty=$(count_true "$OUT/libempty.so")
+true_gcc=$(count_true "$OUT/libempty_gcc_s.so")
+true_shim=$(count_true "$LIB")
+echo
+echo "| preloaded | instructions | added |"
+echo "|---|---:|---:|"
+echo "| nothing | $true_plain | - |"
+echo "| an empty C library | $true_empty | $((true_empty - true_plain)) |"
+echo "| an empty C library linked to libgcc_s.so.1 | $true_gcc | $((true_gcc - true_plain)) |"
+echo "| librmcp.so | $true_shim | $((true_shim - true_plain)) |"
+echo
+echo "librmcp.so: $(readelf -W --dyn-syms "$LIB" | grep -c ' UND ') undefined dynamic symbols, $(readelf -W -r "$LIB" | grep -c R_X86_64_RELATIVE) relative relocations, needs: $(readelf -d "$LIB" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
 echo
 echo "## 3. Wall clock, hipHostMalloc(4096, 0) + hipHostFree loops, shim / plain"
 ITERS=${BENCH_ITERS:-200000}
@@ -131,10 +178,10 @@ ns_of() { # THREADS PRELOAD
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "$ITERS iterations per thread, median of $REPS alternating runs each"
+echo "$ITERS iterations per thread, median of $REPS alternating runs each; ns/iter is wall time / all iterations of all threads ($(nproc) cpus)"
 echo
-echo "| threads | plain ns/iter | shim ns/iter | ratio |"
-echo "|---:|---:|---:|---:|"
+echo "| threads | plain ns/iter | shim ns/iter | added ns/iter | ratio |"
+echo "|---:|---:|---:|---:|---:|"
 declare -A RATIO
 for t in 1 2 8; do
     plain=(); shim=()
@@ -147,7 +194,7 @@ for t in 1 2 8; do
     ratio=$(awk -v s="$ms" -v p="$mp" 'BEGIN {printf "%.3f", s / p}')
     RATIO[$t]=$ratio
     awk -v t=$t -v s="$ms" -v p="$mp" -v n="$ITERS" -v r="$ratio" \
-        'BEGIN {printf "| %d | %.1f | %.1f | %s |\n", t, p / n / t, s / n / t, r}'
+        'BEGIN {printf "| %d | %.1f | %.1f | %.1f | %s |\n", t, p / n / t, s / n / t, (s - p) / n / t, r}'
 done
 
 echo

@@ -117,6 +117,48 @@ impl Live {
         self.next_freed = (self.next_freed + 1) % FREED_PER_SHARD;
     }
 
+    /// Removes the live allocation at `base` straight into the freed ring
+    /// (one copy, nothing returned). False if there was none.
+    #[inline]
+    fn take(&mut self, base: usize, freed_ns: u64) -> bool {
+        if let Some(i) = self.position(base) {
+            self.freed[self.next_freed] = Freed {
+                alloc: self.recent[i],
+                freed_ns,
+            };
+            self.next_freed = (self.next_freed + 1) % FREED_PER_SHARD;
+            self.recent_len -= 1;
+            if i != self.recent_len {
+                self.recent[i] = self.recent[self.recent_len];
+            }
+            return true;
+        }
+        if self.older.is_empty() {
+            return false;
+        }
+        match self.older.remove(&base) {
+            Some(a) => {
+                self.remember_freed(a, freed_ns);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Undoes `take`: the newest remembered free at `base` becomes live again.
+    fn untake(&mut self, base: usize) -> bool {
+        for k in 1..=FREED_PER_SHARD {
+            let j = (self.next_freed + FREED_PER_SHARD - k) % FREED_PER_SHARD;
+            if self.freed[j].alloc.base == base {
+                let a = self.freed[j].alloc;
+                self.freed[j].alloc.base = 0;
+                self.insert(a);
+                return true;
+            }
+        }
+        false
+    }
+
     fn forget_freed(&mut self, a: &Allocation) {
         for f in self.freed.iter_mut() {
             if f.alloc.base != 0 && f.alloc == *a {
@@ -150,7 +192,9 @@ impl Live {
     fn take_recent(&mut self, i: usize) -> Allocation {
         let a = self.recent[i];
         self.recent_len -= 1;
-        self.recent[i] = self.recent[self.recent_len];
+        if i != self.recent_len {
+            self.recent[i] = self.recent[self.recent_len];
+        }
         a
     }
 
@@ -259,6 +303,19 @@ impl Registry {
         let a = live.remove(base)?;
         live.remember_freed(a, now_ns);
         Some(a)
+    }
+
+    /// `remove` for the hooks: the record goes straight to the freed ring
+    /// and nothing is copied out. True if `base` was live.
+    #[inline]
+    pub fn take(&self, base: usize, now_ns: u64) -> bool {
+        self.shards[shard_of(base)].lock().take(base, now_ns)
+    }
+
+    /// Undoes the last `take` of `base` (its free failed): the record is
+    /// live again and no longer remembered as freed.
+    pub fn untake(&self, base: usize) -> bool {
+        self.shards[shard_of(base)].lock().untake(base)
     }
 
     /// Puts back an allocation whose free failed, and forgets it as freed.
@@ -435,6 +492,31 @@ mod tests {
         assert_eq!(r.lookup(0x10008), Lookup::Live(alloc(0x10000, 0x10, 70)));
         // Outside the new, smaller allocation: the old freed one explains it.
         assert!(matches!(r.lookup(0x10100), Lookup::Freed(_)));
+    }
+
+    #[test]
+    fn take_and_untake_match_remove_and_restore() {
+        let r = Registry::new();
+        r.insert(alloc(0x10000, 0x1000, 1));
+        assert!(r.take(0x10000, 5));
+        assert!(!r.take(0x10000, 6));
+        assert!(matches!(r.lookup(0x10010), Lookup::Freed(f) if f.freed_ns == 5));
+        assert!(r.untake(0x10000));
+        assert_eq!(r.lookup(0x10010), Lookup::Live(alloc(0x10000, 0x1000, 1)));
+        assert!(!r.untake(0x10000));
+        // From the ordered map too.
+        let same: Vec<usize> = (1..100_000usize)
+            .map(|i| i * 0x100)
+            .filter(|b| shard_of(*b) == shard_of(0x100))
+            .take(RECENT + 1)
+            .collect();
+        for (t, b) in same.iter().enumerate() {
+            r.insert(alloc(*b, 0x10, t as u64));
+        }
+        assert!(r.take(same[0], 9));
+        assert_eq!(r.get(same[0]), None);
+        assert!(r.untake(same[0]));
+        assert_eq!(r.get(same[0]), Some(alloc(same[0], 0x10, 0)));
     }
 
     #[test]

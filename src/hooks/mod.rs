@@ -146,18 +146,18 @@ pub(crate) fn forward_free(
     succeeded: impl Fn(i32) -> bool,
     real: impl FnOnce() -> i32,
 ) -> i32 {
-    let mut removed = None;
+    let mut removed = false;
     after(|| {
         STATS.record(entry, false);
         if !ptr.is_null() && shim::config().enabled {
-            removed = REGISTRY.remove(ptr as usize, now_ns());
+            removed = REGISTRY.take(ptr as usize, now_ns());
         }
     });
     let rc = real();
-    if let Some(a) = removed {
-        if !succeeded(rc) {
-            after(|| REGISTRY.restore(a));
-        }
+    if removed && !succeeded(rc) {
+        after(|| {
+            REGISTRY.untake(ptr as usize);
+        });
     }
     rc
 }
