@@ -114,12 +114,14 @@ pub fn forget_thread_id() {
 /// CLOCK_MONOTONIC in nanoseconds.
 #[inline]
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // Not zero-initialised: this runs twice per allocation and free.
+    let mut ts = std::mem::MaybeUninit::<libc::timespec>::uninit();
+    // SAFETY: ts is a valid out-pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: clock_gettime succeeded, so it filled ts in.
+    let ts = unsafe { ts.assume_init() };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
