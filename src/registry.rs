@@ -13,7 +13,7 @@
 //! hold a lock.
 
 use crate::entry::Entry;
-use parking_lot::{const_mutex, Mutex};
+use crate::sync::{SpinGuard, SpinLock};
 use std::collections::BTreeMap;
 
 /// One allocation as the application asked for it and as rmcp forwarded it.
@@ -259,7 +259,7 @@ impl Live {
     }
 }
 
-type Shard = Mutex<Live>;
+type Shard = SpinLock<Live>;
 
 pub struct Registry {
     shards: [Shard; SHARDS],
@@ -281,7 +281,7 @@ fn shard_of(base: usize) -> usize {
 impl Registry {
     pub const fn new() -> Registry {
         Registry {
-            shards: [const { const_mutex(Live::new()) }; SHARDS],
+            shards: [const { SpinLock::new(Live::new()) }; SHARDS],
         }
     }
 
@@ -351,7 +351,7 @@ impl Registry {
     fn lookup_with<'a>(
         &'a self,
         addr: usize,
-        lock_shard: impl Fn(&'a Shard) -> Option<parking_lot::MutexGuard<'a, Live>>,
+        lock_shard: impl Fn(&'a Shard) -> Option<SpinGuard<'a, Live>>,
     ) -> Result<Lookup, Busy> {
         let mut below: Option<Allocation> = None;
         let mut above: Option<Allocation> = None;
@@ -395,7 +395,7 @@ impl Registry {
     /// is copied into the child in a held state, release them after.
     pub fn lock_all_for_fork(&self) {
         for s in &self.shards {
-            std::mem::forget(s.lock());
+            s.lock_and_keep();
         }
     }
 

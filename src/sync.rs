@@ -1,12 +1,13 @@
 //! Small concurrency helpers for code that runs inside hooks: a run-once
-//! gate that tolerates re-entry, the calling thread's id, and a clock.
+//! gate that tolerates re-entry, a fork-safe spin lock, the calling thread's
+//! id, and a clock.
 //!
 //! `std::sync::Once` and `OnceCell` deadlock or panic when the initialiser
 //! re-enters them on the same thread, which a hook can do (a runtime's
 //! constructor calling back into a hook while rmcp is loading it).
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 const NEW: u32 = 0;
 const RUNNING: u32 = 1;
@@ -83,6 +84,117 @@ impl InitOnce {
             self.owner.store(0, Ordering::Relaxed);
             self.state.store(NEW, Ordering::Release);
         }
+    }
+}
+
+/// A lock for very short critical sections that stays correct across
+/// fork(): its whole state is one flag, which the fork child can simply
+/// clear (`force_unlock`). parking_lot's mutexes keep waiters in a global
+/// table: a fork taken while a thread of the parent was parked on one copies
+/// that waiter into the child, and a fair unlock there can hand the lock to
+/// a thread that does not exist (the robustness suite's fork test hung that
+/// way). Waiters spin briefly, then yield.
+pub struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the flag gives one thread at a time access to the value, which is
+// only ever reached through a guard.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+pub struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> SpinLock<T> {
+    pub const fn new(value: T) -> SpinLock<T> {
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+        SpinGuard { lock: self }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The lock if it is free right now, without waiting (the fault path).
+    #[inline]
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| SpinGuard { lock: self })
+    }
+
+    /// Takes the lock and keeps it (before fork).
+    pub fn lock_and_keep(&self) {
+        std::mem::forget(self.lock());
+    }
+
+    /// # Safety
+    /// Only for a lock taken by `lock_and_keep` on this thread, or, in a
+    /// fork child, by the parent thread that became this one.
+    pub unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
+impl<T> std::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
     }
 }
 
@@ -168,6 +280,31 @@ mod tests {
         }));
         assert!(r.is_err());
         assert!(once.is_done());
+    }
+
+    #[test]
+    fn spin_lock_excludes_and_can_be_reset() {
+        let lock = Arc::new(SpinLock::new(0u64));
+        let ts: Vec<_> = (0..8)
+            .map(|_| {
+                let lock = lock.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        *lock.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        ts.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(*lock.lock(), 80_000);
+        let g = lock.try_lock().unwrap();
+        assert!(lock.try_lock().is_none());
+        drop(g);
+        lock.lock_and_keep();
+        assert!(lock.try_lock().is_none());
+        // SAFETY: taken just above on this thread.
+        unsafe { lock.force_unlock() };
+        assert!(lock.try_lock().is_some());
     }
 
     #[test]

@@ -196,6 +196,15 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct alloc *table;
 static size_t table_len, table_cap;
 
+/* A fork taken while another thread holds table_lock would leave it locked forever in the
+ * child; hold it across fork instead (tests fork from multithreaded drivers). */
+static void table_lock_take(void) { pthread_mutex_lock(&table_lock); }
+static void table_lock_give(void) { pthread_mutex_unlock(&table_lock); }
+__attribute__((constructor)) static void table_lock_atfork(void)
+{
+    pthread_atfork(table_lock_take, table_lock_give, table_lock_give);
+}
+
 static int table_add(struct alloc a)
 {
     int ok = 1;

@@ -144,6 +144,15 @@ __attribute__((format(printf, 1, 2))) static void record(const char *fmt, ...)
 /* ------------------------------------------------------------------------- */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Held across fork, so a fork from a multithreaded program never leaves it locked in the
+ * child (see fake_hip.c). */
+static void lock_take(void) { pthread_mutex_lock(&lock); }
+static void lock_give(void) { pthread_mutex_unlock(&lock); }
+__attribute__((constructor)) static void lock_atfork(void)
+{
+    pthread_atfork(lock_take, lock_give, lock_give);
+}
 static int init_count; /* hsa_init is reference counted */
 
 static pthread_once_t gpu_once = PTHREAD_ONCE_INIT;
