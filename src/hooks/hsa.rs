@@ -56,6 +56,12 @@ pub struct PoolInfo {
     pub kind: PoolKind,
     /// The same agent's coarse-grained pool, if it has one.
     pub coarse_sibling: Option<u64>,
+    /// GLOBAL_FLAGS of that coarse-grained pool (0 if none).
+    pub coarse_sibling_flags: u32,
+    /// Copied from the agent when mapped, so an allocation needs one lookup:
+    /// the agent is a targeted GPU, and its KFD node.
+    pub agent_target: bool,
+    pub agent_node: u32,
 }
 
 /// One agent: its name ("gfx1030") and KFD node.
@@ -65,6 +71,9 @@ pub struct AgentInfo {
     pub name: [u8; 64],
     pub node: u32,
     pub is_gpu: bool,
+    /// A GPU whose name is in the configured targets, decided once when the
+    /// topology is mapped (not parsed again on every allocation).
+    pub target: bool,
 }
 
 impl AgentInfo {
@@ -88,7 +97,11 @@ static TOPOLOGY_ONCE: InitOnce = InitOnce::new();
 static TOPOLOGY: OnceCell<Topology> = OnceCell::new();
 
 /// The agents and pools, mapped on first use (needs an initialised runtime).
+#[inline]
 pub fn topology() -> Option<&'static Topology> {
+    if let Some(t) = TOPOLOGY.get() {
+        return Some(t);
+    }
     TOPOLOGY_ONCE.call(|| {
         if let Some(t) = map_topology() {
             let _ = TOPOLOGY.set(t);
@@ -145,12 +158,15 @@ fn map_topology() -> Option<Topology> {
         }
         name[63] = 0;
         let is_gpu = device == hsa::DEVICE_TYPE_GPU;
-        topo.agents.push(AgentInfo {
+        let mut info = AgentInfo {
             agent: agent.handle,
             name,
             node,
             is_gpu,
-        });
+            target: false,
+        };
+        info.target = is_gpu && shim::config().targets.contains_name(info.name_str());
+        topo.agents.push(info);
         let mut pools: Vec<hsa_amd_memory_pool_t> = Vec::new();
         // SAFETY: the callback only pushes into `pools`, which outlives the call.
         unsafe { iterate_pools(agent, Some(push_pool), &mut pools as *mut _ as *mut c_void) };
@@ -182,15 +198,19 @@ fn map_topology() -> Option<Topology> {
                     on_gpu: is_gpu,
                 },
                 coarse_sibling: None,
+                coarse_sibling_flags: 0,
+                agent_target: info.target,
+                agent_node: info.node,
             });
         }
         let coarse = topo.pools[first..]
             .iter()
             .find(|p| p.kind.is_coarse_grained())
-            .map(|p| p.pool);
-        topo.pools[first..]
-            .iter_mut()
-            .for_each(|p| p.coarse_sibling = coarse);
+            .map(|p| (p.pool, p.kind.global_flags));
+        topo.pools[first..].iter_mut().for_each(|p| {
+            p.coarse_sibling = coarse.map(|c| c.0);
+            p.coarse_sibling_flags = coarse.map_or(0, |c| c.1);
+        });
     }
     log::debug!(
         "HSA: mapped {} agents, {} global pools",
@@ -228,12 +248,6 @@ pub fn caller_is_rocm(caller: usize) -> bool {
     verdict
 }
 
-/// Whether the agent is a target under the configured targets.
-fn agent_is_target(topo: &Topology, agent: u64) -> bool {
-    topo.agent(agent)
-        .is_some_and(|a| a.is_gpu && shim::config().targets.contains_name(a.name_str()))
-}
-
 /// Where an HSA allocation goes, and how to record it.
 #[derive(Clone, Copy, Debug)]
 struct PoolPlan {
@@ -268,19 +282,30 @@ extern "C" fn pool_allocate_from(
             return hsa::STATUS_ERROR_NOT_INITIALIZED;
         };
         let plan = decide(|cfg| {
-            let topo = topology()?;
-            let info = *topo.pool(pool.handle)?;
-            let target = agent_is_target(topo, info.agent);
-            let sibling = info.coarse_sibling.and_then(|c| topo.pool(c)).copied();
-            let redirect = sibling.is_some()
-                && policy::redirect_hsa_pool(cfg.mode, target, info.kind, caller_is_rocm(caller));
-            let used = if redirect { sibling? } else { info };
+            let info = *topology()?.pool(pool.handle)?;
+            let redirect = match info.coarse_sibling {
+                Some(sibling)
+                    if policy::redirect_hsa_pool(
+                        cfg.mode,
+                        info.agent_target,
+                        info.kind,
+                        caller_is_rocm(caller),
+                    ) =>
+                {
+                    Some(sibling)
+                }
+                _ => None,
+            };
             Some(PoolPlan {
-                pool: used.pool,
+                pool: redirect.unwrap_or(info.pool),
                 requested_flags: info.kind.global_flags,
-                applied_flags: used.kind.global_flags,
-                rewritten: redirect,
-                node: topo.agent(info.agent).map_or(-1, |a| a.node as i32),
+                applied_flags: if redirect.is_some() {
+                    info.coarse_sibling_flags
+                } else {
+                    info.kind.global_flags
+                },
+                rewritten: redirect.is_some(),
+                node: info.agent_node as i32,
             })
         })
         .flatten();
