@@ -332,7 +332,7 @@ extern "C" fn pool_allocate_from(
                 };
                 super::record_range(entry, base, size, requested, d, node);
             }
-            fault::ensure_handler();
+            super::ensure_fault_handler();
         });
         rc
     })

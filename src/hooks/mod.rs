@@ -21,6 +21,7 @@ use crate::shim::{self, REGISTRY, STATS};
 use crate::sync::{now_ns, thread_id};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// What a hook forwards: the flags (or pool/flag-like value) and whether
 /// that differs from the request because of rmcp.
@@ -106,8 +107,32 @@ pub(crate) unsafe fn record_alloc(
         record_range(entry, base, size, requested, d, device);
         // The HIP runtime opens HSA on its first call, possibly without
         // going through hsa_init's exported symbol.
-        crate::fault::ensure_handler();
+        ensure_fault_handler();
     })
+}
+
+/// `fault::ensure_handler` from the allocation path, until calling it can no
+/// longer do anything: once the handler is registered, or after more calls
+/// than `ensure_handler` makes attempts (it stops looking for an HSA runtime
+/// after 32; `hsa_init` still calls it directly). Saves a call per
+/// allocation for the rest of the process.
+#[inline(always)]
+pub(crate) fn ensure_fault_handler() {
+    if !FAULT_HANDLER_SETTLED.load(Ordering::Relaxed) {
+        ensure_fault_handler_slow();
+    }
+}
+
+static FAULT_HANDLER_SETTLED: AtomicBool = AtomicBool::new(false);
+
+#[cold]
+#[inline(never)]
+fn ensure_fault_handler_slow() {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    crate::fault::ensure_handler();
+    if crate::fault::handler_registered() || CALLS.fetch_add(1, Ordering::Relaxed) >= 64 {
+        FAULT_HANDLER_SETTLED.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Records a successful allocation whose address is already known.
