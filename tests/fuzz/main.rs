@@ -90,7 +90,7 @@ fn gfx_name(r: &mut Rng) -> String {
         s = s.to_ascii_uppercase();
     }
     if r.chance(6) {
-        s.push_str(*r.pick(&[":sramecc+:xnack-", ":xnack+", ":"]));
+        s.push_str(r.pick::<&str>(&[":sramecc+:xnack-", ":xnack+", ":"]));
     }
     s
 }
