@@ -142,7 +142,14 @@ impl Targets {
             if item.is_empty() {
                 return Err("an empty item".to_string());
             }
-            let range = match item.split_once('-') {
+            // An item with target features ("gfx90a:xnack-") is one name:
+            // features may end in '-'. Range ends carry no features.
+            let range_split = if item.contains(':') {
+                None
+            } else {
+                item.split_once('-')
+            };
+            let range = match range_split {
                 Some((a, b)) => {
                     let first =
                         Gfx::parse(a).ok_or_else(|| format!("'{}' in '{}'", a.trim(), item))?;
@@ -294,5 +301,8 @@ mod tests {
             .unwrap_err()
             .contains("backwards"));
         assert!(Targets::parse("rdna2").unwrap_err().contains("rdna2"));
+        // Feature suffixes are ignored, including ones ending in '-'.
+        let t = Targets::parse("gfx90a:xnack-,gfx1030:xnack+").unwrap();
+        assert!(t.contains_name("gfx90a") && t.contains_name("gfx1030"));
     }
 }

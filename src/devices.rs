@@ -6,7 +6,7 @@
 
 use crate::abi::{hipError_t, props, HIP_SUCCESS};
 use crate::shim::{self, hip_sym};
-use crate::sync::InitOnce;
+use crate::sync::{InitOnce, SpinLock};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
@@ -22,8 +22,7 @@ const UNREADABLE: u8 = 3;
 static STATE: [AtomicU8; MAX_DEVICES] = [const { AtomicU8::new(UNKNOWN) }; MAX_DEVICES];
 static PROBE: [InitOnce; MAX_DEVICES] = [const { InitOnce::new() }; MAX_DEVICES];
 /// Arch names as reported, for messages and the exit summary.
-static NAMES: [parking_lot::Mutex<[u8; 64]>; MAX_DEVICES] =
-    [const { parking_lot::const_mutex([0; 64]) }; MAX_DEVICES];
+static NAMES: [SpinLock<[u8; 64]>; MAX_DEVICES] = [const { SpinLock::new([0; 64]) }; MAX_DEVICES];
 
 static ALL_PROBED: InitOnce = InitOnce::new();
 static ANY_TARGET: AtomicBool = AtomicBool::new(false);

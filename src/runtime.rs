@@ -15,7 +15,7 @@
 //! runtime into a process. Handles are resolved once and cached; function
 //! pointers are cached per symbol in atomics.
 
-use crate::sync::InitOnce;
+use crate::sync::{InitOnce, SpinLock};
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -36,7 +36,7 @@ pub struct Runtime {
     handle: AtomicPtr<c_void>,
     /// 0 = not looked up yet, 1 = absent, else the address.
     syms: &'static [AtomicUsize],
-    path: parking_lot::Mutex<Option<CString>>,
+    path: SpinLock<Option<CString>>,
 }
 
 const ABSENT: usize = 1;
@@ -68,7 +68,7 @@ impl Runtime {
             once: InitOnce::new(),
             handle: AtomicPtr::new(std::ptr::null_mut()),
             syms,
-            path: parking_lot::const_mutex(None),
+            path: SpinLock::new(None),
         }
     }
 

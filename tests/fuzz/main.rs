@@ -204,7 +204,8 @@ fn oracle_targets_ok(s: &str) -> bool {
     s.split(',').all(|item| {
         let item = item.trim();
         !item.is_empty()
-            && match item.split_once('-') {
+            // With target features (':') an item is one name; else a-b is a range.
+            && match if item.contains(':') { None } else { item.split_once('-') } {
                 Some((a, b)) => {
                     matches!((oracle_gfx(a), oracle_gfx(b)), (Some(x), Some(y)) if x <= y)
                 }

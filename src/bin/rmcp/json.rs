@@ -1,5 +1,5 @@
 //! A tiny JSON value with a writer and a tolerant reader. No serde: the crate's
-//! dependency budget is libc, libloading, once_cell, parking_lot, log and
+//! dependency budget is libc, once_cell, log and
 //! env_logger. The reader never panics; malformed input gives `None`.
 
 use std::fmt::Write as _;
