@@ -29,13 +29,25 @@ fn run_preloads_the_shim_and_passes_the_exit_code_through() {
         .env("RMCP_LIBRARY", librmcp())
         .args(["run", "--log", "info", "--"])
         .arg(&driver)
-        .args(["hipHostMalloc:4096:0", "free", "hipHostMalloc:64:0xc0000000"])
+        .args([
+            "hipHostMalloc:4096:0",
+            "free",
+            "hipHostMalloc:64:0xc0000000",
+        ])
         .run();
     // The driver exits 1 because the last op was refused by the runtime.
     assert_eq!(r.status.code(), Some(1), "{r}");
-    let flags: Vec<u64> = r.calls_named("hipHostMalloc").iter().map(|c| c.flags().unwrap()).collect();
+    let flags: Vec<u64> = r
+        .calls_named("hipHostMalloc")
+        .iter()
+        .map(|c| c.flags().unwrap())
+        .collect();
     assert_eq!(flags, vec![0x8000_0000, 0xc000_0000], "{r}");
-    assert!(r.stderr.contains("rmcp: info: summary: calls/rewritten: hipHostMalloc 2/1"), "{r}");
+    assert!(
+        r.stderr
+            .contains("rmcp: info: summary: calls/rewritten: hipHostMalloc 2/1"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -51,12 +63,23 @@ fn gpu_fault_is_reported_then_the_command_reruns_on_cpu() {
     // The shim's live report, then the runtime's message, then the launcher
     // repeating the report and saying what it does next.
     let shim = r.stderr.find("rmcp: address ").expect("shim report");
-    let runtime = r.stderr.find("Memory access fault by GPU node-1").expect("runtime message");
+    let runtime = r
+        .stderr
+        .find("Memory access fault by GPU node-1")
+        .expect("runtime message");
     assert!(shim < runtime, "{r}");
-    assert!(r.stderr.contains("is 64 bytes into a live allocation: hipHostMalloc of 4096 bytes"), "{r}");
+    assert!(
+        r.stderr
+            .contains("is 64 bytes into a live allocation: hipHostMalloc of 4096 bytes"),
+        "{r}"
+    );
     assert!(r.stderr.contains("HIP_VISIBLE_DEVICES=-1"), "{r}");
     // The hipHostMalloc of the GPU run was rewritten (the CPU run makes none).
-    let flags: Vec<u64> = r.calls_named("hipHostMalloc").iter().map(|c| c.flags().unwrap()).collect();
+    let flags: Vec<u64> = r
+        .calls_named("hipHostMalloc")
+        .iter()
+        .map(|c| c.flags().unwrap())
+        .collect();
     assert_eq!(flags, vec![0x8000_0000], "{r}");
 }
 
