@@ -160,19 +160,8 @@ fn setup() -> Config {
     if !cfg.enabled {
         return cfg;
     }
-    let _ = env_logger::Builder::new()
-        .filter_level(cfg.log_level.to_filter())
-        .format(|buf, record| {
-            use std::io::Write;
-            writeln!(
-                buf,
-                "rmcp: {}: {}",
-                record.level().as_str().to_ascii_lowercase(),
-                record.args()
-            )
-        })
-        .target(env_logger::Target::Stderr)
-        .try_init();
+    log::set_max_level(cfg.log_level.to_filter());
+    let _ = log::set_logger(&STDERR_LOGGER);
     for p in &problems {
         log::warn!("{p}");
     }
@@ -208,6 +197,40 @@ fn setup() -> Config {
         cfg.targets
     );
     cfg
+}
+
+/// Writes each record as one `rmcp: <level>: <message>` line with a single
+/// write(2), so lines from threads never interleave. (env_logger would do,
+/// but its filter machinery costs every process start more than rmcp's
+/// whole budget has room for; see docs/performance.md.)
+struct StderrLogger;
+static STDERR_LOGGER: StderrLogger = StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!(
+            "rmcp: {}: {}\n",
+            record.level().as_str().to_ascii_lowercase(),
+            record.args()
+        );
+        let mut rest = line.as_bytes();
+        while !rest.is_empty() {
+            // SAFETY: rest is a valid readable slice; fd 2 may be closed, in
+            // which case write fails and the line is dropped.
+            let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                break;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+    fn flush(&self) {}
 }
 
 extern "C" fn before_fork() {
