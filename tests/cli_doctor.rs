@@ -4,6 +4,9 @@
 #[allow(dead_code)]
 mod json;
 
+mod common;
+
+use common::tempdir;
 use json::Json;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -12,19 +15,6 @@ fn fixture(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/doctor")
         .join(p)
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "rmcp-cli-doctor-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Runs doctor with a clean environment plus `env`.
@@ -348,7 +338,7 @@ fn rdna3_is_not_a_target() {
 
 #[test]
 fn empty_root_has_no_gpu_and_skips_the_live_log() {
-    let root = tmpdir("empty");
+    let root = tempdir("empty");
     let out = doctor(
         &[
             "--json",
@@ -438,7 +428,7 @@ fn human_report_has_the_key_lines_and_no_colour_when_piped() {
 
 fn fake_python(tag: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let d = tmpdir(tag);
+    let d = tempdir(tag);
     let p = d.join("python3");
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();

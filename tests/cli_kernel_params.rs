@@ -1,6 +1,9 @@
 //! `rmcp kernel-params`: content, --write into a temporary root, refusing to
 //! replace a foreign file, --force.
 
+mod common;
+
+use common::tempdir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -10,19 +13,6 @@ fn fixture(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/doctor")
         .join(p)
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "rmcp-cli-kp-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -81,7 +71,7 @@ fn prints_an_all_commented_snippet() {
 
 #[test]
 fn no_targeted_gpu_writes_nothing() {
-    let root = tmpdir("rdna3");
+    let root = tempdir("rdna3");
     copy_tree(&fixture("rdna3-rx7900xtx"), &root);
     let o = kp(&["--root", root.to_str().unwrap(), "--write"]);
     assert_eq!(o.status.code(), Some(0));
@@ -92,7 +82,7 @@ fn no_targeted_gpu_writes_nothing() {
 
 #[test]
 fn writes_replaces_its_own_and_refuses_foreign_files() {
-    let root = tmpdir("write");
+    let root = tempdir("write");
     copy_tree(&fixture("rdna1-rx5700xt"), &root);
     let conf = root.join("etc/modprobe.d/amdgpu-rmcp.conf");
     let r = root.to_str().unwrap();

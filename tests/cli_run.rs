@@ -1,22 +1,12 @@
 //! `rmcp run`: environment, exit codes, signals, bad flags and the CPU fallback.
 //! librmcp.so is faked with RMCP_LIBRARY pointing at any existing file.
 
+mod common;
+
+use common::tempdir;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "rmcp-cli-run-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A stand-in for librmcp.so (never loaded successfully: ld.so skips it with a warning).
 fn fake_lib(dir: &Path) -> PathBuf {
@@ -58,7 +48,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn preload_is_prepended_and_mode_and_log_are_set() {
-    let d = tmpdir("env");
+    let d = tempdir("env");
     let lib = fake_lib(&d);
     let lib_s = std::fs::canonicalize(&lib)
         .unwrap()
@@ -114,7 +104,7 @@ fn preload_is_prepended_and_mode_and_log_are_set() {
 
 #[test]
 fn exit_codes_and_signals_are_passed_on() {
-    let d = tmpdir("codes");
+    let d = tempdir("codes");
     let lib = fake_lib(&d);
     let env = [("RMCP_LIBRARY", lib.to_str().unwrap())];
     assert_eq!(
@@ -142,7 +132,7 @@ fn exit_codes_and_signals_are_passed_on() {
 
 #[test]
 fn bad_flags_exit_2_naming_the_value() {
-    let d = tmpdir("flags");
+    let d = tempdir("flags");
     let lib = fake_lib(&d);
     let env = [("RMCP_LIBRARY", lib.to_str().unwrap())];
     for (args, needle, accepted) in [
@@ -201,7 +191,7 @@ exit 0"#,
 
 #[test]
 fn gpu_fault_falls_back_to_cpu() {
-    let d = tmpdir("fallback");
+    let d = tempdir("fallback");
     let lib = fake_lib(&d);
     let prog = faulting_program(&d, REPORT);
     let out = rmcp(
@@ -236,7 +226,7 @@ fn gpu_fault_falls_back_to_cpu() {
 
 #[test]
 fn unreadable_report_still_falls_back() {
-    let d = tmpdir("garbage");
+    let d = tempdir("garbage");
     let lib = fake_lib(&d);
     let prog = faulting_program(&d, "{\"rmcp_fault_report\":1,\"text\":\"cut of");
     let out = rmcp(
@@ -252,7 +242,7 @@ fn unreadable_report_still_falls_back() {
 
 #[test]
 fn no_report_means_no_rerun() {
-    let d = tmpdir("noreport");
+    let d = tempdir("noreport");
     let lib = fake_lib(&d);
     let prog = script(
         &d,
@@ -287,7 +277,7 @@ fn no_report_means_no_rerun() {
 
 #[test]
 fn second_run_exit_code_wins() {
-    let d = tmpdir("second");
+    let d = tempdir("second");
     let lib = fake_lib(&d);
     std::fs::write(d.join("report.json"), REPORT).unwrap();
     let prog = script(
@@ -309,7 +299,7 @@ fn second_run_exit_code_wins() {
 
 #[test]
 fn sigterm_is_forwarded_to_the_command() {
-    let d = tmpdir("term");
+    let d = tempdir("term");
     let lib = fake_lib(&d);
     let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
     c.args(["run", "--", "sh", "-c"])

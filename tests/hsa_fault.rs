@@ -143,7 +143,7 @@ fn fault_address(r: &Run) -> String {
 
 #[test]
 fn fault_inside_a_live_allocation_names_it() {
-    let dir = tempdir();
+    let dir = common::tempdir("hsa-fault");
     let report = dir.join("fault.json");
     let r = fault_run(
         "gfx1030",
@@ -276,22 +276,4 @@ fn fault_report_with_rmcp_off_still_attributes() {
             .contains("(flags requested 0x0, applied 0x0, not rewritten; host memory"),
         "{r}"
     );
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "rmcp-hsa-fault-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
