@@ -699,6 +699,9 @@ fn file_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// Builds the command of one case, with or without the shim preloaded.
+type CaseCommand<'a> = &'a dyn Fn(Option<&Path>) -> Command;
+
 #[test]
 fn symbol_bindings_go_through_shim() {
     let lib = shim();
@@ -706,7 +709,7 @@ fn symbol_bindings_go_through_shim() {
     for rt in runtimes("symbol_bindings_go_through_shim") {
         let exe = probe_exe(&rt);
         let (host, module) = (host_exe(&rt), probe_module(&rt));
-        let cases: [(&str, &dyn Fn(Option<&Path>) -> Command, &str); 2] = [
+        let cases: [(&str, CaseCommand, &str); 2] = [
             ("linked program", &|s| rt.command(&exe, &[], s), "probe"),
             (
                 "dlopen(RTLD_LOCAL) module",
