@@ -293,6 +293,7 @@ fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> 
     };
     let st = child.wait();
     CHILD.store(0, Ordering::SeqCst);
+    // SAFETY: restores the dispositions saved above, unchanged.
     unsafe {
         let ((int, quit), old) = saved;
         libc::signal(libc::SIGINT, int);
