@@ -149,4 +149,6 @@ if [[ $FAILED == 0 ]]; then
 else
     echo "memcheck: $FAILED of $TOTAL scenarios with errors (logs in $OUT/logs)"
 fi
+# The closing line in the plain "N passed, N failed" form CI summaries read.
+echo "memcheck: $((TOTAL - FAILED)) passed, $FAILED failed"
 [[ $FAILED == 0 ]]
