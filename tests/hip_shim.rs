@@ -505,6 +505,22 @@ fn rmcp_hip_library_names_the_runtime_when_none_is_loaded() {
     assert!(ok.success(), "{ok}");
     assert_eq!(flags_of(&ok, "hipHostMalloc"), vec![NON_COHERENT], "{ok}");
 
+    // Naming librmcp itself must not make every forward call the hook again.
+    let itself = Scenario::new(Program::Path(exe.clone()))
+        .devices(RDNA2)
+        .lib_dir(&lib_dir)
+        .env("RMCP_HIP_LIBRARY", librmcp())
+        .run();
+    assert_eq!(itself.status.code(), Some(1), "{itself}");
+    assert!(itself.stdout.contains("hipHostMalloc rc=801"), "{itself}");
+    assert_eq!(
+        rmcp_lines(&itself),
+        vec![
+            "rmcp: warn: hipHostMalloc is not in this HIP runtime; returning hipErrorNotSupported"
+        ],
+        "{itself}"
+    );
+
     let missing = Scenario::new(Program::Path(exe))
         .devices(RDNA2)
         .lib_dir(&lib_dir)
