@@ -32,25 +32,18 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         write: false,
         force: false,
     };
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        match a {
-            "--write" => o.write = true,
-            "--force" => o.force = true,
-            "--root" => {
-                i += 1;
-                o.root = PathBuf::from(args.get(i).ok_or("kernel-params: --root needs a value")?);
-            }
-            _ if a.starts_with("--root=") => o.root = PathBuf::from(&a[7..]),
+    let mut flags = crate::args::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        match flag {
+            "--write" if !flags.has_inline() => o.write = true,
+            "--force" if !flags.has_inline() => o.force = true,
+            "--root" => o.root = PathBuf::from(flags.value("kernel-params: ", flag)?),
             "-h" | "--help" => return Err(String::new()),
-            _ => {
-                return Err(format!(
-                    "kernel-params: unknown option '{a}' (accepted: --root DIR, --write, --force)"
-                ))
-            }
+            _ => return Err(unknown_option(flag)),
         }
-        i += 1;
+    }
+    if let Some(a) = flags.rest().first() {
+        return Err(unknown_option(a));
     }
     if o.force && !o.write {
         return Err("kernel-params: --force only applies with --write".to_string());
@@ -227,4 +220,8 @@ pub fn main(args: &[String]) -> i32 {
             2
         }
     }
+}
+
+fn unknown_option(a: &str) -> String {
+    format!("kernel-params: unknown option '{a}' (accepted: --root DIR, --write, --force)")
 }

@@ -1,5 +1,6 @@
 //! The `rmcp` command: `doctor`, `run` and `kernel-params`.
 
+mod args;
 mod doctor;
 mod json;
 mod kernel_params;

@@ -43,46 +43,25 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         cpu_fallback: false,
         command: Vec::new(),
     };
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if !a.starts_with('-') || a == "-" {
-            break;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
-            }
-            i += 1;
-            args.get(i)
-                .cloned()
-                .ok_or_else(|| format!("run: {name} needs a value"))
-        };
+    let mut flags = crate::args::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
         match flag {
             "--mode" => {
-                let v = value("--mode")?;
+                let v = flags.value("run: ", flag)?;
                 if !MODES.contains(&v.as_str()) {
                     return Err(format!("run: bad --mode '{v}' (accepted: {})", MODES.join(", ")));
                 }
                 o.mode = Some(v);
             }
             "--log" => {
-                let v = value("--log")?;
+                let v = flags.value("run: ", flag)?;
                 if !LEVELS.contains(&v.as_str()) {
                     return Err(format!("run: bad --log '{v}' (accepted: {})", LEVELS.join(", ")));
                 }
                 o.log = Some(v);
             }
             "--on-gpu-fault" => {
-                let v = value("--on-gpu-fault")?;
+                let v = flags.value("run: ", flag)?;
                 if v != "cpu" {
                     return Err(format!("run: bad --on-gpu-fault '{v}' (accepted: cpu)"));
                 }
@@ -91,13 +70,12 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
             "-h" | "--help" => return Err(String::new()),
             _ => {
                 return Err(format!(
-                    "run: unknown option '{a}' (accepted: --mode, --log, --on-gpu-fault; put the command after --)"
+                    "run: unknown option '{flag}' (accepted: --mode, --log, --on-gpu-fault; put the command after --)"
                 ))
             }
         }
-        i += 1;
     }
-    o.command = args[i..].iter().map(OsString::from).collect();
+    o.command = flags.rest().iter().map(OsString::from).collect();
     if o.command.is_empty() {
         return Err("run: no command given (rmcp run [OPTIONS] -- CMD [ARGS...])".to_string());
     }

@@ -96,40 +96,28 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         kernel_log: None,
         python: Some("python3".to_string()),
     };
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a, None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
-            }
-            i += 1;
-            args.get(i)
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+    let mut flags = crate::args::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
         match flag {
-            "--json" if inline.is_none() => o.json = true,
-            "--sysfs-root" => o.sysfs_root = Some(PathBuf::from(value("--sysfs-root")?)),
-            "--kernel-log" => o.kernel_log = Some(PathBuf::from(value("--kernel-log")?)),
+            "--json" if !flags.has_inline() => o.json = true,
+            "--sysfs-root" => o.sysfs_root = Some(PathBuf::from(flags.value("", flag)?)),
+            "--kernel-log" => o.kernel_log = Some(PathBuf::from(flags.value("", flag)?)),
             "--python" => {
-                let v = value("--python")?;
+                let v = flags.value("", flag)?;
                 o.python = if v == "none" { None } else { Some(v) };
             }
             "-h" | "--help" => return Err(String::new()),
-            _ => {
-                return Err(format!(
-                    "unknown doctor option '{a}' (accepted: --json, --sysfs-root DIR, --kernel-log FILE, --python PATH|none)"
-                ))
-            }
+            _ => return Err(unknown_doctor_option(flag)),
         }
-        i += 1;
+    }
+    if let Some(a) = flags.rest().first() {
+        return Err(unknown_doctor_option(a));
     }
     Ok(o)
+}
+
+fn unknown_doctor_option(a: &str) -> String {
+    format!("unknown doctor option '{a}' (accepted: --json, --sysfs-root DIR, --kernel-log FILE, --python PATH|none)")
 }
 
 /// Reads the live kernel log. Ok((source, text)) or Err(reason).
