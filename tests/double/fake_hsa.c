@@ -108,36 +108,7 @@ static const uint32_t kind_flags[] = {0,
 /* Record                                                                    */
 /* ------------------------------------------------------------------------- */
 
-static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static int log_fd = -1;
-
-static void log_open(void)
-{
-    const char *path = getenv("FAKE_HIP_LOG");
-    if (path && *path)
-        log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-}
-
-__attribute__((format(printf, 1, 2))) static void record(const char *fmt, ...)
-{
-    pthread_once(&log_once, log_open);
-    if (log_fd < 0)
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof line - 2)
-        n = (int)(sizeof line - 2);
-    line[n++] = '\n';
-    ssize_t w;
-    do {
-        w = write(log_fd, line, (size_t)n);
-    } while (w < 0 && errno == EINTR);
-}
+#include "record.h"
 
 /* ------------------------------------------------------------------------- */
 /* State                                                                     */
