@@ -12,6 +12,15 @@
 #      Run sid's programs through sid's loader:
 #        ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path ROOT/usr/lib/x86_64-linux-gnu PROG
 #
+#   3. experimental's ROCm 7.2.4 runtime (libamdhip64-7, libhsa-runtime64-1,
+#      libamd-comgr3 and their closure, resolved against sid) plus its headers,
+#      unpacked the same way into $RMCP_ROCM_DIR/exp-root. Its ROCr bundles
+#      libhsakmt's model mode, which tests/model_gpu.rs runs on a modelled GPU.
+#      Beside it, exp-gfx10/libhsa-runtime64.so.1: a private copy of that ROCr
+#      in which one call is patched out (the AMDKFD_IOC_SET_TRAP_HANDLER ioctl,
+#      issued on gfx10 and not implemented by model mode; see
+#      docs/verified-where.md). The input and the output are checked by sha256.
+#
 # Idempotent: a second run installs nothing and downloads nothing (pass
 # --refresh to re-resolve sid). Needs root (or sudo) for step 1 only.
 # Environment: RMCP_ROCM_DIR (unpack location), RMCP_SID_MIRROR (Debian mirror
@@ -44,6 +53,31 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 && SUDO=(sudo) || SUDO=(false)
 fi
+
+# apt options for a private state directory $1 (sources, lists, cache, an
+# empty dpkg status): nothing from sid or experimental touches the system.
+apt_opts_for() {
+    local d="$1"
+    APT_OPTS=(
+        -o "Dir::State=$d/state"
+        -o "Dir::State::status=$d/state/status"
+        -o "Dir::Etc::SourceList=$d/etc/sources.list"
+        -o "Dir::Etc::SourceParts=$d/etc/sources.list.d"
+        -o "Dir::Etc::Preferences=$d/etc/preferences"
+        -o "Dir::Etc::PreferencesParts=$d/etc/preferences.d"
+        -o "Dir::Cache=$d/cache"
+        -o "APT::Architecture=amd64" -o "APT::Architectures=amd64"
+        -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
+        -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
+        -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
+        -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
+        -o "APT::Sandbox::User=root"
+        # sid's Release file is only valid for a week; a mirror that serves a
+        # frozen snapshot, or a machine clock ahead of it, makes apt reject it
+        # as expired. Signatures are still checked (signed-by in sources.list).
+        -o "Acquire::Check-Valid-Until=false" -o "Acquire::Check-Date=false"
+    )
+}
 
 start=$(date +%s)
 
@@ -82,25 +116,7 @@ else
         "$SID_APT/state/lists/partial" "$SID_APT/cache/archives/partial" "$SID_DEBS"
     : > "$SID_APT/state/status"
     echo "deb [signed-by=$KEYRING] ${RMCP_SID_MIRROR%/} sid main" > "$SID_APT/etc/sources.list"
-    APT_OPTS=(
-        -o "Dir::State=$SID_APT/state"
-        -o "Dir::State::status=$SID_APT/state/status"
-        -o "Dir::Etc::SourceList=$SID_APT/etc/sources.list"
-        -o "Dir::Etc::SourceParts=$SID_APT/etc/sources.list.d"
-        -o "Dir::Etc::Preferences=$SID_APT/etc/preferences"
-        -o "Dir::Etc::PreferencesParts=$SID_APT/etc/preferences.d"
-        -o "Dir::Cache=$SID_APT/cache"
-        -o "APT::Architecture=amd64" -o "APT::Architectures=amd64"
-        -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
-        -o "APT::Sandbox::User=root"
-        # sid's Release file is only valid for a week; a mirror that serves a
-        # frozen snapshot, or a machine clock ahead of it, makes apt reject it
-        # as expired. Signatures are still checked (signed-by above).
-        -o "Acquire::Check-Valid-Until=false" -o "Acquire::Check-Date=false"
-    )
+    apt_opts_for "$SID_APT"
     log "resolving sid (${RMCP_SID_MIRROR%/} sid main) in a private apt state dir"
     apt-get "${APT_OPTS[@]}" update -qq
     hipver=$(apt-cache "${APT_OPTS[@]}" show libamdhip64-6 2>/dev/null | awk '/^Version:/{print $2; exit}')
@@ -124,10 +140,93 @@ else
     mv "$SID_ROOT.tmp" "$SID_ROOT"
 fi
 
+# ---------------------------------------------------------------- experimental
+# ROCm 7.2.4 lives in experimental and depends on sid (glibc >= 2.38, libllvm22).
+# apt resolves the closure itself: `install --download-only` against an empty
+# private dpkg status, with the ROCm packages pinned to their experimental
+# version and everything else taken from sid.
+EXP_APT="$ROCM_DIR/exp-apt"
+EXP_ROOT="$ROCM_DIR/exp-root"
+EXP_STAMP="$EXP_ROOT/.rmcp-exp-packages"
+EXP_GFX10="$ROCM_DIR/exp-gfx10"
+EXP_VERSION_PREFIX="7.2.4"
+EXP_RUNTIME_PKGS=(libamdhip64-7 libhsa-runtime64-1 libamd-comgr3)
+EXP_HEADER_PKGS=(libamdhip64-dev libhsa-runtime-dev)
+# The trap-handler patch (see the header of this file).
+HSA_SO=libhsa-runtime64.so.1.18.0
+HSA_SHA256_IN=a831f5a8f35b08ff9f2141cb2f084153186c66fbec87b1d6e8f8d9754a1e99b0
+HSA_PATCH_OFFSET=$((0x153437))           # call hsakmt_ioctl(fd, 0x40184b13, &args)
+HSA_PATCH_OLD=e884aeffff                 # call rel32
+HSA_PATCH_NEW=31c00f1f00                 # xor %eax,%eax; nopl (%rax): the ioctl "returns 0"
+if [ "$REFRESH" = 0 ] && [ -s "$EXP_STAMP" ] && [ -e "$EXP_ROOT/usr/lib/x86_64-linux-gnu/libamdhip64.so.7" ] \
+    && [ -e "$EXP_ROOT/usr/include/hip/hip_runtime_api.h" ]; then
+    log "experimental root already unpacked in $EXP_ROOT (pass --refresh to redo)"
+else
+    if [ -z "${RMCP_SID_MIRROR:-}" ]; then
+        RMCP_SID_MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v "^[[:space:]]*#" \
+            | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v -- '-security' | head -n1 | tr -d ' ' || true)
+        RMCP_SID_MIRROR="${RMCP_SID_MIRROR:-http://deb.debian.org/debian}"
+    fi
+    KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+    mkdir -p "$EXP_APT/etc/sources.list.d" "$EXP_APT/etc/preferences.d" \
+        "$EXP_APT/state/lists/partial" "$EXP_APT/cache/archives/partial" "$EXP_APT/headers"
+    : > "$EXP_APT/state/status"
+    printf 'deb [signed-by=%s] %s sid main\ndeb [signed-by=%s] %s experimental main\n' \
+        "$KEYRING" "${RMCP_SID_MIRROR%/}" "$KEYRING" "${RMCP_SID_MIRROR%/}" > "$EXP_APT/etc/sources.list"
+    apt_opts_for "$EXP_APT"
+    EXP_OPTS=("${APT_OPTS[@]}")
+    log "resolving experimental + sid in a private apt state dir"
+    apt-get "${EXP_OPTS[@]}" update -qq
+    exp_version() { # the experimental version of package $1
+        apt-cache "${EXP_OPTS[@]}" madison "$1" | awk -F'|' '/experimental/ {gsub(/ /,"",$2); print $2; exit}'
+    }
+    specs=()
+    for p in "${EXP_RUNTIME_PKGS[@]}" "${EXP_HEADER_PKGS[@]}"; do
+        v=$(exp_version "$p")
+        case "$v" in
+            "$EXP_VERSION_PREFIX"*) specs+=("$p=$v") ;;
+            *) die "experimental's $p is '${v:-absent}', expected $EXP_VERSION_PREFIX*" ;;
+        esac
+    done
+    rm -f "$EXP_APT/cache/archives/"*.deb "$EXP_APT/headers/"*.deb
+    log "downloading ROCm $EXP_VERSION_PREFIX and its closure"
+    apt-get "${EXP_OPTS[@]}" install --download-only -y -qq --no-install-recommends \
+        "${specs[@]:0:${#EXP_RUNTIME_PKGS[@]}}" >/dev/null
+    (cd "$EXP_APT/headers" && apt-get "${EXP_OPTS[@]}" download -qq "${specs[@]:${#EXP_RUNTIME_PKGS[@]}}" >/dev/null)
+    rm -rf "$EXP_ROOT.tmp"
+    mkdir -p "$EXP_ROOT.tmp"
+    for deb in "$EXP_APT/cache/archives/"*.deb "$EXP_APT/headers/"*.deb; do dpkg -x "$deb" "$EXP_ROOT.tmp"; done
+    [ -x "$EXP_ROOT.tmp/usr/lib64/ld-linux-x86-64.so.2" ] || die "experimental root: loader missing after unpack"
+    (cd "$EXP_APT/cache/archives" && ls -1 ./*.deb; cd "$EXP_APT/headers" && ls -1 ./*.deb) | sed 's|^\./||' \
+        > "$EXP_ROOT.tmp/.rmcp-exp-packages"
+    rm -rf "$EXP_ROOT"
+    mv "$EXP_ROOT.tmp" "$EXP_ROOT"
+fi
+
+# The gfx10 copy of ROCr: made again whenever it is missing or wrong.
+hsa_in="$EXP_ROOT/usr/lib/x86_64-linux-gnu/$HSA_SO"
+hsa_out="$EXP_GFX10/libhsa-runtime64.so.1"
+if [ ! -s "$EXP_GFX10/.sha256" ] || ! (cd "$EXP_GFX10" && sha256sum --status -c .sha256 2>/dev/null); then
+    got=$(sha256sum "$hsa_in" | cut -d' ' -f1)
+    [ "$got" = "$HSA_SHA256_IN" ] || die "$hsa_in has sha256 $got, expected $HSA_SHA256_IN: \
+experimental's ROCr changed; the trap-handler patch offset must be found again (docs/verified-where.md)"
+    at=$(od -An -tx1 -j "$HSA_PATCH_OFFSET" -N5 "$hsa_in" | tr -d ' \n')
+    [ "$at" = "$HSA_PATCH_OLD" ] || die "$hsa_in: bytes at $HSA_PATCH_OFFSET are $at, expected $HSA_PATCH_OLD"
+    mkdir -p "$EXP_GFX10"
+    cp "$hsa_in" "$hsa_out.tmp"
+    printf "$(echo "$HSA_PATCH_NEW" | sed 's/../\\x&/g')" \
+        | dd of="$hsa_out.tmp" bs=1 seek="$HSA_PATCH_OFFSET" conv=notrunc status=none
+    mv "$hsa_out.tmp" "$hsa_out"
+    (cd "$EXP_GFX10" && sha256sum libhsa-runtime64.so.1 > .sha256)
+    log "patched ROCr copy for gfx10 in $hsa_out"
+fi
+
 # ---------------------------------------------------------------- summary
 deb_ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo absent; }
 sid_ver() { sed -n "s/^$1_\([^_]*\)_.*/\1/p" "$STAMP" | sed 's/%3a/:/' | head -n1; }
-printf 'setup-rocm: ok in %ss: bookworm libamdhip64-5 %s, libhsa-runtime64-1 %s, hipcc %s, rocminfo %s | sid (%s) libamdhip64-6 %s, libhsa-runtime64-1 %s, libc6 %s\n' \
+exp_ver() { sed -n "s/^$1_\([^_]*\)_.*/\1/p" "$EXP_STAMP" | sed 's/%3a/:/' | head -n1; }
+printf 'setup-rocm: ok in %ss: bookworm libamdhip64-5 %s, libhsa-runtime64-1 %s, hipcc %s, rocminfo %s | sid (%s) libamdhip64-6 %s, libhsa-runtime64-1 %s, libc6 %s | experimental (%s) libamdhip64-7 %s, libhsa-runtime64-1 %s, libc6 %s\n' \
     "$(( $(date +%s) - start ))" "$(deb_ver libamdhip64-5)" "$(deb_ver libhsa-runtime64-1)" \
     "$(deb_ver hipcc)" "$(deb_ver rocminfo)" "$SID_ROOT" \
-    "$(sid_ver libamdhip64-6)" "$(sid_ver libhsa-runtime64-1)" "$(sid_ver libc6)"
+    "$(sid_ver libamdhip64-6)" "$(sid_ver libhsa-runtime64-1)" "$(sid_ver libc6)" \
+    "$EXP_ROOT" "$(exp_ver libamdhip64-7)" "$(exp_ver libhsa-runtime64-1)" "$(exp_ver libc6)"
