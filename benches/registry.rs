@@ -7,7 +7,7 @@
 //! RMCP_BENCH_OUT set, the verdict is also written there for bench/run.sh.
 
 use rmcp::entry::Entry;
-use rmcp::registry::{Allocation, Lookup, Registry};
+use rmcp::registry::{Allocation, Lookup, Memory, Registry};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -30,7 +30,7 @@ fn alloc(base: usize, i: u64) -> Allocation {
         entry: Entry::HipHostMalloc,
         requested_flags: 0,
         applied_flags: 0x8000_0000,
-        device: 0,
+        memory: Memory::Device(0),
         thread: 1,
         time_ns: i + 1,
         rewritten: true,

@@ -140,7 +140,7 @@ fn to_c(a: &Allocation, now: u64, freed_ns: Option<u64>) -> rmcp_allocation {
         requested_flags: a.requested_flags,
         applied_flags: a.applied_flags,
         rewritten: a.rewritten as i32,
-        device: a.device,
+        device: a.memory.number(),
         thread: a.thread,
         age_ns: now.saturating_sub(a.time_ns),
         freed_ns_ago: freed_ns.map_or(0, |f| now.saturating_sub(f)),

@@ -4,10 +4,10 @@
 //! Each device is probed at most once, by whichever thread gets there first;
 //! the answer is cached in an atomic the hot path reads.
 
-use crate::abi::{hipError_t, props, HIP_SUCCESS};
-use crate::shim::{self, hip_sym};
+use crate::abi::{props, HIP_SUCCESS};
+use crate::shim::{self, hip_fn, hip_sym};
 use crate::sync::{InitOnce, SpinLock};
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 /// Devices beyond this ordinal are treated as non-targets.
@@ -28,9 +28,6 @@ static ALL_PROBED: InitOnce = InitOnce::new();
 static ANY_TARGET: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicI32 = AtomicI32::new(-1);
 
-type GetDeviceFn = unsafe extern "C" fn(*mut c_int) -> hipError_t;
-type GetDevicePropertiesFn = unsafe extern "C" fn(*mut c_void, c_int) -> hipError_t;
-
 /// The buffer handed to hipGetDeviceProperties*: larger than either layout,
 /// so a runtime never writes past it.
 #[repr(C, align(16))]
@@ -38,10 +35,10 @@ struct PropsBuffer([u8; props::PROPS_BUFFER_BYTES]);
 
 /// The calling thread's current device, or None if the runtime cannot say.
 pub fn current_device() -> Option<i32> {
-    let f = shim::hip(hip_sym::GET_DEVICE)?;
+    let f = shim::hip(hip_sym::hipGetDevice)?;
     let mut dev: c_int = -1;
     // SAFETY: f is the runtime's hipGetDevice(int*); dev is a valid out-pointer.
-    let rc = unsafe { std::mem::transmute::<usize, GetDeviceFn>(f)(&mut dev) };
+    let rc = unsafe { std::mem::transmute::<usize, hip_fn::hipGetDevice>(f)(&mut dev) };
     (rc == HIP_SUCCESS && dev >= 0).then_some(dev)
 }
 
@@ -51,11 +48,11 @@ pub fn device_count() -> i32 {
     if c >= 0 {
         return c;
     }
-    let n = shim::hip(hip_sym::GET_DEVICE_COUNT)
+    let n = shim::hip(hip_sym::hipGetDeviceCount)
         .map(|f| {
             let mut n: c_int = 0;
             // SAFETY: f is hipGetDeviceCount(int*); n is a valid out-pointer.
-            let rc = unsafe { std::mem::transmute::<usize, GetDeviceFn>(f)(&mut n) };
+            let rc = unsafe { std::mem::transmute::<usize, hip_fn::hipGetDeviceCount>(f)(&mut n) };
             if rc == HIP_SUCCESS {
                 n.max(0)
             } else {
@@ -125,10 +122,10 @@ fn probe(i: usize) {
 
 /// Reads gcnArchName, preferring the ROCm 6 layout when the runtime has it.
 fn read_arch(dev: c_int) -> Option<([u8; 64], usize)> {
-    let (f, offset) = match shim::hip(hip_sym::GET_DEVICE_PROPERTIES_R0600) {
+    let (f, offset) = match shim::hip(hip_sym::hipGetDevicePropertiesR0600) {
         Some(f) => (f, props::R0600_GCN_ARCH_NAME),
         None => (
-            shim::hip(hip_sym::GET_DEVICE_PROPERTIES)?,
+            shim::hip(hip_sym::hipGetDeviceProperties)?,
             props::R0000_GCN_ARCH_NAME,
         ),
     };
@@ -136,7 +133,10 @@ fn read_arch(dev: c_int) -> Option<([u8; 64], usize)> {
     // SAFETY: f is hipGetDeviceProperties(R0600)(prop*, int); the buffer is
     // larger than either layout (792 / 1472 bytes) and suitably aligned.
     let rc = unsafe {
-        std::mem::transmute::<usize, GetDevicePropertiesFn>(f)(buf.0.as_mut_ptr().cast(), dev)
+        std::mem::transmute::<usize, hip_fn::hipGetDeviceProperties>(f)(
+            buf.0.as_mut_ptr().cast(),
+            dev,
+        )
     };
     if rc != HIP_SUCCESS {
         return None;

@@ -16,8 +16,12 @@ pub mod arch;
 pub mod capi;
 pub mod config;
 pub mod devices;
+/// cbindgen:ignore
 pub mod entry;
 pub mod fault;
+/// The hooks keep the HIP/HSA prototypes of the runtimes' own headers, so
+/// they stay out of include/rmcp.h.
+/// cbindgen:ignore
 pub mod hooks;
 pub mod policy;
 pub mod registry;

@@ -22,11 +22,15 @@ pub struct Allocation {
     pub base: usize,
     pub size: usize,
     pub entry: Entry,
+    /// The flags word that carries the coherence request, as the
+    /// application asked: the call's flags for HIP; for `Memory::HsaPool`,
+    /// the GLOBAL_FLAGS of the pool it asked for (HSA puts coherence on the
+    /// pool, not on the call).
     pub requested_flags: u32,
+    /// The same word as rmcp forwarded it.
     pub applied_flags: u32,
-    /// HIP device ordinal, or -1 for host memory / unknown. For HSA pool
-    /// allocations: the KFD node of the pool's agent (0 = CPU).
-    pub device: i32,
+    /// Whose memory it is.
+    pub memory: Memory,
     /// Kernel thread id of the allocating thread.
     pub thread: u32,
     /// CLOCK_MONOTONIC nanoseconds at allocation.
@@ -43,7 +47,7 @@ impl Allocation {
         entry: Entry::HipMalloc,
         requested_flags: 0,
         applied_flags: 0,
-        device: -1,
+        memory: Memory::Host,
         thread: 0,
         time_ns: 0,
         rewritten: false,
@@ -51,6 +55,38 @@ impl Allocation {
 
     pub fn contains(&self, addr: usize) -> bool {
         addr >= self.base && addr - self.base < self.size.max(1)
+    }
+}
+
+/// Whose memory an allocation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    /// Host memory, or device memory whose device the runtime could not name.
+    Host,
+    /// Memory of the HIP device with this ordinal (>= 0).
+    Device(i32),
+    /// From a pool of the HSA agent with this KFD node (0 = CPU); -1 when
+    /// the pool was not in rmcp's map of the topology.
+    HsaPool(i32),
+}
+
+impl Memory {
+    /// A HIP device ordinal as reported by hipGetDevice; negative: unknown.
+    pub fn hip_device(ordinal: i32) -> Memory {
+        if ordinal >= 0 {
+            Memory::Device(ordinal)
+        } else {
+            Memory::Host
+        }
+    }
+
+    /// The number the C API and the JSON report carry as `device`: the HIP
+    /// ordinal, the HSA node, or -1 for host memory.
+    pub fn number(self) -> i32 {
+        match self {
+            Memory::Host => -1,
+            Memory::Device(d) | Memory::HsaPool(d) => d,
+        }
     }
 }
 
@@ -420,7 +456,7 @@ mod tests {
             entry: Entry::HipHostMalloc,
             requested_flags: 0,
             applied_flags: 0x8000_0000,
-            device: 0,
+            memory: Memory::Device(0),
             thread: 1,
             time_ns: t,
             rewritten: true,

@@ -4,7 +4,7 @@
 //! never calls a hook never reads the environment, prints or loads anything.
 
 use crate::config::Config;
-use crate::entry::Entry;
+use crate::entry::{c_str, hook_table, Entry};
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::stats::Stats;
@@ -15,82 +15,75 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub static REGISTRY: Registry = Registry::new();
 pub static STATS: Stats = Stats::new();
 
-/// Indices into `HIP_NAMES`.
-pub mod hip_sym {
-    pub const MALLOC: usize = 0;
-    pub const FREE: usize = 1;
-    pub const HOST_MALLOC: usize = 2;
-    pub const HOST_ALLOC: usize = 3;
-    pub const EXT_HOST_ALLOC: usize = 4;
-    pub const MALLOC_HOST: usize = 5;
-    pub const MEM_ALLOC_HOST: usize = 6;
-    pub const HOST_FREE: usize = 7;
-    pub const FREE_HOST: usize = 8;
-    pub const EXT_MALLOC_WITH_FLAGS: usize = 9;
-    pub const MALLOC_MANAGED: usize = 10;
-    pub const HOST_REGISTER: usize = 11;
-    pub const HOST_UNREGISTER: usize = 12;
-    pub const MALLOC_ASYNC: usize = 13;
-    pub const MALLOC_FROM_POOL_ASYNC: usize = 14;
-    pub const FREE_ASYNC: usize = 15;
-    pub const GET_PROC_ADDRESS: usize = 16;
-    pub const GET_DEVICE: usize = 17;
-    pub const GET_DEVICE_COUNT: usize = 18;
-    pub const GET_DEVICE_PROPERTIES: usize = 19;
-    pub const GET_DEVICE_PROPERTIES_R0600: usize = 20;
-    pub const MEM_ADVISE: usize = 21;
-    pub const COUNT: usize = 22;
-}
+macro_rules! define_symbols {
+    (
+        hip_hooks { $($hv:ident $hs:ident ($($ha:ty),*) -> $hr:ty;)* }
+        hsa_hooks { $($sv:ident $ss:ident ($($sa:ty),*) -> $sr:ty;)* }
+        hsa_other_hooks { $($os:ident ($($oa:ty),*) -> $or:ty;)* }
+        hip_calls { $($cs:ident ($($ca:ty),*) -> $cr:ty;)* }
+        hsa_calls { $($ds:ident ($($da:ty),*) -> $dr:ty;)* }
+    ) => {
+        /// Indices into the HIP runtime's symbol table, named after the
+        /// symbol: the hooks' real functions, then the ones rmcp only calls.
+        #[allow(non_upper_case_globals)]
+        pub mod hip_sym {
+            #[allow(non_camel_case_types, dead_code)]
+            enum I { $($hs,)* $($cs,)* Count }
+            $(pub const $hs: usize = I::$hs as usize;)*
+            $(pub const $cs: usize = I::$cs as usize;)*
+            pub const COUNT: usize = I::Count as usize;
+        }
 
-static HIP_NAMES: [&CStr; hip_sym::COUNT] = [
-    c"hipMalloc",
-    c"hipFree",
-    c"hipHostMalloc",
-    c"hipHostAlloc",
-    c"hipExtHostAlloc",
-    c"hipMallocHost",
-    c"hipMemAllocHost",
-    c"hipHostFree",
-    c"hipFreeHost",
-    c"hipExtMallocWithFlags",
-    c"hipMallocManaged",
-    c"hipHostRegister",
-    c"hipHostUnregister",
-    c"hipMallocAsync",
-    c"hipMallocFromPoolAsync",
-    c"hipFreeAsync",
-    c"hipGetProcAddress",
-    c"hipGetDevice",
-    c"hipGetDeviceCount",
-    c"hipGetDeviceProperties",
-    c"hipGetDevicePropertiesR0600",
-    c"hipMemAdvise",
-];
+        /// Indices into the HSA runtime's symbol table, as `hip_sym`.
+        #[allow(non_upper_case_globals)]
+        pub mod hsa_sym {
+            #[allow(non_camel_case_types, dead_code)]
+            enum I { $($ss,)* $($os,)* $($ds,)* Count }
+            $(pub const $ss: usize = I::$ss as usize;)*
+            $(pub const $os: usize = I::$os as usize;)*
+            $(pub const $ds: usize = I::$ds as usize;)*
+            pub const COUNT: usize = I::Count as usize;
+        }
+
+        /// The real HIP functions' types, named after the symbol.
+        #[allow(non_camel_case_types, dead_code)]
+        pub mod hip_fn {
+            use crate::abi::*;
+            use std::ffi::*;
+            $(pub type $hs = unsafe extern "C" fn($($ha),*) -> $hr;)*
+            $(pub type $cs = unsafe extern "C" fn($($ca),*) -> $cr;)*
+        }
+
+        /// The real HSA functions' types, named after the symbol.
+        #[allow(non_camel_case_types, dead_code)]
+        pub mod hsa_fn {
+            use crate::abi::*;
+            use std::ffi::*;
+            $(pub type $ss = unsafe extern "C" fn($($sa),*) -> $sr;)*
+            $(pub type $os = unsafe extern "C" fn($($oa),*) -> $or;)*
+            $(pub type $ds = unsafe extern "C" fn($($da),*) -> $dr;)*
+        }
+
+        static HIP_NAMES: [&CStr; hip_sym::COUNT] = [
+            $(c_str(concat!(stringify!($hs), "\0")),)*
+            $(c_str(concat!(stringify!($cs), "\0")),)*
+        ];
+        static HSA_NAMES: [&CStr; hsa_sym::COUNT] = [
+            $(c_str(concat!(stringify!($ss), "\0")),)*
+            $(c_str(concat!(stringify!($os), "\0")),)*
+            $(c_str(concat!(stringify!($ds), "\0")),)*
+        ];
+    };
+}
+hook_table!(define_symbols);
+
+// A HIP entry point's index is its symbol's index: hooks pass `Entry`
+// values where a symbol is meant (`policy::Forward::target`).
+const _: () = assert!(hip_sym::hipMalloc == Entry::HipMalloc as usize);
+const _: () = assert!(hip_sym::hipGetProcAddress == Entry::HipGetProcAddress as usize);
+const _: () = assert!(hip_sym::hipGetDevice == Entry::HIP_COUNT);
+
 static HIP_SLOTS: [AtomicUsize; hip_sym::COUNT] = [const { AtomicUsize::new(0) }; hip_sym::COUNT];
-
-/// Indices into `HSA_NAMES`.
-pub mod hsa_sym {
-    pub const INIT: usize = 0;
-    pub const ITERATE_AGENTS: usize = 1;
-    pub const AGENT_GET_INFO: usize = 2;
-    pub const AGENT_ITERATE_MEMORY_POOLS: usize = 3;
-    pub const MEMORY_POOL_GET_INFO: usize = 4;
-    pub const MEMORY_POOL_ALLOCATE: usize = 5;
-    pub const MEMORY_POOL_FREE: usize = 6;
-    pub const REGISTER_SYSTEM_EVENT_HANDLER: usize = 7;
-    pub const COUNT: usize = 8;
-}
-
-static HSA_NAMES: [&CStr; hsa_sym::COUNT] = [
-    c"hsa_init",
-    c"hsa_iterate_agents",
-    c"hsa_agent_get_info",
-    c"hsa_amd_agent_iterate_memory_pools",
-    c"hsa_amd_memory_pool_get_info",
-    c"hsa_amd_memory_pool_allocate",
-    c"hsa_amd_memory_pool_free",
-    c"hsa_amd_register_system_event_handler",
-];
 static HSA_SLOTS: [AtomicUsize; hsa_sym::COUNT] = [const { AtomicUsize::new(0) }; hsa_sym::COUNT];
 
 pub static HIP: Runtime = Runtime::new(
@@ -148,6 +141,18 @@ pub fn hsa(index: usize) -> Option<usize> {
         Some(p) => p,
         None => HSA.sym(index, config().hsa_library.as_deref()),
     }
+}
+
+/// The real HSA function `index` as `F`, or None when the runtime or the
+/// function is missing.
+///
+/// # Safety
+/// `F` must be the C prototype of symbol `index` (an `hsa_fn` type).
+#[inline]
+pub(crate) unsafe fn hsa_real<F: Copy>(index: usize) -> Option<F> {
+    debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    // SAFETY: the caller guarantees F is the symbol's function type.
+    hsa(index).map(|p| unsafe { std::mem::transmute_copy::<usize, F>(&p) })
 }
 
 fn is_secure() -> bool {

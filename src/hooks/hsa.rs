@@ -12,40 +12,35 @@
 //! not do: a cdylib's version script hides symbols that come from C.)
 #![allow(non_snake_case)]
 
-use super::{after, boundary, decide, Decision};
+use super::{after, boundary, decide};
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_memory_pool_t, hsa_status_t};
 use crate::entry::Entry;
 use crate::fault;
-use crate::policy::{self, PoolKind};
-use crate::shim::{self, hsa_sym, STATS};
+use crate::policy::{self, Forward, PoolKind};
+use crate::registry::Memory;
+use crate::shim::{self, hsa_fn, hsa_sym, STATS};
 use crate::sync::InitOnce;
 use once_cell::sync::OnceCell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-type InitFn = unsafe extern "C" fn() -> hsa_status_t;
-type PoolAllocateFn =
-    unsafe extern "C" fn(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;
-type PoolFreeFn = unsafe extern "C" fn(*mut c_void) -> hsa_status_t;
-type IterateAgentsFn = unsafe extern "C" fn(
-    Option<unsafe extern "C" fn(hsa_agent_t, *mut c_void) -> hsa_status_t>,
-    *mut c_void,
-) -> hsa_status_t;
-type AgentGetInfoFn = unsafe extern "C" fn(hsa_agent_t, u32, *mut c_void) -> hsa_status_t;
-type IteratePoolsFn = unsafe extern "C" fn(
-    hsa_agent_t,
-    Option<unsafe extern "C" fn(hsa_amd_memory_pool_t, *mut c_void) -> hsa_status_t>,
-    *mut c_void,
-) -> hsa_status_t;
-type PoolGetInfoFn = unsafe extern "C" fn(hsa_amd_memory_pool_t, u32, *mut c_void) -> hsa_status_t;
-
-/// The real HSA function `index` as `F`.
+/// The real function `index` as `F`, or the status to return when the HSA
+/// runtime or the function is missing (warned once per entry point).
 ///
 /// # Safety
 /// `F` must be the C prototype of symbol `index`.
-pub(crate) unsafe fn real<F: Copy>(index: usize) -> Option<F> {
+unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hsa_status_t> {
     // SAFETY: the caller guarantees F is the symbol's function type.
-    shim::hsa(index).map(|p| unsafe { std::mem::transmute_copy::<usize, F>(&p) })
+    match unsafe { shim::hsa_real::<F>(index) } {
+        Some(f) => Ok(f),
+        None => {
+            shim::warn_once(
+                entry,
+                format_args!("{} was called but no HSA runtime was found", entry.name()),
+            );
+            Err(hsa::STATUS_ERROR_NOT_INITIALIZED)
+        }
+    }
 }
 
 /// One memory pool with its agent, as mapped once from the runtime.
@@ -114,10 +109,14 @@ fn map_topology() -> Option<Topology> {
     // SAFETY: each F below is the prototype of the named symbol.
     let (iterate_agents, agent_info, iterate_pools, pool_info) = unsafe {
         (
-            real::<IterateAgentsFn>(hsa_sym::ITERATE_AGENTS)?,
-            real::<AgentGetInfoFn>(hsa_sym::AGENT_GET_INFO)?,
-            real::<IteratePoolsFn>(hsa_sym::AGENT_ITERATE_MEMORY_POOLS)?,
-            real::<PoolGetInfoFn>(hsa_sym::MEMORY_POOL_GET_INFO)?,
+            shim::hsa_real::<hsa_fn::hsa_iterate_agents>(hsa_sym::hsa_iterate_agents)?,
+            shim::hsa_real::<hsa_fn::hsa_agent_get_info>(hsa_sym::hsa_agent_get_info)?,
+            shim::hsa_real::<hsa_fn::hsa_amd_agent_iterate_memory_pools>(
+                hsa_sym::hsa_amd_agent_iterate_memory_pools,
+            )?,
+            shim::hsa_real::<hsa_fn::hsa_amd_memory_pool_get_info>(
+                hsa_sym::hsa_amd_memory_pool_get_info,
+            )?,
         )
     };
     unsafe extern "C" fn push_agent(agent: hsa_agent_t, data: *mut c_void) -> hsa_status_t {
@@ -248,18 +247,6 @@ pub fn caller_is_rocm(caller: usize) -> bool {
     verdict
 }
 
-/// Where an HSA allocation goes, and how to record it.
-#[derive(Clone, Copy, Debug)]
-struct PoolPlan {
-    pool: u64,
-    /// GLOBAL_FLAGS of the pool asked for and of the pool used.
-    requested_flags: u32,
-    applied_flags: u32,
-    rewritten: bool,
-    /// KFD node of the pool's agent.
-    node: i32,
-}
-
 /// The Rust side of the trampoline: the exported symbol's arguments plus
 /// the address it was called from.
 extern "C" fn pool_allocate_from(
@@ -272,65 +259,52 @@ extern "C" fn pool_allocate_from(
     boundary(hsa::STATUS_ERROR, || {
         let entry = Entry::HsaMemoryPoolAllocate;
         // SAFETY: hsa_amd_memory_pool_allocate's prototype.
-        let Some(f) = (unsafe { real::<PoolAllocateFn>(hsa_sym::MEMORY_POOL_ALLOCATE) }) else {
-            shim::warn_once(
-                entry,
-                format_args!(
-                    "hsa_amd_memory_pool_allocate was called but no HSA runtime was found"
-                ),
-            );
-            return hsa::STATUS_ERROR_NOT_INITIALIZED;
-        };
+        let f: hsa_fn::hsa_amd_memory_pool_allocate =
+            match unsafe { real(entry, hsa_sym::hsa_amd_memory_pool_allocate) } {
+                Ok(f) => f,
+                Err(rc) => return rc,
+            };
+        // The decision, the pool's requested GLOBAL_FLAGS and its agent's
+        // node; None when the pool is not in the map (forwarded unchanged).
         let plan = decide(|cfg| {
             let info = *topology()?.pool(pool.handle)?;
-            let redirect = match info.coarse_sibling {
-                Some(sibling)
-                    if policy::redirect_hsa_pool(
-                        cfg.mode,
-                        info.agent_target,
-                        info.kind,
-                        caller_is_rocm(caller),
-                    ) =>
-                {
-                    Some(sibling)
-                }
-                _ => None,
-            };
-            Some(PoolPlan {
-                pool: redirect.unwrap_or(info.pool),
-                requested_flags: info.kind.global_flags,
-                applied_flags: if redirect.is_some() {
-                    info.coarse_sibling_flags
-                } else {
-                    info.kind.global_flags
+            let fwd = policy::hsa_pool(
+                cfg.mode,
+                policy::Pool {
+                    handle: info.pool,
+                    kind: info.kind,
+                    coarse_sibling: info.coarse_sibling.map(|s| (s, info.coarse_sibling_flags)),
+                    agent_target: info.agent_target,
                 },
-                rewritten: redirect.is_some(),
-                node: info.agent_node as i32,
-            })
+                || caller_is_rocm(caller),
+            );
+            Some((fwd, info.kind.global_flags, info.agent_node as i32))
         })
         .flatten();
-        let used = plan.map_or(pool.handle, |p| p.pool);
-        // SAFETY: forwarding the caller's arguments (with the pool chosen above).
-        let rc = unsafe { f(hsa_amd_memory_pool_t { handle: used }, size, flags, ptr) };
+        let (fwd, requested, node) = plan.unwrap_or((Forward::unchanged(pool.handle, 0), 0, -1));
+        // SAFETY: forwarding the caller's arguments to the decided pool.
+        let rc = unsafe {
+            f(
+                hsa_amd_memory_pool_t { handle: fwd.target },
+                size,
+                flags,
+                ptr,
+            )
+        };
         after(|| {
-            let p = plan.unwrap_or(PoolPlan {
-                pool: pool.handle,
-                requested_flags: 0,
-                applied_flags: 0,
-                rewritten: false,
-                node: -1,
-            });
-            let (requested, applied, rewritten, node) =
-                (p.requested_flags, p.applied_flags, p.rewritten, p.node);
-            STATS.record(entry, rewritten);
+            STATS.record(entry, fwd.rewritten);
             if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && shim::config().enabled {
                 // SAFETY: success: the runtime wrote *ptr.
                 let base = unsafe { *ptr } as usize;
-                let d = Decision {
-                    flags: applied,
-                    rewritten,
-                };
-                super::record_range(entry, base, size, requested, d, node);
+                super::record_range(
+                    entry,
+                    base,
+                    size,
+                    requested,
+                    fwd.flags,
+                    fwd.rewritten,
+                    Memory::HsaPool(node),
+                );
             }
             super::ensure_fault_handler();
         });
@@ -382,13 +356,11 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
     boundary(hsa::STATUS_ERROR, || {
         let entry = Entry::HsaMemoryPoolFree;
         // SAFETY: hsa_amd_memory_pool_free's prototype.
-        let Some(f) = (unsafe { real::<PoolFreeFn>(hsa_sym::MEMORY_POOL_FREE) }) else {
-            shim::warn_once(
-                entry,
-                format_args!("hsa_amd_memory_pool_free was called but no HSA runtime was found"),
-            );
-            return hsa::STATUS_ERROR_NOT_INITIALIZED;
-        };
+        let f: hsa_fn::hsa_amd_memory_pool_free =
+            match unsafe { real(entry, hsa_sym::hsa_amd_memory_pool_free) } {
+                Ok(f) => f,
+                Err(rc) => return rc,
+            };
         // SAFETY: forwarding the caller's pointer.
         super::forward_free(
             entry,
@@ -407,7 +379,8 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
 pub unsafe extern "C" fn hsa_init() -> hsa_status_t {
     boundary(hsa::STATUS_ERROR, || {
         // SAFETY: hsa_init's prototype.
-        let Some(f) = (unsafe { real::<InitFn>(hsa_sym::INIT) }) else {
+        // Not an entry point: no warning of its own when missing.
+        let Some(f) = (unsafe { shim::hsa_real::<hsa_fn::hsa_init>(hsa_sym::hsa_init) }) else {
             return hsa::STATUS_ERROR_NOT_INITIALIZED;
         };
         // SAFETY: no arguments.
