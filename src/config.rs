@@ -69,6 +69,12 @@ pub struct Config {
     /// HIP_HOST_COHERENT as the HIP runtime reads it: it makes flagless host
     /// allocations coherent, so the policy has to know it.
     pub host_coherent_env: bool,
+    /// HSA_OVERRIDE_GFX_VERSION as ROCm reads it (the fault report compares
+    /// it with the GPU's real architecture). Kept as given; parsed when used.
+    pub hsa_override: Option<String>,
+    /// RMCP_SYSFS_ROOT: the directory under which `sys/class/kfd` is read
+    /// (tests point it at a fixture tree); default "/".
+    pub sysfs_root: Option<OsString>,
     /// False in AT_SECURE (setuid-like) processes: rmcp then only forwards.
     pub enabled: bool,
     /// Test-only: make the policy path panic (feature `fault-injection`).
@@ -85,6 +91,8 @@ impl Default for Config {
             hsa_library: None,
             fault_report: None,
             host_coherent_env: false,
+            hsa_override: None,
+            sysfs_root: None,
             enabled: true,
             test_panic: false,
         }
@@ -216,6 +224,7 @@ impl Config {
             ("RMCP_HIP_LIBRARY", &mut cfg.hip_library),
             ("RMCP_HSA_LIBRARY", &mut cfg.hsa_library),
             ("RMCP_FAULT_REPORT", &mut cfg.fault_report),
+            ("RMCP_SYSFS_ROOT", &mut cfg.sysfs_root),
         ] {
             if let Some(v) = get(var) {
                 match parse_path(&v) {
@@ -228,6 +237,9 @@ impl Config {
             }
         }
         cfg.host_coherent_env = get("HIP_HOST_COHERENT").is_some_and(|v| env_flag_is_set(&v));
+        cfg.hsa_override = get("HSA_OVERRIDE_GFX_VERSION")
+            .filter(|v| !v.is_empty())
+            .map(|v| v.to_string_lossy().chars().take(SHOWN_VALUE_MAX).collect());
         #[cfg(feature = "fault-injection")]
         {
             cfg.test_panic = get("RMCP_TEST_PANIC").is_some_and(|v| v == "policy");
@@ -253,6 +265,27 @@ mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned(), false)
+    }
+
+    #[test]
+    fn reads_the_override_and_the_sysfs_root() {
+        let (c, p) = cfg(&[
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("RMCP_SYSFS_ROOT", "/fixtures/rx5700"),
+        ]);
+        assert!(p.is_empty());
+        assert_eq!(c.hsa_override.as_deref(), Some("10.3.0"));
+        assert_eq!(
+            c.sysfs_root.as_deref(),
+            Some(OsStr::new("/fixtures/rx5700"))
+        );
+        assert_eq!(
+            cfg(&[("HSA_OVERRIDE_GFX_VERSION", "")]).0.hsa_override,
+            None
+        );
+        let (c, p) = cfg(&[("RMCP_SYSFS_ROOT", "")]);
+        assert_eq!(c.sysfs_root, None);
+        assert!(p[0].starts_with("RMCP_SYSFS_ROOT='' is not valid"), "{p:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! writes with write(2).
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
+use crate::causes::{self, Causes, KfdArchs};
 use crate::hooks::hsa::agent_for_report;
 use crate::registry::Lookup;
 use crate::report::{self, FaultGpu, FixedBuf};
@@ -32,6 +33,40 @@ const MAX_ATTEMPTS: u32 = 32;
 /// RMCP_FAULT_REPORT, converted once ahead of time (no allocation later).
 static REPORT_PATH: OnceCell<Option<CString>> = OnceCell::new();
 
+/// Each KFD node's real architecture, read from sysfs once when the handler
+/// is registered: the handler itself opens no file.
+static KFD_ARCHS: OnceCell<KfdArchs> = OnceCell::new();
+
+/// Reads `gfx_target_version` of every node under
+/// `<root>/sys/class/kfd/kfd/topology/nodes`. Missing or unreadable files
+/// leave the node out (the report then says the real architecture is not
+/// known).
+pub fn read_kfd_archs(root: &std::path::Path) -> KfdArchs {
+    let mut archs = KfdArchs::default();
+    let dir = root.join("sys/class/kfd/kfd/topology/nodes");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        log::debug!(
+            "{} is not readable; the override check has no real architecture",
+            dir.display()
+        );
+        return archs;
+    };
+    let mut nodes: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    nodes.sort_unstable();
+    for node in nodes {
+        if let Some(v) = std::fs::read_to_string(dir.join(node.to_string()).join("properties"))
+            .ok()
+            .as_deref()
+            .and_then(causes::gfx_target_version)
+        {
+            archs.push(node, v);
+        }
+    }
+    archs
+}
+
 /// Registers the fault handler once, if an HSA runtime is already in the
 /// process and initialised. Never loads a runtime. Cheap after success.
 pub fn ensure_handler() {
@@ -50,6 +85,13 @@ pub fn ensure_handler() {
         cfg.fault_report
             .as_ref()
             .and_then(|p| CString::new(p.as_bytes()).ok())
+    });
+    KFD_ARCHS.get_or_init(|| {
+        read_kfd_archs(std::path::Path::new(
+            cfg.sysfs_root
+                .as_deref()
+                .unwrap_or(std::ffi::OsStr::new("/")),
+        ))
     });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
@@ -78,9 +120,9 @@ pub fn handler_registered() -> bool {
 /// Static report buffers: the handler must not allocate, and the runtime's
 /// event thread may have a small stack. One fault at a time uses them.
 struct Buffers {
-    body: FixedBuf<4096>,
-    out: FixedBuf<6144>,
-    json: FixedBuf<8192>,
+    body: FixedBuf<8192>,
+    out: FixedBuf<10240>,
+    json: FixedBuf<16384>,
 }
 struct Shared(UnsafeCell<Buffers>);
 // SAFETY: access is serialised by BUSY (try-acquire, never waited on).
@@ -192,7 +234,18 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         Ok(Lookup::Unknown { .. }) => "no allocation made through HIP or HSA contains this address (an out-of-bounds index, a stale pointer, or memory from another allocator)",
         _ => "the GPU had no valid page-table entry for this address at the time of the access",
     });
-    let _ = b.body.write_str("\nthe runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from");
+    let _ = b.body.write_char('\n');
+    let cause = Causes {
+        addr,
+        node,
+        gfx_override: causes::override_cause(
+            shim::config().hsa_override.as_deref(),
+            KFD_ARCHS.get().and_then(|k| k.get(node)),
+        ),
+        place: causes::place(addr, found),
+    };
+    let _ = causes::write_lines(&mut b.body, &cause, "likely cause: ", now);
+    let _ = b.body.write_str("the runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from");
     for line in b.body.as_str().split('\n') {
         let _ = writeln!(b.out, "rmcp: {line}");
     }
@@ -207,6 +260,10 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             found,
             now,
             b.body.as_str(),
+            |w| {
+                causes::write_json(w, &cause, now)?;
+                w.write_char(',')
+            },
         );
         // SAFETY: path is NUL-terminated; the flags and mode are constants.
         let fd = unsafe {

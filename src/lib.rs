@@ -14,6 +14,7 @@
 pub mod abi;
 pub mod arch;
 pub mod capi;
+pub mod causes;
 pub mod config;
 pub mod devices;
 /// cbindgen:ignore

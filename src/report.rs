@@ -177,7 +177,7 @@ pub fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
     Ok(())
 }
 
-fn write_json_allocation(
+pub fn write_json_allocation(
     w: &mut impl Write,
     a: &Allocation,
     addr: usize,
@@ -212,15 +212,19 @@ pub struct FaultGpu<'a> {
 }
 
 /// The full fault report as JSON (schema `rmcp_fault_report` 1; the CLI reads
-/// it). `text` is the human report already written.
-pub fn write_fault_json(
-    w: &mut impl Write,
+/// it; later fields are only ever added). `text` is the human report already
+/// written; `extra` writes more `"key":value` members after the verdict
+/// (causes, launches), each followed by a comma.
+#[allow(clippy::too_many_arguments)]
+pub fn write_fault_json<W: Write>(
+    w: &mut W,
     addr: usize,
     reason_mask: u32,
     gpu: FaultGpu,
     found: Result<Lookup, Busy>,
     now_ns: u64,
     text: &str,
+    extra: impl FnOnce(&mut W) -> fmt::Result,
 ) -> fmt::Result {
     write!(w, "{{\"rmcp_fault_report\":1,\"address\":\"{addr:#x}\",\"reason_mask\":{reason_mask},\"reasons\":[")?;
     let mut first = true;
@@ -245,7 +249,9 @@ pub fn write_fault_json(
         Ok(Lookup::Unknown { .. }) => w.write_str("\"unknown\",\"allocation\":null")?,
         Err(Busy) => w.write_str("\"busy\",\"allocation\":null")?,
     }
-    w.write_str(",\"text\":\"")?;
+    w.write_char(',')?;
+    extra(w)?;
+    w.write_str("\"text\":\"")?;
     write_json_str(w, text)?;
     w.write_str("\"}\n")
 }
@@ -352,6 +358,7 @@ mod tests {
             Ok(Lookup::Live(a(0x1000, 4096))),
             13_000_000,
             "line \"one\"\nline two",
+            |_| Ok(()),
         )
         .unwrap();
         let s = b.as_str();
@@ -370,11 +377,12 @@ mod tests {
             }),
             0,
             "",
+            |w| w.write_str("\"more\":[],"),
         )
         .unwrap();
         assert!(b.as_str().contains("\"reasons\":[],"));
         assert!(b
             .as_str()
-            .contains("\"verdict\":\"unknown\",\"allocation\":null"));
+            .contains("\"verdict\":\"unknown\",\"allocation\":null,\"more\":[],\"text\":\"\"}"));
     }
 }

@@ -277,3 +277,189 @@ fn fault_report_with_rmcp_off_still_attributes() {
         "{r}"
     );
 }
+
+fn cause_lines(r: &Run) -> Vec<&str> {
+    r.stderr
+        .lines()
+        .filter(|l| l.starts_with("rmcp: likely cause: "))
+        .collect()
+}
+
+/// Every "likely cause" line comes before the runtime's own message, and the
+/// last one points at `rmcp doctor`.
+fn assert_causes_precede_runtime_message(r: &Run) {
+    let theirs = r
+        .stderr
+        .find("Memory access fault by GPU node-")
+        .expect("runtime message kept");
+    let last = r.stderr.rfind("rmcp: likely cause: ").expect("cause lines");
+    assert!(last < theirs, "{r}");
+    assert!(
+        cause_lines(r)
+            .last()
+            .unwrap()
+            .ends_with("run `rmcp doctor` on this machine"),
+        "{r}"
+    );
+}
+
+fn fixture_root(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/doctor/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn fault_16_bytes_past_the_end_is_named_out_of_bounds() {
+    let dir = common::tempdir("hsa-fault-oob");
+    let report = dir.join("fault.json");
+    let r = fault_run(
+        "gfx1030",
+        &["hsa_init", "hipMalloc:4096", "hsa_fault:live+4112:1"],
+        Some(&report),
+    );
+    assert_causes_precede_runtime_message(&r);
+    let addr = fault_address(&r);
+    let causes = cause_lines(&r);
+    assert_eq!(
+        causes.len(),
+        2,
+        "no override line without the override\n{r}"
+    );
+    assert!(
+        causes[0].starts_with(&format!(
+            "rmcp: likely cause: out of bounds: address {addr} is 16 bytes past the end of hipMalloc of 4096 bytes at 0x"
+        )),
+        "{r}"
+    );
+    let json = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        json.contains("\"causes\":[{\"id\":\"out-of-bounds-past-end\",\"distance_bytes\":16,\"allocation\":{\"entry_point\":\"hipMalloc\""),
+        "{json}"
+    );
+    assert!(
+        json.contains("{\"id\":\"check-doctor\",\"text\":\""),
+        "{json}"
+    );
+}
+
+#[test]
+fn fault_just_before_an_allocation_is_named_out_of_bounds() {
+    let r = fault_run(
+        "gfx1030",
+        &["hsa_init", "hipMalloc:4096", "hsa_fault:live-16:1"],
+        None,
+    );
+    let addr = fault_address(&r);
+    assert!(
+        cause_lines(&r)[0].starts_with(&format!(
+            "rmcp: likely cause: out of bounds: address {addr} is 16 bytes before the start of hipMalloc of 4096 bytes"
+        )),
+        "{r}"
+    );
+}
+
+#[test]
+fn fault_in_freed_memory_names_use_after_free_as_the_cause() {
+    let dir = common::tempdir("hsa-fault-uaf");
+    let report = dir.join("fault.json");
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "hipMalloc:65536",
+            "free",
+            "hsa_fault:freed+4096:1",
+        ],
+        Some(&report),
+    );
+    assert_causes_precede_runtime_message(&r);
+    let addr = fault_address(&r);
+    let c = cause_lines(&r)[0];
+    assert!(
+        c.starts_with(&format!(
+            "rmcp: likely cause: use after free: address {addr} is 4096 bytes into hipMalloc of 65536 bytes at 0x"
+        )) && c.contains(", freed ") && c.ends_with(" ms ago"),
+        "{r}"
+    );
+    let json = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        json.contains("{\"id\":\"use-after-free\",\"offset\":4096,\"freed_ms_ago\":"),
+        "{json}"
+    );
+}
+
+#[test]
+fn fault_far_from_everything_is_in_nothing_rmcp_has_seen() {
+    let r = fault_run(
+        "gfx1030",
+        &["hsa_init", "hipMalloc:4096", "hsa_fault:0x10:1"],
+        None,
+    );
+    assert_causes_precede_runtime_message(&r);
+    assert_eq!(
+        cause_lines(&r)[0],
+        "rmcp: likely cause: stray pointer: address 0x10 is in nothing rmcp has seen and within 1024 KiB of no allocation (a stale or corrupted pointer, or memory from another allocator)",
+        "{r}"
+    );
+}
+
+#[test]
+fn override_different_from_the_real_gpu_is_named_first() {
+    // A gfx1010 GPU (RX 5700 XT fixture: node 1, gfx_target_version 100100)
+    // with the override users set to get gfx1030 builds to load.
+    let dir = common::tempdir("hsa-fault-override");
+    let report = dir.join("fault.json");
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1010")
+        .preload(true)
+        .env("HSA_OVERRIDE_GFX_VERSION", "10.3.0")
+        .env("RMCP_SYSFS_ROOT", fixture_root("rdna1-rx5700xt"))
+        .env("RMCP_FAULT_REPORT", &report)
+        .args(["hsa_init", "hipMalloc:4096", "hsa_fault:live+0:1"])
+        .run();
+    assert_eq!(r.signal(), Some(libc::SIGABRT), "{r}");
+    assert_causes_precede_runtime_message(&r);
+    let causes = cause_lines(&r);
+    assert_eq!(causes.len(), 3, "{r}");
+    assert_eq!(
+        causes[0],
+        "rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm run gfx1030 code on this gfx1010 GPU (node 1; KFD gfx_target_version 100100), a different instruction set; unset it and use a build with gfx1010 code objects",
+        "{r}"
+    );
+    assert!(
+        causes[1].starts_with("rmcp: likely cause: in bounds: address 0x"),
+        "{r}"
+    );
+    let json = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        json.contains("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,"),
+        "{json}"
+    );
+
+    // The same override on a GPU that really is gfx1031, asked for as 10.3.1: no line.
+    let same = Scenario::new(Program::DriverExe)
+        .devices("gfx1031")
+        .preload(true)
+        .env("HSA_OVERRIDE_GFX_VERSION", "10.3.1")
+        .env("RMCP_SYSFS_ROOT", fixture_root("rdna2-rx6700xt"))
+        .args(["hsa_init", "hipMalloc:4096", "hsa_fault:live+0:1"])
+        .run();
+    assert!(!same.stderr.contains("HSA_OVERRIDE_GFX_VERSION"), "{same}");
+    assert_eq!(cause_lines(&same).len(), 2, "{same}");
+
+    // Without a readable KFD tree rmcp says what the override does and that
+    // the real architecture is unknown, instead of guessing.
+    let unknown = Scenario::new(Program::DriverExe)
+        .devices("gfx1010")
+        .preload(true)
+        .env("HSA_OVERRIDE_GFX_VERSION", "10.3.0")
+        .env("RMCP_SYSFS_ROOT", dir.join("no-such-root"))
+        .args(["hsa_init", "hipMalloc:4096", "hsa_fault:live+0:1"])
+        .run();
+    assert!(
+        cause_lines(&unknown)[0].starts_with("rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm run gfx1030 code on this GPU (node 1), whose real architecture KFD sysfs did not give"),
+        "{unknown}"
+    );
+}

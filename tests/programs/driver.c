@@ -56,9 +56,10 @@
  *                                  fault message)
  *   advise:ADVICE:DEVICE           hipMemAdvise over the most recent live allocation
  *   rocmlike_alloc:GPUIDX:KIND:SIZE  the same allocation made from inside librocblas.so.4
- *   hsa_fault:WHERE:REASON         WHERE = live+OFFSET | freed+OFFSET | absolute hex address;
- *                                  prints "addr=", then calls fake_hsa_raise_memory_fault(0,
- *                                  addr, REASON), which aborts
+ *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | absolute
+ *                                  hex address; prints "addr=", then calls
+ *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
+ *                                  which aborts
  *   sleep_ms:N
  *   print_rmcp                     (built with -DDRIVER_WITH_RMCP) prints rmcp_version=
  *
@@ -613,7 +614,10 @@ static int run_ops(struct state *st, int argc, char **argv)
             void *sym = dlsym(RTLD_DEFAULT, "fake_hsa_raise_memory_fault");
             if (!strncmp(where, "live", 4)) {
                 addr = st->nlive ? (uint64_t)(uintptr_t)st->live[st->nlive - 1].ptr : 0;
-                addr += where[4] == '+' ? num(where + 5) : 0;
+                if (where[4] == '+')
+                    addr += num(where + 5);
+                else if (where[4] == '-')
+                    addr -= num(where + 5);
             } else if (!strncmp(where, "freed", 5)) {
                 addr = (uint64_t)(uintptr_t)st->last_freed;
                 addr += where[5] == '+' ? num(where + 6) : 0;
@@ -627,7 +631,7 @@ static int run_ops(struct state *st, int argc, char **argv)
                 fake_hsa_raise_memory_fault_fn fn;
                 memcpy(&fn, &sym, sizeof fn);
                 emit("%s addr=0x%llx", item, (unsigned long long)addr);
-                fn(0, addr, reason); /* aborts */
+                fn(f[3] ? (uint32_t)num(f[3]) : 0, addr, reason); /* aborts */
                 emit("%s rc=returned", item);
                 rc = -1;
             }

@@ -1,0 +1,547 @@
+//! The likely causes of a GPU memory fault that can be named without a GPU:
+//! an HSA_OVERRIDE_GFX_VERSION that differs from the GPU's real
+//! architecture, where the address fell relative to the allocations rmcp
+//! knows, and (always) a pointer to `rmcp doctor` for kernel and firmware
+//! causes. Pure code: the facts are gathered ahead of time (the override at
+//! configuration, the real architectures from KFD sysfs when the fault
+//! handler is registered) and the fault handler only formats them, into
+//! fixed buffers through `core::fmt`, without allocating.
+
+use crate::arch::Gfx;
+use crate::registry::{Allocation, Busy, Lookup};
+use crate::report::{write_json_allocation, write_json_str};
+use std::fmt::{self, Write};
+
+/// An address this close to an allocation (before its start or past its
+/// end) is called out of bounds of it; farther away it is "in nothing".
+/// GPU out-of-bounds accesses are usually a few elements or rows past a
+/// buffer; 1 MiB covers a stray row of a large tensor without claiming a
+/// neighbour for a wild pointer.
+pub const NEARBY_BYTES: usize = 1 << 20;
+
+/// Reads `gfx_target_version` from the text of a KFD topology node's
+/// `properties` file ("key value" lines). None if absent or not a number.
+pub fn gfx_target_version(properties: &str) -> Option<u32> {
+    properties.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next()? == "gfx_target_version")
+            .then(|| it.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// The KFD nodes' real architectures, read once from sysfs: (node,
+/// gfx_target_version) pairs, at most `MAX_NODES`.
+#[derive(Clone, Copy, Debug)]
+pub struct KfdArchs {
+    nodes: [(u32, u32); KfdArchs::MAX_NODES],
+    len: usize,
+}
+
+impl Default for KfdArchs {
+    fn default() -> Self {
+        KfdArchs {
+            nodes: [(0, 0); KfdArchs::MAX_NODES],
+            len: 0,
+        }
+    }
+}
+
+impl KfdArchs {
+    pub const MAX_NODES: usize = 64;
+
+    pub fn push(&mut self, node: u32, target_version: u32) {
+        if self.len < Self::MAX_NODES {
+            self.nodes[self.len] = (node, target_version);
+            self.len += 1;
+        }
+    }
+
+    /// The node's gfx_target_version, if sysfs had one.
+    pub fn get(&self, node: u32) -> Option<u32> {
+        self.nodes[..self.len]
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What HSA_OVERRIDE_GFX_VERSION does to the faulting GPU, when it matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Override<'a> {
+    /// Set, valid, and different from the GPU's real architecture.
+    Mismatch {
+        value: &'a str,
+        runs: Gfx,
+        real: Gfx,
+        target_version: u32,
+    },
+    /// Set and valid, but KFD sysfs gave no real architecture to compare.
+    RealUnknown { value: &'a str, runs: Gfx },
+    /// Set to something ROCm cannot parse.
+    Invalid { value: &'a str },
+}
+
+/// None when the override is unset or names the GPU's own architecture.
+pub fn override_cause(value: Option<&str>, target_version: Option<u32>) -> Option<Override<'_>> {
+    let value = value?;
+    let Some(runs) = Gfx::from_override(value) else {
+        return Some(Override::Invalid { value });
+    };
+    match target_version.and_then(Gfx::from_target_version) {
+        Some(real) if real == runs => None,
+        Some(real) => Some(Override::Mismatch {
+            value,
+            runs,
+            real,
+            target_version: target_version.unwrap_or(0),
+        }),
+        None => Some(Override::RealUnknown { value, runs }),
+    }
+}
+
+/// Where the faulting address fell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Inside a live allocation: not an indexing error on that buffer.
+    InLive { offset: usize, alloc: Allocation },
+    /// `bytes` past the end of a live allocation (0 = the first byte after it).
+    PastEnd { bytes: usize, alloc: Allocation },
+    /// `bytes` before the start of a live allocation.
+    BeforeStart { bytes: usize, alloc: Allocation },
+    /// Inside an allocation freed `freed_ns` (CLOCK_MONOTONIC) ago.
+    Freed {
+        offset: usize,
+        alloc: Allocation,
+        freed_ns: u64,
+    },
+    /// No allocation contains it or is within `NEARBY_BYTES`.
+    Nothing,
+    /// The registry could not be read without waiting.
+    Unknown,
+}
+
+/// Classifies `addr` from the registry's answer. Past-the-end wins over
+/// before-the-start at equal distance (reading past a buffer is the common
+/// bug).
+pub fn place(addr: usize, found: Result<Lookup, Busy>) -> Place {
+    match found {
+        Ok(Lookup::Live(a)) => Place::InLive {
+            offset: addr - a.base,
+            alloc: a,
+        },
+        Ok(Lookup::Freed(f)) => Place::Freed {
+            offset: addr - f.alloc.base,
+            alloc: f.alloc,
+            freed_ns: f.freed_ns,
+        },
+        Ok(Lookup::Unknown { below, above }) => {
+            let past = below.map(|b| (addr - b.base.saturating_add(b.size), b));
+            let before = above.map(|a| (a.base - addr, a));
+            match (past, before) {
+                (Some((p, b)), Some((q, _))) if p <= q && p < NEARBY_BYTES => {
+                    Place::PastEnd { bytes: p, alloc: b }
+                }
+                (Some((p, b)), None) if p < NEARBY_BYTES => Place::PastEnd { bytes: p, alloc: b },
+                (_, Some((q, a))) if q <= NEARBY_BYTES => Place::BeforeStart { bytes: q, alloc: a },
+                _ => Place::Nothing,
+            }
+        }
+        Err(Busy) => Place::Unknown,
+    }
+}
+
+fn ms(later_ns: u64, earlier_ns: u64) -> u64 {
+    later_ns.saturating_sub(earlier_ns) / 1_000_000
+}
+
+fn short_alloc(w: &mut impl Write, a: &Allocation) -> fmt::Result {
+    write!(
+        w,
+        "{} of {} bytes at {:#x}-{:#x}",
+        a.entry.name(),
+        a.size,
+        a.base,
+        a.base.saturating_add(a.size)
+    )
+}
+
+/// The override line (without the "rmcp: likely cause: " prefix).
+pub fn write_override(w: &mut impl Write, o: &Override, node: u32) -> fmt::Result {
+    match *o {
+        Override::Mismatch {
+            value,
+            runs,
+            real,
+            target_version,
+        } => write!(
+            w,
+            "HSA_OVERRIDE_GFX_VERSION={value} makes ROCm run {runs} code on this {real} GPU (node {node}; KFD gfx_target_version {target_version}), a different instruction set; unset it and use a build with {real} code objects"
+        ),
+        Override::RealUnknown { value, runs } => write!(
+            w,
+            "HSA_OVERRIDE_GFX_VERSION={value} makes ROCm run {runs} code on this GPU (node {node}), whose real architecture KFD sysfs did not give; if it is not {runs}, unset the override"
+        ),
+        Override::Invalid { value } => write!(
+            w,
+            "HSA_OVERRIDE_GFX_VERSION='{value}' is set but is not MAJOR.MINOR.STEPPING (e.g. 10.3.0); unset it"
+        ),
+    }
+}
+
+/// The address line (without the prefix).
+pub fn write_place(w: &mut impl Write, addr: usize, p: &Place, now_ns: u64) -> fmt::Result {
+    match p {
+        Place::InLive { offset, alloc } => {
+            write!(w, "in bounds: address {addr:#x} is {offset} bytes into ")?;
+            short_alloc(w, alloc)?;
+            w.write_str(", a live allocation, so the access was not past either end of it")
+        }
+        Place::PastEnd { bytes, alloc } => {
+            write!(w, "out of bounds: address {addr:#x} is {bytes} bytes past the end of ")?;
+            short_alloc(w, alloc)?;
+            w.write_str(" (live)")
+        }
+        Place::BeforeStart { bytes, alloc } => {
+            write!(w, "out of bounds: address {addr:#x} is {bytes} bytes before the start of ")?;
+            short_alloc(w, alloc)?;
+            w.write_str(" (live)")
+        }
+        Place::Freed {
+            offset,
+            alloc,
+            freed_ns,
+        } => {
+            write!(w, "use after free: address {addr:#x} is {offset} bytes into ")?;
+            short_alloc(w, alloc)?;
+            write!(w, ", freed {} ms ago", ms(now_ns, *freed_ns))
+        }
+        Place::Nothing => write!(
+            w,
+            "stray pointer: address {addr:#x} is in nothing rmcp has seen and within {} KiB of no allocation (a stale or corrupted pointer, or memory from another allocator)",
+            NEARBY_BYTES / 1024
+        ),
+        Place::Unknown => w.write_str(
+            "where the address fell is not known: the allocation registry was locked by another thread",
+        ),
+    }
+}
+
+/// The last line: what rmcp cannot see from inside the process.
+pub const DOCTOR_LINE: &str = "kernel, firmware and driver problems (amdgpu VM faults, resets, parameters) and builds without code for this GPU are not visible from inside the process: run `rmcp doctor` on this machine";
+
+/// The stable id of each cause, as in the JSON report's `causes[].id`.
+pub fn place_id(p: &Place) -> &'static str {
+    match p {
+        Place::InLive { .. } => "in-bounds",
+        Place::PastEnd { .. } => "out-of-bounds-past-end",
+        Place::BeforeStart { .. } => "out-of-bounds-before-start",
+        Place::Freed { .. } => "use-after-free",
+        Place::Nothing => "no-allocation-nearby",
+        Place::Unknown => "registry-busy",
+    }
+}
+
+pub fn override_id(o: &Override) -> &'static str {
+    match o {
+        Override::Mismatch { .. } => "hsa-override-mismatch",
+        Override::RealUnknown { .. } => "hsa-override-set",
+        Override::Invalid { .. } => "hsa-override-invalid",
+    }
+}
+
+/// Everything the cause lines need.
+#[derive(Clone, Copy, Debug)]
+pub struct Causes<'a> {
+    pub addr: usize,
+    pub node: u32,
+    pub gfx_override: Option<Override<'a>>,
+    pub place: Place,
+}
+
+/// Writes one line per cause, each starting with `prefix`.
+pub fn write_lines(w: &mut impl Write, c: &Causes, prefix: &str, now_ns: u64) -> fmt::Result {
+    if let Some(o) = &c.gfx_override {
+        w.write_str(prefix)?;
+        write_override(w, o, c.node)?;
+        w.write_char('\n')?;
+    }
+    w.write_str(prefix)?;
+    write_place(w, c.addr, &c.place, now_ns)?;
+    w.write_char('\n')?;
+    w.write_str(prefix)?;
+    w.write_str(DOCTOR_LINE)?;
+    w.write_char('\n')
+}
+
+/// `"causes":[...]` for the JSON report. Field names are stable: `id`,
+/// `text`, and per id: `hsa_override_gfx_version`, `runs_gfx`, `real_gfx`,
+/// `gfx_target_version`, `distance_bytes`, `offset`, `freed_ms_ago`,
+/// `allocation`.
+pub fn write_json(w: &mut impl Write, c: &Causes, now_ns: u64) -> fmt::Result {
+    w.write_str("\"causes\":[")?;
+    if let Some(o) = &c.gfx_override {
+        write!(w, "{{\"id\":\"{}\",", override_id(o))?;
+        match *o {
+            Override::Mismatch {
+                value,
+                runs,
+                real,
+                target_version,
+            } => {
+                w.write_str("\"hsa_override_gfx_version\":\"")?;
+                write_json_str(w, value)?;
+                write!(w, "\",\"runs_gfx\":\"{runs}\",\"real_gfx\":\"{real}\",\"gfx_target_version\":{target_version},")?;
+            }
+            Override::RealUnknown { value, runs } => {
+                w.write_str("\"hsa_override_gfx_version\":\"")?;
+                write_json_str(w, value)?;
+                write!(w, "\",\"runs_gfx\":\"{runs}\",\"real_gfx\":null,")?;
+            }
+            Override::Invalid { value } => {
+                w.write_str("\"hsa_override_gfx_version\":\"")?;
+                write_json_str(w, value)?;
+                w.write_str("\",")?;
+            }
+        }
+        w.write_str("\"text\":\"")?;
+        let mut t = JsonText(w);
+        write_override(&mut t, o, c.node)?;
+        w.write_str("\"},")?;
+    }
+    write!(w, "{{\"id\":\"{}\",", place_id(&c.place))?;
+    match &c.place {
+        Place::PastEnd { bytes, alloc } | Place::BeforeStart { bytes, alloc } => {
+            write!(w, "\"distance_bytes\":{bytes},\"allocation\":")?;
+            write_json_allocation(w, alloc, c.addr, now_ns, None)?;
+            w.write_char(',')?;
+        }
+        Place::InLive { offset, alloc } => {
+            write!(w, "\"offset\":{offset},\"allocation\":")?;
+            write_json_allocation(w, alloc, c.addr, now_ns, None)?;
+            w.write_char(',')?;
+        }
+        Place::Freed {
+            offset,
+            alloc,
+            freed_ns,
+        } => {
+            write!(
+                w,
+                "\"offset\":{offset},\"freed_ms_ago\":{},\"allocation\":",
+                ms(now_ns, *freed_ns)
+            )?;
+            write_json_allocation(w, alloc, c.addr, now_ns, Some(*freed_ns))?;
+            w.write_char(',')?;
+        }
+        Place::Nothing | Place::Unknown => {}
+    }
+    w.write_str("\"text\":\"")?;
+    write_place(&mut JsonText(w), c.addr, &c.place, now_ns)?;
+    w.write_str("\"},{\"id\":\"check-doctor\",\"text\":\"")?;
+    write_json_str(w, DOCTOR_LINE)?;
+    w.write_str("\"}]")
+}
+
+/// Escapes whatever is written through it as the inside of a JSON string.
+struct JsonText<'w, W: Write>(&'w mut W);
+
+impl<W: Write> Write for JsonText<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_json_str(self.0, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Entry;
+    use crate::registry::{Freed, Memory};
+    use crate::report::FixedBuf;
+
+    fn a(base: usize, size: usize) -> Allocation {
+        Allocation {
+            base,
+            size,
+            entry: Entry::HipMalloc,
+            requested_flags: 0,
+            applied_flags: 0,
+            memory: Memory::Device(0),
+            thread: 7,
+            time_ns: 0,
+            rewritten: false,
+        }
+    }
+
+    fn unknown(below: Option<Allocation>, above: Option<Allocation>) -> Result<Lookup, Busy> {
+        Ok(Lookup::Unknown { below, above })
+    }
+
+    #[test]
+    fn reads_gfx_target_version_from_kfd_properties() {
+        let p = "cpu_cores_count 0\nsimd_count 80\ngfx_target_version 100100\nvendor_id 4098\n";
+        assert_eq!(gfx_target_version(p), Some(100100));
+        assert_eq!(gfx_target_version("gfx_target_version x\n"), None);
+        assert_eq!(gfx_target_version("gfx_target_versions 1\n"), None);
+        assert_eq!(gfx_target_version(""), None);
+        let mut k = KfdArchs::default();
+        k.push(0, 0);
+        k.push(1, 100100);
+        assert_eq!(k.get(1), Some(100100));
+        assert_eq!(k.get(2), None);
+    }
+
+    #[test]
+    fn override_is_a_cause_only_when_it_differs_from_the_real_gpu() {
+        assert_eq!(override_cause(None, Some(100100)), None);
+        assert_eq!(override_cause(Some("10.3.0"), Some(100300)), None);
+        assert_eq!(
+            override_cause(Some("10.3.0"), Some(100100)),
+            Some(Override::Mismatch {
+                value: "10.3.0",
+                runs: Gfx::new(10, 3, 0),
+                real: Gfx::new(10, 1, 0),
+                target_version: 100100
+            })
+        );
+        assert_eq!(
+            override_cause(Some("10.3.0"), None),
+            Some(Override::RealUnknown {
+                value: "10.3.0",
+                runs: Gfx::new(10, 3, 0)
+            })
+        );
+        assert_eq!(
+            override_cause(Some("gfx1030"), Some(100100)),
+            Some(Override::Invalid { value: "gfx1030" })
+        );
+        let mut b = FixedBuf::<512>::new();
+        write_override(
+            &mut b,
+            &override_cause(Some("10.3.0"), Some(100100)).unwrap(),
+            1,
+        )
+        .unwrap();
+        assert!(
+            b.as_str().starts_with(
+                "HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm run gfx1030 code on this gfx1010 GPU (node 1; KFD gfx_target_version 100100)"
+            ),
+            "{}",
+            b.as_str()
+        );
+    }
+
+    #[test]
+    fn places_the_address_relative_to_the_nearest_allocation() {
+        let buf = a(0x10000, 4096);
+        assert_eq!(
+            place(0x10000 + 4096 + 16, unknown(Some(buf), None)),
+            Place::PastEnd {
+                bytes: 16,
+                alloc: buf
+            }
+        );
+        assert_eq!(
+            place(0x10000 - 16, unknown(None, Some(buf))),
+            Place::BeforeStart {
+                bytes: 16,
+                alloc: buf
+            }
+        );
+        // Between two: the nearer one, past-the-end on a tie.
+        let hi = a(0x20000, 64);
+        assert_eq!(
+            place(0x20000 - 8, unknown(Some(buf), Some(hi))),
+            Place::BeforeStart {
+                bytes: 8,
+                alloc: hi
+            }
+        );
+        assert_eq!(
+            place(0x11000 + 8, unknown(Some(buf), Some(a(0x11000 + 16, 8)))),
+            Place::PastEnd {
+                bytes: 8,
+                alloc: buf
+            }
+        );
+        // Far from everything.
+        assert_eq!(
+            place(0x10, unknown(None, Some(a(0x7f00_0000_0000, 64)))),
+            Place::Nothing
+        );
+        assert_eq!(
+            place(0x10000 + 4096 + NEARBY_BYTES, unknown(Some(buf), None)),
+            Place::Nothing
+        );
+        assert_eq!(place(1, unknown(None, None)), Place::Nothing);
+        assert_eq!(
+            place(0x10010, Ok(Lookup::Live(buf))),
+            Place::InLive {
+                offset: 16,
+                alloc: buf
+            }
+        );
+        assert_eq!(
+            place(
+                0x10010,
+                Ok(Lookup::Freed(Freed {
+                    alloc: buf,
+                    freed_ns: 5
+                }))
+            ),
+            Place::Freed {
+                offset: 16,
+                alloc: buf,
+                freed_ns: 5
+            }
+        );
+        assert_eq!(place(1, Err(Busy)), Place::Unknown);
+    }
+
+    #[test]
+    fn lines_and_json_say_the_same() {
+        let buf = a(0x10000, 4096);
+        let c = Causes {
+            addr: 0x11010,
+            node: 1,
+            gfx_override: override_cause(Some("10.3.0"), Some(100100)),
+            place: Place::PastEnd {
+                bytes: 16,
+                alloc: buf,
+            },
+        };
+        let mut b = FixedBuf::<2048>::new();
+        write_lines(&mut b, &c, "rmcp: likely cause: ", 0).unwrap();
+        let lines: Vec<&str> = b.as_str().lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm run gfx1030 code on this gfx1010 GPU"));
+        assert_eq!(lines[1], "rmcp: likely cause: out of bounds: address 0x11010 is 16 bytes past the end of hipMalloc of 4096 bytes at 0x10000-0x11000 (live)");
+        assert!(lines[2].contains("run `rmcp doctor`"));
+        let mut j = FixedBuf::<4096>::new();
+        write_json(&mut j, &c, 0).unwrap();
+        let s = j.as_str();
+        assert!(s.starts_with("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,\"text\":\"HSA_OVERRIDE_GFX_VERSION=10.3.0 makes"), "{s}");
+        assert!(s.contains("{\"id\":\"out-of-bounds-past-end\",\"distance_bytes\":16,\"allocation\":{\"entry_point\":\"hipMalloc\""), "{s}");
+        assert!(s.ends_with("run `rmcp doctor` on this machine\"}]"), "{s}");
+        // Quotes in the override value stay valid JSON.
+        let q = Causes {
+            gfx_override: override_cause(Some("1\"0"), None),
+            place: Place::Nothing,
+            ..c
+        };
+        j.clear();
+        write_json(&mut j, &q, 0).unwrap();
+        assert!(
+            j.as_str()
+                .contains("\"hsa_override_gfx_version\":\"1\\\"0\""),
+            "{}",
+            j.as_str()
+        );
+        assert!(
+            j.as_str()
+                .contains("HSA_OVERRIDE_GFX_VERSION='1\\\"0' is set"),
+            "{}",
+            j.as_str()
+        );
+    }
+}
