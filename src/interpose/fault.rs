@@ -10,11 +10,12 @@
 //! writes with write(2).
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::hooks::hsa::agent_for_report;
-use crate::registry::Lookup;
-use crate::report::{self, FaultGpu, FixedBuf};
-use crate::shim::{self, hsa_fn, hsa_sym, HSA, REGISTRY};
-use crate::sync::now_ns;
+use crate::core::registry::Lookup;
+use crate::core::report::{self, FaultGpu, FixedBuf};
+use crate::core::sync::now_ns;
+use crate::interpose::process::{self, REGISTRY};
+use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
+use crate::interpose::topology::agent_for_report;
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
@@ -38,7 +39,7 @@ pub fn ensure_handler() {
     if REGISTERED.load(Ordering::Relaxed) || ATTEMPTS.load(Ordering::Relaxed) >= MAX_ATTEMPTS {
         return;
     }
-    let cfg = shim::config();
+    let cfg = process::config();
     if !cfg.enabled {
         return;
     }
@@ -53,7 +54,8 @@ pub fn ensure_handler() {
     });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
-        shim::hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
+        hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
+            cfg,
             hsa_sym::hsa_amd_register_system_event_handler,
         )
     } {
@@ -141,9 +143,9 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     let mut node = 0u32;
     // SAFETY: hsa_agent_get_info's prototype; NAME writes char[64], the node
     // id a uint32.
-    if let Some(get) =
-        unsafe { shim::hsa_real::<hsa_fn::hsa_agent_get_info>(hsa_sym::hsa_agent_get_info) }
-    {
+    if let Some(get) = unsafe {
+        hsa_real::<hsa_fn::hsa_agent_get_info>(process::config(), hsa_sym::hsa_agent_get_info)
+    } {
         unsafe {
             get(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
             get(

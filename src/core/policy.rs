@@ -7,8 +7,8 @@
 //! is set; NonCoherent selects the coarse-grained system pool.
 
 use crate::abi::{device, host, hsa};
-use crate::config::Mode;
-use crate::entry::Entry;
+use crate::core::config::Mode;
+use crate::core::entry::Entry;
 
 /// Whether rewriting applies to a device under `mode`. `device_is_target`
 /// is asked only in auto mode (it may probe the device).

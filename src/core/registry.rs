@@ -12,8 +12,8 @@
 //! `try_` variants that never block, because the thread that faulted may
 //! hold a lock.
 
-use crate::entry::Entry;
-use crate::sync::{SpinGuard, SpinLock};
+use crate::core::entry::Entry;
+use crate::core::sync::{SpinGuard, SpinLock};
 use std::collections::BTreeMap;
 
 /// One allocation as the application asked for it and as rmcp forwarded it.

@@ -15,7 +15,7 @@
 //! runtime into a process. Handles are resolved once and cached; function
 //! pointers are cached per symbol in atomics.
 
-use crate::sync::{InitOnce, SpinLock};
+use crate::core::sync::{InitOnce, SpinLock};
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
