@@ -141,11 +141,12 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     }
     let mut name = [0u8; 64];
     let mut node = 0u32;
-    // SAFETY: hsa_agent_get_info's prototype; NAME writes char[64], the node
-    // id a uint32.
+    // SAFETY: hsa_fn::hsa_agent_get_info is the symbol's prototype.
     if let Some(get) = unsafe {
         hsa_real::<hsa_fn::hsa_agent_get_info>(process::config(), hsa_sym::hsa_agent_get_info)
     } {
+        // SAFETY: NAME writes char[64] into `name`, the node id a uint32
+        // into `node`; both live for the calls.
         unsafe {
             get(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
             get(

@@ -580,9 +580,9 @@ pub unsafe extern "C" fn hipGetProcAddress(
             {
                 // SAFETY: non-NULL, NUL-terminated per the API contract.
                 let name = unsafe { CStr::from_ptr(symbol) };
-                // SAFETY: pfn is non-NULL and was just written by the runtime.
-                if let Some(hook) =
-                    super::own_hook(name.to_bytes()).filter(|_| unsafe { !(*pfn).is_null() })
+                if let Some(hook) = super::own_hook(name.to_bytes())
+                    // SAFETY: pfn is non-NULL and was just written by the runtime.
+                    .filter(|_| unsafe { !(*pfn).is_null() })
                 {
                     // SAFETY: as above.
                     unsafe { *pfn = hook };
