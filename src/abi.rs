@@ -1,13 +1,14 @@
 //! HIP and HSA ABI facts rmcp relies on: error codes, flag values, struct
 //! offsets. Every value here is checked against the real ROCm 5.2.3 and 6.4.3
-//! headers by `tests/real_rocm.rs` (see ../shared/FACTS.md for sources).
+//! headers by `tests/real_rocm.rs` (bindgen on hip_runtime_api.h,
+//! hip_ext.h, hsa.h and hsa_ext_amd.h of Debian's libamdhip64-dev 5.2.3
+//! and ROCm 6.4.3).
 
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
 
 pub type hipError_t = i32;
-pub type hipDevice_t = i32;
 pub type hipStream_t = *mut c_void;
 pub type hipMemPool_t = *mut c_void;
 pub type hsa_status_t = i32;

@@ -5,11 +5,11 @@
 //! aborts (a panic becomes `RMCP_ERR_PANIC`), checks pointers for NULL, and
 //! writes its out-parameters only when it returns `RMCP_OK`.
 
-use crate::entry::Entry;
-use crate::registry::{Allocation, Lookup};
-use crate::report::{self, FixedBuf};
-use crate::shim::{REGISTRY, STATS};
-use crate::sync::now_ns;
+use crate::core::entry::Entry;
+use crate::core::registry::{Allocation, Lookup};
+use crate::core::report::{self, FixedBuf};
+use crate::core::sync::now_ns;
+use crate::interpose::process::{REGISTRY, STATS};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -577,7 +577,7 @@ fn exports_only_hooks_and_the_c_api() {
         })
         .collect();
     names.sort();
-    // The hooks come from the one hook table (src/entry.rs); the C API is
+    // The hooks come from the one hook table (src/core/entry.rs); the C API is
     // spelled out, as include/rmcp.h is.
     let mut expected: Vec<&str> = rmcp::hooks::EXPORTED.to_vec();
     assert!(

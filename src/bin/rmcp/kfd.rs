@@ -6,8 +6,9 @@ use rmcp::arch::{Gfx, Targets};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Integrated GPUs (APUs) by architecture. gfx1033/1035/1036 are from
-/// FACTS.md; the others are well-known APU-only architectures.
+/// Integrated GPUs (APUs) by architecture, as the dGPU/APU column of LLVM's
+/// AMDGPU processor table (llvm/docs/AMDGPUUsage.rst) lists them; among the
+/// targets: gfx1033 (Van Gogh), gfx1035 (Rembrandt), gfx1036 (Raphael).
 const APU_GFX: &[&str] = &[
     "gfx801", "gfx902", "gfx909", "gfx90c", "gfx1033", "gfx1035", "gfx1036", "gfx1103", "gfx1150",
     "gfx1151", "gfx1152",

@@ -40,20 +40,20 @@ macro_rules! define_hook_lists {
         }
 
         // Every hook has the prototype its table line gives the real function.
-        $(const _: crate::shim::hip_fn::$hs = hip::$hs;)*
-        $(const _: crate::shim::hsa_fn::$ss = hsa::$ss;)*
-        $(const _: crate::shim::hsa_fn::$os = hsa::$os;)*
+        $(const _: crate::interpose::symbols::hip_fn::$hs = hip::$hs;)*
+        $(const _: crate::interpose::symbols::hsa_fn::$ss = hsa::$ss;)*
+        $(const _: crate::interpose::symbols::hsa_fn::$os = hsa::$os;)*
     };
 }
 hook_table!(define_hook_lists);
 
-use crate::config::Config;
-use crate::entry::hook_table;
-use crate::entry::Entry;
-use crate::policy::{Forward, Rules};
-use crate::registry::{Allocation, Memory};
-use crate::shim::{self, REGISTRY, STATS};
-use crate::sync::{now_ns, thread_id};
+use crate::core::config::Config;
+use crate::core::entry::hook_table;
+use crate::core::entry::Entry;
+use crate::core::policy::{Forward, Rules};
+use crate::core::registry::{Allocation, Memory};
+use crate::core::sync::{now_ns, thread_id};
+use crate::interpose::process::{self, REGISTRY, STATS};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -72,7 +72,7 @@ pub(crate) fn rules(cfg: &Config) -> Rules {
 #[inline(always)]
 pub(crate) fn decide<T>(f: impl FnOnce(&Config) -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(|| {
-        let cfg = shim::config();
+        let cfg = process::config();
         if !cfg.enabled {
             return None;
         }
@@ -119,7 +119,7 @@ pub(crate) unsafe fn record_alloc<T>(
     let (applied, rewritten) = (fwd.flags, fwd.rewritten);
     after(|| {
         STATS.record(entry, rewritten);
-        if !ok || out.is_null() || !shim::config().enabled {
+        if !ok || out.is_null() || !process::config().enabled {
             return;
         }
         // SAFETY: non-NULL out-pointer the runtime just wrote on success.
@@ -149,8 +149,9 @@ static FAULT_HANDLER_SETTLED: AtomicBool = AtomicBool::new(false);
 #[inline(never)]
 fn ensure_fault_handler_slow() {
     static CALLS: AtomicU32 = AtomicU32::new(0);
-    crate::fault::ensure_handler();
-    if crate::fault::handler_registered() || CALLS.fetch_add(1, Ordering::Relaxed) >= 64 {
+    crate::interpose::fault::ensure_handler();
+    if crate::interpose::fault::handler_registered() || CALLS.fetch_add(1, Ordering::Relaxed) >= 64
+    {
         FAULT_HANDLER_SETTLED.store(true, Ordering::Relaxed);
     }
 }
@@ -195,7 +196,7 @@ pub(crate) fn forward_free(
     let mut removed = false;
     after(|| {
         STATS.record(entry, false);
-        if !ptr.is_null() && shim::config().enabled {
+        if !ptr.is_null() && process::config().enabled {
             removed = REGISTRY.take(ptr as usize, now_ns());
         }
     });

@@ -10,12 +10,13 @@
 //! writes with write(2).
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::causes::{self, Causes, KfdArchs};
-use crate::hooks::hsa::agent_for_report;
-use crate::registry::Lookup;
-use crate::report::{self, FaultGpu, FixedBuf};
-use crate::shim::{self, hsa_fn, hsa_sym, HSA, REGISTRY};
-use crate::sync::now_ns;
+use crate::core::causes::{self, Causes, KfdArchs};
+use crate::core::registry::Lookup;
+use crate::core::report::{self, FaultGpu, FixedBuf};
+use crate::core::sync::now_ns;
+use crate::interpose::process::{self, REGISTRY};
+use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
+use crate::interpose::topology::agent_for_report;
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
@@ -73,7 +74,7 @@ pub fn ensure_handler() {
     if REGISTERED.load(Ordering::Relaxed) || ATTEMPTS.load(Ordering::Relaxed) >= MAX_ATTEMPTS {
         return;
     }
-    let cfg = shim::config();
+    let cfg = process::config();
     if !cfg.enabled {
         return;
     }
@@ -95,7 +96,8 @@ pub fn ensure_handler() {
     });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
-        shim::hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
+        hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
+            cfg,
             hsa_sym::hsa_amd_register_system_event_handler,
         )
     } {
@@ -181,11 +183,12 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     }
     let mut name = [0u8; 64];
     let mut node = 0u32;
-    // SAFETY: hsa_agent_get_info's prototype; NAME writes char[64], the node
-    // id a uint32.
-    if let Some(get) =
-        unsafe { shim::hsa_real::<hsa_fn::hsa_agent_get_info>(hsa_sym::hsa_agent_get_info) }
-    {
+    // SAFETY: hsa_fn::hsa_agent_get_info is the symbol's prototype.
+    if let Some(get) = unsafe {
+        hsa_real::<hsa_fn::hsa_agent_get_info>(process::config(), hsa_sym::hsa_agent_get_info)
+    } {
+        // SAFETY: NAME writes char[64] into `name`, the node id a uint32
+        // into `node`; both live for the calls.
         unsafe {
             get(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
             get(
@@ -239,7 +242,7 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         addr,
         node,
         gfx_override: causes::override_cause(
-            shim::config().hsa_override.as_deref(),
+            process::config().hsa_override.as_deref(),
             KFD_ARCHS.get().and_then(|k| k.get(node)),
         ),
         place: causes::place(addr, found),

@@ -7,11 +7,13 @@ use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED,
     HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
 };
-use crate::devices;
-use crate::entry::Entry;
-use crate::policy::{self, Called, Forward};
-use crate::registry::Memory;
-use crate::shim::{self, hip_fn, hip_sym, HIP, STATS};
+use crate::core::config::Config;
+use crate::core::entry::Entry;
+use crate::core::policy::{self, Called, Forward};
+use crate::core::registry::Memory;
+use crate::interpose::devices;
+use crate::interpose::process::{self, STATS};
+use crate::interpose::symbols::{self, hip_fn, hip_sym, HIP};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 /// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share
@@ -28,7 +30,7 @@ type FlagsMallocFn = hip_fn::hipHostMalloc;
 #[inline(always)]
 unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
     debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-    let p = match shim::hip_cached(index) {
+    let p = match symbols::hip_cached(index) {
         Some(Some(p)) => p,
         _ => real_slow(entry, index)?,
     };
@@ -39,27 +41,30 @@ unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
 #[cold]
 #[inline(never)]
 fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
-    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || match shim::hip(index) {
-        Some(p) => Ok(p),
-        None if HIP.handle(shim::config().hip_library.as_deref()).is_some() => {
-            shim::warn_once(
-                entry,
-                format_args!(
-                    "{} is not in this HIP runtime; returning hipErrorNotSupported",
-                    entry.name()
-                ),
-            );
-            Err(HIP_ERROR_NOT_SUPPORTED)
-        }
-        None => {
-            shim::warn_once(
-                entry,
-                format_args!(
-                    "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
-                    entry.name()
-                ),
-            );
-            Err(HIP_ERROR_NOT_INITIALIZED)
+    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || {
+        let cfg = process::config();
+        match symbols::hip(cfg, index) {
+            Some(p) => Ok(p),
+            None if HIP.handle(cfg.hip_library.as_deref()).is_some() => {
+                process::warn_once(
+                    entry,
+                    format_args!(
+                        "{} is not in this HIP runtime; returning hipErrorNotSupported",
+                        entry.name()
+                    ),
+                );
+                Err(HIP_ERROR_NOT_SUPPORTED)
+            }
+            None => {
+                process::warn_once(
+                    entry,
+                    format_args!(
+                        "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
+                        entry.name()
+                    ),
+                );
+                Err(HIP_ERROR_NOT_INITIALIZED)
+            }
         }
     })
 }
@@ -73,16 +78,16 @@ fn has_memory(ptr: *mut *mut c_void, size: usize) -> bool {
 
 /// The current device and whether it is a target (asked by the policy only
 /// when it matters).
-fn current_device() -> i32 {
-    devices::current_device().unwrap_or(-1)
+fn current_device(cfg: &Config) -> i32 {
+    devices::current_device(cfg).unwrap_or(-1)
 }
-fn is_target(dev: i32) -> bool {
-    dev >= 0 && devices::is_target(dev)
+fn is_target(cfg: &Config, dev: i32) -> bool {
+    dev >= 0 && devices::is_target(cfg, dev)
 }
 
 /// The current device for the record, without deciding anything.
 fn record_device() -> i32 {
-    decide(|_| current_device()).unwrap_or(-1)
+    decide(current_device).unwrap_or(-1)
 }
 
 /// Calls real function `index` (the decision's target, one with
@@ -125,12 +130,9 @@ unsafe fn host_malloc_like(
     flags: c_uint,
 ) -> hipError_t {
     let fwd = decide(|cfg| {
-        policy::host_malloc(
-            flags,
-            has_memory(ptr, size),
-            rules(cfg),
-            devices::any_target,
-        )
+        policy::host_malloc(flags, has_memory(ptr, size), rules(cfg), || {
+            devices::any_target(cfg)
+        })
     })
     .unwrap_or(Forward::unchanged(Called, flags));
     // SAFETY: both entry points have hipHostMalloc's prototype; `Called`:
@@ -176,12 +178,9 @@ pub unsafe extern "C" fn hipHostAlloc(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let fwd = decide(|cfg| {
-            policy::host_alloc(
-                flags,
-                has_memory(ptr, size),
-                rules(cfg),
-                devices::any_target,
-            )
+            policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
+                devices::any_target(cfg)
+            })
         })
         .unwrap_or(Forward::unchanged(Entry::HipHostAlloc, flags));
         // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
@@ -208,7 +207,9 @@ pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> 
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAllocHost;
         let fwd = decide(|cfg| {
-            policy::mem_alloc_host(has_memory(ptr, size), rules(cfg), devices::any_target)
+            policy::mem_alloc_host(has_memory(ptr, size), rules(cfg), || {
+                devices::any_target(cfg)
+            })
         })
         .unwrap_or(Forward::unchanged(entry, 0));
         let rc = if fwd.target == Entry::HipHostMalloc {
@@ -248,9 +249,10 @@ pub unsafe extern "C" fn hipExtMallocWithFlags(
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipExtMallocWithFlags;
         let (fwd, dev) = decide(|cfg| {
-            let dev = current_device();
-            let fwd =
-                policy::ext_malloc(flags, has_memory(ptr, size), rules(cfg), || is_target(dev));
+            let dev = current_device(cfg);
+            let fwd = policy::ext_malloc(flags, has_memory(ptr, size), rules(cfg), || {
+                is_target(cfg, dev)
+            });
             (fwd, dev)
         })
         .unwrap_or((Forward::unchanged(Called, flags), -1));
@@ -284,9 +286,9 @@ pub unsafe extern "C" fn hipMallocManaged(
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocManaged;
         let (advise, dev) = decide(|cfg| {
-            let dev = current_device();
+            let dev = current_device(cfg);
             (
-                policy::advise_managed_coarse(rules(cfg), || is_target(dev)),
+                policy::advise_managed_coarse(rules(cfg), || is_target(cfg, dev)),
                 dev,
             )
         })
@@ -466,7 +468,7 @@ pub unsafe extern "C" fn hipHostRegister(
         let rc = unsafe { f(host_ptr, size, flags) };
         super::after(|| {
             STATS.record(entry, false);
-            if rc == HIP_SUCCESS && shim::config().enabled {
+            if rc == HIP_SUCCESS && process::config().enabled {
                 super::record_range(
                     entry,
                     host_ptr as usize,
@@ -574,12 +576,13 @@ pub unsafe extern "C" fn hipGetProcAddress(
         let rc = unsafe { f(symbol, pfn, hip_version, flags, symbol_status) };
         let mut replaced = false;
         super::after(|| {
-            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && shim::config().enabled {
+            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled
+            {
                 // SAFETY: non-NULL, NUL-terminated per the API contract.
                 let name = unsafe { CStr::from_ptr(symbol) };
-                // SAFETY: pfn is non-NULL and was just written by the runtime.
-                if let Some(hook) =
-                    super::own_hook(name.to_bytes()).filter(|_| unsafe { !(*pfn).is_null() })
+                if let Some(hook) = super::own_hook(name.to_bytes())
+                    // SAFETY: pfn is non-NULL and was just written by the runtime.
+                    .filter(|_| unsafe { !(*pfn).is_null() })
                 {
                     // SAFETY: as above.
                     unsafe { *pfn = hook };
@@ -596,7 +599,7 @@ pub unsafe extern "C" fn hipGetProcAddress(
 mod tests {
     use super::*;
     use crate::abi::host;
-    use crate::hooks::own_hook;
+    use crate::interpose::hooks::own_hook;
 
     #[test]
     fn every_hip_entry_point_has_a_hook_for_get_proc_address() {

@@ -4,7 +4,7 @@
 //! Every invalid value yields one message naming the variable, the bad value
 //! and what is accepted, and the safe default is used instead.
 
-use crate::arch::{Targets, DEFAULT_TARGETS_TEXT};
+use crate::core::arch::{Targets, DEFAULT_TARGETS_TEXT};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -256,7 +256,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Gfx;
+    use crate::core::arch::Gfx;
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> (Config, Vec<String>) {

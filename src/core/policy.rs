@@ -1,14 +1,17 @@
 //! The rewrite rules, as pure functions of the request. No I/O, no globals:
 //! the hooks ask these functions what to forward and record the answer.
 //!
-//! Semantics follow the HIP runtime (ROCm/clr hip_memory.cpp), summarised in
-//! ../shared/FACTS.md: host memory is coherent when the flags are 0, or carry
-//! Coherent, Mapped or NumaUser, or lack NonCoherent while HIP_HOST_COHERENT
-//! is set; NonCoherent selects the coarse-grained system pool.
+//! Semantics follow the HIP runtime (ROCm/clr, hipamd/src/hip_memory.cpp,
+//! where hipHostMalloc picks the memory pool): host memory is coherent when
+//! the flags are 0, or carry Coherent, Mapped or NumaUser, or lack
+//! NonCoherent while HIP_HOST_COHERENT is set; NonCoherent selects the
+//! coarse-grained system pool. The unit tests below hold
+//! `rewrite_host_malloc` to an independent statement of that rule over
+//! every flag combination.
 
 use crate::abi::{device, host, hsa};
-use crate::config::Mode;
-use crate::entry::Entry;
+use crate::core::config::Mode;
+use crate::core::entry::Entry;
 
 /// Whether rewriting applies to a device under `mode`. `device_is_target`
 /// is asked only in auto mode (it may probe the device).

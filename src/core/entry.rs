@@ -1,14 +1,14 @@
 //! The entry points rmcp interposes and the runtime functions it calls,
 //! declared once in `hook_table!`. Everything that lists them is generated
 //! from that table: the `Entry` enum (stats, registry, C API), the symbol
-//! tables the runtimes are resolved with (`crate::shim::{hip_sym, hsa_sym}`),
+//! tables the runtimes are resolved with (`crate::interpose::process::{hip_sym, hsa_sym}`),
 //! the real functions' pointer types (`hip_fn`, `hsa_fn`), the
-//! hipGetProcAddress redirection (`crate::hooks::own_hook`), the list of
-//! exported hooks the export audit checks (`crate::hooks::EXPORTED`), and a
+//! hipGetProcAddress redirection (`crate::interpose::hooks::own_hook`), the list of
+//! exported hooks the export audit checks (`crate::interpose::hooks::EXPORTED`), and a
 //! compile-time check that every hook has its table prototype.
 //!
 //! Adding a hook: one line in `hip_hooks` or `hsa_hooks`, and the
-//! `#[no_mangle]` function with its policy in `crate::hooks`. The build
+//! `#[no_mangle]` function with its policy in `crate::interpose::hooks`. The build
 //! fails until both exist and agree.
 
 /// The table. Each line: `Variant symbol(argument types) -> return type;`

@@ -5,7 +5,7 @@
 //! fault handler runs while the process is dying and must not call malloc.
 
 use crate::abi::hsa::FAULT_REASONS;
-use crate::registry::{Allocation, Busy, Lookup, Memory};
+use crate::core::registry::{Allocation, Busy, Lookup, Memory};
 use std::fmt::{self, Write};
 
 /// A fixed-capacity text buffer. Writes past the end are cut, and `cut` is
@@ -259,8 +259,8 @@ pub fn write_fault_json<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Entry;
-    use crate::registry::Freed;
+    use crate::core::entry::Entry;
+    use crate::core::registry::Freed;
 
     fn a(base: usize, size: usize) -> Allocation {
         Allocation {
