@@ -28,6 +28,8 @@ typedef enum {
   RMCP_ERR_BUFFER_TOO_SMALL = 3,
   // rmcp hit an internal error; nothing was written.
   RMCP_ERR_PANIC = 4,
+  // An argument is out of range (see the function's documentation).
+  RMCP_ERR_INVALID_ARGUMENT = 5,
 } rmcp_result;
 
 // What rmcp knows about an address.
@@ -64,6 +66,35 @@ typedef struct {
   // Nanoseconds since it was freed; 0 for a live allocation.
   uint64_t freed_ns_ago;
 } rmcp_allocation;
+
+// One recorded kernel launch.
+typedef struct {
+  // The device's launch number (0 = its first launch rmcp recorded).
+  uint64_t sequence;
+  // HIP device ordinal: the launching thread's current device.
+  int32_t device;
+  // Kernel thread id of the launching thread.
+  uint32_t thread;
+  // Entry point ("hipLaunchKernel"); static storage, never free it.
+  const char *entry_point;
+  // The host stub, hipFunction_t or hipGraphExec_t that was launched.
+  const void *handle;
+  // The kernel's name (demangled when rmcp could), or NULL when the
+  // runtime gave none (and for graphs); valid until the process ends.
+  const char *kernel_name;
+  // Grid in blocks, and block in threads (0 for graphs).
+  uint32_t grid[3];
+  uint32_t block[3];
+  // The stream (NULL: the null stream).
+  const void *stream;
+  // Nanoseconds since the launch; 0 when not known.
+  uint64_t age_ns;
+  // 1 when a hipDeviceSynchronize or hipStreamSynchronize that started
+  // after the launch returned successfully; 0: not known to have completed.
+  int32_t completed;
+  // 1 when rmcp demangled `kernel_name`, 0 when it is as the runtime gave it.
+  int32_t name_demangled;
+} rmcp_launch;
 
 #ifdef __cplusplus
 extern "C" {
@@ -123,6 +154,24 @@ rmcp_result rmcp_lookup(const void *address,
 // `buf` must be NULL or writable for `len` bytes; `needed_out` NULL or
 // writable.
 rmcp_result rmcp_describe_address(const void *address, char *buf, size_t len, size_t *needed_out);
+
+// The most recent kernel launches rmcp recorded on HIP device `device`
+// (-1: every device), newest first (per device, for -1), including
+// completed ones (see `completed`).
+//
+// Writes at most `capacity` entries to `buf` and their number to
+// `*count_out`, only on `RMCP_OK`. `buf` may be NULL when `capacity` is 0
+// (`*count_out` is then 0). rmcp keeps the last 64 launches per device.
+// Returns `RMCP_ERR_INVALID_ARGUMENT` for a device below -1. Thread-safe;
+// never waits for launching threads.
+//
+// # Safety
+// `buf` must be NULL or writable for `capacity` entries; `count_out` NULL
+// or writable.
+rmcp_result rmcp_recent_launches(int32_t device,
+                                 rmcp_launch *buf,
+                                 size_t capacity,
+                                 size_t *count_out);
 
 #ifdef __cplusplus
 }  // extern "C"

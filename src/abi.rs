@@ -11,6 +11,19 @@ use std::ffi::c_void;
 pub type hipError_t = i32;
 pub type hipStream_t = *mut c_void;
 pub type hipMemPool_t = *mut c_void;
+pub type hipFunction_t = *mut c_void;
+pub type hipGraphExec_t = *mut c_void;
+pub type hipEvent_t = *mut c_void;
+
+/// HIP's `dim3`, passed BY VALUE to hipLaunchKernel and friends: 12 bytes,
+/// which the x86-64 SysV ABI passes in two integer registers (x|y, z).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct dim3 {
+    pub x: u32,
+    pub y: u32,
+    pub z: u32,
+}
 pub type hsa_status_t = i32;
 
 pub const HIP_SUCCESS: hipError_t = 0;

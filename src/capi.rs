@@ -6,9 +6,11 @@
 //! writes its out-parameters only when it returns `RMCP_OK`.
 
 use crate::core::entry::Entry;
+use crate::core::launches::{self, Launch, Launcher, DEVICES, SLOTS};
 use crate::core::registry::{Allocation, Lookup};
 use crate::core::report::{self, FixedBuf};
 use crate::core::sync::now_ns;
+use crate::interpose::hooks::launch::{self as launch_hooks, NAMES, RINGS};
 use crate::interpose::process::{REGISTRY, STATS};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,6 +29,8 @@ pub enum rmcp_result {
     RMCP_ERR_BUFFER_TOO_SMALL = 3,
     /// rmcp hit an internal error; nothing was written.
     RMCP_ERR_PANIC = 4,
+    /// An argument is out of range (see the function's documentation).
+    RMCP_ERR_INVALID_ARGUMENT = 5,
 }
 
 /// What rmcp knows about an address.
@@ -228,6 +232,113 @@ pub unsafe extern "C" fn rmcp_describe_address(
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), bytes.len());
             *buf.add(bytes.len()) = 0;
+        }
+        rmcp_result::RMCP_OK
+    })
+}
+
+/// One recorded kernel launch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rmcp_launch {
+    /// The device's launch number (0 = its first launch rmcp recorded).
+    pub sequence: u64,
+    /// HIP device ordinal: the launching thread's current device.
+    pub device: i32,
+    /// Kernel thread id of the launching thread.
+    pub thread: u32,
+    /// Entry point ("hipLaunchKernel"); static storage, never free it.
+    pub entry_point: *const c_char,
+    /// The host stub, hipFunction_t or hipGraphExec_t that was launched.
+    pub handle: *const c_void,
+    /// The kernel's name (demangled when rmcp could), or NULL when the
+    /// runtime gave none (and for graphs); valid until the process ends.
+    pub kernel_name: *const c_char,
+    /// Grid in blocks, and block in threads (0 for graphs).
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    /// The stream (NULL: the null stream).
+    pub stream: *const c_void,
+    /// Nanoseconds since the launch; 0 when not known.
+    pub age_ns: u64,
+    /// 1 when a hipDeviceSynchronize or hipStreamSynchronize that started
+    /// after the launch returned successfully; 0: not known to have completed.
+    pub completed: i32,
+    /// 1 when rmcp demangled `kernel_name`, 0 when it is as the runtime gave it.
+    pub name_demangled: i32,
+}
+
+/// The most recent kernel launches rmcp recorded on HIP device `device`
+/// (-1: every device), newest first (per device, for -1), including
+/// completed ones (see `completed`).
+///
+/// Writes at most `capacity` entries to `buf` and their number to
+/// `*count_out`, only on `RMCP_OK`. `buf` may be NULL when `capacity` is 0
+/// (`*count_out` is then 0). rmcp keeps the last 64 launches per device.
+/// Returns `RMCP_ERR_INVALID_ARGUMENT` for a device below -1. Thread-safe;
+/// never waits for launching threads.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `capacity` entries; `count_out` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rmcp_recent_launches(
+    device: i32,
+    buf: *mut rmcp_launch,
+    capacity: usize,
+    count_out: *mut usize,
+) -> rmcp_result {
+    guarded(|| {
+        if count_out.is_null() || (buf.is_null() && capacity > 0) {
+            return rmcp_result::RMCP_ERR_NULL_ARGUMENT;
+        }
+        if device < -1 {
+            return rmcp_result::RMCP_ERR_INVALID_ARGUMENT;
+        }
+        let origin = launch_hooks::origin();
+        let now = launch_hooks::now_pair();
+        let mut snap = Box::new([Launch::ZERO; SLOTS]);
+        let mut out: Vec<rmcp_launch> = Vec::new();
+        for (r, ring) in RINGS.iter().enumerate() {
+            if device >= 0 && (device as usize) & (DEVICES - 1) != r {
+                continue;
+            }
+            let n = ring.snapshot(&mut snap);
+            for l in &snap[..n] {
+                if device >= 0 && l.device != device {
+                    continue;
+                }
+                let launcher = Launcher::from_u8(l.launcher);
+                out.push(rmcp_launch {
+                    sequence: l.seq,
+                    device: l.device,
+                    thread: l.thread,
+                    entry_point: launcher.map_or(c"?".as_ptr(), |x| x.c_name().as_ptr()),
+                    handle: l.handle as *const c_void,
+                    kernel_name: if launcher == Some(Launcher::GraphLaunch) {
+                        std::ptr::null()
+                    } else {
+                        NAMES.get_c(l.handle).unwrap_or(std::ptr::null())
+                    },
+                    grid: l.grid,
+                    block: l.block,
+                    stream: l.stream as *const c_void,
+                    age_ns: origin
+                        .and_then(|o| launches::ns_before(l.ticks, o, now))
+                        .unwrap_or(0),
+                    completed: ring.completed(l) as i32,
+                    name_demangled: NAMES.get(l.handle).is_some_and(|(_, d)| d) as i32,
+                });
+            }
+        }
+        let n = out.len().min(capacity);
+        // SAFETY: buf is writable for capacity >= n entries (non-NULL when n > 0);
+        // count_out is non-NULL and writable.
+        unsafe {
+            if n > 0 {
+                std::ptr::copy_nonoverlapping(out.as_ptr(), buf, n);
+            }
+            *count_out = n;
         }
         rmcp_result::RMCP_OK
     })

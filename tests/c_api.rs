@@ -130,4 +130,9 @@ fn c_program_reads_live_and_freed_allocations() {
             .contains("is 100 bytes into an allocation that was FREED"),
         "{r}"
     );
+    assert!(
+        r.stdout
+            .contains("launches: probe(int*); vecAdd(float*, float const*, float const*, int)\n"),
+        "{r}"
+    );
 }

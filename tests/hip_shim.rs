@@ -589,6 +589,7 @@ fn exports_only_hooks_and_the_c_api() {
         "rmcp_entry_point_count",
         "rmcp_entry_point_name",
         "rmcp_lookup",
+        "rmcp_recent_launches",
         "rmcp_stats_get",
         "rmcp_version",
     ]);

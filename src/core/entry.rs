@@ -39,6 +39,17 @@ macro_rules! hook_table {
                 HipMallocFromPoolAsync hipMallocFromPoolAsync(*mut *mut c_void, usize, hipMemPool_t, hipStream_t) -> hipError_t;
                 HipFreeAsync hipFreeAsync(*mut c_void, hipStream_t) -> hipError_t;
                 HipGetProcAddress hipGetProcAddress(*const c_char, *mut *mut c_void, c_int, u64, *mut c_int) -> hipError_t;
+                // Kernel launches (recorded in the per-device launch rings)
+                // and what tells rmcp which device and whether they finished.
+                HipLaunchKernel hipLaunchKernel(*const c_void, dim3, dim3, *mut *mut c_void, usize, hipStream_t) -> hipError_t;
+                HipModuleLaunchKernel hipModuleLaunchKernel(hipFunction_t, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, hipStream_t, *mut *mut c_void, *mut *mut c_void) -> hipError_t;
+                HipExtLaunchKernel hipExtLaunchKernel(*const c_void, dim3, dim3, *mut *mut c_void, usize, hipStream_t, hipEvent_t, hipEvent_t, c_int) -> hipError_t;
+                HipExtModuleLaunchKernel hipExtModuleLaunchKernel(hipFunction_t, u32, u32, u32, u32, u32, u32, usize, hipStream_t, *mut *mut c_void, *mut *mut c_void, hipEvent_t, hipEvent_t, u32) -> hipError_t;
+                HipLaunchCooperativeKernel hipLaunchCooperativeKernel(*const c_void, dim3, dim3, *mut *mut c_void, c_uint, hipStream_t) -> hipError_t;
+                HipGraphLaunch hipGraphLaunch(hipGraphExec_t, hipStream_t) -> hipError_t;
+                HipSetDevice hipSetDevice(c_int) -> hipError_t;
+                HipDeviceSynchronize hipDeviceSynchronize() -> hipError_t;
+                HipStreamSynchronize hipStreamSynchronize(hipStream_t) -> hipError_t;
             }
             hsa_hooks {
                 HsaMemoryPoolAllocate hsa_amd_memory_pool_allocate(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;
@@ -56,6 +67,8 @@ macro_rules! hook_table {
                 hipGetDeviceProperties(*mut c_void, c_int) -> hipError_t;
                 hipGetDevicePropertiesR0600(*mut c_void, c_int) -> hipError_t;
                 hipMemAdvise(*const c_void, usize, c_int, c_int) -> hipError_t;
+                hipKernelNameRef(hipFunction_t) -> *const c_char;
+                hipKernelNameRefByPtr(*const c_void, hipStream_t) -> *const c_char;
             }
             hsa_calls {
                 hsa_iterate_agents(Option<unsafe extern "C" fn(hsa_agent_t, *mut c_void) -> hsa_status_t>, *mut c_void) -> hsa_status_t;
@@ -152,7 +165,7 @@ mod tests {
             assert_eq!(e.c_name().to_str().unwrap(), e.name());
             assert_eq!(e.is_hip(), e.name().starts_with("hip"), "{}", e.name());
         }
-        assert_eq!(Entry::COUNT, 19);
+        assert_eq!(Entry::COUNT, 28);
         assert_eq!(Entry::from_name("malloc"), None);
         assert_eq!(Entry::from_index(Entry::COUNT), None);
     }

@@ -5,8 +5,10 @@
 pub mod arch;
 pub mod causes;
 pub mod config;
+pub mod demangle;
 /// cbindgen:ignore
 pub mod entry;
+pub mod launches;
 pub mod policy;
 pub mod registry;
 pub mod report;

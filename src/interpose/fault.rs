@@ -11,12 +11,14 @@
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
 use crate::core::causes::{self, Causes, KfdArchs};
+use crate::core::launches::{self as launches, Launch, Shown, DEVICES, SLOTS};
 use crate::core::registry::Lookup;
 use crate::core::report::{self, FaultGpu, FixedBuf};
 use crate::core::sync::now_ns;
+use crate::interpose::hooks::launch::{self as launch_hooks, NAMES};
 use crate::interpose::process::{self, REGISTRY};
 use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
-use crate::interpose::topology::agent_for_report;
+use crate::interpose::topology::{agent_for_report, gpu_ordinal, topology};
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
@@ -106,6 +108,9 @@ pub fn ensure_handler() {
         None => hsa::STATUS_ERROR,
     };
     if rc == hsa::STATUS_SUCCESS {
+        // The map of agents gives the report the faulting GPU's HIP ordinal
+        // (whose launches to list) without calling the runtime at fault time.
+        topology(cfg);
         REGISTERED.store(true, Ordering::Release);
         log::debug!("GPU memory-fault handler registered with the HSA runtime");
     } else {
@@ -124,7 +129,10 @@ pub fn handler_registered() -> bool {
 struct Buffers {
     body: FixedBuf<8192>,
     out: FixedBuf<10240>,
-    json: FixedBuf<16384>,
+    json: FixedBuf<32768>,
+    /// One ring's copy, and the launches the report lists.
+    snap: [Launch; SLOTS],
+    listed: [Launch; SLOTS],
 }
 struct Shared(UnsafeCell<Buffers>);
 // SAFETY: access is serialised by BUSY (try-acquire, never waited on).
@@ -133,6 +141,8 @@ static BUFFERS: Shared = Shared(UnsafeCell::new(Buffers {
     body: FixedBuf::new(),
     out: FixedBuf::new(),
     json: FixedBuf::new(),
+    snap: [Launch::ZERO; SLOTS],
+    listed: [Launch::ZERO; SLOTS],
 }));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
@@ -248,6 +258,17 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         place: causes::place(addr, found),
     };
     let _ = causes::write_lines(&mut b.body, &cause, "likely cause: ", now);
+    let device = gpu_ordinal(agent.handle);
+    let found_launches = gather_launches(device, &mut b.snap, &mut b.listed);
+    let origin = launch_hooks::origin();
+    let now_pair = launch_hooks::now_pair();
+    let shown = |l: &Launch| Shown {
+        launch: *l,
+        name: NAMES.get(l.handle),
+        ns_ago: origin.and_then(|o| launches::ns_before(l.ticks, o, now_pair)),
+    };
+    let listed = &b.listed[..found_launches.listed];
+    let _ = write_launch_lines(&mut b.body, device, &found_launches, listed, &shown);
     let _ = b.body.write_str("the runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from");
     for line in b.body.as_str().split('\n') {
         let _ = writeln!(b.out, "rmcp: {line}");
@@ -265,7 +286,23 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             b.body.as_str(),
             |w| {
                 causes::write_json(w, &cause, now)?;
-                w.write_char(',')
+                w.write_str(",\"launches\":{\"device\":")?;
+                match device {
+                    Some(d) => write!(w, "{d}")?,
+                    None => w.write_str("null")?,
+                }
+                write!(
+                    w,
+                    ",\"recorded\":{},\"completed\":{},\"not_completed\":[",
+                    found_launches.recorded, found_launches.completed
+                )?;
+                for (i, l) in listed.iter().enumerate() {
+                    if i > 0 {
+                        w.write_char(',')?;
+                    }
+                    launches::write_json(w, &shown(l))?;
+                }
+                w.write_str("]},")
             },
         );
         // SAFETY: path is NUL-terminated; the flags and mode are constants.
@@ -285,4 +322,102 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         }
     }
     BUSY.store(false, Ordering::Release);
+}
+
+/// What the ring(s) held for the faulting GPU.
+struct Found {
+    /// Launches recorded (and still in the ring) on the device(s).
+    recorded: usize,
+    /// Of those, known to have completed at a synchronisation.
+    completed: usize,
+    /// Not known to have completed: copied to `listed`, newest first.
+    listed: usize,
+}
+
+/// Copies the launches on `device` (every device when None) that are not
+/// known to have completed into `listed`, newest first. Reads the rings
+/// without waiting.
+fn gather_launches(
+    device: Option<i32>,
+    snap: &mut [Launch; SLOTS],
+    listed: &mut [Launch; SLOTS],
+) -> Found {
+    let mut f = Found {
+        recorded: 0,
+        completed: 0,
+        listed: 0,
+    };
+    for (r, ring) in launch_hooks::RINGS.iter().enumerate() {
+        if device.is_some_and(|d| (d as usize) & (DEVICES - 1) != r) {
+            continue;
+        }
+        let n = ring.snapshot(snap);
+        for l in &snap[..n] {
+            if device.is_some_and(|d| d != l.device) {
+                continue;
+            }
+            f.recorded += 1;
+            if ring.completed(l) {
+                f.completed += 1;
+            } else if f.listed < SLOTS {
+                listed[f.listed] = *l;
+                f.listed += 1;
+            }
+        }
+    }
+    // Newest first across devices (one device is already in order).
+    listed[..f.listed].sort_unstable_by(|a, b| b.ticks.cmp(&a.ticks).then(b.seq.cmp(&a.seq)));
+    f
+}
+
+/// Lines the text report shows at most; the JSON report has them all.
+const LISTED_LINES: usize = 16;
+
+fn write_launch_lines<'a>(
+    w: &mut impl Write,
+    device: Option<i32>,
+    f: &Found,
+    listed: &[Launch],
+    shown: &impl Fn(&Launch) -> Shown<'a>,
+) -> std::fmt::Result {
+    let on = |w: &mut dyn Write| match device {
+        Some(d) => write!(w, "HIP device {d} (this GPU)"),
+        None => w.write_str("any HIP device (rmcp could not tell which device this GPU is)"),
+    };
+    if f.recorded == 0 {
+        w.write_str("kernels in flight: no kernel launch was recorded on ")?;
+        on(w)?;
+        return w.write_str(" (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel and hipGraphLaunch)\n");
+    }
+    if listed.is_empty() {
+        write!(
+            w,
+            "kernels in flight: none; all {} launches recorded on ",
+            f.recorded
+        )?;
+        on(w)?;
+        return w.write_str(" had completed at a synchronisation before the fault\n");
+    }
+    w.write_str("kernels launched on ")?;
+    on(w)?;
+    writeln!(
+        w,
+        " and not known to have completed, newest first ({} of {} recorded; {} completed at a synchronisation):",
+        listed.len(),
+        f.recorded,
+        f.completed
+    )?;
+    for l in listed.iter().take(LISTED_LINES) {
+        w.write_str("  ")?;
+        launches::write_line(w, &shown(l))?;
+        w.write_char('\n')?;
+    }
+    if listed.len() > LISTED_LINES {
+        writeln!(
+            w,
+            "  ... and {} older (all of them in RMCP_FAULT_REPORT)",
+            listed.len() - LISTED_LINES
+        )?;
+    }
+    Ok(())
 }

@@ -198,6 +198,18 @@ impl Topology {
     }
 }
 
+/// Used by the fault handler: the HIP device ordinal of a GPU agent, which is
+/// its position among the GPU agents in the runtime's order (HIP numbers the
+/// GPUs ROCr shows it; HIP_VISIBLE_DEVICES renumbers them, see the report).
+pub fn gpu_ordinal(agent: u64) -> Option<i32> {
+    let t = TOPOLOGY.get()?;
+    t.agents
+        .iter()
+        .filter(|a| a.is_gpu)
+        .position(|a| a.agent == agent)
+        .map(|i| i as i32)
+}
+
 /// Used by the fault handler: the name and node of an agent, from the map
 /// when it exists, without calling into the runtime otherwise.
 pub fn agent_for_report(agent: u64) -> Option<AgentInfo> {

@@ -657,6 +657,247 @@ EXPORT hipError_t hipDeviceGetPCIBusId(char *buf, int len, int dev)
     return rc;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Kernels, streams, launches (no code runs: the double records the launch)   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t x, y, z;
+} dim3;
+
+#define hipErrorInvalidDeviceFunction 98
+#define hipErrorInvalidResourceHandle 400
+#define MAX_KERNELS 64
+#define MAX_STREAMS 64
+
+/* Host stubs registered with __hipRegisterFunction and functions handed out by
+ * hipModuleGetFunction, each with the (mangled) name the real runtime would report. */
+static struct kernel {
+    const void *host; /* host stub, or NULL for a module function */
+    char name[256];
+} kernels[MAX_KERNELS];
+static int nkernels;
+static struct stream {
+    int device;
+    int live;
+} streams[MAX_STREAMS];
+static int nstreams;
+static pthread_mutex_t kernel_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct kernel *kernel_by_host(const void *host)
+{
+    struct kernel *k = NULL;
+    pthread_mutex_lock(&kernel_lock);
+    for (int i = 0; i < nkernels && host; i++)
+        if (kernels[i].host == host)
+            k = &kernels[i];
+    pthread_mutex_unlock(&kernel_lock);
+    return k;
+}
+
+static int is_module_function(const void *f)
+{
+    const struct kernel *k = f;
+    return k >= &kernels[0] && k < &kernels[MAX_KERNELS] && !k->host && k->name[0];
+}
+
+/* 0 = the null stream; else must be a live stream this double created. */
+static int stream_ok(void *stream)
+{
+    if (!stream)
+        return 1;
+    const struct stream *s = stream;
+    return s >= &streams[0] && s < &streams[MAX_STREAMS] && s->live;
+}
+
+/* The real ABI entry hipcc's registration code calls (arguments beyond the names unused). */
+EXPORT void __hipRegisterFunction(void **modules, const void *hostFunction, char *deviceFunction,
+                                  const char *deviceName, unsigned int threadLimit, void *tid,
+                                  void *bid, void *blockDim, void *gridDim, int *wSize)
+{
+    (void)modules, (void)deviceFunction, (void)threadLimit, (void)tid, (void)bid;
+    (void)blockDim, (void)gridDim, (void)wSize;
+    pthread_mutex_lock(&kernel_lock);
+    if (hostFunction && deviceName && nkernels < MAX_KERNELS) {
+        kernels[nkernels].host = hostFunction;
+        snprintf(kernels[nkernels].name, sizeof kernels[0].name, "%s", deviceName);
+        nkernels++;
+    }
+    pthread_mutex_unlock(&kernel_lock);
+    record("__hipRegisterFunction host=0x%llx name=%s", U(hostFunction),
+           deviceName ? deviceName : "(null)");
+}
+
+EXPORT hipError_t hipModuleLoadData(void **module, const void *image)
+{
+    hipError_t rc = module && image ? hipSuccess : hipErrorInvalidValue;
+    if (rc == hipSuccess)
+        *module = (void *)&kernels; /* one module: the double's */
+    record("hipModuleLoadData rc=%d", rc);
+    return rc;
+}
+
+EXPORT hipError_t hipModuleGetFunction(void **function, void *module, const char *name)
+{
+    hipError_t rc = hipSuccess;
+    void *f = NULL;
+    if (!function || !name || module != (void *)&kernels)
+        rc = hipErrorInvalidValue;
+    else {
+        pthread_mutex_lock(&kernel_lock);
+        for (int i = 0; i < nkernels; i++)
+            if (!kernels[i].host && !strcmp(kernels[i].name, name))
+                f = &kernels[i];
+        if (!f && nkernels < MAX_KERNELS) {
+            snprintf(kernels[nkernels].name, sizeof kernels[0].name, "%s", name);
+            f = &kernels[nkernels++];
+        }
+        pthread_mutex_unlock(&kernel_lock);
+        if (f)
+            *function = f;
+        else
+            rc = hipErrorOutOfMemory;
+    }
+    record("hipModuleGetFunction name=%s ptr=0x%llx rc=%d", name ? name : "(null)", U(f), rc);
+    return rc;
+}
+
+EXPORT const char *hipKernelNameRef(const void *f)
+{
+    const char *n = is_module_function(f) ? ((const struct kernel *)f)->name : NULL;
+    record("hipKernelNameRef ptr=0x%llx name=%s", U(f), n ? n : "(null)");
+    return n;
+}
+
+EXPORT const char *hipKernelNameRefByPtr(const void *host, void *stream)
+{
+    (void)stream;
+    struct kernel *k = kernel_by_host(host);
+    record("hipKernelNameRefByPtr ptr=0x%llx name=%s", U(host), k ? k->name : "(null)");
+    return k ? k->name : NULL;
+}
+
+EXPORT hipError_t hipStreamCreate(void **stream)
+{
+    hipError_t rc = hipSuccess;
+    void *s = NULL;
+    if (!stream)
+        rc = hipErrorInvalidValue;
+    else if (ndevices() == 0)
+        rc = hipErrorNoDevice;
+    else {
+        pthread_mutex_lock(&kernel_lock);
+        if (nstreams < MAX_STREAMS) {
+            streams[nstreams].device = current_device;
+            streams[nstreams].live = 1;
+            s = &streams[nstreams++];
+        }
+        pthread_mutex_unlock(&kernel_lock);
+        if (s)
+            *stream = s;
+        else
+            rc = hipErrorOutOfMemory;
+    }
+    record("hipStreamCreate dev=%d ptr=0x%llx rc=%d", current_device, U(s), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipStreamSynchronize(void *stream)
+{
+    hipError_t rc = stream_ok(stream) ? hipSuccess : hipErrorInvalidResourceHandle;
+    record("hipStreamSynchronize stream=0x%llx dev=%d rc=%d", U(stream), current_device, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipDeviceSynchronize(void)
+{
+    hipError_t rc = ndevices() ? hipSuccess : hipErrorNoDevice;
+    record("hipDeviceSynchronize dev=%d rc=%d", current_device, rc);
+    return rc;
+}
+
+static hipError_t launch_check(int module, const void *f, void *stream)
+{
+    if (ndevices() == 0)
+        return hipErrorNoDevice;
+    if (!stream_ok(stream))
+        return hipErrorInvalidResourceHandle;
+    if (module ? !is_module_function(f) : !kernel_by_host(f))
+        return hipErrorInvalidDeviceFunction;
+    return hipSuccess;
+}
+
+static void record_launch(const char *fn, const void *f, dim3 g, dim3 b, size_t shared,
+                          void *stream, hipError_t rc)
+{
+    record("%s func=0x%llx grid=%u,%u,%u block=%u,%u,%u shared=%zu stream=0x%llx dev=%d rc=%d",
+           fn, U(f), g.x, g.y, g.z, b.x, b.y, b.z, shared, U(stream), current_device, rc);
+}
+
+EXPORT hipError_t hipLaunchKernel(const void *f, dim3 grid, dim3 block, void **args,
+                                  size_t shared, void *stream)
+{
+    (void)args;
+    hipError_t rc = launch_check(0, f, stream);
+    record_launch("hipLaunchKernel", f, grid, block, shared, stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipExtLaunchKernel(const void *f, dim3 grid, dim3 block, void **args,
+                                     size_t shared, void *stream, void *start, void *stop,
+                                     int flags)
+{
+    (void)args, (void)start, (void)stop, (void)flags;
+    hipError_t rc = launch_check(0, f, stream);
+    record_launch("hipExtLaunchKernel", f, grid, block, shared, stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipLaunchCooperativeKernel(const void *f, dim3 grid, dim3 block, void **args,
+                                             unsigned int shared, void *stream)
+{
+    (void)args;
+    hipError_t rc = launch_check(0, f, stream);
+    record_launch("hipLaunchCooperativeKernel", f, grid, block, shared, stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipModuleLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
+                                        unsigned bx, unsigned by, unsigned bz, unsigned shared,
+                                        void *stream, void **params, void **extra)
+{
+    (void)params, (void)extra;
+    hipError_t rc = launch_check(1, f, stream);
+    record_launch("hipModuleLaunchKernel", f, (dim3){gx, gy, gz}, (dim3){bx, by, bz}, shared,
+                  stream, rc);
+    return rc;
+}
+
+#ifndef FAKE_HIP_5
+/* Not exported by ROCm 5.2.3. Takes the global work size (grid * block). */
+EXPORT hipError_t hipExtModuleLaunchKernel(void *f, uint32_t gwx, uint32_t gwy, uint32_t gwz,
+                                           uint32_t bx, uint32_t by, uint32_t bz, size_t shared,
+                                           void *stream, void **params, void **extra,
+                                           void *start, void *stop, uint32_t flags)
+{
+    (void)params, (void)extra, (void)start, (void)stop, (void)flags;
+    hipError_t rc = launch_check(1, f, stream);
+    record_launch("hipExtModuleLaunchKernel", f, (dim3){gwx, gwy, gwz}, (dim3){bx, by, bz},
+                  shared, stream, rc);
+    return rc;
+}
+#endif
+
+EXPORT hipError_t hipGraphLaunch(void *graph, void *stream)
+{
+    hipError_t rc = !graph ? hipErrorInvalidValue
+                    : !stream_ok(stream) ? hipErrorInvalidResourceHandle
+                    : ndevices() ? hipSuccess : hipErrorNoDevice;
+    record("hipGraphLaunch graph=0x%llx stream=0x%llx dev=%d rc=%d", U(graph), U(stream),
+           current_device, rc);
+    return rc;
+}
+
 EXPORT hipError_t hipRuntimeGetVersion(int *version)
 {
     hipError_t rc = hipErrorInvalidValue;

@@ -60,6 +60,17 @@
  *                                  hex address; prints "addr=", then calls
  *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
  *                                  which aborts
+ *   kernel:SLOT:NAME               registers host stub SLOT (0-7, addresses inside the driver)
+ *                                  under device name NAME with __hipRegisterFunction, as
+ *                                  hipcc's start-up code does
+ *   modfunc:SLOT:NAME              hipModuleLoadData + hipModuleGetFunction(NAME) into slot SLOT
+ *   stream:N                       hipStreamCreate into stream slot N (1-7; slot 0 = NULL stream)
+ *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop (host stub SLOT) | module |
+ *                                  extmodule (module function SLOT; extmodule passes
+ *                                  GRID*BLOCK as the global size) | graph (handle 0x1000+SLOT);
+ *                                  GRID and BLOCK as X or XxYxZ; S = stream slot. All through
+ *                                  dlsym(RTLD_DEFAULT) ("rc=missing" if absent).
+ *   devsync / streamsync:S         hipDeviceSynchronize / hipStreamSynchronize(stream slot S)
  *   sleep_ms:N
  *   print_rmcp                     (built with -DDRIVER_WITH_RMCP) prints rmcp_version=
  *
@@ -302,6 +313,107 @@ static int split(char *s, char **f, int max)
             push(st, p, size, kind); \
         emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(outp ? p : NULL)); \
     } while (0)
+
+/* ---- kernels and streams (shared by all threads) ---- */
+static char stubs[8];           /* host stubs: distinct addresses inside the driver */
+static void *module_funcs[8];   /* hipFunction_t by slot */
+static void *streams[8];        /* slot 0 stays NULL: the null stream */
+
+typedef struct {
+    uint32_t x, y, z;
+} drv_dim3;
+
+static drv_dim3 dims(const char *s)
+{
+    drv_dim3 d = {1, 1, 1};
+    if (s)
+        sscanf(s, "%ux%ux%u", &d.x, &d.y, &d.z);
+    return d;
+}
+
+static void *stream_slot(const char *s)
+{
+    unsigned long n = s ? strtoul(s, NULL, 10) : 0;
+    return n < 8 ? streams[n] : (void *)(uintptr_t)0xdead;
+}
+
+/* Launches through the exported symbol API; returns the rc or -1 if missing. */
+static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, void *stream)
+{
+    typedef hipError_t (*launch_fn)(const void *, drv_dim3, drv_dim3, void **, size_t, void *);
+    typedef hipError_t (*ext_fn)(const void *, drv_dim3, drv_dim3, void **, size_t, void *,
+                                 void *, void *, int);
+    typedef hipError_t (*coop_fn)(const void *, drv_dim3, drv_dim3, void **, unsigned, void *);
+    typedef hipError_t (*module_fn)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                    unsigned, unsigned, void *, void **, void **);
+    typedef hipError_t (*extmodule_fn)(void *, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t,
+                                       uint32_t, size_t, void *, void **, void **, void *, void *,
+                                       uint32_t);
+    typedef hipError_t (*graph_fn)(void *, void *);
+    const char *name = !strcmp(api, "kernel")      ? "hipLaunchKernel"
+                       : !strcmp(api, "ext")       ? "hipExtLaunchKernel"
+                       : !strcmp(api, "coop")      ? "hipLaunchCooperativeKernel"
+                       : !strcmp(api, "module")    ? "hipModuleLaunchKernel"
+                       : !strcmp(api, "extmodule") ? "hipExtModuleLaunchKernel"
+                       : !strcmp(api, "graph")     ? "hipGraphLaunch"
+                                                   : NULL;
+    void *sym = name ? dlsym(RTLD_DEFAULT, name) : NULL;
+    if (!sym || slot >= 8)
+        return -1;
+    const void *stub = &stubs[slot];
+    void *func = module_funcs[slot];
+    if (!strcmp(api, "kernel")) {
+        launch_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(stub, g, b, NULL, 0, stream);
+    } else if (!strcmp(api, "ext")) {
+        ext_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(stub, g, b, NULL, 0, stream, NULL, NULL, 0);
+    } else if (!strcmp(api, "coop")) {
+        coop_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(stub, g, b, NULL, 0, stream);
+    } else if (!strcmp(api, "module")) {
+        module_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(func, g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL, NULL);
+    } else if (!strcmp(api, "extmodule")) {
+        extmodule_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(func, g.x * b.x, g.y * b.y, g.z * b.z, b.x, b.y, b.z, 0, stream, NULL, NULL,
+                 NULL, NULL, 0);
+    } else {
+        graph_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f((void *)(uintptr_t)(0x1000 + slot), stream);
+    }
+}
+
+/* Calls a function of the runtime by name through the exported symbol; -1 if missing. */
+static int call_named(const char *name, int nargs, void *a0, void *a1, void *a2)
+{
+    void *sym = dlsym(RTLD_DEFAULT, name);
+    if (!sym)
+        return -1;
+    if (nargs == 0) {
+        hipError_t (*f)(void);
+        memcpy(&f, &sym, sizeof f);
+        return f();
+    } else if (nargs == 1) {
+        hipError_t (*f)(void *);
+        memcpy(&f, &sym, sizeof f);
+        return f(a0);
+    } else if (nargs == 2) {
+        hipError_t (*f)(void *, void *);
+        memcpy(&f, &sym, sizeof f);
+        return f(a0, a1);
+    } else {
+        hipError_t (*f)(void *, void *, void *);
+        memcpy(&f, &sym, sizeof f);
+        return f(a0, a1, a2);
+    }
+}
 
 /* Runs argv[0..argc); returns the index where it stopped (argc unless threads/fork). */
 static int run_ops(struct state *st, int argc, char **argv)
@@ -635,6 +747,47 @@ static int run_ops(struct state *st, int argc, char **argv)
                 emit("%s rc=returned", item);
                 rc = -1;
             }
+        } else if (!strcmp(op, "kernel")) {
+            unsigned slot = (unsigned)num(f[1]);
+            void *sym = dlsym(RTLD_DEFAULT, "__hipRegisterFunction");
+            if (!sym || slot >= 8 || !f[2]) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else {
+                void (*reg)(void **, const void *, char *, const char *, unsigned, void *, void *,
+                            void *, void *, int *);
+                memcpy(&reg, &sym, sizeof reg);
+                reg(NULL, &stubs[slot], f[2], f[2], 0, NULL, NULL, NULL, NULL, NULL);
+                emit("%s rc=0 host=0x%lx", item, (unsigned long)(uintptr_t)&stubs[slot]);
+            }
+        } else if (!strcmp(op, "modfunc")) {
+            unsigned slot = (unsigned)num(f[1]);
+            void *module = NULL;
+            rc = slot < 8 && f[2] ? call_named("hipModuleLoadData", 2, &module, stubs, NULL) : -1;
+            if (rc == 0)
+                rc = call_named("hipModuleGetFunction", 3, &module_funcs[slot], module,
+                                (void *)f[2]);
+            emit("%s rc=%d func=0x%lx", item, rc,
+                 (unsigned long)(uintptr_t)(slot < 8 ? module_funcs[slot] : NULL));
+        } else if (!strcmp(op, "stream")) {
+            unsigned long n = (unsigned long)num(f[1]);
+            rc = n >= 1 && n < 8 ? call_named("hipStreamCreate", 1, &streams[n], NULL, NULL) : -1;
+            emit("%s rc=%d stream=0x%lx", item, rc,
+                 (unsigned long)(uintptr_t)(n < 8 ? streams[n] : NULL));
+        } else if (!strcmp(op, "launch")) {
+            rc = f[1] && f[2] ? do_launch(f[1], (unsigned)num(f[2]), dims(f[3]), dims(f[4]),
+                                          stream_slot(f[5]))
+                              : -1;
+            if (rc == -1)
+                emit("%s rc=missing", item);
+            else
+                emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "devsync")) {
+            rc = call_named("hipDeviceSynchronize", 0, NULL, NULL, NULL);
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "streamsync")) {
+            rc = call_named("hipStreamSynchronize", 1, stream_slot(f[1]), NULL, NULL);
+            emit("%s rc=%d", item, rc);
         } else if (!strcmp(op, "sleep_ms")) {
             sleep_ms((unsigned long)num(f[1]));
             emit("%s rc=0", item);

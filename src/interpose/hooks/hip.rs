@@ -16,6 +16,14 @@ use crate::interpose::process::{self, STATS};
 use crate::interpose::symbols::{self, hip_fn, hip_sym, HIP};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
+// The launch hooks live in their own module; the hook table finds every
+// HIP hook here.
+pub use super::launch::{
+    hipDeviceSynchronize, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipGraphLaunch,
+    hipLaunchCooperativeKernel, hipLaunchKernel, hipModuleLaunchKernel, hipSetDevice,
+    hipStreamSynchronize,
+};
+
 /// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share
 /// (a rewritten hipHostAlloc call goes to hipHostMalloc).
 type FlagsMallocFn = hip_fn::hipHostMalloc;
@@ -28,7 +36,7 @@ type FlagsMallocFn = hip_fn::hipHostMalloc;
 /// # Safety
 /// `F` must be the C prototype of the runtime symbol `index`.
 #[inline(always)]
-unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
+pub(super) unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
     debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
     let p = match symbols::hip_cached(index) {
         Some(Some(p)) => p,

@@ -13,6 +13,7 @@
 
 pub mod hip;
 pub mod hsa;
+pub mod launch;
 
 macro_rules! define_hook_lists {
     (

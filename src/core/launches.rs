@@ -1,0 +1,786 @@
+//! Kernels in flight: per device, a ring of the most recent launches, and a
+//! cache of kernel names.
+//!
+//! Writing a launch is on the hottest path of every training loop, so it
+//! takes no lock: a launch claims a sequence number with one atomic add on
+//! its device's counter and fills the slot that number selects; each slot is
+//! a seqlock (odd while being written), so a reader (the fault report, the
+//! C API) copies a slot and keeps it only if its sequence number did not
+//! change meanwhile. Readers never wait and never block a writer. Two
+//! writers meet on one slot only if `SLOTS` newer launches on the same
+//! device start while one writer is between its two sequence stores; the
+//! reader then sees the newer writer's sequence number and may keep a mix
+//! of the two launches (the cost of not locking; not a memory-safety issue:
+//! every field is an atomic).
+//!
+//! Synchronisation: `hipDeviceSynchronize` and `hipStreamSynchronize` note
+//! the device's launch counter as it was when they were called; a launch
+//! numbered below a note that returned successfully had completed.
+//!
+//! Names are resolved by the runtime once per kernel, at its first launch
+//! (outside the fault handler), and kept in `NameCache`; the report only
+//! reads them.
+
+use std::cell::UnsafeCell;
+use std::fmt::{self, Write};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// Rings (devices) kept; device ordinals beyond share ring `dev % DEVICES`
+/// (each slot keeps its own device number).
+pub const DEVICES: usize = 16;
+/// Launches remembered per device (a power of two).
+pub const SLOTS: usize = 64;
+/// Stream synchronisations remembered per device.
+pub const STREAM_SYNCS: usize = 8;
+
+/// What was launched, by which entry point. The numbers are stable (C API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Launcher {
+    LaunchKernel = 1,
+    ModuleLaunchKernel = 2,
+    ExtLaunchKernel = 3,
+    ExtModuleLaunchKernel = 4,
+    LaunchCooperativeKernel = 5,
+    GraphLaunch = 6,
+}
+
+impl Launcher {
+    pub fn from_u8(v: u8) -> Option<Launcher> {
+        Some(match v {
+            1 => Launcher::LaunchKernel,
+            2 => Launcher::ModuleLaunchKernel,
+            3 => Launcher::ExtLaunchKernel,
+            4 => Launcher::ExtModuleLaunchKernel,
+            5 => Launcher::LaunchCooperativeKernel,
+            6 => Launcher::GraphLaunch,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Launcher::LaunchKernel => "hipLaunchKernel",
+            Launcher::ModuleLaunchKernel => "hipModuleLaunchKernel",
+            Launcher::ExtLaunchKernel => "hipExtLaunchKernel",
+            Launcher::ExtModuleLaunchKernel => "hipExtModuleLaunchKernel",
+            Launcher::LaunchCooperativeKernel => "hipLaunchCooperativeKernel",
+            Launcher::GraphLaunch => "hipGraphLaunch",
+        }
+    }
+    /// The entry point's name as a C string, for the C API.
+    pub fn c_name(self) -> &'static std::ffi::CStr {
+        match self {
+            Launcher::LaunchKernel => c"hipLaunchKernel",
+            Launcher::ModuleLaunchKernel => c"hipModuleLaunchKernel",
+            Launcher::ExtLaunchKernel => c"hipExtLaunchKernel",
+            Launcher::ExtModuleLaunchKernel => c"hipExtModuleLaunchKernel",
+            Launcher::LaunchCooperativeKernel => c"hipLaunchCooperativeKernel",
+            Launcher::GraphLaunch => c"hipGraphLaunch",
+        }
+    }
+    /// The handle is a `hipFunction_t` (module launches), not a host stub.
+    pub fn takes_function(self) -> bool {
+        matches!(
+            self,
+            Launcher::ModuleLaunchKernel | Launcher::ExtModuleLaunchKernel
+        )
+    }
+}
+
+/// One launch as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Launch {
+    /// Per-device sequence number (0 = the device's first launch).
+    pub seq: u64,
+    pub launcher: u8,
+    pub device: i32,
+    pub thread: u32,
+    /// Host stub, hipFunction_t, or hipGraphExec_t.
+    pub handle: usize,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub stream: usize,
+    /// `Clock` ticks at the launch.
+    pub ticks: u64,
+}
+
+impl Launch {
+    pub const ZERO: Launch = Launch {
+        seq: 0,
+        launcher: 0,
+        device: 0,
+        thread: 0,
+        handle: 0,
+        grid: [0; 3],
+        block: [0; 3],
+        stream: 0,
+        ticks: 0,
+    };
+}
+
+/// One slot: a sequence word and the launch, all atomics.
+#[repr(C, align(64))]
+struct Slot {
+    /// 0: never written; odd: being written; 2*(seq+1): holds launch `seq`.
+    seq: AtomicU64,
+    /// thread | launcher << 32 | (device as u8) << 40
+    who: AtomicU64,
+    handle: AtomicUsize,
+    grid_xy: AtomicU64,
+    grid_z_block_x: AtomicU64,
+    block_yz: AtomicU64,
+    stream: AtomicUsize,
+    ticks: AtomicU64,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            seq: AtomicU64::new(0),
+            who: AtomicU64::new(0),
+            handle: AtomicUsize::new(0),
+            grid_xy: AtomicU64::new(0),
+            grid_z_block_x: AtomicU64::new(0),
+            block_yz: AtomicU64::new(0),
+            stream: AtomicUsize::new(0),
+            ticks: AtomicU64::new(0),
+        }
+    }
+}
+
+#[repr(C, align(64))]
+struct Counter(AtomicU64);
+
+/// One device's ring.
+pub struct Ring {
+    next: Counter,
+    /// Launches numbered below this had completed (hipDeviceSynchronize).
+    synced_below: AtomicU64,
+    /// (stream, launches numbered below had completed on it) pairs, each
+    /// guarded like a slot by a sequence word.
+    stream_syncs: [(AtomicU64, AtomicUsize, AtomicU64); STREAM_SYNCS],
+    next_stream_sync: AtomicU32,
+    slots: [Slot; SLOTS],
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ring {
+    pub const fn new() -> Ring {
+        Ring {
+            next: Counter(AtomicU64::new(0)),
+            synced_below: AtomicU64::new(0),
+            stream_syncs: [const { (AtomicU64::new(0), AtomicUsize::new(0), AtomicU64::new(0)) };
+                STREAM_SYNCS],
+            next_stream_sync: AtomicU32::new(0),
+            slots: [const { Slot::new() }; SLOTS],
+        }
+    }
+
+    /// Records a launch. Lock-free; a handful of stores.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn record(
+        &self,
+        launcher: Launcher,
+        device: i32,
+        thread: u32,
+        handle: usize,
+        grid: [u32; 3],
+        block: [u32; 3],
+        stream: usize,
+        ticks: u64,
+    ) {
+        let seq = self.next.0.fetch_add(1, Ordering::Relaxed);
+        let slot = &self.slots[(seq as usize) & (SLOTS - 1)];
+        slot.seq.store(2 * seq + 1, Ordering::Relaxed);
+        // The odd sequence number is visible before any field changes.
+        fence(Ordering::Release);
+        slot.who.store(
+            thread as u64 | (launcher as u64) << 32 | ((device as u8) as u64) << 40,
+            Ordering::Relaxed,
+        );
+        slot.handle.store(handle, Ordering::Relaxed);
+        slot.grid_xy
+            .store(grid[0] as u64 | (grid[1] as u64) << 32, Ordering::Relaxed);
+        slot.grid_z_block_x
+            .store(grid[2] as u64 | (block[0] as u64) << 32, Ordering::Relaxed);
+        slot.block_yz
+            .store(block[1] as u64 | (block[2] as u64) << 32, Ordering::Relaxed);
+        slot.stream.store(stream, Ordering::Relaxed);
+        slot.ticks.store(ticks, Ordering::Relaxed);
+        slot.seq.store(2 * seq + 2, Ordering::Release);
+    }
+
+    /// The number the next launch will get: notes taken before a
+    /// synchronisation call.
+    #[inline(always)]
+    pub fn mark(&self) -> u64 {
+        self.next.0.load(Ordering::Relaxed)
+    }
+
+    /// A hipDeviceSynchronize that started at `mark` returned successfully.
+    pub fn device_synced(&self, mark: u64) {
+        self.synced_below.fetch_max(mark, Ordering::Relaxed);
+    }
+
+    /// A hipStreamSynchronize(stream) that started at `mark` succeeded.
+    pub fn stream_synced(&self, stream: usize, mark: u64) {
+        let i = self.next_stream_sync.fetch_add(1, Ordering::Relaxed) as usize % STREAM_SYNCS;
+        let (seq, s, m) = &self.stream_syncs[i];
+        let v = seq.load(Ordering::Relaxed);
+        seq.store(v | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        s.store(stream, Ordering::Relaxed);
+        m.store(mark, Ordering::Relaxed);
+        seq.store((v | 1) + 1, Ordering::Release);
+    }
+
+    /// Whether launch `l` is known to have completed.
+    pub fn completed(&self, l: &Launch) -> bool {
+        if l.seq < self.synced_below.load(Ordering::Relaxed) {
+            return true;
+        }
+        self.stream_syncs.iter().any(|(seq, s, m)| {
+            let a = seq.load(Ordering::Acquire);
+            let (stream, mark) = (s.load(Ordering::Relaxed), m.load(Ordering::Relaxed));
+            fence(Ordering::Acquire);
+            a & 1 == 0
+                && a == seq.load(Ordering::Relaxed)
+                && a != 0
+                && stream == l.stream
+                && l.seq < mark
+        })
+    }
+
+    /// Copies out the launches the ring holds, newest first, into `out`;
+    /// returns how many. Never waits: a slot being written is skipped.
+    pub fn snapshot(&self, out: &mut [Launch; SLOTS]) -> usize {
+        let mut n = 0;
+        let newest = self.next.0.load(Ordering::Acquire);
+        for k in 0..SLOTS as u64 {
+            let Some(seq) = newest.checked_sub(k + 1) else {
+                break;
+            };
+            let slot = &self.slots[(seq as usize) & (SLOTS - 1)];
+            let before = slot.seq.load(Ordering::Acquire);
+            if before != 2 * seq + 2 {
+                continue;
+            }
+            let who = slot.who.load(Ordering::Relaxed);
+            let gxy = slot.grid_xy.load(Ordering::Relaxed);
+            let gzbx = slot.grid_z_block_x.load(Ordering::Relaxed);
+            let byz = slot.block_yz.load(Ordering::Relaxed);
+            let l = Launch {
+                seq,
+                launcher: (who >> 32) as u8,
+                device: ((who >> 40) as u8) as i8 as i32,
+                thread: who as u32,
+                handle: slot.handle.load(Ordering::Relaxed),
+                grid: [gxy as u32, (gxy >> 32) as u32, gzbx as u32],
+                block: [(gzbx >> 32) as u32, byz as u32, (byz >> 32) as u32],
+                stream: slot.stream.load(Ordering::Relaxed),
+                ticks: slot.ticks.load(Ordering::Relaxed),
+            };
+            fence(Ordering::Acquire);
+            if slot.seq.load(Ordering::Relaxed) != before {
+                continue;
+            }
+            out[n] = l;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Longest kernel name kept (bytes); longer ones are cut.
+pub const NAME_MAX: usize = 376;
+/// Kernels whose names are kept.
+pub const NAMES: usize = 512;
+
+struct NameEntry {
+    /// The handle, 0 when free.
+    key: AtomicUsize,
+    /// Bytes of `name` that are valid; 0 until published.
+    len: AtomicU32,
+    /// The name as the runtime gave it was mangled and demangled here.
+    demangled: AtomicU32,
+    name: UnsafeCell<[u8; NAME_MAX]>,
+}
+
+/// Kernel names by handle: filled once per kernel at its first launch
+/// (claim the entry, copy the name, publish its length), read without
+/// waiting by the report.
+pub struct NameCache {
+    entries: [NameEntry; NAMES],
+}
+
+// SAFETY: an entry's bytes are written once, by the thread whose CAS claimed
+// its key, before `len` is published with Release; readers read them only
+// after seeing a non-zero `len` with Acquire.
+unsafe impl Sync for NameCache {}
+
+/// How many entries past the home slot a name may live.
+const PROBES: usize = 4;
+
+#[inline(always)]
+fn home(key: usize) -> usize {
+    ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 9)) as usize & (NAMES - 1)
+}
+
+impl Default for NameCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NameCache {
+    pub const fn new() -> NameCache {
+        NameCache {
+            entries: [const {
+                NameEntry {
+                    key: AtomicUsize::new(0),
+                    len: AtomicU32::new(0),
+                    demangled: AtomicU32::new(0),
+                    name: UnsafeCell::new([0; NAME_MAX]),
+                }
+            }; NAMES],
+        }
+    }
+
+    /// The launch path's check: true when `key` sits in its home entry
+    /// (claimed; the name may still be being copied). A false answer sends
+    /// the caller to `insert`, which also finds keys in later entries.
+    #[inline(always)]
+    pub fn seen(&self, key: usize) -> bool {
+        self.entries[home(key)].key.load(Ordering::Relaxed) == key
+    }
+
+    /// Adds `key`'s name, computed by `resolve` (called only if the key is
+    /// new). `resolve` writes the name and says whether it demangled it.
+    /// False when the cache is full around the key.
+    pub fn insert(&self, key: usize, resolve: impl FnOnce(&mut NameWriter) -> bool) -> bool {
+        if key == 0 {
+            return false;
+        }
+        let h = home(key);
+        for p in 0..PROBES {
+            let e = &self.entries[(h + p) & (NAMES - 1)];
+            match e
+                .key
+                .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    // SAFETY: the CAS made this thread the entry's only writer.
+                    let buf = unsafe { &mut *e.name.get() };
+                    let mut w = NameWriter { buf, len: 0 };
+                    let demangled = resolve(&mut w);
+                    let len = w.len.max(1) as u32;
+                    e.demangled.store(demangled as u32, Ordering::Relaxed);
+                    e.len.store(len, Ordering::Release);
+                    return true;
+                }
+                Err(k) if k == key => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+
+    /// `key`'s name as a NUL-terminated C string (static storage: entries
+    /// are never reused), if resolved.
+    pub fn get_c(&self, key: usize) -> Option<*const std::ffi::c_char> {
+        let (s, _) = self.get(key)?;
+        (!s.is_empty()).then_some(s.as_ptr().cast())
+    }
+
+    /// `key`'s name and whether rmcp demangled it, if resolved.
+    pub fn get(&self, key: usize) -> Option<(&str, bool)> {
+        if key == 0 {
+            return None;
+        }
+        let h = home(key);
+        for p in 0..PROBES {
+            let e = &self.entries[(h + p) & (NAMES - 1)];
+            if e.key.load(Ordering::Acquire) != key {
+                continue;
+            }
+            let len = e.len.load(Ordering::Acquire) as usize;
+            if len == 0 {
+                return None;
+            }
+            // SAFETY: published with Release after the last write; never
+            // written again.
+            let bytes = unsafe { &(&*e.name.get())[..len.min(NAME_MAX)] };
+            let s = match std::str::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(err) => std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or(""),
+            };
+            return Some((s, e.demangled.load(Ordering::Relaxed) != 0));
+        }
+        None
+    }
+}
+
+/// Writes into a name entry, cutting at `NAME_MAX`.
+pub struct NameWriter<'a> {
+    buf: &'a mut [u8; NAME_MAX],
+    len: usize,
+}
+
+impl Write for NameWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // The last byte stays 0, so the C API can hand out the bytes as a
+        // NUL-terminated string.
+        let n = s.len().min(NAME_MAX - 1 - self.len);
+        // Cut on a character boundary.
+        let n = (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Converts the launch clock to CLOCK_MONOTONIC nanoseconds. The launch
+/// path reads the CPU's time-stamp counter (one instruction, where
+/// clock_gettime costs ~20); the report maps ticks to time linearly through
+/// two (ticks, ns) pairs: one taken when the first launch was recorded, one
+/// when the report is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockPair {
+    pub ticks: u64,
+    pub ns: u64,
+}
+
+/// Nanoseconds between the launch at `ticks` and `now`, given `origin`.
+/// None when the pairs cannot be used (no elapsed ticks).
+pub fn ns_before(ticks: u64, origin: ClockPair, now: ClockPair) -> Option<u64> {
+    let span_ticks = now.ticks.checked_sub(origin.ticks)?;
+    if span_ticks == 0 {
+        return None;
+    }
+    let span_ns = now.ns.saturating_sub(origin.ns);
+    let ago_ticks = now.ticks.saturating_sub(ticks);
+    Some(((ago_ticks as u128 * span_ns as u128) / span_ticks as u128) as u64)
+}
+
+/// One launch as the report shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Shown<'a> {
+    pub launch: Launch,
+    /// The kernel's name and whether rmcp demangled it; None: not resolved.
+    pub name: Option<(&'a str, bool)>,
+    /// Nanoseconds between the launch and the report, if known.
+    pub ns_ago: Option<u64>,
+}
+
+fn launcher_name(l: &Launch) -> &'static str {
+    Launcher::from_u8(l.launcher).map_or("?", Launcher::name)
+}
+
+/// "#12 vecAdd(float*, int) via hipModuleLaunchKernel: grid 64x1x1, block
+/// 256x1x1, stream 0x0, thread 4242, 3 ms before the fault"
+pub fn write_line(w: &mut impl Write, s: &Shown) -> fmt::Result {
+    let l = &s.launch;
+    write!(w, "#{} ", l.seq)?;
+    match (Launcher::from_u8(l.launcher), s.name) {
+        (Some(Launcher::GraphLaunch), _) => write!(w, "graph {:#x}", l.handle)?,
+        (_, Some((n, _))) if !n.is_empty() => {
+            w.write_str(n)?;
+            if !s.name.is_some_and(|(_, d)| d) && n.starts_with("_Z") {
+                w.write_str(" (mangled: rmcp's demangler does not cover this name)")?;
+            }
+        }
+        _ => write!(w, "kernel {:#x} (name not known to the runtime)", l.handle)?,
+    }
+    write!(w, " via {}: ", launcher_name(l))?;
+    if l.launcher != Launcher::GraphLaunch as u8 {
+        write!(
+            w,
+            "grid {}x{}x{}, block {}x{}x{}, ",
+            l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2]
+        )?;
+    }
+    write!(w, "stream {:#x}, thread {}", l.stream, l.thread)?;
+    match s.ns_ago {
+        Some(ns) => write!(w, ", {} ms before the fault", ns / 1_000_000),
+        None => Ok(()),
+    }
+}
+
+/// One launch as a JSON object (stable field names: `sequence`,
+/// `entry_point`, `kernel`, `demangled`, `handle`, `grid`, `block`,
+/// `stream`, `thread`, `ms_before_fault`).
+pub fn write_json(w: &mut impl Write, s: &Shown) -> fmt::Result {
+    let l = &s.launch;
+    write!(
+        w,
+        "{{\"sequence\":{},\"entry_point\":\"{}\",\"kernel\":",
+        l.seq,
+        launcher_name(l)
+    )?;
+    match s.name {
+        Some((n, _)) if !n.is_empty() => {
+            w.write_char('"')?;
+            crate::core::report::write_json_str(w, n)?;
+            w.write_char('"')?;
+        }
+        _ => w.write_str("null")?,
+    }
+    write!(
+        w,
+        ",\"demangled\":{},\"handle\":\"{:#x}\",\"grid\":[{},{},{}],\"block\":[{},{},{}],\"stream\":\"{:#x}\",\"thread\":{},\"ms_before_fault\":",
+        s.name.is_some_and(|(_, d)| d),
+        l.handle,
+        l.grid[0],
+        l.grid[1],
+        l.grid[2],
+        l.block[0],
+        l.block[1],
+        l.block[2],
+        l.stream,
+        l.thread
+    )?;
+    match s.ns_ago {
+        Some(ns) => write!(w, "{}}}", ns / 1_000_000),
+        None => w.write_str("null}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn snap(r: &Ring) -> Vec<Launch> {
+        let mut out = [Launch::default(); SLOTS];
+        let n = r.snapshot(&mut out);
+        out[..n].to_vec()
+    }
+
+    #[test]
+    fn records_newest_first_and_forgets_the_oldest() {
+        let r = Ring::new();
+        assert!(snap(&r).is_empty());
+        for i in 0..(SLOTS as u64 + 3) {
+            r.record(
+                Launcher::LaunchKernel,
+                1,
+                77,
+                0x1000 + i as usize,
+                [i as u32, 2, 3],
+                [256, 1, 1],
+                0xabc,
+                i,
+            );
+        }
+        let s = snap(&r);
+        assert_eq!(s.len(), SLOTS);
+        assert_eq!(s[0].seq, SLOTS as u64 + 2);
+        assert_eq!(s[0].handle, 0x1000 + SLOTS + 2);
+        assert_eq!(s[0].grid, [SLOTS as u32 + 2, 2, 3]);
+        assert_eq!(s[0].block, [256, 1, 1]);
+        assert_eq!((s[0].device, s[0].thread, s[0].stream), (1, 77, 0xabc));
+        assert_eq!(
+            Launcher::from_u8(s[0].launcher),
+            Some(Launcher::LaunchKernel)
+        );
+        assert_eq!(s[SLOTS - 1].seq, 3);
+    }
+
+    #[test]
+    fn synchronisation_marks_what_completed() {
+        let r = Ring::new();
+        let launch = |stream| {
+            r.record(
+                Launcher::ModuleLaunchKernel,
+                0,
+                1,
+                9,
+                [1; 3],
+                [1; 3],
+                stream,
+                0,
+            )
+        };
+        launch(0xa);
+        launch(0xb);
+        let m = r.mark();
+        launch(0xa);
+        r.stream_synced(0xa, m);
+        let s = snap(&r);
+        // Newest first: the third launch (after the mark) is not known complete;
+        // the first was on the synchronised stream; the second on another.
+        assert_eq!(
+            s.iter().map(|l| r.completed(l)).collect::<Vec<_>>(),
+            vec![false, false, true]
+        );
+        r.device_synced(r.mark());
+        assert!(snap(&r).iter().all(|l| r.completed(l)));
+    }
+
+    #[test]
+    fn concurrent_writers_never_produce_a_torn_slot_that_is_kept() {
+        let r = Arc::new(Ring::new());
+        let writers: Vec<_> = (0..4u32)
+            .map(|t| {
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u32 {
+                        // Every field carries the same value, so a mix shows.
+                        let v = t * 1_000_000 + i;
+                        r.record(
+                            Launcher::LaunchKernel,
+                            0,
+                            v,
+                            v as usize,
+                            [v; 3],
+                            [v; 3],
+                            v as usize,
+                            v as u64,
+                        );
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        while seen < 200 {
+            for l in snap(&r) {
+                assert!(
+                    l.handle == l.thread as usize
+                        && l.grid == [l.thread; 3]
+                        && l.block == [l.thread; 3]
+                        && l.ticks == l.thread as u64,
+                    "{l:?}"
+                );
+                seen += 1;
+            }
+        }
+        writers.into_iter().for_each(|w| w.join().unwrap());
+    }
+
+    #[test]
+    fn names_are_cached_once_and_cut_when_long() {
+        let c = NameCache::new();
+        assert!(!c.seen(0x10));
+        assert!(c.insert(0x10, |w| {
+            w.write_str("vecAdd(float*, int)").unwrap();
+            true
+        }));
+        assert!(c.seen(0x10));
+        assert!(c.insert(0x10, |_| panic!("resolved twice")));
+        assert_eq!(c.get(0x10), Some(("vecAdd(float*, int)", true)));
+        assert_eq!(c.get(0x20), None);
+        let long = "é".repeat(NAME_MAX);
+        assert!(c.insert(0x30, |w| {
+            w.write_str(&long).unwrap();
+            false
+        }));
+        let (n, d) = c.get(0x30).unwrap();
+        assert!(!d);
+        assert_eq!(n.len(), NAME_MAX - 2);
+        // Keys that share a home entry go to the next ones, up to PROBES.
+        let mut same_home = (1..).map(|k| k * 0x40).filter(|&k| home(k) == home(0x40));
+        let keys: Vec<usize> = (&mut same_home).take(PROBES + 1).collect();
+        for &k in &keys[..PROBES] {
+            assert!(c.insert(k, |w| w.write_str("k").is_ok()));
+        }
+        assert!(!c.insert(keys[PROBES], |_| true), "full around the key");
+        assert_eq!(c.get(keys[PROBES - 1]), Some(("k", true)));
+    }
+
+    #[test]
+    fn lines_and_json_name_the_kernel() {
+        let l = Launch {
+            seq: 12,
+            launcher: Launcher::ModuleLaunchKernel as u8,
+            device: 1,
+            thread: 4242,
+            handle: 0x5000,
+            grid: [64, 1, 1],
+            block: [256, 1, 1],
+            stream: 0,
+            ticks: 0,
+        };
+        let mut b = crate::core::report::FixedBuf::<1024>::new();
+        let shown = Shown {
+            launch: l,
+            name: Some(("vecAdd(float*, int)", true)),
+            ns_ago: Some(3_500_000),
+        };
+        write_line(&mut b, &shown).unwrap();
+        assert_eq!(b.as_str(), "#12 vecAdd(float*, int) via hipModuleLaunchKernel: grid 64x1x1, block 256x1x1, stream 0x0, thread 4242, 3 ms before the fault");
+        b.clear();
+        write_json(&mut b, &shown).unwrap();
+        assert_eq!(b.as_str(), "{\"sequence\":12,\"entry_point\":\"hipModuleLaunchKernel\",\"kernel\":\"vecAdd(float*, int)\",\"demangled\":true,\"handle\":\"0x5000\",\"grid\":[64,1,1],\"block\":[256,1,1],\"stream\":\"0x0\",\"thread\":4242,\"ms_before_fault\":3}");
+        b.clear();
+        write_line(
+            &mut b,
+            &Shown {
+                name: Some(("_ZZ4mainE1x", false)),
+                ns_ago: None,
+                ..shown
+            },
+        )
+        .unwrap();
+        assert!(
+            b.as_str().starts_with(
+                "#12 _ZZ4mainE1x (mangled: rmcp's demangler does not cover this name) via"
+            ),
+            "{}",
+            b.as_str()
+        );
+        b.clear();
+        let graph = Launch {
+            launcher: Launcher::GraphLaunch as u8,
+            ..l
+        };
+        write_line(
+            &mut b,
+            &Shown {
+                launch: graph,
+                name: None,
+                ns_ago: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            b.as_str(),
+            "#12 graph 0x5000 via hipGraphLaunch: stream 0x0, thread 4242"
+        );
+        b.clear();
+        write_json(
+            &mut b,
+            &Shown {
+                launch: l,
+                name: None,
+                ns_ago: None,
+            },
+        )
+        .unwrap();
+        assert!(
+            b.as_str().contains("\"kernel\":null,\"demangled\":false,"),
+            "{}",
+            b.as_str()
+        );
+    }
+
+    #[test]
+    fn ticks_map_to_time_through_two_pairs() {
+        let origin = ClockPair {
+            ticks: 1000,
+            ns: 5_000_000,
+        };
+        let now = ClockPair {
+            ticks: 3000,
+            ns: 7_000_000,
+        };
+        assert_eq!(ns_before(2000, origin, now), Some(1_000_000));
+        assert_eq!(ns_before(3000, origin, now), Some(0));
+        assert_eq!(ns_before(1, origin, origin), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! Kernels in flight: the launch hooks forward every launch unchanged
+//! (dim3 by value included), record it per device, and the fault report
+//! lists the launches on the faulting GPU that were not synchronised,
+//! newest first, with the names the runtime gives, demangled.
+
+mod common;
+
+use common::{Program, Run, Scenario};
+
+fn rmcp_lines(r: &Run) -> Vec<&str> {
+    r.stderr
+        .lines()
+        .filter(|l| l.starts_with("rmcp:"))
+        .collect()
+}
+
+/// Two devices, two streams on device 1, launches through every hooked
+/// entry point, synchronisations in between, then a fault on GPU 1.
+const TWO_DEVICES: &[&str] = &[
+    "hsa_init",
+    "kernel:0:_Z6vecAddPfPKfS1_i",
+    "kernel:1:_ZN2ns6kernelIfLj256EEEvPT_S2_i",
+    "modfunc:2:_Z4fillPim",
+    "stream:1",
+    // device 0: one launch on the null stream, one on stream 1
+    "launch:kernel:0:64:256:0",
+    "launch:module:2:4:64:1",
+    "setdev:1",
+    "stream:2",
+    "stream:3",
+    // device 1
+    "launch:kernel:0:128x2:64:2", // #0, completed by devsync
+    "launch:ext:1:4:4:3",         // #1, completed by devsync
+    "devsync",
+    "launch:coop:1:16:16:2",           // #2 stream 2: not synchronised
+    "launch:extmodule:2:10x1x1:128:3", // #3 stream 3: completed by streamsync:3
+    "launch:graph:3:1:1:3",            // #4 stream 3: completed
+    "streamsync:3",
+    "launch:module:2:7x1x1:32:3", // #5 stream 3, after the sync: not known
+    "setdev:0",
+    "launch:kernel:1:1:1:0", // device 0 again
+    "hipMalloc:4096",
+    "hsa_fault:live+0:1:1",
+];
+
+fn fault_run(devices: &str, ops: &[&str], report: &std::path::Path) -> Run {
+    let r = Scenario::new(Program::DriverExe)
+        .devices(devices)
+        .preload(true)
+        .env("RMCP_FAULT_REPORT", report)
+        .args(ops)
+        .run();
+    assert_eq!(r.signal(), Some(libc::SIGABRT), "{r}");
+    r
+}
+
+#[test]
+fn fault_lists_the_unsynchronised_launches_of_the_faulting_gpu_newest_first() {
+    let dir = common::tempdir("launches-two");
+    let report = dir.join("fault.json");
+    let r = fault_run("gfx1030,gfx1031", TWO_DEVICES, &report);
+    let stream = |n: usize| {
+        r.ops()
+            .into_iter()
+            .find(|o| o.op == format!("stream:{n}"))
+            .and_then(|o| o.get("stream").map(str::to_string))
+            .unwrap()
+    };
+    let (s2, s3) = (stream(2), stream(3));
+    let lines = rmcp_lines(&r);
+    let head = lines
+        .iter()
+        .position(|l| l.starts_with("rmcp: kernels launched on"))
+        .unwrap_or_else(|| panic!("no launch list\n{r}"));
+    assert_eq!(
+        lines[head],
+        "rmcp: kernels launched on HIP device 1 (this GPU) and not known to have completed, newest first (2 of 6 recorded; 4 completed at a synchronisation):",
+        "{r}"
+    );
+    assert!(
+        lines[head + 1].starts_with(&format!(
+            "rmcp:   #5 fill(int*, unsigned long) via hipModuleLaunchKernel: grid 7x1x1, block 32x1x1, stream {s3}, thread "
+        )),
+        "{r}"
+    );
+    assert!(
+        lines[head + 2].starts_with(&format!(
+            "rmcp:   #2 void ns::kernel<float, 256u>(float*, float*, int) via hipLaunchCooperativeKernel: grid 16x1x1, block 16x1x1, stream {s2}, thread "
+        )),
+        "{r}"
+    );
+    assert!(lines[head + 2].ends_with(" ms before the fault"), "{r}");
+    // Only device 1's launches, and the list ends before the closing line.
+    assert!(
+        lines[head + 3].starts_with("rmcp: the runtime will now print"),
+        "{r}"
+    );
+    // The list comes before the runtime's own message.
+    let list_at = r.stderr.find("rmcp: kernels launched on").unwrap();
+    assert!(list_at < r.stderr.find("Memory access fault by GPU").unwrap());
+
+    let json = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        json.contains("\"launches\":{\"device\":1,\"recorded\":6,\"completed\":4,\"not_completed\":[{\"sequence\":5,\"entry_point\":\"hipModuleLaunchKernel\",\"kernel\":\"fill(int*, unsigned long)\",\"demangled\":true,"),
+        "{json}"
+    );
+    assert!(
+        json.contains(&format!(
+            "\"grid\":[16,1,1],\"block\":[16,1,1],\"stream\":\"{s2}\",\"thread\":"
+        )),
+        "{json}"
+    );
+
+    // Every launch reached the runtime unchanged: dim3 by value, the
+    // global size of hipExtModuleLaunchKernel, the stream.
+    let calls: Vec<String> = [
+        "hipLaunchKernel",
+        "hipExtLaunchKernel",
+        "hipLaunchCooperativeKernel",
+        "hipModuleLaunchKernel",
+        "hipExtModuleLaunchKernel",
+    ]
+    .iter()
+    .flat_map(|n| r.calls_named(n))
+    .map(|c| {
+        format!(
+            "{} {}/{} {}",
+            c.func,
+            c.get("grid").unwrap(),
+            c.get("block").unwrap(),
+            c.get("dev").unwrap()
+        )
+    })
+    .collect();
+    for want in [
+        "hipLaunchKernel 64,1,1/256,1,1 0",
+        "hipLaunchKernel 128,2,1/64,1,1 1",
+        "hipExtLaunchKernel 4,1,1/4,1,1 1",
+        "hipLaunchCooperativeKernel 16,1,1/16,1,1 1",
+        "hipModuleLaunchKernel 4,1,1/64,1,1 0",
+        "hipModuleLaunchKernel 7,1,1/32,1,1 1",
+        "hipExtModuleLaunchKernel 1280,1,1/128,1,1 1",
+    ] {
+        assert!(calls.iter().any(|c| c == want), "{want} not in {calls:?}");
+    }
+    assert_eq!(r.calls_named("hipGraphLaunch").len(), 1);
+    // Each kernel's name was asked for once, at its first launch.
+    assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 2, "{r}");
+    assert_eq!(r.calls_named("hipKernelNameRef").len(), 1, "{r}");
+}
+
+#[test]
+fn all_synchronised_and_nothing_launched_are_said_plainly() {
+    let dir = common::tempdir("launches-none");
+    let report = dir.join("fault.json");
+    let synced = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "launch:kernel:0:1:1:0",
+            "devsync",
+            "hipMalloc:64",
+            "hsa_fault:live+0:1",
+        ],
+        &report,
+    );
+    assert!(
+        synced.stderr.contains("rmcp: kernels in flight: none; all 1 launches recorded on HIP device 0 (this GPU) had completed at a synchronisation before the fault\n"),
+        "{synced}"
+    );
+    let none = fault_run(
+        "gfx1030",
+        &["hsa_init", "hipMalloc:64", "hsa_fault:live+0:1"],
+        &report,
+    );
+    assert!(
+        none.stderr.contains(
+            "rmcp: kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU)"
+        ),
+        "{none}"
+    );
+}
+
+#[test]
+fn failed_launches_are_not_recorded_and_missing_entry_points_say_so() {
+    let dir = common::tempdir("launches-fail");
+    let report = dir.join("fault.json");
+    // Stub 5 was never registered: the runtime refuses the launch (98).
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "launch:kernel:5:1:1:0",
+            "hipMalloc:64",
+            "hsa_fault:live+0:1",
+        ],
+        &report,
+    );
+    assert!(r.stdout.contains("launch:kernel:5:1:1:0 rc=98"), "{r}");
+    assert!(r.stderr.contains("no kernel launch was recorded"), "{r}");
+
+    // ROCm 5.2.3 has no hipExtModuleLaunchKernel: the hook answers 801 and warns once.
+    let r5 = Scenario::new(Program::DriverExe5)
+        .devices("gfx1030")
+        .preload(true)
+        .args([
+            "modfunc:0:_Z4fillPim",
+            "launch:extmodule:0:1:1:0",
+            "launch:extmodule:0:1:1:0",
+            "launch:module:0:1:1:0",
+        ])
+        .run();
+    assert!(
+        r5.stdout.contains("launch:extmodule:0:1:1:0 rc=801"),
+        "{r5}"
+    );
+    assert!(r5.stdout.contains("launch:module:0:1:1:0 rc=0"), "{r5}");
+    assert_eq!(
+        r5.stderr
+            .matches("hipExtModuleLaunchKernel is not in this HIP runtime")
+            .count(),
+        1,
+        "{r5}"
+    );
+}
+
+#[test]
+fn launches_from_many_threads_are_all_recorded() {
+    // 4 threads x 8 launches on device 0: 32 recorded, none lost or torn.
+    let dir = common::tempdir("launches-threads");
+    let report = dir.join("fault.json");
+    let mut ops = vec!["hsa_init", "kernel:0:_Z6vecAddPfPKfS1_i", "threads:4"];
+    ops.extend(std::iter::repeat_n("launch:kernel:0:3x5x7:32x2x1:0", 8));
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .env("RMCP_FAULT_REPORT", &report)
+        .args(&ops)
+        .run();
+    r.assert_success();
+    // Every launch reached the runtime with its exact dims.
+    let calls = r.calls_named("hipLaunchKernel");
+    assert_eq!(calls.len(), 32, "{r}");
+    assert!(calls
+        .iter()
+        .all(|c| c.get("grid") == Some("3,5,7") && c.get("block") == Some("32,2,1")));
+    // Threads racing on the first launch of a kernel resolve its name once.
+    assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 1, "{r}");
+}
