@@ -31,6 +31,9 @@
  *   hsa_pool               hsa_amd_memory_pool_allocate     hsa_amd_memory_pool_free
  *                          (GPU 0's fine-grained pool, 4096; hsa_init first)
  *   hsa_init               hsa_init()                       hsa_shut_down (always direct)
+ *   hipLaunchKernel        hipLaunchKernel(stub, {64,1,1}, {256,1,1}, NULL, 0, NULL)
+ *                          (one launch per iteration; the stub registered once, up front)
+ *   hipModuleLaunchKernel  hipModuleLaunchKernel(f, 64,1,1, 256,1,1, 0, NULL, NULL, NULL)
  *   none                   nothing (the loop itself)
  */
 #define _GNU_SOURCE
@@ -80,6 +83,36 @@ static void *fn(const char *name, int hooked, int hsa)
     }
 
 static unsigned char reg_buf[256][4096] __attribute__((aligned(4096)));
+
+/* Kernel launches: the double only records them (FAKE_HIP_LOG unset: nothing is written). */
+typedef struct {
+    uint32_t x, y, z;
+} bench_dim3;
+typedef hipError_t (*launch_fn)(const void *, bench_dim3, bench_dim3, void **, size_t, void *);
+typedef hipError_t (*module_launch_fn)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                       unsigned, unsigned, void *, void **, void **);
+static char bench_stub;
+static void *bench_function;
+
+static void launch_setup(void)
+{
+    void (*reg)(void **, const void *, char *, const char *, unsigned, void *, void *, void *,
+                void *, int *);
+    hipError_t (*load)(void **, const void *);
+    hipError_t (*get)(void **, void *, const char *);
+    void *s = fn("__hipRegisterFunction", 0, 0), *module = NULL;
+    static char name[] = "_Z6vecAddPfPKfS1_i";
+    memcpy(&reg, &s, sizeof s);
+    reg(NULL, &bench_stub, name, name, 0, NULL, NULL, NULL, NULL, NULL);
+    s = fn("hipModuleLoadData", 0, 0);
+    memcpy(&load, &s, sizeof s);
+    s = fn("hipModuleGetFunction", 0, 0);
+    memcpy(&get, &s, sizeof s);
+    if (load(&module, name) != 0 || get(&bench_function, module, "_Z4fillPim") != 0) {
+        fprintf(stderr, "hipbench: no module function\n");
+        exit(2);
+    }
+}
 
 static void loop(long n, int tid)
 {
@@ -155,6 +188,23 @@ static void loop(long n, int tid)
             if (a(fine_pool, 4096, 0, &p) != 0 || f(p) != 0)
                 exit(3);
         }
+    } else if (!strcmp(op, "hipLaunchKernel")) {
+        launch_fn l;
+        void *s = fn(op, 1, 0);
+        memcpy(&l, &s, sizeof s);
+        bench_dim3 g = {64, 1, 1}, b = {256, 1, 1};
+        for (long i = 0; i < n; i++) {
+            if (l(&bench_stub, g, b, NULL, 0, NULL) != 0)
+                exit(3);
+        }
+    } else if (!strcmp(op, "hipModuleLaunchKernel")) {
+        module_launch_fn l;
+        void *s = fn(op, 1, 0);
+        memcpy(&l, &s, sizeof s);
+        for (long i = 0; i < n; i++) {
+            if (l(bench_function, 64, 1, 1, 256, 1, 1, 0, NULL, NULL, NULL) != 0)
+                exit(3);
+        }
     } else if (!strcmp(op, "hsa_init")) {
         init_fn init, shut;
         void *s = fn("hsa_init", 1, 1);
@@ -223,6 +273,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (strstr(op, "Launch"))
+        launch_setup();
     loop(16, 0);
     pthread_t tids[256];
     struct targ args[256];

@@ -105,6 +105,17 @@ if [[ $QUICK == 0 ]]; then
     row hsa_pool hsa_amd_memory_pool_free
     row hsa_init ""
 fi
+LAUNCH_ADDED=
+LAUNCH_MODULE_ADDED=
+echo
+echo "### Kernel launches (launch + forward; the double only records them)"
+echo
+LAUNCH_ADDED=$(added hipLaunchKernel both)
+LAUNCH_MODULE_ADDED=$(added hipModuleLaunchKernel both)
+echo "| launch | added instructions per launch |"
+echo "|---|---:|"
+echo "| hipLaunchKernel (dim3 by value) | $LAUNCH_ADDED |"
+echo "| hipModuleLaunchKernel | $LAUNCH_MODULE_ADDED |"
 echo
 echo "(hipHostAlloc, hipMemAllocHost: rewritten into hipHostMalloc(NonCoherent); hipExtMallocWithFlags(Finegrained) into Default; hipMallocManaged adds hipMemAdvise(SetCoarseGrain), whose cost in the runtime is counted; hsa_pool: fine-grained pool redirected to the coarse one; hsa_init row: hsa_init+hsa_shut_down, only hsa_init hooked.)"
 
@@ -209,6 +220,8 @@ echo "| target | measured | verdict |"
 echo "|---|---:|---|"
 verdict $(( PAIR_HOSTMALLOC <= 300 ))
 echo "| <= 300 added instructions per hipHostMalloc+hipHostFree pair on a targeted device | $PAIR_HOSTMALLOC | $V |"
+verdict $(( LAUNCH_ADDED <= 60 && LAUNCH_MODULE_ADDED <= 60 ))
+echo "| <= 60 added instructions per kernel launch (hipLaunchKernel / hipModuleLaunchKernel) | $LAUNCH_ADDED / $LAUNCH_MODULE_ADDED | $V |"
 verdict $(( true_shim - true_plain <= 100000 ))
 echo "| <= 100,000 added instructions at the start of /bin/true | $((true_shim - true_plain)) | $V |"
 # Read as "the shim costs no more, relatively, with 8 threads than with 1": the 8-thread

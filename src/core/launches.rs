@@ -123,12 +123,13 @@ impl Launch {
 struct Slot {
     /// 0: never written; odd: being written; 2*(seq+1): holds launch `seq`.
     seq: AtomicU64,
-    /// thread | launcher << 32 | (device as u8) << 40
+    /// `who()`: thread | (device + 1) << 32 | launcher << 48
     who: AtomicU64,
     handle: AtomicUsize,
     grid_xy: AtomicU64,
-    grid_z_block_x: AtomicU64,
-    block_yz: AtomicU64,
+    block_xy: AtomicU64,
+    /// grid.z | block.z << 32
+    zz: AtomicU64,
     stream: AtomicUsize,
     ticks: AtomicU64,
 }
@@ -140,12 +141,31 @@ impl Slot {
             who: AtomicU64::new(0),
             handle: AtomicUsize::new(0),
             grid_xy: AtomicU64::new(0),
-            grid_z_block_x: AtomicU64::new(0),
-            block_yz: AtomicU64::new(0),
+            block_xy: AtomicU64::new(0),
+            zz: AtomicU64::new(0),
             stream: AtomicUsize::new(0),
             ticks: AtomicU64::new(0),
         }
     }
+}
+
+/// The thread-and-device word the launch path keeps per thread
+/// (`thread | (device + 1) << 32`, see `crate::interpose::threads`).
+#[inline(always)]
+pub const fn thread_word(thread: u32, device: i32) -> u64 {
+    thread as u64 | (((device + 1) as u16) as u64) << 32
+}
+
+/// A slot's `who` word: the thread word and the entry point.
+#[inline(always)]
+pub const fn who(thread: u32, device: i32, launcher: Launcher) -> u64 {
+    thread_word(thread, device) | (launcher as u64) << 48
+}
+
+/// The device of a thread word.
+#[inline(always)]
+pub const fn word_device(word: u64) -> i32 {
+    ((word >> 32) & 0xffff) as i32 - 1
 }
 
 #[repr(C, align(64))]
@@ -195,22 +215,42 @@ impl Ring {
         stream: usize,
         ticks: u64,
     ) {
+        self.record_packed(
+            who(thread, device, launcher),
+            handle,
+            grid[0] as u64 | (grid[1] as u64) << 32,
+            block[0] as u64 | (block[1] as u64) << 32,
+            grid[2] as u64 | (block[2] as u64) << 32,
+            stream,
+            ticks,
+        )
+    }
+
+    /// `record` with the words as the launch path has them: `who` from
+    /// `who()`, x|y<<32 of grid and block (how a dim3 arrives in a
+    /// register), and grid.z | block.z<<32.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn record_packed(
+        &self,
+        who: u64,
+        handle: usize,
+        grid_xy: u64,
+        block_xy: u64,
+        zz: u64,
+        stream: usize,
+        ticks: u64,
+    ) {
         let seq = self.next.0.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(seq as usize) & (SLOTS - 1)];
         slot.seq.store(2 * seq + 1, Ordering::Relaxed);
         // The odd sequence number is visible before any field changes.
         fence(Ordering::Release);
-        slot.who.store(
-            thread as u64 | (launcher as u64) << 32 | ((device as u8) as u64) << 40,
-            Ordering::Relaxed,
-        );
+        slot.who.store(who, Ordering::Relaxed);
         slot.handle.store(handle, Ordering::Relaxed);
-        slot.grid_xy
-            .store(grid[0] as u64 | (grid[1] as u64) << 32, Ordering::Relaxed);
-        slot.grid_z_block_x
-            .store(grid[2] as u64 | (block[0] as u64) << 32, Ordering::Relaxed);
-        slot.block_yz
-            .store(block[1] as u64 | (block[2] as u64) << 32, Ordering::Relaxed);
+        slot.grid_xy.store(grid_xy, Ordering::Relaxed);
+        slot.block_xy.store(block_xy, Ordering::Relaxed);
+        slot.zz.store(zz, Ordering::Relaxed);
         slot.stream.store(stream, Ordering::Relaxed);
         slot.ticks.store(ticks, Ordering::Relaxed);
         slot.seq.store(2 * seq + 2, Ordering::Release);
@@ -273,16 +313,16 @@ impl Ring {
             }
             let who = slot.who.load(Ordering::Relaxed);
             let gxy = slot.grid_xy.load(Ordering::Relaxed);
-            let gzbx = slot.grid_z_block_x.load(Ordering::Relaxed);
-            let byz = slot.block_yz.load(Ordering::Relaxed);
+            let bxy = slot.block_xy.load(Ordering::Relaxed);
+            let zz = slot.zz.load(Ordering::Relaxed);
             let l = Launch {
                 seq,
-                launcher: (who >> 32) as u8,
-                device: ((who >> 40) as u8) as i8 as i32,
+                launcher: (who >> 48) as u8,
+                device: ((who >> 32) & 0xffff) as i32 - 1,
                 thread: who as u32,
                 handle: slot.handle.load(Ordering::Relaxed),
-                grid: [gxy as u32, (gxy >> 32) as u32, gzbx as u32],
-                block: [(gzbx >> 32) as u32, byz as u32, (byz >> 32) as u32],
+                grid: [gxy as u32, (gxy >> 32) as u32, zz as u32],
+                block: [bxy as u32, (bxy >> 32) as u32, (zz >> 32) as u32],
                 stream: slot.stream.load(Ordering::Relaxed),
                 ticks: slot.ticks.load(Ordering::Relaxed),
             };
@@ -297,6 +337,31 @@ impl Ring {
     }
 }
 
+/// Layout facts for the hipLaunchKernel fast path written in assembly
+/// (`crate::interpose::hooks::launch`), which records a launch exactly as
+/// `Ring::record_packed` does and checks `NameCache::seen` as it does.
+pub mod layout {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+    pub const RING_NEXT: usize = offset_of!(Ring, next);
+    pub const RING_SLOTS: usize = offset_of!(Ring, slots);
+    pub const SLOT_SIZE: usize = size_of::<Slot>();
+    pub const SEQ: usize = offset_of!(Slot, seq);
+    pub const WHO: usize = offset_of!(Slot, who);
+    pub const HANDLE: usize = offset_of!(Slot, handle);
+    pub const GRID_XY: usize = offset_of!(Slot, grid_xy);
+    pub const BLOCK_XY: usize = offset_of!(Slot, block_xy);
+    pub const ZZ: usize = offset_of!(Slot, zz);
+    pub const STREAM: usize = offset_of!(Slot, stream);
+    pub const TICKS: usize = offset_of!(Slot, ticks);
+    pub const NAME_ENTRY_SIZE: usize = size_of::<NameEntry>();
+    pub const NAME_KEY: usize = offset_of!(NameEntry, key) + offset_of!(NameCache, entries);
+    pub const NAME_HASH: u64 = 0x9E37_79B9_7F4A_7C15;
+    /// `home()` is `(key * NAME_HASH) >> NAME_SHIFT`.
+    pub const NAME_SHIFT: u32 = 64 - 9;
+    const _: () = assert!(SLOT_SIZE == 64 && SLOTS == 64 && NAMES == 512);
+}
+
 /// Longest kernel name kept (bytes); longer ones are cut.
 pub const NAME_MAX: usize = 376;
 /// Kernels whose names are kept.
@@ -305,7 +370,8 @@ pub const NAMES: usize = 512;
 struct NameEntry {
     /// The handle, 0 when free.
     key: AtomicUsize,
-    /// Bytes of `name` that are valid; 0 until published.
+    /// 1 + the bytes of `name` that are valid; 0 until published (an empty
+    /// name, when the runtime gave none, is published as 1).
     len: AtomicU32,
     /// The name as the runtime gave it was mangled and demangled here.
     demangled: AtomicU32,
@@ -329,7 +395,7 @@ const PROBES: usize = 4;
 
 #[inline(always)]
 fn home(key: usize) -> usize {
-    ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 9)) as usize & (NAMES - 1)
+    ((key as u64).wrapping_mul(layout::NAME_HASH) >> layout::NAME_SHIFT) as usize & (NAMES - 1)
 }
 
 impl Default for NameCache {
@@ -379,7 +445,7 @@ impl NameCache {
                     let buf = unsafe { &mut *e.name.get() };
                     let mut w = NameWriter { buf, len: 0 };
                     let demangled = resolve(&mut w);
-                    let len = w.len.max(1) as u32;
+                    let len = w.len as u32 + 1;
                     e.demangled.store(demangled as u32, Ordering::Relaxed);
                     e.len.store(len, Ordering::Release);
                     return true;
@@ -413,6 +479,7 @@ impl NameCache {
             if len == 0 {
                 return None;
             }
+            let len = len - 1;
             // SAFETY: published with Release after the last write; never
             // written again.
             let bytes = unsafe { &(&*e.name.get())[..len.min(NAME_MAX)] };
@@ -675,6 +742,11 @@ mod tests {
         assert!(c.insert(0x10, |_| panic!("resolved twice")));
         assert_eq!(c.get(0x10), Some(("vecAdd(float*, int)", true)));
         assert_eq!(c.get(0x20), None);
+        // A kernel the runtime could not name is published empty, once.
+        assert!(c.insert(0x28, |_| false));
+        assert!(c.seen(0x28));
+        assert_eq!(c.get(0x28), Some(("", false)));
+        assert_eq!(c.get_c(0x28), None);
         let long = "é".repeat(NAME_MAX);
         assert!(c.insert(0x30, |w| {
             w.write_str(&long).unwrap();

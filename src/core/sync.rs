@@ -200,20 +200,6 @@ impl<T> Drop for SpinGuard<'_, T> {
 
 thread_local! {
     static TID: Cell<u32> = const { Cell::new(0) };
-    /// The launch hooks' per-thread word: thread id | (current HIP device
-    /// + 1) << 32, 0 until set (`crate::interpose::hooks::launch`). One
-    /// thread-local for both, so a launch pays for one TLS access.
-    static LAUNCH_CTX: Cell<u64> = const { Cell::new(0) };
-}
-
-#[inline(always)]
-pub fn launch_ctx() -> u64 {
-    LAUNCH_CTX.with(|c| c.get())
-}
-
-#[inline]
-pub fn set_launch_ctx(v: u64) {
-    LAUNCH_CTX.with(|c| c.set(v));
 }
 
 /// The kernel thread id of the caller, cached per thread. After fork the
@@ -235,7 +221,6 @@ pub fn thread_id() -> u32 {
 /// Forget the cached thread id (fork child).
 pub fn forget_thread_id() {
     TID.with(|t| t.set(0));
-    LAUNCH_CTX.with(|c| c.set(0));
 }
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds.

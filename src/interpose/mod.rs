@@ -10,4 +10,5 @@ pub mod hooks;
 pub mod process;
 pub mod runtime;
 pub mod symbols;
+pub mod threads;
 pub mod topology;

@@ -78,7 +78,8 @@ const _: () = assert!(hip_sym::hipMalloc == Entry::HipMalloc as usize);
 const _: () = assert!(hip_sym::hipGetProcAddress == Entry::HipGetProcAddress as usize);
 const _: () = assert!(hip_sym::hipGetDevice == Entry::HIP_COUNT);
 
-static HIP_SLOTS: [AtomicUsize; hip_sym::COUNT] = [const { AtomicUsize::new(0) }; hip_sym::COUNT];
+pub(crate) static HIP_SLOTS: [AtomicUsize; hip_sym::COUNT] =
+    [const { AtomicUsize::new(0) }; hip_sym::COUNT];
 static HSA_SLOTS: [AtomicUsize; hsa_sym::COUNT] = [const { AtomicUsize::new(0) }; hsa_sym::COUNT];
 
 pub static HIP: Runtime = Runtime::new(

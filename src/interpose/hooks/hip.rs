@@ -18,10 +18,13 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 // The launch hooks live in their own module; the hook table finds every
 // HIP hook here.
+#[cfg(target_arch = "x86_64")]
+pub use super::launch::hipLaunchKernel;
+#[cfg(not(target_arch = "x86_64"))]
+pub use super::launch::launch_kernel_slow as hipLaunchKernel;
 pub use super::launch::{
     hipDeviceSynchronize, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipGraphLaunch,
-    hipLaunchCooperativeKernel, hipLaunchKernel, hipModuleLaunchKernel, hipSetDevice,
-    hipStreamSynchronize,
+    hipLaunchCooperativeKernel, hipModuleLaunchKernel, hipSetDevice, hipStreamSynchronize,
 };
 
 /// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share

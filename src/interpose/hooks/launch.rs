@@ -20,11 +20,12 @@ use crate::abi::{
 };
 use crate::core::demangle::demangle;
 use crate::core::entry::Entry;
-use crate::core::launches::{ClockPair, Launcher, NameCache, Ring, DEVICES};
-use crate::core::sync::{launch_ctx, now_ns, set_launch_ctx};
+use crate::core::launches::{self, ClockPair, Launcher, NameCache, Ring, DEVICES};
+use crate::core::sync::now_ns;
 use crate::interpose::devices;
 use crate::interpose::process;
 use crate::interpose::symbols::{self, hip_fn, hip_sym};
+use crate::interpose::threads;
 use std::ffi::{c_int, c_uint, c_void, CStr};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,46 +73,78 @@ pub fn now_pair() -> ClockPair {
     }
 }
 
-/// The calling thread's id and current HIP device.
+/// The calling thread's word (`launches::thread_word`): id and current HIP
+/// device. None when rmcp is disabled (AT_SECURE): nothing is recorded.
 #[inline(always)]
-fn ctx() -> (u32, i32) {
-    let v = launch_ctx();
-    if v != 0 {
-        return (v as u32, ((v >> 32) as i32) - 1);
+fn ctx() -> Option<u64> {
+    match threads::word() {
+        Some((w, _)) => Some(w),
+        None => ctx_slow(),
     }
-    ctx_slow()
 }
 
 #[cold]
 #[inline(never)]
-fn ctx_slow() -> (u32, i32) {
+fn ctx_slow() -> Option<u64> {
+    if !process::config().enabled {
+        return None;
+    }
+    let w = threads::slow_word();
+    if w != 0 {
+        return Some(w);
+    }
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() } as u32;
     let mut dev = 0;
     after(|| dev = devices::current_device(process::config()).unwrap_or(0));
-    set_ctx(tid, dev);
+    let w = launches::thread_word(tid, dev);
+    set_word(w);
     if ORIGIN_TICKS.load(Ordering::Relaxed) == 0 {
         ORIGIN_NS.store(now_ns(), Ordering::Relaxed);
         ORIGIN_TICKS.store(ticks(), Ordering::Release);
     }
-    (tid, dev)
+    Some(w)
 }
 
-fn set_ctx(tid: u32, dev: i32) {
-    set_launch_ctx(tid as u64 | ((dev as i64 + 1) as u64) << 32);
+/// Keeps the thread's word, with its device's ring at hand.
+fn set_word(w: u64) {
+    threads::set_word(w, ring(launches::word_device(w)) as *const Ring as usize);
 }
 
-/// Records a successful launch.
+/// Records a launch before it is forwarded, so that the forward is the
+/// hook's last act (the compiler makes it a jump: nothing is kept across
+/// the call). Two consequences, both stated in the report's docs: a launch
+/// the runtime refuses is recorded too, and a device synchronisation that
+/// another thread completes between this record and the forward counts
+/// this launch as completed.
 #[inline(always)]
-fn record(l: Launcher, handle: usize, grid: [u32; 3], block: [u32; 3], stream: hipStream_t) {
-    if !process::config().enabled {
+fn record(l: Launcher, handle: usize, grid_xy: u64, block_xy: u64, zz: u64, stream: hipStream_t) {
+    let Some(w) = ctx() else {
         return;
-    }
-    let (tid, dev) = ctx();
-    ring(dev).record(l, dev, tid, handle, grid, block, stream as usize, ticks());
+    };
+    let who = w | (l as u64) << 48;
+    ring(launches::word_device(w)).record_packed(
+        who,
+        handle,
+        grid_xy,
+        block_xy,
+        zz,
+        stream as usize,
+        ticks(),
+    );
     if l != Launcher::GraphLaunch && !NAMES.seen(handle) {
         resolve_name(l, handle, stream);
     }
+}
+
+#[inline(always)]
+fn xy(d: dim3) -> u64 {
+    d.x as u64 | (d.y as u64) << 32
+}
+
+#[inline(always)]
+fn zz(g: u32, b: u32) -> u64 {
+    g as u64 | (b as u64) << 32
 }
 
 /// First launch of a kernel: ask the runtime for its name (hipKernelNameRef
@@ -166,10 +199,138 @@ fn resolve_name(l: Launcher, handle: usize, stream: hipStream_t) {
     });
 }
 
+/// hipLaunchKernel, exported: every `<<<...>>>` launch of a hipcc-built
+/// program (and PyTorch's) comes through here, so on x86-64 the common case
+/// is written in assembly and ends in a jump to the runtime, which then
+/// returns straight to the caller: a Rust hook has to keep the arguments
+/// alive across the forwarded call and spent ~75 instructions per launch,
+/// this spends under 60 (bench/run.sh). It does exactly what
+/// `launch_kernel_slow` does when everything is already set up: the
+/// runtime's function resolved, the thread's word in its slot
+/// (`crate::interpose::threads`), the kernel's name known
+/// (`NameCache::seen`); then it records the launch as
+/// `Ring::record_packed` does (odd sequence number, fields, even sequence
+/// number; x86 stores are ordered, so no fence instruction is needed).
+/// Anything else jumps to `launch_kernel_slow` with the arguments intact.
+/// The layout constants it uses are checked at compile time where they are
+/// defined.
+///
+/// SysV on entry: function in rdi, grid (x|y<<32, z) in rsi/rdx, block in
+/// rcx/r8, args in r9, shared at [rsp+8], stream at [rsp+16]. The upper
+/// halves of rdx and r8 are padding. rax, r10, r11 are free; rbx and r12
+/// are saved around their use.
+///
 /// # Safety
 /// As the HIP runtime's hipLaunchKernel.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn hipLaunchKernel(
+    function: *const c_void,
+    grid: dim3,
+    block: dim3,
+    args: *mut *mut c_void,
+    shared: usize,
+    stream: hipStream_t,
+) -> hipError_t {
+    core::arch::naked_asm!(
+        // The runtime's hipLaunchKernel: 0 = not looked up, 1 = missing.
+        "mov rax, qword ptr [rip + {hip_slots} + {lk}]",
+        "cmp rax, 2",
+        "jb 2f",
+        // The thread's slot: TABLE[(tp * HASH) >> 56], owned if key == tp.
+        "mov r10, qword ptr fs:[0]",
+        "movabs r11, {hash}",
+        "imul r11, r10",
+        "shr r11, 56",
+        "shl r11, 5",
+        "push rbx",
+        "lea rbx, [rip + {table}]",
+        "add r11, rbx",
+        "cmp r10, qword ptr [r11]",
+        "jne 1f",
+        // The kernel's name is known: NAMES entry (f * HASH) >> 55 holds f.
+        "movabs r10, {hash}",
+        "imul r10, rdi",
+        "shr r10, {name_shift}",
+        "imul r10, r10, {name_size}",
+        "lea rbx, [rip + {names}]",
+        "cmp rdi, qword ptr [rbx + r10 + {name_key}]",
+        "jne 1f",
+        // The ring (aux) and the word; claim a sequence number.
+        "mov rbx, qword ptr [r11 + 16]",
+        "mov r11, qword ptr [r11 + 8]",
+        "mov r10d, 1",
+        "lock xadd qword ptr [rbx + {ring_next}], r10",
+        "push r12",
+        "mov r12, r10",
+        "and r12d, 63",
+        "shl r12, 6",
+        "add r12, rbx",
+        "lea rbx, [r10 + r10 + 1]",
+        "mov qword ptr [r12 + {slots} + {seq}], rbx",
+        // who = word | LaunchKernel (1) << 48: byte 6 of the word is 0.
+        "mov qword ptr [r12 + {slots} + {who}], r11",
+        "mov byte ptr [r12 + {slots} + {who} + 6], 1",
+        "mov qword ptr [r12 + {slots} + {handle}], rdi",
+        "mov qword ptr [r12 + {slots} + {grid_xy}], rsi",
+        "mov qword ptr [r12 + {slots} + {block_xy}], rcx",
+        // zz = grid.z | block.z << 32
+        "mov ebx, edx",
+        "mov r11, r8",
+        "shl r11, 32",
+        "or r11, rbx",
+        "mov qword ptr [r12 + {slots} + {zz}], r11",
+        // stream: entry [rsp+16], two pushes later [rsp+32].
+        "mov r11, qword ptr [rsp + 32]",
+        "mov qword ptr [r12 + {slots} + {stream}], r11",
+        // ticks (rdtsc writes edx:eax; grid.z is in ebx, and only the low
+        // half of rdx is defined for the callee).
+        "rdtsc",
+        "shl rdx, 32",
+        "or rax, rdx",
+        "mov qword ptr [r12 + {slots} + {ticks}], rax",
+        "mov edx, ebx",
+        "lea rbx, [r10 + r10 + 2]",
+        "mov qword ptr [r12 + {slots} + {seq}], rbx",
+        "pop r12",
+        "pop rbx",
+        "mov rax, qword ptr [rip + {hip_slots} + {lk}]",
+        "jmp rax",
+        "1:",
+        "pop rbx",
+        "2:",
+        "jmp {slow}",
+        hip_slots = sym crate::interpose::symbols::HIP_SLOTS,
+        lk = const hip_sym::hipLaunchKernel * 8,
+        hash = const threads::HASH,
+        table = sym threads::TABLE,
+        name_shift = const launches::layout::NAME_SHIFT,
+        name_size = const launches::layout::NAME_ENTRY_SIZE,
+        name_key = const launches::layout::NAME_KEY,
+        names = sym NAMES,
+        ring_next = const launches::layout::RING_NEXT,
+        slots = const launches::layout::RING_SLOTS,
+        seq = const launches::layout::SEQ,
+        who = const launches::layout::WHO,
+        handle = const launches::layout::HANDLE,
+        grid_xy = const launches::layout::GRID_XY,
+        block_xy = const launches::layout::BLOCK_XY,
+        zz = const launches::layout::ZZ,
+        stream = const launches::layout::STREAM,
+        ticks = const launches::layout::TICKS,
+        slow = sym launch_kernel_slow,
+    )
+}
+
+/// hipLaunchKernel without the trampoline: the first call (the runtime not
+/// resolved yet), and every call on other architectures.
+///
+/// # Safety
+/// As the HIP runtime's hipLaunchKernel.
+#[cfg_attr(not(target_arch = "x86_64"), no_mangle)]
+#[cfg_attr(not(target_arch = "x86_64"), export_name = "hipLaunchKernel")]
+pub unsafe extern "C" fn launch_kernel_slow(
     function: *const c_void,
     grid: dim3,
     block: dim3,
@@ -183,18 +344,16 @@ pub unsafe extern "C" fn hipLaunchKernel(
             Ok(f) => f,
             Err(rc) => return rc,
         };
+    record(
+        Launcher::LaunchKernel,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe { f(function, grid, block, args, shared, stream) };
-    if rc == HIP_SUCCESS {
-        record(
-            Launcher::LaunchKernel,
-            function as usize,
-            [grid.x, grid.y, grid.z],
-            [block.x, block.y, block.z],
-            stream,
-        );
-    }
-    rc
+    unsafe { f(function, grid, block, args, shared, stream) }
 }
 
 /// # Safety
@@ -219,22 +378,20 @@ pub unsafe extern "C" fn hipModuleLaunchKernel(
             Ok(f) => f,
             Err(rc) => return rc,
         };
+    record(
+        Launcher::ModuleLaunchKernel,
+        function as usize,
+        zz(gx, gy),
+        zz(bx, by),
+        zz(gz, bz),
+        stream,
+    );
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe {
+    unsafe {
         f(
             function, gx, gy, gz, bx, by, bz, shared, stream, params, extra,
         )
-    };
-    if rc == HIP_SUCCESS {
-        record(
-            Launcher::ModuleLaunchKernel,
-            function as usize,
-            [gx, gy, gz],
-            [bx, by, bz],
-            stream,
-        );
     }
-    rc
 }
 
 /// # Safety
@@ -257,22 +414,20 @@ pub unsafe extern "C" fn hipExtLaunchKernel(
             Ok(f) => f,
             Err(rc) => return rc,
         };
+    record(
+        Launcher::ExtLaunchKernel,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe {
+    unsafe {
         f(
             function, grid, block, args, shared, stream, start, stop, flags,
         )
-    };
-    if rc == HIP_SUCCESS {
-        record(
-            Launcher::ExtLaunchKernel,
-            function as usize,
-            [grid.x, grid.y, grid.z],
-            [block.x, block.y, block.z],
-            stream,
-        );
     }
-    rc
 }
 
 /// hipExtModuleLaunchKernel takes the global work size (grid x block), not
@@ -307,23 +462,21 @@ pub unsafe extern "C" fn hipExtModuleLaunchKernel(
         Ok(f) => f,
         Err(rc) => return rc,
     };
+    let blocks = |w: u32, b: u32| if b == 0 { w } else { w.div_ceil(b) };
+    record(
+        Launcher::ExtModuleLaunchKernel,
+        function as usize,
+        zz(blocks(gwx, bx), blocks(gwy, by)),
+        zz(bx, by),
+        zz(blocks(gwz, bz), bz),
+        stream,
+    );
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe {
+    unsafe {
         f(
             function, gwx, gwy, gwz, bx, by, bz, shared, stream, params, extra, start, stop, flags,
         )
-    };
-    if rc == HIP_SUCCESS {
-        let blocks = |w: u32, b: u32| if b == 0 { w } else { w.div_ceil(b) };
-        record(
-            Launcher::ExtModuleLaunchKernel,
-            function as usize,
-            [blocks(gwx, bx), blocks(gwy, by), blocks(gwz, bz)],
-            [bx, by, bz],
-            stream,
-        );
     }
-    rc
 }
 
 /// # Safety
@@ -347,18 +500,16 @@ pub unsafe extern "C" fn hipLaunchCooperativeKernel(
         Ok(f) => f,
         Err(rc) => return rc,
     };
+    record(
+        Launcher::LaunchCooperativeKernel,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe { f(function, grid, block, args, shared, stream) };
-    if rc == HIP_SUCCESS {
-        record(
-            Launcher::LaunchCooperativeKernel,
-            function as usize,
-            [grid.x, grid.y, grid.z],
-            [block.x, block.y, block.z],
-            stream,
-        );
-    }
-    rc
+    unsafe { f(function, grid, block, args, shared, stream) }
 }
 
 /// A graph launch is recorded with the graph's handle; its kernels are not
@@ -374,18 +525,9 @@ pub unsafe extern "C" fn hipGraphLaunch(graph: hipGraphExec_t, stream: hipStream
             Ok(f) => f,
             Err(rc) => return rc,
         };
+    record(Launcher::GraphLaunch, graph as usize, 0, 0, 0, stream);
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe { f(graph, stream) };
-    if rc == HIP_SUCCESS {
-        record(
-            Launcher::GraphLaunch,
-            graph as usize,
-            [0; 3],
-            [0; 3],
-            stream,
-        );
-    }
-    rc
+    unsafe { f(graph, stream) }
 }
 
 /// hipSetDevice, forwarded; on success the thread's current device is
@@ -403,9 +545,10 @@ pub unsafe extern "C" fn hipSetDevice(device: c_int) -> hipError_t {
     };
     // SAFETY: forwarding the caller's argument.
     let rc = unsafe { f(device) };
-    if rc == HIP_SUCCESS && process::config().enabled {
-        let (tid, _) = ctx();
-        set_ctx(tid, device);
+    if rc == HIP_SUCCESS {
+        if let Some(w) = ctx() {
+            set_word(launches::thread_word(w as u32, device));
+        }
     }
     rc
 }
@@ -423,11 +566,11 @@ pub unsafe extern "C" fn hipDeviceSynchronize() -> hipError_t {
             Ok(f) => f,
             Err(rc) => return rc,
         };
-    if !process::config().enabled {
+    let Some(w) = ctx() else {
         // SAFETY: no arguments.
         return unsafe { f() };
-    }
-    let r = ring(ctx().1);
+    };
+    let r = ring(launches::word_device(w));
     let mark = r.mark();
     // SAFETY: no arguments.
     let rc = unsafe { f() };
@@ -450,11 +593,11 @@ pub unsafe extern "C" fn hipStreamSynchronize(stream: hipStream_t) -> hipError_t
             Ok(f) => f,
             Err(rc) => return rc,
         };
-    if !process::config().enabled {
+    let Some(w) = ctx() else {
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };
-    }
-    let r = ring(ctx().1);
+    };
+    let r = ring(launches::word_device(w));
     let mark = r.mark();
     // SAFETY: forwarding the caller's stream.
     let rc = unsafe { f(stream) };
