@@ -40,34 +40,56 @@ static REPORT_PATH: OnceCell<Option<CString>> = OnceCell::new();
 /// is registered: the handler itself opens no file.
 static KFD_ARCHS: OnceCell<KfdArchs> = OnceCell::new();
 
-/// Reads `gfx_target_version` of every node under
-/// `<root>/sys/class/kfd/kfd/topology/nodes`. Missing or unreadable files
-/// leave the node out (the report then says the real architecture is not
-/// known).
-pub fn read_kfd_archs(root: &std::path::Path) -> KfdArchs {
+/// Reads `gfx_target_version` of nodes 0, 1, ... under
+/// `<root>/sys/class/kfd/kfd/topology/nodes` (KFD numbers them from 0 with
+/// no gaps) until one is missing. Unreadable files leave the node out (the
+/// report then says the real architecture is not known). Reads with
+/// open/read/close rather than std::fs: the directory functions and io
+/// error formatting std would link in are symbols the loader resolves in
+/// every process librmcp.so is preloaded into (bench/run.sh, /bin/true).
+pub fn read_kfd_archs(root: &std::ffi::OsStr) -> KfdArchs {
     let mut archs = KfdArchs::default();
-    let dir = root.join("sys/class/kfd/kfd/topology/nodes");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        log::debug!(
-            "{} is not readable; the override check has no real architecture",
-            dir.display()
+    let mut buf = [0u8; 4096];
+    for node in 0..KfdArchs::MAX_NODES as u32 {
+        let mut path = root.as_bytes().to_vec();
+        path.extend_from_slice(
+            format!("/sys/class/kfd/kfd/topology/nodes/{node}/properties").as_bytes(),
         );
-        return archs;
-    };
-    let mut nodes: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    nodes.sort_unstable();
-    for node in nodes {
-        if let Some(v) = std::fs::read_to_string(dir.join(node.to_string()).join("properties"))
+        let Ok(path) = CString::new(path) else {
+            break;
+        };
+        let Some(n) = read_small_file(&path, &mut buf) else {
+            break;
+        };
+        if let Some(v) = std::str::from_utf8(&buf[..n])
             .ok()
-            .as_deref()
             .and_then(causes::gfx_target_version)
         {
             archs.push(node, v);
         }
     }
     archs
+}
+
+/// Reads up to `buf.len()` bytes of a file; None if it cannot be opened.
+fn read_small_file(path: &std::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: path is NUL-terminated; the flags are constants.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: the destination is the unfilled rest of `buf`.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    // SAFETY: fd was opened above.
+    unsafe { libc::close(fd) };
+    Some(len)
 }
 
 /// Registers the fault handler once, if an HSA runtime is already in the
@@ -90,11 +112,11 @@ pub fn ensure_handler() {
             .and_then(|p| CString::new(p.as_bytes()).ok())
     });
     KFD_ARCHS.get_or_init(|| {
-        read_kfd_archs(std::path::Path::new(
+        read_kfd_archs(
             cfg.sysfs_root
                 .as_deref()
-                .unwrap_or(std::ffi::OsStr::new("/")),
-        ))
+                .unwrap_or(std::ffi::OsStr::new("")),
+        )
     });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
