@@ -958,6 +958,124 @@ fn symbol_bindings_go_through_shim() {
     }
 }
 
+// ------------------------------------------------------------------ symbol versions
+
+/// The functions rmcp looks up in the runtimes besides its hooks
+/// (src/shim.rs HIP_NAMES and HSA_NAMES): devices.rs reads the architecture
+/// through hipGetDevicePropertiesR0600 where it exists, else through the plain
+/// hipGetDeviceProperties; R0000 is listed to show what the plain name is.
+const FORWARDED_NAMES: [&str; 13] = [
+    "hipGetDevice",
+    "hipGetDeviceCount",
+    "hipGetDeviceProperties",
+    "hipGetDevicePropertiesR0000",
+    "hipGetDevicePropertiesR0600",
+    "hipMemAdvise",
+    "hsa_init",
+    "hsa_iterate_agents",
+    "hsa_agent_get_info",
+    "hsa_amd_agent_iterate_memory_pools",
+    "hsa_amd_memory_pool_get_info",
+    "hsa_amd_memory_pool_allocate",
+    "hsa_amd_register_system_event_handler",
+];
+
+/// The version `rt` must export `name` under, and the library that defines
+/// it; None: not exported at all.
+fn expected_export(rt: &Runtime, name: &str) -> Option<(&'static str, &'static str)> {
+    let hip = rt.soname;
+    let rocm5 = rt.tag == "5.2.3";
+    match name {
+        // In no runtime here: AMD's 6.3+ builds export it, Debian's do not
+        // (only the dispatch table has it); the hook stays for the builds that do.
+        "hipExtHostAlloc" => None,
+        "hipGetProcAddress" if !rocm5 => Some(("hip_6.1", hip)),
+        "hipGetDevicePropertiesR0600" if !rocm5 => Some(("hip_6.0", hip)),
+        "hipGetDevicePropertiesR0000" if !rocm5 => Some(("hip_4.2", hip)),
+        "hipGetProcAddress" | "hipGetDevicePropertiesR0600" | "hipGetDevicePropertiesR0000" => None,
+        "hipMallocAsync" | "hipMallocFromPoolAsync" | "hipFreeAsync" => Some(("hip_5.1", hip)),
+        n if n.starts_with("hsa_") => Some(("ROCR_1", "libhsa-runtime64.so.1")),
+        n if n.starts_with("hip") => Some(("hip_4.2", hip)),
+        _ => panic!("no expected symbol version for `{name}`: add it to expected_export"),
+    }
+}
+
+/// Which version each runtime exports every hooked and forwarded name under,
+/// read with dlvsym by tests/real/symvers.c on the runtime itself. The hooks
+/// are unversioned (tests/hip_shim.rs), and symbol_bindings_go_through_shim
+/// shows references to these versions binding to them; a runtime that moved a
+/// hook to a new version, or stopped exporting a name rmcp forwards to, fails
+/// here. Also proves that no runtime here exports hipExtHostAlloc.
+#[test]
+fn hooked_symbol_versions_on_real_runtimes() {
+    let mut names = shim_hooks();
+    names.extend(FORWARDED_NAMES.iter().map(|s| s.to_string()));
+    names.sort();
+    names.dedup();
+    let versions: Vec<String> = (4..=7)
+        .flat_map(|major| (0..=9).map(move |minor| format!("hip_{major}.{minor}")))
+        .chain(["ROCR_1".to_string()])
+        .collect();
+    for rt in runtimes("hooked_symbol_versions_on_real_runtimes") {
+        let exe = built(&rt, "symvers", |_, out| {
+            let mut c = c_compiler();
+            c.arg(real_dir().join("symvers.c"))
+                .arg("-o")
+                .arg(out)
+                .arg("-ldl");
+            check_status("compiling tests/real/symvers.c", &mut c);
+        });
+        let lib = rt.libdir.join(rt.soname);
+        let mut args: Vec<&Path> = vec![lib.as_path()];
+        let joined = versions.join(",");
+        args.push(Path::new(&joined));
+        args.extend(names.iter().map(Path::new));
+        let r = run(rt.command(&exe, &args, None));
+        assert_eq!(r.code, Some(0), "symvers on ROCm {}: {}", rt.tag, r.stderr);
+        let got: BTreeMap<&str, Vec<&str>> = r
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?, f.collect()))
+            })
+            .collect();
+        let mut bad = Vec::new();
+        let mut by_version = BTreeMap::<String, Vec<&str>>::new();
+        for name in &names {
+            let want = expected_export(&rt, name);
+            let have = got.get(name.as_str()).cloned().unwrap_or_default();
+            let ok = match want {
+                None => have == ["absent"],
+                Some((v, file)) => have == [v, file],
+            };
+            if !ok {
+                bad.push(format!("{name}: exported as {have:?}, expected {want:?}"));
+            }
+            by_version
+                .entry(have.first().copied().unwrap_or("?").to_string())
+                .or_default()
+                .push(name);
+        }
+        assert!(
+            bad.is_empty(),
+            "ROCm {} exports rmcp's names differently:\n{}",
+            rt.tag,
+            bad.join("\n")
+        );
+        say(&format!(
+            "symbol versions on ROCm {} ({}): {}",
+            rt.tag,
+            rt.soname,
+            by_version
+                .iter()
+                .map(|(v, n)| format!("{v}: {}", n.join(" ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+}
+
 // ------------------------------------------------------------------ layout
 
 fn layout_values(rt: &Runtime) -> BTreeMap<String, u64> {
@@ -1196,7 +1314,7 @@ fn layout_matches_real_headers() {
 // ------------------------------------------------------------------ signatures (bindgen)
 
 /// With `--features real-headers`, build/real_headers.rs has run bindgen on the
-/// real ROCm 5.2.3 and 6.4.3 headers (wrapper.h). The prototypes arrive as
+/// real ROCm 5.2.3, 6.4.3 and 7.2.4 headers (wrapper.h). The prototypes arrive as
 /// function-pointer fields of `RealApi` (never loaded: no symbol is referenced),
 /// and every exported hook is checked against them by the type checker: a
 /// hook whose signature drifts from the real header does not compile.
@@ -1221,6 +1339,9 @@ mod real_headers {
     }
     pub mod r643 {
         include!(concat!(env!("OUT_DIR"), "/real_rocm_6_4_3.rs"));
+    }
+    pub mod r724 {
+        include!(concat!(env!("OUT_DIR"), "/real_rocm_7_2_4.rs"));
     }
 
     /// `Ours: AbiEq<Real>`: our type may stand where the real header has `Real`.
@@ -1281,8 +1402,11 @@ mod real_headers {
     }
     per_header!(r523);
     per_header!(r643);
+    per_header!(r724);
     impl AbiEq<r643::hipDriverProcAddressQueryResult> for i32 {}
+    impl AbiEq<r724::hipDriverProcAddressQueryResult> for i32 {}
     const _: () = assert!(size_of::<r643::hipDriverProcAddressQueryResult>() == size_of::<i32>());
+    const _: () = assert!(size_of::<r724::hipDriverProcAddressQueryResult>() == size_of::<i32>());
 
     /// Compiles only if `ours` may stand for the real prototype `real` selects.
     fn same<Ours: AbiEq<Real>, Real, Api>(_ours: Ours, _real: fn(&Api) -> &Real) {}
@@ -1319,6 +1443,7 @@ mod real_headers {
             hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
             // No public prototype exists for hipExtHostAlloc; see below.
             hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_init [] => hsa_init,
             hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
             hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
@@ -1340,25 +1465,50 @@ mod real_headers {
             hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
             hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
             hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_init [] => hsa_init,
             hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
             hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
-        // hipExtHostAlloc: ROCm 6.4.3 declares it only in its C++ dispatch table
-        // (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc), with
-        // hipHostAlloc's parameters; the hook was checked against hipHostAlloc
-        // above, and the table's typedef must still say so.
-        let trace = std::fs::read_to_string(
-            super::sid_root().join("usr/include/hip/amd_detail/hip_api_trace.hpp"),
-        )
-        .expect("ROCm 6.4.3 hip_api_trace.hpp");
-        let squash = |s: &str| s.split_whitespace().collect::<String>();
-        let t = squash(&trace);
-        assert!(
-            t.contains(&squash("typedef hipError_t (*t_hipExtHostAlloc)(void **ptr, size_t size, unsigned int flags);")),
-            "t_hipExtHostAlloc in ROCm 6.4.3's hip_api_trace.hpp no longer has hipHostAlloc's parameters"
+        let v7 = check!(r724::RealApi;
+            hip_hooks::hipMalloc [_, _] => hipMalloc,
+            hip_hooks::hipFree [_] => hipFree,
+            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
+            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
+            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
+            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
+            hip_hooks::hipHostFree [_] => hipHostFree,
+            hip_hooks::hipFreeHost [_] => hipFreeHost,
+            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
+            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
+            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
+            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
+            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
+            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
+            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
+            hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
+            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_init [] => hsa_init,
+            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
+            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
+        // hipExtHostAlloc: ROCm 6.4.3 and 7.2.4 declare it only in their C++
+        // dispatch table (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc),
+        // with hipHostAlloc's parameters; the hook was checked against
+        // hipHostAlloc above, and the tables' typedef must still say so.
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        for (tag, root) in [("6.4.3", super::sid_root()), ("7.2.4", super::exp_root())] {
+            let trace =
+                std::fs::read_to_string(root.join("usr/include/hip/amd_detail/hip_api_trace.hpp"))
+                    .unwrap_or_else(|e| panic!("ROCm {tag} hip_api_trace.hpp: {e}"));
+            assert!(
+                squash(&trace).contains(&squash(
+                    "typedef hipError_t (*t_hipExtHostAlloc)(void **ptr, size_t size, unsigned int flags);"
+                )),
+                "t_hipExtHostAlloc in ROCm {tag}'s hip_api_trace.hpp no longer has hipHostAlloc's parameters"
+            );
+        }
         super::say(&format!(
-            "signatures: {v5} hooks match ROCm 5.2.3's prototypes, {v6} match ROCm 6.4.3's (bindgen on wrapper.h)"
+            "signatures: {v5} hooks match ROCm 5.2.3's prototypes, {v6} match ROCm 6.4.3's, {v7} match ROCm 7.2.4's (bindgen on wrapper.h)"
         ));
     }
 
@@ -1389,6 +1539,7 @@ mod real_headers {
     fn bindgen_layouts_match_abi() {
         assert_eq!(r523::HIP_VERSION_MAJOR, 5);
         assert_eq!(r643::HIP_VERSION_MAJOR, 6);
+        assert_eq!(r724::HIP_VERSION_MAJOR, 7);
         for (size, arch, integrated, len) in [
             (
                 size_of::<r523::hipDeviceProp_t>(),
@@ -1402,6 +1553,12 @@ mod real_headers {
                 offset!(r643::hipDeviceProp_tR0000, integrated),
                 field_size!(r643::hipDeviceProp_tR0000, gcnArchName),
             ),
+            (
+                size_of::<r724::hipDeviceProp_tR0000>(),
+                offset!(r724::hipDeviceProp_tR0000, gcnArchName),
+                offset!(r724::hipDeviceProp_tR0000, integrated),
+                field_size!(r724::hipDeviceProp_tR0000, gcnArchName),
+            ),
         ] {
             assert_eq!(
                 (size, arch, integrated, len),
@@ -1413,20 +1570,30 @@ mod real_headers {
                 )
             );
         }
-        assert_eq!(
+        for r0600 in [
             (
                 size_of::<r643::hipDeviceProp_tR0600>(),
                 offset!(r643::hipDeviceProp_tR0600, gcnArchName),
                 offset!(r643::hipDeviceProp_tR0600, integrated),
-                field_size!(r643::hipDeviceProp_tR0600, gcnArchName)
+                field_size!(r643::hipDeviceProp_tR0600, gcnArchName),
             ),
             (
-                props::R0600_SIZE,
-                props::R0600_GCN_ARCH_NAME,
-                props::R0600_INTEGRATED,
-                props::GCN_ARCH_NAME_LEN
-            )
-        );
+                size_of::<r724::hipDeviceProp_tR0600>(),
+                offset!(r724::hipDeviceProp_tR0600, gcnArchName),
+                offset!(r724::hipDeviceProp_tR0600, integrated),
+                field_size!(r724::hipDeviceProp_tR0600, gcnArchName),
+            ),
+        ] {
+            assert_eq!(
+                r0600,
+                (
+                    props::R0600_SIZE,
+                    props::R0600_GCN_ARCH_NAME,
+                    props::R0600_INTEGRATED,
+                    props::GCN_ARCH_NAME_LEN
+                )
+            );
+        }
         macro_rules! consts {
             ($($r:ident)*) => {$(
                 assert_eq!($r::hipHostMallocDefault, host::DEFAULT);
@@ -1452,20 +1619,25 @@ mod real_headers {
                 assert_eq!($r::hsa_agent_info_t::HSA_AGENT_INFO_DEVICE.0, hsa::AGENT_INFO_DEVICE);
                 assert_eq!($r::hsa_amd_agent_info_s::HSA_AMD_AGENT_INFO_DRIVER_NODE_ID.0, hsa::AMD_AGENT_INFO_DRIVER_NODE_ID);
                 assert_eq!($r::hsa_amd_event_type_s::HSA_AMD_GPU_MEMORY_FAULT_EVENT.0, hsa::EVENT_GPU_MEMORY_FAULT);
-                // 5.2.3 writes 1 << 31 (an int enum, INT_MIN); 6.4.3 writes 1U << 31.
+                // 5.2.3 writes 1 << 31 (an int enum, INT_MIN); 6.4.3 and 7.2.4 write 1U << 31.
                 assert_eq!($r::hsa_amd_memory_fault_reason_t::HSA_AMD_MEMORY_FAULT_HANG.0 as u32, hsa::FAULT_HANG);
                 assert_eq!(offset!($r::hsa_amd_event_t, event_type), 0);
                 assert_eq!(offset!($r::hsa_amd_gpu_memory_fault_info_t, virtual_address), 8);
                 assert_eq!(offset!($r::hsa_amd_gpu_memory_fault_info_t, fault_reason_mask), 16);
             )*};
         }
-        consts!(r523 r643);
-        assert_eq!(r643::hipDeviceMallocUncached, device::UNCACHED);
-        assert_eq!(r643::hipDeviceMallocContiguous, device::CONTIGUOUS);
-        assert_eq!(
-            r643::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED.0,
-            hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED
-        );
-        super::say("bindgen layouts: hipDeviceProp_t R0000/R0600 and the HSA/HIP constants match rmcp::abi for 5.2.3 and 6.4.3");
+        consts!(r523 r643 r724);
+        macro_rules! rocm6_consts {
+            ($($r:ident)*) => {$(
+                assert_eq!($r::hipDeviceMallocUncached, device::UNCACHED);
+                assert_eq!($r::hipDeviceMallocContiguous, device::CONTIGUOUS);
+                assert_eq!(
+                    $r::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED.0,
+                    hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED
+                );
+            )*};
+        }
+        rocm6_consts!(r643 r724);
+        super::say("bindgen layouts: hipDeviceProp_t R0000/R0600 and the HSA/HIP constants match rmcp::abi for 5.2.3, 6.4.3 and 7.2.4");
     }
 }
