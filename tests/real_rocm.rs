@@ -1139,6 +1139,46 @@ fn layout_matches_real_headers() {
                 hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED as u64,
             );
         }
+        if rt.tag != "5.2.3" && rt.tag != "6.4.3" {
+            expect("hipHostMallocUncached", host::UNCACHED as u64);
+            expect("hipHostAllocUncached", host::UNCACHED as u64);
+            // ROCm 7 accepts Uncached in hipHostMalloc and hipHostAlloc but
+            // rejects it beside Coherent or NonCoherent: rmcp must forward every
+            // request that carries it untouched (adding NonCoherent would turn
+            // a valid request into hipErrorInvalidValue).
+            let real = v["hipHostMallocUncached"] as u32;
+            let known = [
+                host::PORTABLE,
+                host::MAPPED,
+                host::WRITE_COMBINED,
+                host::NUMA_USER,
+                host::COHERENT,
+                host::NON_COHERENT,
+            ];
+            for subset in 0..1u32 << known.len() {
+                let flags = known
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| subset & (1 << i) != 0)
+                    .fold(real, |f, (_, bit)| f | bit);
+                for env in [false, true] {
+                    assert_eq!(
+                        rmcp::policy::rewrite_host_malloc(flags, env),
+                        None,
+                        "hipHostMalloc({flags:#x}) with ROCm {}'s Uncached flag would be rewritten",
+                        rt.tag
+                    );
+                    assert_eq!(
+                        rmcp::policy::rewrite_host_alloc(flags, env),
+                        None,
+                        "hipHostAlloc({flags:#x}) with ROCm {}'s Uncached flag would be rewritten",
+                        rt.tag
+                    );
+                }
+            }
+        } else {
+            assert!(!v.contains_key("hipHostMallocUncached"), "{}", rt.tag);
+        }
         assert!(props::PROPS_BUFFER_BYTES as u64 >= v["props.r0000.size"]);
         assert!(
             props::PROPS_BUFFER_BYTES as u64 >= v.get("props.r0600.size").copied().unwrap_or(0)
@@ -1638,6 +1678,8 @@ mod real_headers {
             )*};
         }
         rocm6_consts!(r643 r724);
+        assert_eq!(r724::hipHostMallocUncached, host::UNCACHED);
+        assert_eq!(r724::hipHostAllocUncached, host::UNCACHED);
         super::say("bindgen layouts: hipDeviceProp_t R0000/R0600 and the HSA/HIP constants match rmcp::abi for 5.2.3, 6.4.3 and 7.2.4");
     }
 }
