@@ -1255,6 +1255,92 @@ fn two_gpus_abort_in_model_mode_alike_with_and_without_rmcp() {
     }
 }
 
+/// The re-entry question, answered from the runtimes' own relocations: a
+/// HIP-internal call can only reach a preloaded rmcp hook if libamdhip64
+/// calls that exported name through its GOT/PLT. 7.2.4 and 6.4.3 do so for
+/// no allocation entry point rmcp hooks (only for the HSA pool functions,
+/// which live in another library); 5.2.3's hipMemAllocHost calls hipHostMalloc
+/// that way, so there rmcp's hipHostMalloc hook also sees the inner call of a
+/// forwarded hipMemAllocHost (counted twice in the statistics; the registry
+/// keeps the outer record, and both hooks decide alike, so nothing is
+/// rewritten twice). The dynamic check on 7.2.4 is in check_rmcp_bookkeeping.
+#[test]
+fn runtime_internal_calls_to_hooked_names() {
+    let test = "runtime_internal_calls_to_hooked_names";
+    const HOOKED: &[&str] = &[
+        "hipMalloc",
+        "hipFree",
+        "hipHostMalloc",
+        "hipHostAlloc",
+        "hipExtHostAlloc",
+        "hipMallocHost",
+        "hipMemAllocHost",
+        "hipHostFree",
+        "hipFreeHost",
+        "hipExtMallocWithFlags",
+        "hipMallocManaged",
+        "hipHostRegister",
+        "hipHostUnregister",
+        "hipMallocAsync",
+        "hipMallocFromPoolAsync",
+        "hipFreeAsync",
+        "hipGetProcAddress",
+        "hsa_amd_memory_pool_allocate",
+        "hsa_amd_memory_pool_free",
+    ];
+    let libs = [
+        (
+            rocm_dir().join("exp-root/usr/lib/x86_64-linux-gnu/libamdhip64.so.7"),
+            "7.2.4",
+        ),
+        (
+            rocm_dir().join("sid-root/usr/lib/x86_64-linux-gnu/libamdhip64.so.6"),
+            "6.4.3",
+        ),
+        (
+            PathBuf::from("/usr/lib/x86_64-linux-gnu/libamdhip64.so.5"),
+            "5.2.3",
+        ),
+    ];
+    for (lib, version) in libs {
+        if !lib.exists() {
+            skip(test, &format!("{} is missing", lib.display()));
+            continue;
+        }
+        let out = Command::new("readelf")
+            .args(["-W", "-r"])
+            .arg(&lib)
+            .output()
+            .expect("run readelf");
+        assert!(out.status.success(), "readelf -r {}", lib.display());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut found: Vec<&str> = HOOKED
+            .iter()
+            .copied()
+            .filter(|name| {
+                text.lines().any(|l| {
+                    l.split_whitespace()
+                        .nth(4)
+                        .is_some_and(|sym| sym.split('@').next() == Some(*name))
+                })
+            })
+            .collect();
+        found.sort();
+        let want: &[&str] = match version {
+            "5.2.3" => &[
+                "hipHostMalloc",
+                "hsa_amd_memory_pool_allocate",
+                "hsa_amd_memory_pool_free",
+            ],
+            _ => &["hsa_amd_memory_pool_allocate", "hsa_amd_memory_pool_free"],
+        };
+        assert_eq!(
+            found, want,
+            "hooked names libamdhip64 {version} calls through its GOT"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ docs/driver-flags.md
 
 fn table_for(s: &'static Stack, b: &'static Built, topo: Topo) -> String {
