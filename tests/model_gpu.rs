@@ -309,6 +309,8 @@ struct Key {
     /// RMCP_MODE (None: not set, for runs without rmcp).
     mode: Option<&'static str>,
     hostregister: bool,
+    /// Run gfx10 on the stock ROCr, not the patched copy.
+    stock_rocr: bool,
 }
 
 // ------------------------------------------------------------------ a run
@@ -610,7 +612,7 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     let log = b.logs.join(format!("model-{n}.log"));
     let _ = std::fs::remove_file(&log);
     let mut libpath = Vec::new();
-    if key.topo.needs_gfx10_rocr() {
+    if key.topo.needs_gfx10_rocr() && !key.stock_rocr {
         libpath.push(s.gfx10.clone());
     }
     libpath.push(s.libdir.clone());
@@ -814,6 +816,7 @@ fn key(topo: Topo, load: Load, mode: Option<&'static str>) -> Key {
         load,
         mode,
         hostregister: false,
+        stock_rocr: false,
     }
 }
 
@@ -1251,6 +1254,7 @@ fn host_register_without_svm_aborts_alike_with_and_without_rmcp() {
             load,
             mode: load.has_rmcp().then_some("auto"),
             hostregister: true,
+            stock_rocr: false,
         };
         let run = probe(s, b, k);
         assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run}");
@@ -1258,6 +1262,24 @@ fn host_register_without_svm_aborts_alike_with_and_without_rmcp() {
         assert!(!run.stdout.contains("call label=hipHostRegister"), "{run}");
         assert!(!run.stderr.contains("rmcp: error"), "{run}");
     }
+}
+
+/// Why .rocm/exp-gfx10 exists: on a gfx10 node the stock ROCr 7.2.4 issues
+/// AMDKFD_IOC_SET_TRAP_HANDLER, which model mode does not implement, and the
+/// process aborts before HIP reports a device.
+#[test]
+fn gfx10_on_stock_rocr_aborts_on_the_trap_handler_ioctl() {
+    let test = "gfx10_on_stock_rocr_aborts_on_the_trap_handler_ioctl";
+    let Some((s, b)) = env(test) else { return };
+    let mut k = key(Topo::Rx6800xt, Load::Plain, None);
+    k.stock_rocr = true;
+    let run = probe(s, b, k);
+    assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run}");
+    assert!(
+        run.stderr.contains("model: Unimplemented KFD ioctl"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("device dev=0"), "{run}");
 }
 
 /// libhsakmt 7.2.4's model mode serves one GPU only: with two, its second
