@@ -311,6 +311,8 @@ struct Key {
     hostregister: bool,
     /// Run gfx10 on the stock ROCr, not the patched copy.
     stock_rocr: bool,
+    /// HSA_OVERRIDE_GFX_VERSION for the run.
+    gfx_override: Option<&'static str>,
 }
 
 // ------------------------------------------------------------------ a run
@@ -664,6 +666,9 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     if key.hostregister {
         cmd.env("PROBE_WHAT", "hostregister");
     }
+    if let Some(v) = key.gfx_override {
+        cmd.env("HSA_OVERRIDE_GFX_VERSION", v);
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -817,6 +822,7 @@ fn key(topo: Topo, load: Load, mode: Option<&'static str>) -> Key {
         mode,
         hostregister: false,
         stock_rocr: false,
+        gfx_override: None,
     }
 }
 
@@ -1255,6 +1261,7 @@ fn host_register_without_svm_aborts_alike_with_and_without_rmcp() {
             mode: load.has_rmcp().then_some("auto"),
             hostregister: true,
             stock_rocr: false,
+            gfx_override: None,
         };
         let run = probe(s, b, k);
         assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run}");
@@ -1470,7 +1477,62 @@ fn driver_flags_table_is_current() {
     }
 }
 
+/// The field mistake rmcp doctor warns about, on the real stack: with
+/// HSA_OVERRIDE_GFX_VERSION=10.3.0 the real HIP 7.2.4 reports the RX 5700 XT
+/// (gfx1010 in the topology) as gfx1030, and `rmcp doctor` on the same tree
+/// with the same variable reports the mismatch as an error.
+#[test]
+fn override_makes_real_hip_report_gfx1030_on_gfx1010_and_doctor_flags_it() {
+    let test = "override_makes_real_hip_report_gfx1030_on_gfx1010_and_doctor_flags_it";
+    let Some((s, b)) = env(test) else { return };
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.gfx_override = Some("10.3.0");
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1030"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(Topo::Rx5700xt, &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[hsa-override-mismatch]") && text.contains("gfx1010"),
+        "{text}"
+    );
+}
+
 // ------------------------------------------------------------------ rmcp doctor
+
+/// `rmcp doctor --sysfs-root ROOT` with ROOT/sys/class/kfd/kfd/topology
+/// linked to the model topology, a clean kernel log and the given variables.
+fn doctor_on(topo: Topo, env: &[(&str, &str)]) -> std::process::Output {
+    let root = common::tempdir(&format!("doctor-{}", topo.dir()));
+    let kfd = root.join("sys/class/kfd/kfd");
+    std::fs::create_dir_all(&kfd).unwrap();
+    std::os::unix::fs::symlink(topo.path(), kfd.join("topology")).unwrap();
+    let log = root.join("kernel.log");
+    std::fs::write(&log, "").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+    cmd.args(["doctor", "--python", "none", "--sysfs-root"])
+        .arg(&root)
+        .arg("--kernel-log")
+        .arg(&log);
+    for k in [
+        "HSA_OVERRIDE_GFX_VERSION",
+        "RMCP_TARGETS",
+        "RMCP_MODE",
+        "LD_PRELOAD",
+        "HIP_HOST_COHERENT",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    out
+}
 
 /// `rmcp doctor --sysfs-root` on each model topology lists the GPUs the real
 /// runtime reports, targeted or not.
@@ -1482,23 +1544,7 @@ fn doctor_reads_the_model_topologies() {
         Topo::Rx7900xt,
         Topo::Rx7900xtRx6800xt,
     ] {
-        let root = common::tempdir(&format!("doctor-{}", topo.dir()));
-        let kfd = root.join("sys/class/kfd/kfd");
-        std::fs::create_dir_all(&kfd).unwrap();
-        std::os::unix::fs::symlink(topo.path(), kfd.join("topology")).unwrap();
-        let log = root.join("kernel.log");
-        std::fs::write(&log, "").unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_rmcp"))
-            .args(["doctor", "--python", "none", "--sysfs-root"])
-            .arg(&root)
-            .arg("--kernel-log")
-            .arg(&log)
-            .env_remove("HSA_OVERRIDE_GFX_VERSION")
-            .env_remove("RMCP_TARGETS")
-            .env_remove("RMCP_MODE")
-            .env_remove("LD_PRELOAD")
-            .output()
-            .unwrap();
+        let out = doctor_on(topo, &[]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let gpus: Vec<(String, bool)> = text
             .split("\n  node ")
@@ -1523,6 +1569,5 @@ fn doctor_reads_the_model_topologies() {
             "{topo:?}\n{text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }
