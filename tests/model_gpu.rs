@@ -659,6 +659,13 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
         .env("RMCP_MODEL_LOG", &log)
         // The model serves AQL queues only: copies then run as blit kernels.
         .env("HSA_ENABLE_SDMA", "0")
+        // Completion signals without KFD events (ROCr polls them): with
+        // interrupt signals, ROCr can see a signal's value reach its target
+        // and destroy its event before the model's set_event call, and
+        // libhsakmt's model_set_event then aborts ("event_id = N is not
+        // allocated"; seen once in about 100 runs). On hardware that
+        // interrupt goes to the kernel driver, not to a callback in the process.
+        .env("HSA_ENABLE_INTERRUPT", "0")
         .env("RMCP_LOG", "info");
     if let Some(m) = key.mode {
         cmd.env("RMCP_MODE", m);

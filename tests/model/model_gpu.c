@@ -22,6 +22,7 @@
  *   free node=N va=0x.. size=0x.. flags=0x..     (flags remembered from alloc)
  *   queue node=N type=T ring=0x.. bytes=0x..
  *   packet node=N queue=Q type=T [vendor_format=F]
+ *   event node=N id=I                            (a completion signal's event set)
  *   queue_destroyed node=N queue=Q retired=COUNT
  */
 #define _GNU_SOURCE
@@ -209,8 +210,10 @@ static void complete_signal(struct model_gpu *gpu, uint64_t handle)
                                             memory_order_acquire);
     uint32_t event_id = atomic_load_explicit((_Atomic uint32_t *)(sig + AMD_SIGNAL_EVENT_ID_OFF),
                                              memory_order_acquire);
-    if (mailbox && event_id && gpu->set_event)
+    if (mailbox && event_id && gpu->set_event) {
+        model_log("event node=%u id=%u", gpu->node, event_id);
         gpu->set_event(gpu->set_event_data, event_id);
+    }
 }
 
 /* A barrier-AND packet completes once all its dependency signals are 0. */
