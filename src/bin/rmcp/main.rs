@@ -5,6 +5,7 @@ mod doctor;
 mod json;
 mod kernel_params;
 mod kfd;
+mod preload;
 mod run;
 
 pub const USAGE: &str = "\

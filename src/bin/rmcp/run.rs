@@ -134,12 +134,9 @@ pub fn find_library() -> Result<PathBuf, String> {
 /// the other librmcp.so paths that were dropped.
 pub fn prepend_preload(lib: &str, old: Option<&str>) -> (String, Vec<String>) {
     let mut dropped = Vec::new();
-    let rest: Vec<&str> = old
-        .unwrap_or("")
-        .split(|c: char| c == ':' || c.is_whitespace())
-        .filter(|e| !e.is_empty())
+    let rest: Vec<&str> = crate::preload::preload_entries(old.unwrap_or(""))
         .filter(|e| {
-            let is_rmcp = *e == lib || crate::doctor::env::is_rmcp_lib(e);
+            let is_rmcp = *e == lib || crate::preload::is_rmcp_lib(e);
             if is_rmcp && *e != lib {
                 dropped.push(e.to_string());
             }
