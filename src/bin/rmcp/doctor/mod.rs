@@ -78,47 +78,37 @@ pub struct Options {
     pub python: Option<String>,
 }
 
-pub const USAGE: &str = "\
-usage: rmcp doctor [--json] [--sysfs-root DIR] [--kernel-log FILE] [--python PATH|none]
-
-  --json             machine-readable report (schema rmcp_doctor 1)
-  --sysfs-root DIR   read sys/, etc/, proc/ below DIR instead of / (the live
-                     kernel log is then not read; pass --kernel-log)
-  --kernel-log FILE  read the kernel log from FILE instead of journalctl/dmesg
-  --python PATH      interpreter for the PyTorch check (default python3;
-                     'none' skips it)
-
-exit status: 0 no error findings, 1 at least one error, 2 could not run";
-
-pub fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        json: false,
-        sysfs_root: None,
-        kernel_log: None,
-        python: Some("python3".to_string()),
-    };
-    let mut flags = crate::args::Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        match flag {
-            "--json" if !flags.has_inline() => o.json = true,
-            "--sysfs-root" => o.sysfs_root = Some(PathBuf::from(flags.value("", flag)?)),
-            "--kernel-log" => o.kernel_log = Some(PathBuf::from(flags.value("", flag)?)),
-            "--python" => {
-                let v = flags.value("", flag)?;
-                o.python = if v == "none" { None } else { Some(v) };
-            }
-            "-h" | "--help" => return Err(String::new()),
-            _ => return Err(unknown_doctor_option(flag)),
-        }
-    }
-    if let Some(a) = flags.rest().first() {
-        return Err(unknown_doctor_option(a));
-    }
-    Ok(o)
+/// `rmcp doctor`'s options.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "exit status: 0 no error findings, 1 at least one error, 2 could not run"
+)]
+pub struct Args {
+    /// Machine-readable report (schema rmcp_doctor 1)
+    #[arg(long)]
+    pub json: bool,
+    /// Read sys/, etc/, proc/ below DIR instead of / (the live kernel log is
+    /// then not read; pass --kernel-log)
+    #[arg(long, value_name = "DIR")]
+    pub sysfs_root: Option<PathBuf>,
+    /// Read the kernel log from FILE instead of journalctl/dmesg
+    #[arg(long, value_name = "FILE")]
+    pub kernel_log: Option<PathBuf>,
+    /// Interpreter for the PyTorch check; 'none' skips it
+    #[arg(long, value_name = "PATH|none", default_value = "python3")]
+    pub python: String,
 }
 
-fn unknown_doctor_option(a: &str) -> String {
-    format!("unknown doctor option '{a}' (accepted: --json, --sysfs-root DIR, --kernel-log FILE, --python PATH|none)")
+impl Args {
+    pub fn options(self) -> Options {
+        Options {
+            json: self.json,
+            sysfs_root: self.sysfs_root,
+            kernel_log: self.kernel_log,
+            python: (self.python != "none").then_some(self.python),
+        }
+    }
 }
 
 /// Reads the live kernel log. Ok((source, text)) or Err(reason).
@@ -485,18 +475,8 @@ pub fn render_human(r: &Report, colour: bool) -> String {
 }
 
 /// Entry point; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
-    let o = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("rmcp: {e}");
-            return 2;
-        }
-    };
+pub fn main(args: Args) -> i32 {
+    let o = args.options();
     let r = match collect(&o) {
         Ok(r) => r,
         Err(e) => {
