@@ -5,7 +5,7 @@
 //! fault handler runs while the process is dying and must not call malloc.
 
 use crate::abi::hsa::FAULT_REASONS;
-use crate::registry::{Allocation, Busy, Lookup};
+use crate::core::registry::{Allocation, Busy, Lookup, Memory};
 use std::fmt::{self, Write};
 
 /// A fixed-capacity text buffer. Writes past the end are cut, and `cut` is
@@ -83,12 +83,10 @@ pub fn write_allocation(w: &mut impl Write, a: &Allocation) -> fmt::Result {
             "not rewritten"
         },
     )?;
-    if a.entry == crate::entry::Entry::HsaMemoryPoolAllocate {
-        write!(w, "HSA pool of node {}; ", a.device)?;
-    } else if a.device >= 0 {
-        write!(w, "device {}; ", a.device)?;
-    } else {
-        w.write_str("host memory; ")?;
+    match a.memory {
+        Memory::HsaPool(node) => write!(w, "HSA pool of node {node}; ")?,
+        Memory::Device(d) => write!(w, "device {d}; ")?,
+        Memory::Host => w.write_str("host memory; ")?,
     }
     write!(w, "thread {})", a.thread)
 }
@@ -196,7 +194,7 @@ fn write_json_allocation(
         a.requested_flags,
         a.applied_flags,
         a.rewritten,
-        a.device,
+        a.memory.number(),
         a.thread,
         ms(now_ns, a.time_ns),
     )?;
@@ -255,8 +253,8 @@ pub fn write_fault_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Entry;
-    use crate::registry::Freed;
+    use crate::core::entry::Entry;
+    use crate::core::registry::Freed;
 
     fn a(base: usize, size: usize) -> Allocation {
         Allocation {
@@ -265,7 +263,7 @@ mod tests {
             entry: Entry::HipHostMalloc,
             requested_flags: 0,
             applied_flags: 0x8000_0000,
-            device: -1,
+            memory: Memory::Host,
             thread: 77,
             time_ns: 1_000_000,
             rewritten: true,

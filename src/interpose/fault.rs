@@ -10,21 +10,18 @@
 //! writes with write(2).
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::hooks::hsa::{agent_for_report, real};
-use crate::registry::Lookup;
-use crate::report::{self, FaultGpu, FixedBuf};
-use crate::shim::{self, hsa_sym, HSA, REGISTRY};
-use crate::sync::now_ns;
+use crate::core::registry::Lookup;
+use crate::core::report::{self, FaultGpu, FixedBuf};
+use crate::core::sync::now_ns;
+use crate::interpose::process::{self, REGISTRY};
+use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
+use crate::interpose::topology::agent_for_report;
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-type EventHandler = unsafe extern "C" fn(*const hsa_amd_event_t, *mut c_void) -> hsa_status_t;
-type RegisterFn = unsafe extern "C" fn(Option<EventHandler>, *mut c_void) -> hsa_status_t;
-type AgentGetInfoFn = unsafe extern "C" fn(hsa_agent_t, u32, *mut c_void) -> hsa_status_t;
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 static REGISTERING: AtomicBool = AtomicBool::new(false);
@@ -42,7 +39,7 @@ pub fn ensure_handler() {
     if REGISTERED.load(Ordering::Relaxed) || ATTEMPTS.load(Ordering::Relaxed) >= MAX_ATTEMPTS {
         return;
     }
-    let cfg = shim::config();
+    let cfg = process::config();
     if !cfg.enabled {
         return;
     }
@@ -56,7 +53,12 @@ pub fn ensure_handler() {
             .and_then(|p| CString::new(p.as_bytes()).ok())
     });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
-    let rc = match unsafe { real::<RegisterFn>(hsa_sym::REGISTER_SYSTEM_EVENT_HANDLER) } {
+    let rc = match unsafe {
+        hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
+            cfg,
+            hsa_sym::hsa_amd_register_system_event_handler,
+        )
+    } {
         // SAFETY: on_system_event matches the handler type and lives forever.
         Some(register) => unsafe { register(Some(on_system_event), std::ptr::null_mut()) },
         None => hsa::STATUS_ERROR,
@@ -139,9 +141,12 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     }
     let mut name = [0u8; 64];
     let mut node = 0u32;
-    // SAFETY: hsa_agent_get_info's prototype; NAME writes char[64], the node
-    // id a uint32.
-    if let Some(get) = unsafe { real::<AgentGetInfoFn>(hsa_sym::AGENT_GET_INFO) } {
+    // SAFETY: hsa_fn::hsa_agent_get_info is the symbol's prototype.
+    if let Some(get) = unsafe {
+        hsa_real::<hsa_fn::hsa_agent_get_info>(process::config(), hsa_sym::hsa_agent_get_info)
+    } {
+        // SAFETY: NAME writes char[64] into `name`, the node id a uint32
+        // into `node`; both live for the calls.
         unsafe {
             get(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
             get(
