@@ -36,6 +36,20 @@ pub struct Forward<T> {
 }
 
 impl<T> Forward<T> {
+    /// `rewrite`'s flags to `to` when the rule rewrote the call, else the
+    /// call unchanged (`flags`) to `from`.
+    #[inline(always)]
+    fn rewrite_or(rewrite: Option<u32>, to: T, from: T, flags: u32) -> Forward<T> {
+        match rewrite {
+            Some(f) => Forward {
+                target: to,
+                flags: f,
+                rewritten: true,
+            },
+            None => Forward::unchanged(from, flags),
+        }
+    }
+
     /// The call as the application made it.
     #[inline(always)]
     pub const fn unchanged(target: T, flags: u32) -> Forward<T> {
@@ -77,14 +91,7 @@ pub fn host_malloc(
     } else {
         None
     };
-    match rw {
-        Some(f) => Forward {
-            target: Called,
-            flags: f,
-            rewritten: true,
-        },
-        None => Forward::unchanged(Called, flags),
-    }
+    Forward::rewrite_or(rw, Called, Called, flags)
 }
 
 /// hipHostAlloc: a rewritten request goes to hipHostMalloc, because
@@ -102,14 +109,7 @@ pub fn host_alloc(
     } else {
         None
     };
-    match rw {
-        Some(f) => Forward {
-            target: Entry::HipHostMalloc,
-            flags: f,
-            rewritten: true,
-        },
-        None => Forward::unchanged(Entry::HipHostAlloc, flags),
-    }
+    Forward::rewrite_or(rw, Entry::HipHostMalloc, Entry::HipHostAlloc, flags)
 }
 
 /// hipMemAllocHost(ptr, size) is the runtime's hipHostMalloc(ptr, size, 0),
@@ -122,15 +122,8 @@ pub fn mem_alloc_host(
     rules: Rules,
     any_target: impl FnOnce() -> bool,
 ) -> Forward<Entry> {
-    if has_memory && applies(rules.mode, any_target) {
-        Forward {
-            target: Entry::HipHostMalloc,
-            flags: MEM_ALLOC_HOST_REWRITE,
-            rewritten: true,
-        }
-    } else {
-        Forward::unchanged(Entry::HipMemAllocHost, 0)
-    }
+    let rw = (has_memory && applies(rules.mode, any_target)).then_some(MEM_ALLOC_HOST_REWRITE);
+    Forward::rewrite_or(rw, Entry::HipHostMalloc, Entry::HipMemAllocHost, 0)
 }
 
 /// hipExtMallocWithFlags: Finegrained and Uncached become Default on a
@@ -148,14 +141,7 @@ pub fn ext_malloc(
     } else {
         None
     };
-    match rw {
-        Some(f) => Forward {
-            target: Called,
-            flags: f,
-            rewritten: true,
-        },
-        None => Forward::unchanged(Called, flags),
-    }
+    Forward::rewrite_or(rw, Called, Called, flags)
 }
 
 /// hipMallocManaged: always forwarded unchanged; true when the returned
@@ -274,11 +260,7 @@ pub fn hsa_pool(mode: Mode, pool: Pool, caller_is_rocm: impl FnOnce() -> bool) -
         Some((sibling, flags))
             if redirect_hsa_pool(mode, pool.agent_target, pool.kind, caller_is_rocm()) =>
         {
-            Forward {
-                target: sibling,
-                flags,
-                rewritten: true,
-            }
+            Forward::rewrite_or(Some(flags), sibling, pool.handle, 0)
         }
         _ => Forward::unchanged(pool.handle, pool.kind.global_flags),
     }

@@ -29,6 +29,14 @@
                p == SENTINEL ? "untouched" : p ? "set" : "null");  \
     } while (0)
 
+#if HIP_VERSION_MAJOR >= 6
+/* Declared in hip_ext.h for C++ only; exported by 6.4.3 and 7.2.4, not 5.2.3. */
+hipError_t hipExtModuleLaunchKernel(hipFunction_t f, uint32_t gx, uint32_t gy, uint32_t gz,
+                                    uint32_t bx, uint32_t by, uint32_t bz, size_t shared,
+                                    hipStream_t stream, void **params, void **extra,
+                                    hipEvent_t start, hipEvent_t stop, uint32_t flags);
+#endif
+
 #ifdef PROBE_MODULE
 int probe_main(void)
 #else
@@ -99,6 +107,28 @@ int main(void)
         }
     }
 #endif
+
+    /* Kernel launches and what rmcp tracks them with. Without a GPU each
+     * fails in the runtime; what matters is the binding and that the answer
+     * is the runtime's. NULL kernels: rmcp resolves no name for them. */
+    {
+        dim3 one = {1, 1, 1};
+        RC("hipSetDevice(0)", hipSetDevice(0));
+        RC("hipLaunchKernel(NULL)", hipLaunchKernel(NULL, one, one, NULL, 0, NULL));
+        RC("hipExtLaunchKernel(NULL)",
+           hipExtLaunchKernel(NULL, one, one, NULL, 0, NULL, NULL, NULL, 0));
+        RC("hipLaunchCooperativeKernel(NULL)",
+           hipLaunchCooperativeKernel(NULL, one, one, NULL, 0, NULL));
+        RC("hipModuleLaunchKernel(NULL)",
+           hipModuleLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL));
+#if HIP_VERSION_MAJOR >= 6
+        RC("hipExtModuleLaunchKernel(NULL)",
+           hipExtModuleLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL, NULL, NULL, 0));
+#endif
+        RC("hipGraphLaunch(NULL)", hipGraphLaunch(NULL, NULL));
+        RC("hipStreamSynchronize(NULL)", hipStreamSynchronize(NULL));
+        RC("hipDeviceSynchronize", hipDeviceSynchronize());
+    }
 
     RC("hsa_init", hsa_init());
     hsa_amd_memory_pool_t pool = {0};
