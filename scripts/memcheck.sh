@@ -125,6 +125,10 @@ scenario hsa-redirect 1 ok "$D" hsa_init hsa_alloc:0:fine:4096 hsa_alloc:0:extfi
     hsa_free hsa_free hsa_free hsa_shut_down
 scenario fault-report-live 1 abort "$D" hsa_init hipHostMalloc:4096:0 hsa_fault:live+0x10:0x1
 scenario fault-report-freed 1 abort "$D" hsa_init hipHostMalloc:4096:0 free hsa_fault:freed+0x10:0x1
+scenario launches-then-fault 1 abort "$D" hsa_init kernel:0:_Z6vecAddPfPKfS1_i modfunc:1:_Z4fillPim \
+    stream:1 launch:kernel:0:64:256:0 launch:kernel:0:8x2:32:1 launch:module:1:4:64:1 \
+    launch:graph:2:1:1:0 streamsync:1 launch:ext:0:2:2:0 threads:2 launch:coop:0:1:1:0 \
+    hipMalloc:4096 hsa_fault:live+4112:0x1
 LIBDIRS=$OUT/hip5 scenario rocm5-missing-symbols 1 any "$OUT/driver_exe5" hipHostMalloc:64:0 \
     hipExtHostAlloc:64:0 hipExtHostAlloc:64:0 freeall
 scenario dlopen-close-reopen 1 ok "$OUT/reopen_host" hipHostMalloc:4096:0 hipMallocManaged:64:1 freeall
