@@ -76,6 +76,9 @@ int main(int argc, char **argv)
     printf("call hipModuleLaunchKernel:fill rc=%d\n", rc);
     rc = hipModuleLaunchKernel(scale, 1, 2, 3, 32, 2, 1, 0, NULL, scale_args, NULL);
     printf("call hipModuleLaunchKernel:scale rc=%d\n", rc);
+    /* fill again: its name is known now, so librmcp's fast path records it. */
+    rc = hipModuleLaunchKernel(fill, 3, 1, 1, 16, 4, 1, 0, NULL, fill_args, NULL);
+    printf("call hipModuleLaunchKernel:fill-again rc=%d\n", rc);
     ring("before-sync");
     rc = hipDeviceSynchronize();
     printf("call hipDeviceSynchronize rc=%d\n", rc);

@@ -18,13 +18,15 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 // The launch hooks live in their own module; the hook table finds every
 // HIP hook here.
-#[cfg(target_arch = "x86_64")]
-pub use super::launch::hipLaunchKernel;
-#[cfg(not(target_arch = "x86_64"))]
-pub use super::launch::launch_kernel_slow as hipLaunchKernel;
 pub use super::launch::{
     hipDeviceSynchronize, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipGraphLaunch,
-    hipLaunchCooperativeKernel, hipModuleLaunchKernel, hipSetDevice, hipStreamSynchronize,
+    hipLaunchCooperativeKernel, hipSetDevice, hipStreamSynchronize,
+};
+#[cfg(target_arch = "x86_64")]
+pub use super::launch::{hipLaunchKernel, hipModuleLaunchKernel};
+#[cfg(not(target_arch = "x86_64"))]
+pub use super::launch::{
+    launch_kernel_slow as hipLaunchKernel, launch_module_slow as hipModuleLaunchKernel,
 };
 
 /// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share

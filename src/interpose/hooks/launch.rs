@@ -275,21 +275,18 @@ pub unsafe extern "C" fn hipLaunchKernel(
         "mov qword ptr [r12 + {slots} + {handle}], rdi",
         "mov qword ptr [r12 + {slots} + {grid_xy}], rsi",
         "mov qword ptr [r12 + {slots} + {block_xy}], rcx",
-        // zz = grid.z | block.z << 32
-        "mov ebx, edx",
-        "mov r11, r8",
-        "shl r11, 32",
-        "or r11, rbx",
-        "mov qword ptr [r12 + {slots} + {zz}], r11",
+        // zz = grid.z | block.z << 32, as two 32-bit halves (little endian).
+        "mov dword ptr [r12 + {slots} + {zz}], edx",
+        "mov dword ptr [r12 + {slots} + {zz} + 4], r8d",
         // stream: entry [rsp+16], two pushes later [rsp+32].
         "mov r11, qword ptr [rsp + 32]",
         "mov qword ptr [r12 + {slots} + {stream}], r11",
-        // ticks (rdtsc writes edx:eax; grid.z is in ebx, and only the low
-        // half of rdx is defined for the callee).
+        // ticks: rdtsc writes edx:eax, stored as the two halves. grid.z
+        // (edx) is kept in ebx: only the low half of rdx is defined.
+        "mov ebx, edx",
         "rdtsc",
-        "shl rdx, 32",
-        "or rax, rdx",
-        "mov qword ptr [r12 + {slots} + {ticks}], rax",
+        "mov dword ptr [r12 + {slots} + {ticks}], eax",
+        "mov dword ptr [r12 + {slots} + {ticks} + 4], edx",
         "mov edx, ebx",
         "lea rbx, [r10 + r10 + 2]",
         "mov qword ptr [r12 + {slots} + {seq}], rbx",
@@ -356,10 +353,123 @@ pub unsafe extern "C" fn launch_kernel_slow(
     unsafe { f(function, grid, block, args, shared, stream) }
 }
 
+/// hipModuleLaunchKernel, exported: the launch path of code objects loaded
+/// at run time (Triton kernels of torch.compile, hipModuleLoadData), so its
+/// common case is in assembly too, like `hipLaunchKernel`'s (see there),
+/// with the `launch_module_slow` fallback. SysV on entry: function in rdi,
+/// grid x/y/z in esi/edx/ecx, block x/y in r8d/r9d, block z at [rsp+8],
+/// shared at [rsp+16], stream at [rsp+24]; the upper halves of the 32-bit
+/// arguments' registers are undefined, so only 32-bit halves are stored.
+///
 /// # Safety
 /// As the HIP runtime's hipModuleLaunchKernel.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn hipModuleLaunchKernel(
+    function: hipFunction_t,
+    gx: c_uint,
+    gy: c_uint,
+    gz: c_uint,
+    bx: c_uint,
+    by: c_uint,
+    bz: c_uint,
+    shared: c_uint,
+    stream: hipStream_t,
+    params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> hipError_t {
+    core::arch::naked_asm!(
+        "mov rax, qword ptr [rip + {hip_slots} + {mlk}]",
+        "cmp rax, 2",
+        "jb 2f",
+        "mov r10, qword ptr fs:[0]",
+        "movabs r11, {hash}",
+        "imul r11, r10",
+        "shr r11, 56",
+        "shl r11, 5",
+        "push rbx",
+        "lea rbx, [rip + {table}]",
+        "add r11, rbx",
+        "cmp r10, qword ptr [r11]",
+        "jne 1f",
+        "movabs r10, {hash}",
+        "imul r10, rdi",
+        "shr r10, {name_shift}",
+        "imul r10, r10, {name_size}",
+        "lea rbx, [rip + {names}]",
+        "cmp rdi, qword ptr [rbx + r10 + {name_key}]",
+        "jne 1f",
+        "mov rbx, qword ptr [r11 + 16]",
+        "mov r11, qword ptr [r11 + 8]",
+        "mov r10d, 1",
+        "lock xadd qword ptr [rbx + {ring_next}], r10",
+        "push r12",
+        "mov r12, r10",
+        "and r12d, 63",
+        "shl r12, 6",
+        "add r12, rbx",
+        "lea rbx, [r10 + r10 + 1]",
+        "mov qword ptr [r12 + {slots} + {seq}], rbx",
+        // who = word | ModuleLaunchKernel (2) << 48
+        "mov qword ptr [r12 + {slots} + {who}], r11",
+        "mov byte ptr [r12 + {slots} + {who} + 6], 2",
+        "mov qword ptr [r12 + {slots} + {handle}], rdi",
+        "mov dword ptr [r12 + {slots} + {grid_xy}], esi",
+        "mov dword ptr [r12 + {slots} + {grid_xy} + 4], edx",
+        "mov dword ptr [r12 + {slots} + {block_xy}], r8d",
+        "mov dword ptr [r12 + {slots} + {block_xy} + 4], r9d",
+        "mov dword ptr [r12 + {slots} + {zz}], ecx",
+        // block z: entry [rsp+8], two pushes later [rsp+24]; stream [rsp+40].
+        "mov r11d, dword ptr [rsp + 24]",
+        "mov dword ptr [r12 + {slots} + {zz} + 4], r11d",
+        "mov r11, qword ptr [rsp + 40]",
+        "mov qword ptr [r12 + {slots} + {stream}], r11",
+        // ticks; grid y (edx) kept in ebx across rdtsc.
+        "mov ebx, edx",
+        "rdtsc",
+        "mov dword ptr [r12 + {slots} + {ticks}], eax",
+        "mov dword ptr [r12 + {slots} + {ticks} + 4], edx",
+        "mov edx, ebx",
+        "lea rbx, [r10 + r10 + 2]",
+        "mov qword ptr [r12 + {slots} + {seq}], rbx",
+        "pop r12",
+        "pop rbx",
+        "mov rax, qword ptr [rip + {hip_slots} + {mlk}]",
+        "jmp rax",
+        "1:",
+        "pop rbx",
+        "2:",
+        "jmp {slow}",
+        hip_slots = sym crate::interpose::symbols::HIP_SLOTS,
+        mlk = const hip_sym::hipModuleLaunchKernel * 8,
+        hash = const threads::HASH,
+        table = sym threads::TABLE,
+        name_shift = const launches::layout::NAME_SHIFT,
+        name_size = const launches::layout::NAME_ENTRY_SIZE,
+        name_key = const launches::layout::NAME_KEY,
+        names = sym NAMES,
+        ring_next = const launches::layout::RING_NEXT,
+        slots = const launches::layout::RING_SLOTS,
+        seq = const launches::layout::SEQ,
+        who = const launches::layout::WHO,
+        handle = const launches::layout::HANDLE,
+        grid_xy = const launches::layout::GRID_XY,
+        block_xy = const launches::layout::BLOCK_XY,
+        zz = const launches::layout::ZZ,
+        stream = const launches::layout::STREAM,
+        ticks = const launches::layout::TICKS,
+        slow = sym launch_module_slow,
+    )
+}
+
+/// hipModuleLaunchKernel without the fast path: the first launch of each
+/// kernel, anything not set up yet, and every call on other architectures.
+///
+/// # Safety
+/// As the HIP runtime's hipModuleLaunchKernel.
+#[cfg_attr(not(target_arch = "x86_64"), export_name = "hipModuleLaunchKernel")]
+pub unsafe extern "C" fn launch_module_slow(
     function: hipFunction_t,
     gx: c_uint,
     gy: c_uint,
