@@ -5,6 +5,7 @@ mod doctor;
 mod json;
 mod kernel_params;
 mod kfd;
+mod locate;
 mod run;
 
 pub const USAGE: &str = "\
@@ -17,6 +18,8 @@ usage:
       run CMD with librmcp.so preloaded
   rmcp kernel-params [--root DIR] [--write [--force]]
       print (or write) a commented modprobe.d snippet for the GPUs found
+  rmcp --print-library
+      print the path of the librmcp.so that `rmcp run` preloads
   rmcp help | --help | --version
 
 `rmcp COMMAND --help` shows the options of one command.";
@@ -31,6 +34,7 @@ fn main() {
             println!("{USAGE}");
             0
         }
+        Some("--print-library") => locate::print_library(),
         Some("--version") | Some("-V") => {
             println!("rmcp {}", env!("CARGO_PKG_VERSION"));
             0

@@ -5,7 +5,7 @@ use crate::json;
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -21,7 +21,8 @@ usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] 
                          works only for programs that can fall back to the CPU)
 
 librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
-relative to it, then in the install library directories. It is put first in
+relative to it (and where the Python wheel and the Debian package put it), then
+in the install library directories; `rmcp --print-library` prints the result. It is put first in
 LD_PRELOAD; what LD_PRELOAD held before is kept after it.
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
@@ -84,25 +85,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
 
 /// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
 fn candidates() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            v.push(dir.join("librmcp.so"));
-            v.push(dir.join("../lib/librmcp.so"));
-        }
-    }
-    if let Some(d) = option_env!("RMCP_INSTALL_LIBDIR") {
-        v.push(Path::new(d).join("librmcp.so"));
-    }
-    for d in [
-        "/usr/local/lib",
-        "/usr/lib",
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib64",
-    ] {
-        v.push(Path::new(d).join("librmcp.so"));
-    }
-    v
+    crate::locate::candidates(std::env::current_exe().ok().as_deref())
 }
 
 pub fn find_library() -> Result<PathBuf, String> {

@@ -45,7 +45,7 @@ fn preload_entries(s: &str) -> impl Iterator<Item = &str> {
 }
 
 pub fn is_rmcp_lib(entry: &str) -> bool {
-    entry == "librmcp.so" || entry.ends_with("/librmcp.so")
+    crate::locate::is_rmcp_file_name(entry)
 }
 
 pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Finding>) -> Json {
