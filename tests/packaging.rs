@@ -676,20 +676,40 @@ fn image_argv(dir: &Path, image: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs argv in a container of `image` (buildah run), returns the output.
-fn run_image(dir: &Path, image: &str, argv: &[String]) -> Output {
-    let ctr = ok(
-        "buildah from",
-        buildah(dir).args(["from", "--quiet", image]),
-    );
-    let ctr = ctr.trim();
-    let o = buildah(dir)
-        .args(["run", "--isolation=chroot", ctr, "--"])
-        .args(argv)
-        .output()
-        .unwrap();
-    ok("buildah rm", buildah(dir).args(["rm", ctr]));
-    o
+/// A working container of `image`: `buildah from` copies the whole image
+/// with vfs storage (seconds each), so each test makes one per image and
+/// runs several commands in it.
+struct Ctr<'a> {
+    dir: &'a Path,
+    id: String,
+}
+
+impl<'a> Ctr<'a> {
+    fn new(dir: &'a Path, image: &str) -> Ctr<'a> {
+        let id = ok(
+            "buildah from",
+            buildah(dir).args(["from", "--quiet", image]),
+        );
+        Ctr {
+            dir,
+            id: id.trim().to_string(),
+        }
+    }
+
+    /// Runs argv in the container (buildah run), returns the output.
+    fn run(&self, argv: &[String]) -> Output {
+        buildah(self.dir)
+            .args(["run", "--isolation=chroot", &self.id, "--"])
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Ctr<'_> {
+    fn drop(&mut self) {
+        let _ = buildah(self.dir).args(["rm", &self.id]).output();
+    }
 }
 
 #[test]
@@ -742,6 +762,8 @@ fn container_example_builds_and_runs_with_buildah() {
                     "examples/container/Dockerfile.deb.dockerignore",
                 ])
                 .args(["--build-arg", "BASE_IMAGE=localhost/rmcp-bookworm-minbase"])
+                // --target preload builds the entrypoint stage again (no layer cache:
+                // with vfs every cached layer is a full copy, which is slower).
                 .args(["--target", target, "-t", tag, "."])
                 .current_dir(root()),
         )
@@ -753,31 +775,29 @@ fn container_example_builds_and_runs_with_buildah() {
     // ENTRYPOINT + CMD as configured: `rmcp run -- grep librmcp /proc/self/maps`.
     let argv = image_argv(&dir, "localhost/rmcp-deb");
     assert_eq!(&argv[..3], ["rmcp", "run", "--"], "{argv:?}");
-    let o = run_image(&dir, "localhost/rmcp-deb", &argv);
+    let ctr = Ctr::new(&dir, "localhost/rmcp-deb");
+    let o = ctr.run(&argv);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains(DEB_LIB), "{}", text(&o));
     // The entrypoint with another command: its exit status comes through.
     let mut other: Vec<String> = argv[..3].to_vec();
     other.extend(["sh", "-c", "exit 3"].map(String::from));
-    let o = run_image(&dir, "localhost/rmcp-deb", &other);
+    let o = ctr.run(&other);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     // Without the entrypoint, nothing loads the library.
-    let o = run_image(
-        &dir,
-        "localhost/rmcp-deb",
-        &[
-            "grep".into(),
-            "-c".into(),
-            "librmcp".into(),
-            "/proc/self/maps".into(),
-        ],
-    );
+    let o = ctr.run(&[
+        "grep".into(),
+        "-c".into(),
+        "librmcp".into(),
+        "/proc/self/maps".into(),
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         "0",
         "{}",
         text(&o)
     );
+    drop(ctr);
 
     // The /etc/ld.so.preload variant: no entrypoint, every process has it.
     timed("buildah bud Dockerfile.deb (preload)", || {
@@ -785,26 +805,24 @@ fn container_example_builds_and_runs_with_buildah() {
     });
     let argv = image_argv(&dir, "localhost/rmcp-preload");
     assert_eq!(argv.first().map(String::as_str), Some("grep"), "{argv:?}");
-    let o = run_image(&dir, "localhost/rmcp-preload", &argv);
+    let ctr = Ctr::new(&dir, "localhost/rmcp-preload");
+    let o = ctr.run(&argv);
     assert!(
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains(DEB_LIB),
         "{}",
         text(&o)
     );
-    let o = run_image(
-        &dir,
-        "localhost/rmcp-preload",
-        &[
-            "sh".into(),
-            "-c".into(),
-            "env -i /bin/grep librmcp /proc/self/maps".into(),
-        ],
-    );
+    let o = ctr.run(&[
+        "sh".into(),
+        "-c".into(),
+        "env -i /bin/grep librmcp /proc/self/maps".into(),
+    ]);
     assert!(
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains(DEB_LIB),
         "cleared env still preloads: {}",
         text(&o)
     );
+    drop(ctr);
     eprintln!(
         "packaging: container test total {:.1} s",
         start.elapsed().as_secs_f64()
