@@ -8,6 +8,10 @@ which pyproject.toml's [tool.maturin] include puts into the wheel. It also
 passes pyproject's `compatibility` (the manylinux tag) on to maturin, whose
 PEP 517 hook would otherwise tag the wheel plain linux_x86_64. Every other
 hook is maturin's own.
+
+RMCP_WHEEL_GLIBC=2.31 (say) builds both files against that glibc with zig
+(PyPI ziglang and cargo-zigbuild, which pip then puts into the build
+environment) and tags the wheel manylinux_2_31: for Ubuntu 20.04.
 """
 
 import json
@@ -23,7 +27,6 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DEST = os.path.join(_ROOT, "python", "rmcp_rocm", "librmcp.so")
 
 build_sdist = maturin.build_sdist
-get_requires_for_build_wheel = maturin.get_requires_for_build_wheel
 get_requires_for_build_sdist = maturin.get_requires_for_build_sdist
 prepare_metadata_for_build_wheel = maturin.prepare_metadata_for_build_wheel
 if hasattr(maturin, "get_requires_for_build_editable"):
@@ -32,22 +35,55 @@ if hasattr(maturin, "prepare_metadata_for_build_editable"):
     prepare_metadata_for_build_editable = maturin.prepare_metadata_for_build_editable
 
 
+_TRIPLE = "x86_64-unknown-linux-gnu"
+
+
+def _glibc():
+    """The glibc version asked for with RMCP_WHEEL_GLIBC, or None."""
+    v = os.environ.get("RMCP_WHEEL_GLIBC", "")
+    if not v:
+        return None
+    if not re.fullmatch(r"2\.[0-9]+", v):
+        raise SystemExit(f"rmcp_build_backend: RMCP_WHEEL_GLIBC={v!r} is not accepted: "
+                         "use a glibc version such as 2.31, or leave it unset")
+    return v
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    reqs = list(maturin.get_requires_for_build_wheel(config_settings))
+    if _glibc():
+        reqs += ["ziglang", "cargo-zigbuild"]
+    return reqs
+
+
 def _build_library():
     cargo = os.environ.get("CARGO", "cargo")
     env = dict(os.environ)
     env.pop("RMCP_SONAME", None)
+    glibc = _glibc()
+    if glibc:
+        cmd = [cargo, "zigbuild", "--release", "--locked", "--lib", "--target", f"{_TRIPLE}.{glibc}"]
+        sub = os.path.join(_TRIPLE, "release")
+    else:
+        cmd = [cargo, "build", "--release", "--locked", "--lib"]
+        sub = "release"
     # cargo's progress goes to stderr; keep stdout for pip.
-    subprocess.run([cargo, "build", "--release", "--locked", "--lib"],
-                   cwd=_ROOT, env=env, check=True, stdout=sys.stderr)
+    subprocess.run(cmd, cwd=_ROOT, env=env, check=True, stdout=sys.stderr)
     meta = subprocess.run([cargo, "metadata", "--format-version", "1", "--no-deps"],
                           cwd=_ROOT, env=env, check=True, capture_output=True, text=True)
-    built = os.path.join(json.loads(meta.stdout)["target_directory"], "release", "librmcp.so")
+    built = os.path.join(json.loads(meta.stdout)["target_directory"], sub, "librmcp.so")
     shutil.copyfile(built, _DEST)
     print(f"rmcp_build_backend: {built} -> {_DEST}", file=sys.stderr)
 
 
 def _with_compatibility(config_settings):
     args = maturin.get_maturin_pep517_args(config_settings)
+    glibc = _glibc()
+    if glibc:
+        settings = dict(config_settings or {})
+        settings["maturin.build-args"] = ["--zig", "--target", _TRIPLE, "--compatibility",
+                                          "manylinux_" + glibc.replace(".", "_")] + args
+        return settings
     if "--compatibility" in args or "--manylinux" in args:
         return config_settings
     with open(os.path.join(_ROOT, "pyproject.toml"), encoding="utf-8") as f:
