@@ -72,8 +72,10 @@ def is_loaded():
 
 def _why_not_reexec():
     """A reason re-executing cannot reproduce this interpreter, or None."""
-    if "ipykernel" in sys.modules or "IPython" in sys.modules:
-        return "running in a Jupyter/IPython kernel"
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    if "ipykernel" in sys.modules or (get_ipython is not None and get_ipython() is not None):
+        return "running in a Jupyter/IPython kernel or shell"
     if hasattr(sys, "ps1") or sys.flags.interactive:
         return "running in an interactive interpreter"
     if getattr(sys, "frozen", False) or not sys.executable:
