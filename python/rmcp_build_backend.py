@@ -87,11 +87,18 @@ def _with_compatibility(config_settings):
     if "--compatibility" in args or "--manylinux" in args:
         return config_settings
     with open(os.path.join(_ROOT, "pyproject.toml"), encoding="utf-8") as f:
-        m = re.search(r'^compatibility\s*=\s*"([^"]+)"', f.read(), re.M)
+        m = re.search(r'^compatibility\s*=\s*"manylinux_([0-9]+)_([0-9]+)"', f.read(), re.M)
     if not m:
         return config_settings
+    tag = (int(m.group(1)), int(m.group(2)))
+    # Built on an older glibc (e.g. `pip install .` on Ubuntu 20.04), the
+    # files need no more than that glibc, and a manylinux_2_34 tag would make
+    # pip refuse the wheel there: tag it with the build machine's version.
+    host = re.fullmatch(r"glibc ([0-9]+)\.([0-9]+).*", os.confstr("CS_GNU_LIBC_VERSION") or "")
+    if host and (int(host.group(1)), int(host.group(2))) < tag:
+        tag = (int(host.group(1)), int(host.group(2)))
     settings = dict(config_settings or {})
-    settings["maturin.build-args"] = ["--compatibility", m.group(1)] + args
+    settings["maturin.build-args"] = ["--compatibility", f"manylinux_{tag[0]}_{tag[1]}"] + args
     return settings
 
 

@@ -21,9 +21,10 @@ usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] 
                          works only for programs that can fall back to the CPU)
 
 librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
-relative to it (and where the Python wheel and the Debian package put it), then
-in the install library directories; `rmcp --print-library` prints the result. It is put first in
-LD_PRELOAD; what LD_PRELOAD held before is kept after it.
+relative to it (and where the Python wheel and the Debian package put it),
+then in the install library directories; `rmcp --print-library` prints the
+result. It is put first in LD_PRELOAD; what LD_PRELOAD held before is kept
+after it.
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
 const MODES: &[&str] = &["auto", "force", "off"];
