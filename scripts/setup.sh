@@ -16,6 +16,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# debootstrap and chroot live in /usr/sbin, which some PATHs lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+
 SUDO=()
 [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
 export DEBIAN_FRONTEND=noninteractive

@@ -589,8 +589,11 @@ fn deb_package_installs_into_a_throwaway_root_and_links() {
     // `LD_PRELOAD=librmcp.so` find the installed library.
     let tarball = rootfs_tarball();
     if !required(
-        &format!("root, unshare and {}", tarball.display()),
-        is_root() && have("unshare") && tarball.is_file(),
+        &format!("root, unshare, /usr/sbin/chroot and {}", tarball.display()),
+        is_root()
+            && have("unshare")
+            && Path::new("/usr/sbin/chroot").is_file()
+            && tarball.is_file(),
         t,
     ) {
         let _ = std::fs::remove_dir_all(&dir);
@@ -613,7 +616,8 @@ fn deb_package_installs_into_a_throwaway_root_and_links() {
         let mut c = Command::new("unshare");
         c.args(["--mount", "--pid", "--fork"])
             .arg(format!("--mount-proc={}", r.join("proc").display()))
-            .arg("chroot")
+            // By path: a PATH without /usr/sbin is common outside root shells.
+            .arg("/usr/sbin/chroot")
             .arg(&r)
             .args(["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
             .args(args);
