@@ -255,6 +255,13 @@ fn wheel_installs_into_a_fresh_venv_and_rmcp_finds_its_library() {
         lib.display()
     );
     let lib_s = lib.to_string_lossy().into_owned();
+    let from_py = ok(
+        "python3 -m rmcp_rocm",
+        Command::new(bin.join("python3"))
+            .args(["-m", "rmcp_rocm"])
+            .current_dir(&dir),
+    );
+    assert_eq!(std::fs::canonicalize(from_py.trim()).unwrap(), lib);
 
     let maps = "import rmcp_rocm; print(rmcp_rocm.is_loaded()); print(''.join(l for l in open('/proc/self/maps') if 'librmcp' in l))";
     let out = ok(
