@@ -5,14 +5,16 @@ use crate::json;
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 const AFTER_HELP: &str = "\
 librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
-relative to it, then in the install library directories. It is put first in
-LD_PRELOAD; what LD_PRELOAD held before is kept after it.
+relative to it (and where the Python wheel and the Debian package put it),
+then in the install library directories; `rmcp --print-library` prints the
+result. It is put first in LD_PRELOAD; what LD_PRELOAD held before is kept
+after it.
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
 /// `rmcp run [OPTIONS] [--] CMD [ARGS...]`: options stop at `--` or at the
@@ -40,25 +42,7 @@ pub struct Args {
 
 /// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
 fn candidates() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            v.push(dir.join("librmcp.so"));
-            v.push(dir.join("../lib/librmcp.so"));
-        }
-    }
-    if let Some(d) = option_env!("RMCP_INSTALL_LIBDIR") {
-        v.push(Path::new(d).join("librmcp.so"));
-    }
-    for d in [
-        "/usr/local/lib",
-        "/usr/lib",
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib64",
-    ] {
-        v.push(Path::new(d).join("librmcp.so"));
-    }
-    v
+    crate::locate::candidates(std::env::current_exe().ok().as_deref())
 }
 
 pub fn find_library() -> Result<PathBuf, String> {
