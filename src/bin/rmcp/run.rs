@@ -10,7 +10,7 @@ use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 pub const USAGE: &str = "\
-usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] CMD [ARGS...]
+usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--no-audit] [--] CMD [ARGS...]
 
   --mode auto|force|off  RMCP_MODE for the library (default: RMCP_MODE from the
                          environment, else auto)
@@ -19,10 +19,14 @@ usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] 
                          reported, print the report and run CMD once more with
                          HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1 (no GPU;
                          works only for programs that can fall back to the CPU)
+  --no-audit             do not set LD_AUDIT (see below); LD_PRELOAD only
 
 librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
 relative to it, then in the install library directories. It is put first in
 LD_PRELOAD; what LD_PRELOAD held before is kept after it.
+librmcp-audit.so (looked for beside librmcp.so, then like librmcp.so) is put
+first in LD_AUDIT: it lets the hooks see programs that dlopen the runtime and
+call dlsym on its handle (Python ctypes, hipew-style loaders).
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
 const MODES: &[&str] = &["auto", "force", "off"];
@@ -33,6 +37,7 @@ pub struct Options {
     pub mode: Option<String>,
     pub log: Option<String>,
     pub cpu_fallback: bool,
+    pub no_audit: bool,
     pub command: Vec<OsString>,
 }
 
@@ -41,6 +46,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         mode: None,
         log: None,
         cpu_fallback: false,
+        no_audit: false,
         command: Vec::new(),
     };
     let mut flags = crate::args::Flags::new(args);
@@ -67,10 +73,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 }
                 o.cpu_fallback = true;
             }
+            "--no-audit" => o.no_audit = true,
             "-h" | "--help" => return Err(String::new()),
             _ => {
                 return Err(format!(
-                    "run: unknown option '{flag}' (accepted: --mode, --log, --on-gpu-fault; put the command after --)"
+                    "run: unknown option '{flag}' (accepted: --mode, --log, --on-gpu-fault, --no-audit; put the command after --)"
                 ))
             }
         }
@@ -84,15 +91,19 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
 
 /// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
 fn candidates() -> Vec<PathBuf> {
+    candidates_named("librmcp.so")
+}
+
+fn candidates_named(file: &str) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            v.push(dir.join("librmcp.so"));
-            v.push(dir.join("../lib/librmcp.so"));
+            v.push(dir.join(file));
+            v.push(dir.join("../lib").join(file));
         }
     }
     if let Some(d) = option_env!("RMCP_INSTALL_LIBDIR") {
-        v.push(Path::new(d).join("librmcp.so"));
+        v.push(Path::new(d).join(file));
     }
     for d in [
         "/usr/local/lib",
@@ -100,9 +111,41 @@ fn candidates() -> Vec<PathBuf> {
         "/usr/lib/x86_64-linux-gnu",
         "/usr/lib64",
     ] {
-        v.push(Path::new(d).join("librmcp.so"));
+        v.push(Path::new(d).join(file));
     }
     v
+}
+
+/// The LD_AUDIT value for the command: librmcp-audit.so (beside `lib`, else
+/// where librmcp.so would be looked for) first, then the old entries minus
+/// any other librmcp-audit.so. Err names where it looked: the caller then
+/// leaves LD_AUDIT alone, because a missing LD_AUDIT entry makes ld.so print
+/// an error line in every process.
+pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
+    const FILE: &str = "librmcp-audit.so";
+    let mut places: Vec<PathBuf> = lib.parent().map(|d| d.join(FILE)).into_iter().collect();
+    places.extend(candidates_named(FILE));
+    let Some(found) = places.iter().find(|p| p.is_file()) else {
+        return Err(format!(
+            "{FILE} not found (looked in: {})",
+            places
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let audit = std::fs::canonicalize(found).unwrap_or_else(|_| found.clone());
+    let audit = audit.to_string_lossy();
+    let rest: Vec<&str> = old
+        .unwrap_or("")
+        .split(':')
+        .filter(|e| !e.is_empty() && !e.ends_with(FILE))
+        .collect();
+    Ok(std::iter::once(&*audit)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 pub fn find_library() -> Result<PathBuf, String> {
@@ -368,10 +411,24 @@ pub fn main(args: &[String]) -> i32 {
             "rmcp: LD_PRELOAD already named {d}; using {lib_s} instead (one copy per process)"
         );
     }
+    let audit = if o.no_audit {
+        None
+    } else {
+        match audit_value(&lib, std::env::var("LD_AUDIT").ok().as_deref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("rmcp: run: {e}; running with LD_PRELOAD only (programs that dlsym the runtime's handle, such as Python ctypes, bypass rmcp)");
+                None
+            }
+        }
+    };
     let build = || {
         let mut c = Command::new(&o.command[0]);
         c.args(&o.command[1..]);
         c.env("LD_PRELOAD", &preload);
+        if let Some(a) = &audit {
+            c.env("LD_AUDIT", a);
+        }
         match &o.mode {
             Some(m) => {
                 c.env("RMCP_MODE", m);
@@ -502,6 +559,8 @@ mod tests {
         assert_eq!(o.log.as_deref(), Some("debug"));
         assert!(o.cpu_fallback);
         assert_eq!(o.command.len(), 3);
+        assert!(!o.no_audit);
+        assert!(parse_args(&s(&["--no-audit", "x"])).unwrap().no_audit);
         let o = parse_args(&s(&["python3", "--mode", "x"])).unwrap();
         assert_eq!(o.command.len(), 3, "options after CMD belong to CMD");
         assert!(parse_args(&s(&["--mode", "fast", "--", "x"]))
@@ -535,6 +594,28 @@ mod tests {
                 vec!["/usr/lib/librmcp.so".to_string()]
             )
         );
+    }
+
+    #[test]
+    fn audit_library_is_found_beside_librmcp_and_prepended_once() {
+        let d = std::env::temp_dir().join(format!("rmcp-audit-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let lib = d.join("librmcp.so");
+        let audit = d.join("librmcp-audit.so");
+        std::fs::write(&audit, b"x").unwrap();
+        let a = std::fs::canonicalize(&audit).unwrap().display().to_string();
+        assert_eq!(audit_value(&lib, None).unwrap(), a);
+        assert_eq!(
+            audit_value(&lib, Some("/x/libother-audit.so:/old/librmcp-audit.so")).unwrap(),
+            format!("{a}:/x/libother-audit.so")
+        );
+        std::fs::remove_file(&audit).unwrap();
+        // Not beside librmcp.so: the other candidates (the test binary's dir,
+        // install dirs) may or may not hold one; if none does, Err names them.
+        if let Err(e) = audit_value(&lib, None) {
+            assert!(e.contains(&d.display().to_string()), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
