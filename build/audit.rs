@@ -27,6 +27,8 @@ fn list_header(list: &str) -> String {
                 l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+'),
                 "{LIST}: unexpected character in {l:?}"
             );
+            // src/audit/rmcp_audit.c stores them as char[24].
+            assert!(l.len() < 24, "{LIST}: {l:?} is longer than 23 bytes");
             format!("\"{l}\",\n")
         })
         .collect()
