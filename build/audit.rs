@@ -24,7 +24,8 @@ fn list_header(list: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             assert!(
-                l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+'),
+                l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+'),
                 "{LIST}: unexpected character in {l:?}"
             );
             // src/audit/rmcp_audit.c stores them as char[24].

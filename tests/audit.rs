@@ -180,7 +180,11 @@ fn hipew_client_table_is_rewritten_and_rocm_library_is_not() {
         vec![NON_COHERENT, NON_COHERENT, NON_COHERENT, 0],
         "flags hipHostMalloc received\n{r}"
     );
-    assert_eq!(r.calls_named("hipExtMallocWithFlags")[0].flags(), Some(0), "{r}");
+    assert_eq!(
+        r.calls_named("hipExtMallocWithFlags")[0].flags(),
+        Some(0),
+        "{r}"
+    );
     assert_eq!(
         r.calls_named("hsa_amd_memory_pool_allocate")[0].get("pool"),
         Some("coarse"),
@@ -197,7 +201,11 @@ fn hipew_client_table_is_rewritten_and_rocm_library_is_not() {
         .map(|c| c.flags().unwrap())
         .collect();
     assert_eq!(host, vec![0, 0, NON_COHERENT, 0], "{r}");
-    assert_eq!(r.calls_named("hipExtMallocWithFlags")[0].flags(), Some(1), "{r}");
+    assert_eq!(
+        r.calls_named("hipExtMallocWithFlags")[0].flags(),
+        Some(1),
+        "{r}"
+    );
 }
 
 /// librmcp finds the real functions with dlsym on the runtime's handle. Were the audit
@@ -222,7 +230,11 @@ fn rocm_library_pool_allocation_is_not_redirected() {
         .devices("gfx1030")
         .preload(true)
         .env("LD_AUDIT", librmcp_audit())
-        .args(["hsa_init", "rocmlike_alloc:0:fine:4096", "hsa_alloc:0:fine:4096"])
+        .args([
+            "hsa_init",
+            "rocmlike_alloc:0:fine:4096",
+            "hsa_alloc:0:fine:4096",
+        ])
         .run();
     r.assert_success();
     let pools: Vec<&str> = r
@@ -230,7 +242,11 @@ fn rocm_library_pool_allocation_is_not_redirected() {
         .iter()
         .map(|c| c.get("pool").unwrap())
         .collect();
-    assert_eq!(pools, vec!["fine", "coarse"], "ROCm library, then the app\n{r}");
+    assert_eq!(
+        pools,
+        vec!["fine", "coarse"],
+        "ROCm library, then the app\n{r}"
+    );
 }
 
 /// The module's ROCm rule is src/policy.rs's: same list file, same boundaries.
