@@ -452,3 +452,58 @@ fn hipew_client_on_real_runtimes_goes_through_the_hooks() {
         assert!(!err(&audited).contains("rmcp: error"), "{}", err(&audited));
     }
 }
+
+/// clinfo, ocl-icd and ROCm 6.4.3's OpenCL runtime from sid (scripts/setup-rocm.sh unpacks
+/// them into .rocm/sid-clients): a real program that reaches ROCm through dlopen (the ICD
+/// loader opens libamdocl64.so, which calls HSA). Through sid's loader, plain and with
+/// `--audit librmcp-audit.so --preload librmcp.so`: the same output and exit status.
+#[test]
+fn clinfo_on_sid_is_the_same_with_the_audit_mode() {
+    let sid = rocm_dir().join("sid-root");
+    let clients = rocm_dir().join("sid-clients");
+    let clinfo = clients.join("usr/bin/clinfo");
+    if !clinfo.exists() || !sid.join("usr/lib64/ld-linux-x86-64.so.2").exists() {
+        assert!(
+            !required(),
+            "{} is missing (run scripts/setup-rocm.sh)",
+            clinfo.display()
+        );
+        eprintln!("audit: skipped clinfo: run scripts/setup-rocm.sh");
+        return;
+    }
+    let run = |shim: bool| {
+        let mut c = Command::new(sid.join("usr/lib64/ld-linux-x86-64.so.2"));
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("OCL_ICD_VENDORS", clients.join("etc/OpenCL/vendors"))
+            .arg("--library-path")
+            .arg(format!(
+                "{}:{}",
+                clients.join("usr/lib/x86_64-linux-gnu").display(),
+                sid.join("usr/lib/x86_64-linux-gnu").display()
+            ));
+        if shim {
+            c.arg("--audit")
+                .arg(librmcp_audit())
+                .arg("--preload")
+                .arg(librmcp());
+        }
+        c.arg(&clinfo).output().expect("run clinfo")
+    };
+    let plain = run(false);
+    let audited = run(true);
+    let text = |o: &std::process::Output| {
+        format!(
+            "status {:?}\n--- stdout\n{}--- stderr\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("AMD Accelerated Parallel Processing"),
+        "the ROCm OpenCL platform must load\n{}",
+        text(&plain)
+    );
+    assert_eq!(text(&plain), text(&audited));
+}
