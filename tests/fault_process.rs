@@ -133,3 +133,60 @@ fn a_bad_rank_is_named_once_and_left_out() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rmcp run --on-gpu-fault cpu` gives each process its own report file (RMCP_FAULT_REPORT
+/// with %p), prints every report that was written, and re-runs the command once. The
+/// command here is a script standing in for a two-worker job in which both workers wrote
+/// a report; librmcp.so is faked (any existing file: ld.so skips it with a warning).
+#[test]
+fn rmcp_run_prints_every_process_report_and_reruns_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempdir("run-reports");
+    let lib = d.join("librmcp.so");
+    std::fs::write(&lib, b"not really a library").unwrap();
+    let report = |pid: u32, rank: u32| {
+        format!(
+            r#"{{"rmcp_fault_report":1,"text":"GPU memory fault at address 0x10 on gfx1030 (node 1, agent 0x1) in process {pid} (RANK {rank}); reason: page not present\n"}}"#
+        )
+    };
+    let script = d.join("job.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$HIP_VISIBLE_DEVICES\" = \"-1\" ]; then echo cpu-run; exit 0; fi\n\
+             case \"$RMCP_FAULT_REPORT\" in *%p*) ;; *) echo \"no %p in $RMCP_FAULT_REPORT\" >&2; exit 9;; esac\n\
+             dir=$(dirname \"$RMCP_FAULT_REPORT\")\n\
+             printf '%s' '{}' > \"$dir/fault-report-111.json\"\n\
+             sleep 0.01\n\
+             printf '%s' '{}' > \"$dir/fault-report-222.json\"\n\
+             exit 1\n",
+            report(111, 0),
+            report(222, 1)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = Scenario::new(Program::Path(env!("CARGO_BIN_EXE_rmcp").into()))
+        .env("RMCP_LIBRARY", &lib)
+        .args(["run", "--no-audit", "--on-gpu-fault", "cpu", "--"])
+        .arg(&script)
+        .run();
+    let _ = std::fs::remove_dir_all(&d);
+    r.assert_success();
+    assert_eq!(r.stdout, "cpu-run\n", "{r}");
+    let reports: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("rmcp: report: "))
+        .collect();
+    assert_eq!(
+        reports,
+        vec![
+            "rmcp: report: GPU memory fault at address 0x10 on gfx1030 (node 1, agent 0x1) in process 111 (RANK 0); reason: page not present",
+            "rmcp: report: GPU memory fault at address 0x10 on gfx1030 (node 1, agent 0x1) in process 222 (RANK 1); reason: page not present",
+        ],
+        "{r}"
+    );
+    assert_eq!(r.stderr.matches("re-running on CPU").count(), 1, "{r}");
+}

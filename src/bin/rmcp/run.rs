@@ -16,7 +16,8 @@ usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--no
                          environment, else auto)
   --log LEVEL            RMCP_LOG: off, error, warn, info, debug or trace
   --on-gpu-fault cpu     if CMD dies after a GPU memory fault that librmcp.so
-                         reported, print the report and run CMD once more with
+                         reported, print the reports (one per faulting process
+                         of CMD's tree) and run CMD once more with
                          HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1 (no GPU;
                          works only for programs that can fall back to the CPU)
   --no-audit             do not set LD_AUDIT (see below); LD_PRELOAD only
@@ -352,6 +353,34 @@ fn private_dir() -> Result<PathBuf, String> {
     ))
 }
 
+/// The non-empty reports the command's processes wrote into `dir`, oldest
+/// first; the files and the directory are removed.
+fn take_reports(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let t = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::UNIX_EPOCH);
+                    (t, e.path())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let reports = files
+        .iter()
+        .filter_map(|(_, p)| std::fs::read(p).ok().filter(|r| !r.is_empty()))
+        .collect();
+    for (_, p) in &files {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_dir(dir);
+    reports
+}
+
 /// The human text of a fault report, or why it could not be read.
 pub fn report_text(raw: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
@@ -467,13 +496,11 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let report = dir.join("fault-report.json");
+    // %p: one file per process of the command's tree (librmcp.so expands it).
     let mut first = build();
-    first.env("RMCP_FAULT_REPORT", &report);
+    first.env("RMCP_FAULT_REPORT", dir.join("fault-report-%p.json"));
     let result = run_once(&mut first, &name);
-    let raw = std::fs::read(&report).ok().filter(|r| !r.is_empty());
-    let _ = std::fs::remove_file(&report);
-    let _ = std::fs::remove_dir(&dir);
+    let raws = take_reports(&dir);
     let st = match result {
         Ok(st) => st,
         Err((code, msg)) => {
@@ -488,20 +515,22 @@ pub fn main(args: &[String]) -> i32 {
     if st.success() {
         return code;
     }
-    let Some(raw) = raw else {
+    if raws.is_empty() {
         eprintln!("rmcp: {name} failed without a GPU fault report from librmcp.so; not re-running it on the CPU");
         return code;
-    };
-    match report_text(&raw) {
-        Ok(t) => {
-            for line in t.trim_end().lines() {
-                eprintln!("rmcp: report: {line}");
+    }
+    for raw in &raws {
+        match report_text(raw) {
+            Ok(t) => {
+                for line in t.trim_end().lines() {
+                    eprintln!("rmcp: report: {line}");
+                }
             }
+            Err(why) => eprintln!(
+                "rmcp: librmcp.so wrote a GPU fault report ({} bytes) but it is unreadable: {why}",
+                raw.len()
+            ),
         }
-        Err(why) => eprintln!(
-            "rmcp: librmcp.so wrote a GPU fault report ({} bytes) but it is unreadable: {why}",
-            raw.len()
-        ),
     }
     let how = match msg {
         Some(_) => {
