@@ -1,7 +1,8 @@
 /* The real ROCm headers that bindgen reads when rmcp is built with
- * `--features real-headers` (build/real_headers.rs): once with -I/usr/include
- * (Debian bookworm's ROCm 5.2.3) and once with -I.rocm/sid-root/usr/include
- * (Debian sid's ROCm 6.4.3), both installed by scripts/setup-rocm.sh.
+ * `--features real-headers` (build/real_headers.rs): with -I/usr/include
+ * (Debian bookworm's ROCm 5.2.3), -I.rocm/sid-root/usr/include (Debian sid's
+ * ROCm 6.4.3) and -I.rocm/exp-root/usr/include (Debian experimental's ROCm
+ * 7.2.4), all installed by scripts/setup-rocm.sh.
  * tests/real_rocm.rs checks every exported hook of librmcp.so against the
  * prototypes generated from here, and rmcp::abi against the layouts. */
 #ifndef __HIP_PLATFORM_AMD__

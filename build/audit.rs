@@ -17,7 +17,7 @@ fn profile_dir(out: &Path) -> Option<PathBuf> {
 }
 
 /// The ROCm library stems as C string literals, one per line, from the list
-/// that src/policy.rs also reads.
+/// that src/core/policy.rs also reads.
 fn list_header(list: &str) -> String {
     list.lines()
         .map(str::trim)

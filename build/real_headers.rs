@@ -1,8 +1,9 @@
 //! `--features real-headers`: bindgen reads the real ROCm headers (through the
-//! top-level wrapper.h) of bookworm's ROCm 5.2.3 (/usr/include) and sid's
+//! top-level wrapper.h) of bookworm's ROCm 5.2.3 (/usr/include), sid's
 //! ROCm 6.4.3 ($RMCP_ROCM_DIR/sid-root/usr/include, default
-//! .rocm/sid-root/usr/include), both put there by scripts/setup-rocm.sh, and
-//! writes $OUT_DIR/real_rocm_5_2_3.rs and real_rocm_6_4_3.rs. tests/real_rocm.rs
+//! .rocm/sid-root/usr/include) and experimental's ROCm 7.2.4 (exp-root in the
+//! same place), all put there by scripts/setup-rocm.sh, and writes
+//! $OUT_DIR/real_rocm_5_2_3.rs, real_rocm_6_4_3.rs and real_rocm_7_2_4.rs. tests/real_rocm.rs
 //! includes them to prove, at compile time, that each exported hook has the
 //! real prototype, and to compare rmcp::abi with bindgen's layouts.
 //! Needs libclang (libclang-dev, installed by the setup script); without the
@@ -16,7 +17,7 @@ const FUNCTIONS: &str =
     "hipMalloc|hipFree|hipHostMalloc|hipHostAlloc|hipMallocHost|hipMemAllocHost|\
 hipHostFree|hipFreeHost|hipExtMallocWithFlags|hipMallocManaged|hipHostRegister|hipHostUnregister|\
 hipMallocAsync|hipMallocFromPoolAsync|hipFreeAsync|hipGetProcAddress|\
-hsa_amd_memory_pool_allocate|hsa_amd_memory_pool_free|\
+hsa_init|hsa_amd_memory_pool_allocate|hsa_amd_memory_pool_free|\
 hipGetDeviceProperties|hipGetDevicePropertiesR0000|hipGetDevicePropertiesR0600|hipMemAdvise";
 
 const TYPES: &str = "hipDeviceProp_t|hipDeviceProp_tR0000|hipDeviceProp_tR0600|hipError_t|\
@@ -35,16 +36,20 @@ pub fn generate() {
     println!("cargo:rerun-if-changed={}", wrapper.display());
     println!("cargo:rerun-if-changed=build/real_headers.rs");
     println!("cargo:rerun-if-env-changed=RMCP_ROCM_DIR");
-    let sid = match std::env::var_os("RMCP_ROCM_DIR") {
-        Some(d) => PathBuf::from(d).join("sid-root/usr/include"),
-        None => manifest.join(".rocm/sid-root/usr/include"),
+    let unpacked = |root: &str| match std::env::var_os("RMCP_ROCM_DIR") {
+        Some(d) => PathBuf::from(d).join(root).join("usr/include"),
+        None => manifest.join(".rocm").join(root).join("usr/include"),
     };
-    for (tag, include) in [("5_2_3", PathBuf::from("/usr/include")), ("6_4_3", sid)] {
+    for (tag, include) in [
+        ("5_2_3", PathBuf::from("/usr/include")),
+        ("6_4_3", unpacked("sid-root")),
+        ("7_2_4", unpacked("exp-root")),
+    ] {
         let api = include.join("hip/hip_runtime_api.h");
         if !api.exists() {
             panic!(
                 "feature real-headers: {} is missing; run scripts/setup-rocm.sh (it installs ROCm 5.2.3 \
-                 and unpacks ROCm 6.4.3's headers), or build without --features real-headers",
+                 and unpacks ROCm 6.4.3's and 7.2.4's headers), or build without --features real-headers",
                 api.display()
             );
         }

@@ -1,13 +1,14 @@
 //! HIP and HSA ABI facts rmcp relies on: error codes, flag values, struct
-//! offsets. Every value here is checked against the real ROCm 5.2.3 and 6.4.3
-//! headers by `tests/real_rocm.rs` (see ../shared/FACTS.md for sources).
+//! offsets. Every value here is checked against the real ROCm 5.2.3, 6.4.3 and
+//! 7.2.4 headers by `tests/real_rocm.rs` (the C compiler and bindgen on
+//! hip_runtime_api.h, hip_ext.h, hsa.h and hsa_ext_amd.h of Debian's
+//! libamdhip64-dev 5.2.3, sid's 6.4.3 and experimental's 7.2.4).
 
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
 
 pub type hipError_t = i32;
-pub type hipDevice_t = i32;
 pub type hipStream_t = *mut c_void;
 pub type hipMemPool_t = *mut c_void;
 pub type hsa_status_t = i32;
@@ -29,6 +30,11 @@ pub mod host {
     pub const NUMA_USER: u32 = 0x2000_0000;
     pub const COHERENT: u32 = 0x4000_0000;
     pub const NON_COHERENT: u32 = 0x8000_0000;
+    /// hipHostMallocUncached / hipHostAllocUncached, new in the ROCm 7 headers:
+    /// extended-scope fine-grained (MTYPE_UC) host memory; ROCm 7 rejects it
+    /// together with Coherent or NonCoherent. Not in `KNOWN`: rmcp forwards
+    /// requests carrying it untouched.
+    pub const UNCACHED: u32 = 0x1000_0000;
     /// Every flag rmcp knows the meaning of; other bits are forwarded untouched.
     pub const KNOWN: u32 = PORTABLE | MAPPED | WRITE_COMBINED | NUMA_USER | COHERENT | NON_COHERENT;
     /// The only flags hipHostAlloc accepts.

@@ -249,13 +249,13 @@ fn rocm_library_pool_allocation_is_not_redirected() {
     );
 }
 
-/// The module's ROCm rule is src/policy.rs's: same list file, same boundaries.
+/// The module's ROCm rule is src/core/policy.rs's: same list file, same boundaries.
 #[test]
 fn audit_rocm_rule_matches_policy() {
-    // SAFETY: librmcp-audit.so has no constructors and no dependencies; the symbol has
-    // the C prototype `int rmcp_audit_is_rocm(const char *)`.
+    // SAFETY: librmcp-audit.so has no constructors and no dependencies.
     let lib = unsafe { libloading::Library::new(librmcp_audit()) }.expect("load audit module");
     let is_rocm: libloading::Symbol<unsafe extern "C" fn(*const std::ffi::c_char) -> i32> =
+        // SAFETY: the symbol's C prototype is `int rmcp_audit_is_rocm(const char *)`.
         unsafe { lib.get(b"rmcp_audit_is_rocm\0") }.expect("rmcp_audit_is_rocm");
     let rocmlike = fixtures().rocmlike.display().to_string();
     let paths = [

@@ -1,18 +1,22 @@
 //! librmcp.so against the REAL ROCm runtimes Debian ships (no GPU needed):
 //!
 //! * ROCm 5.2.3 from bookworm, installed on the system by scripts/setup-rocm.sh;
-//! * ROCm 6.4.3 from sid, unpacked with sid's own glibc and loader into
-//!   .rocm/sid-root (or $RMCP_ROCM_DIR/sid-root) and run through that loader:
+//! * ROCm 6.4.3 from sid and ROCm 7.2.4 from experimental, each unpacked with
+//!   sid's glibc and loader into .rocm/sid-root and .rocm/exp-root (or under
+//!   $RMCP_ROCM_DIR) and run through that root's loader:
 //!   `ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path ROOT/usr/lib/x86_64-linux-gnu [--preload librmcp.so] PROG`.
 //!
-//! Each scenario (a C program linked to the runtime, the same code as a module
-//! opened with dlopen(RTLD_LOCAL), a hipcc-built program that launches a
-//! kernel, rocminfo) runs without and with the shim and must print the same
-//! stdout and exit with the same code, with no `rmcp: error` line; a run with
-//! RMCP_LOG=debug proves the shim was in the path. The layout test compiles
-//! tests/real/layout.c against both runtimes' headers and compares it to
-//! `rmcp::abi`; with `--features real-headers` the signature test checks
-//! every exported hook against bindgen's reading of the real prototypes.
+//! Each scenario (a C program linked to the runtime, the same program linked
+//! to librmcp.so itself, the same code as a module opened with
+//! dlopen(RTLD_LOCAL), a hipcc-built program that launches a kernel,
+//! rocminfo) runs without and with the shim and must print the same stdout
+//! and exit with the same code, with no `rmcp: error` line; a run with
+//! RMCP_LOG=debug proves the shim was in the path and found the runtime we
+//! meant. The layout test compiles tests/real/layout.c against each
+//! runtime's headers and compares it to `rmcp::abi`; the symbol-version test
+//! reads which version each runtime exports every hooked name under; with
+//! `--features real-headers` the signature test checks every exported hook
+//! against bindgen's reading of the real prototypes.
 //!
 //! Without the runtimes every test prints "skipped: run scripts/setup-rocm.sh"
 //! and passes, unless RMCP_REQUIRE_REAL_ROCM=1 or CI is set, which makes it fail.
@@ -62,25 +66,40 @@ fn say(line: &str) {
     let _ = std::io::stderr().write_all(format!("real_rocm: {line}\n").as_bytes());
 }
 
-fn sid_root() -> PathBuf {
+/// An unpacked root made by scripts/setup-rocm.sh ("sid-root", "exp-root"):
+/// under $RMCP_ROCM_DIR if set, else under the repo's .rocm.
+fn rocm_root(name: &str) -> PathBuf {
     match std::env::var_os("RMCP_ROCM_DIR") {
-        Some(d) => PathBuf::from(d).join("sid-root"),
-        None => repo().join(".rocm/sid-root"),
+        Some(d) => PathBuf::from(d).join(name),
+        None => repo().join(".rocm").join(name),
     }
+}
+
+fn sid_root() -> PathBuf {
+    rocm_root("sid-root")
+}
+
+fn exp_root() -> PathBuf {
+    rocm_root("exp-root")
 }
 
 /// One real ROCm runtime: where its headers and libraries are, and how to run
 /// a program on it.
 #[derive(Clone, Debug)]
 struct Runtime {
-    /// "5.2.3" or "6.4.3"
+    /// "5.2.3", "6.4.3" or "7.2.4"
     tag: &'static str,
     name: &'static str,
     /// hipRuntimeGetVersion() prefix that proves this runtime answered.
     version_prefix: &'static str,
+    /// The HIP runtime's soname (what the shim must report it found).
+    soname: &'static str,
+    /// The unpack root's directory name ("sid-root"), for runtimes that are
+    /// not installed on the system.
+    root_name: Option<&'static str>,
     include: PathBuf,
     libdir: PathBuf,
-    /// sid's own loader, for runtimes that need a newer glibc than the host's.
+    /// The root's own loader, for runtimes that need a newer glibc than the host's.
     loader: Option<PathBuf>,
 }
 
@@ -90,6 +109,8 @@ impl Runtime {
             tag: "5.2.3",
             name: "ROCm 5.2.3 (Debian bookworm, system packages)",
             version_prefix: "502",
+            soname: "libamdhip64.so.5",
+            root_name: None,
             include: PathBuf::from("/usr/include"),
             libdir: PathBuf::from("/usr/lib/x86_64-linux-gnu"),
             loader: None,
@@ -99,28 +120,62 @@ impl Runtime {
     }
 
     fn sid() -> Result<Runtime, String> {
-        let root = sid_root();
+        Runtime::unpacked(
+            "6.4.3",
+            "ROCm 6.4.3 (Debian sid, unpacked, run by sid's loader)",
+            "604",
+            "libamdhip64.so.6",
+            "sid-root",
+        )
+    }
+
+    fn experimental() -> Result<Runtime, String> {
+        Runtime::unpacked(
+            "7.2.4",
+            "ROCm 7.2.4 (Debian experimental with sid's glibc, unpacked, run by that root's loader)",
+            "702",
+            "libamdhip64.so.7",
+            "exp-root",
+        )
+    }
+
+    /// A runtime that scripts/setup-rocm.sh unpacked into `rocm_root(root_name)`
+    /// with its own glibc and loader.
+    fn unpacked(
+        tag: &'static str,
+        name: &'static str,
+        version_prefix: &'static str,
+        soname: &'static str,
+        root_name: &'static str,
+    ) -> Result<Runtime, String> {
+        let root = rocm_root(root_name);
         let rt = Runtime {
-            tag: "6.4.3",
-            name: "ROCm 6.4.3 (Debian sid, unpacked, run by sid's loader)",
-            version_prefix: "604",
+            tag,
+            name,
+            version_prefix,
+            soname,
+            root_name: Some(root_name),
             include: root.join("usr/include"),
             libdir: root.join("usr/lib/x86_64-linux-gnu"),
             loader: Some(root.join("usr/lib64/ld-linux-x86-64.so.2")),
         };
-        rt.check(&["libamdhip64.so", "libamdhip64.so.6", "libhsa-runtime64.so"])?;
+        rt.check(&["libamdhip64.so", soname, "libhsa-runtime64.so"])?;
         if !rt.loader.as_ref().unwrap().exists() {
-            return Err(format!("sid's loader is missing under {}", root.display()));
+            return Err(format!(
+                "ROCm {tag}: the root's loader is missing under {}",
+                root.display()
+            ));
         }
         Ok(rt)
     }
 
-    /// What the shim's debug line about the HIP runtime it found must contain.
+    /// What the shim's debug line about the HIP runtime it found must
+    /// contain: the soname, and for unpacked runtimes the root's name (so
+    /// that the host's 5.2.3 cannot pass for them).
     fn runtime_line(&self) -> Vec<&'static str> {
-        match self.loader {
-            None => vec!["libamdhip64.so.5"],
-            Some(_) => vec!["libamdhip64.so.6", "sid-root"],
-        }
+        let mut v = vec![self.soname];
+        v.extend(self.root_name);
+        v
     }
 
     fn check(&self, libs: &[&str]) -> Result<(), String> {
@@ -177,10 +232,11 @@ impl Runtime {
     }
 }
 
-/// Both runtimes, or a skip (or a failure under RMCP_REQUIRE_REAL_ROCM=1).
+/// The three runtimes, or a skip for each one missing (a failure under
+/// CI or RMCP_REQUIRE_REAL_ROCM=1).
 fn runtimes(test: &str) -> Vec<Runtime> {
     let mut out = Vec::new();
-    for r in [Runtime::bookworm(), Runtime::sid()] {
+    for r in [Runtime::bookworm(), Runtime::sid(), Runtime::experimental()] {
         match r {
             Ok(rt) => out.push(rt),
             Err(why) => skip(test, &why),
@@ -275,8 +331,8 @@ fn rocm_c_flags(cmd: &mut Command, rt: &Runtime) {
 fn rocm_link_flags(cmd: &mut Command, rt: &Runtime) {
     cmd.arg("-L").arg(&rt.libdir);
     if rt.loader.is_some() {
-        // sid's libraries need sid's newer glibc, which exists only at run
-        // time (through sid's loader); the link itself uses the host's libc.
+        // The unpacked libraries need sid's newer glibc, which exists only at
+        // run time (through the root's loader); the link uses the host's libc.
         cmd.arg(format!("-Wl,-rpath-link,{}", rt.libdir.display()))
             .arg("-Wl,--allow-shlib-undefined");
     }
@@ -290,6 +346,32 @@ fn probe_exe(rt: &Runtime) -> PathBuf {
         c.arg(real_dir().join("probe.c")).arg("-o").arg(out);
         rocm_link_flags(&mut c, rt);
         check_status("compiling tests/real/probe.c", &mut c);
+    })
+}
+
+/// The probe linked to librmcp.so itself (the third load mode: no preload).
+/// `-lrmcp` comes before `-lamdhip64`, as the README says, so the program's
+/// references resolve to the shim first; librmcp.so is found at run time
+/// through the RUNPATH to the directory cargo built it in.
+fn probe_linked_to_shim(rt: &Runtime) -> PathBuf {
+    let lib = shim();
+    assert_eq!(
+        lib.file_name().and_then(|n| n.to_str()),
+        Some("librmcp.so"),
+        "-lrmcp needs the shim to be called librmcp.so"
+    );
+    let dir = lib.parent().unwrap().to_path_buf();
+    built(rt, "probe_rmcp", |rt, out| {
+        let mut c = c_compiler();
+        rocm_c_flags(&mut c, rt);
+        c.arg(real_dir().join("probe.c")).arg("-o").arg(out);
+        c.arg("-Wl,--no-as-needed")
+            .arg("-L")
+            .arg(&dir)
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .arg("-lrmcp");
+        rocm_link_flags(&mut c, rt);
+        check_status("compiling tests/real/probe.c linked to librmcp.so", &mut c);
     })
 }
 
@@ -443,7 +525,11 @@ fn assert_transparent_with(
         plain.code,
         plain.stdout.lines().count(),
         debug_lines.len(),
-        debug_lines.first().map(|l| format!(", first: {}", l.trim())).unwrap_or_default()
+        debug_lines
+            .iter()
+            .find(|l| l.contains("HIP runtime"))
+            .map(|l| format!(", {}", l.trim()))
+            .unwrap_or_default()
     ));
     plain
 }
@@ -538,6 +624,22 @@ fn linked_program_same_with_and_without_shim() {
     }
 }
 
+/// The third load mode: the probe linked to librmcp.so (`-lrmcp -lamdhip64`,
+/// no preload) prints exactly what the probe linked to the runtime alone
+/// prints, and the shim's debug line names the runtime we meant.
+#[test]
+fn program_linked_to_librmcp_same_as_without_shim() {
+    for rt in runtimes("program_linked_to_librmcp_same_as_without_shim") {
+        let (plain_exe, linked_exe) = (probe_exe(&rt), probe_linked_to_shim(&rt));
+        let label = format!("C program linked to librmcp.so on ROCm {}", rt.tag);
+        let plain = assert_transparent(&label, &rt.runtime_line(), &|s| match s {
+            None => rt.command(&plain_exe, &[], None),
+            Some(_) => rt.command(&linked_exe, &[], None),
+        });
+        assert_probe_ran_on(&rt, &label, &plain);
+    }
+}
+
 /// `RMCP_MODE=force` rewrites coherent requests whatever the device, so the
 /// rewrite paths (not only the forward-unchanged ones) reach the real
 /// runtime: the program must still see exactly what it sees without the shim,
@@ -547,53 +649,62 @@ fn forced_rewrites_reach_real_runtime_unchanged() {
     let lib = shim();
     for rt in runtimes("forced_rewrites_reach_real_runtime_unchanged") {
         let exe = probe_exe(&rt);
-        let label = format!("linked C program on ROCm {} at RMCP_MODE=force", rt.tag);
         let plain = run(rt.command(&exe, &[], None));
-        let mut cmd = rt.command(&exe, &[], Some(&lib));
-        cmd.env("RMCP_MODE", "force").env("RMCP_LOG", "debug");
-        let forced = run(cmd);
-        assert_eq!(
-            plain.code, forced.code,
-            "{label}: exit code differs:\n{}",
-            forced.stderr
-        );
-        if plain.stdout != forced.stdout {
-            panic!(
-                "{label}: stdout differs:\n{}",
-                line_diff(&plain.stdout, &forced.stdout)
+        let linked = probe_linked_to_shim(&rt);
+        for (mode, forced_cmd) in [
+            ("preloaded", rt.command(&exe, &[], Some(&lib))),
+            ("linked to librmcp.so", rt.command(&linked, &[], None)),
+        ] {
+            let label = format!(
+                "C program on ROCm {}, shim {mode}, at RMCP_MODE=force",
+                rt.tag
             );
-        }
-        let errs = rmcp_errors(&forced.stderr);
-        assert!(
-            errs.is_empty(),
-            "{label}: rmcp error lines:\n{}",
-            errs.join("\n")
-        );
-        // "... hipHostMalloc CALLS/REWRITTEN, ..." in the summary line.
-        let counts = forced
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("rmcp:"))
-            .find_map(|l| {
-                let rest = l.split_once("hipHostMalloc ")?.1;
-                let (calls, rest) = rest.split_once('/')?;
-                let rewritten: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                Some((calls.parse::<u32>().ok()?, rewritten.parse::<u32>().ok()?))
-            });
-        let Some((calls, rewritten)) = counts else {
-            panic!(
-                "{label}: no `hipHostMalloc CALLS/REWRITTEN` in the shim's summary\n{}",
+            let mut cmd = forced_cmd;
+            cmd.env("RMCP_MODE", "force").env("RMCP_LOG", "debug");
+            let forced = run(cmd);
+            assert_eq!(
+                plain.code, forced.code,
+                "{label}: exit code differs:\n{}",
                 forced.stderr
-            )
-        };
-        assert!(
-            calls >= 4 && rewritten >= 1,
-            "{label}: hipHostMalloc {calls}/{rewritten}"
-        );
-        say(&format!(
+            );
+            if plain.stdout != forced.stdout {
+                panic!(
+                    "{label}: stdout differs:\n{}",
+                    line_diff(&plain.stdout, &forced.stdout)
+                );
+            }
+            let errs = rmcp_errors(&forced.stderr);
+            assert!(
+                errs.is_empty(),
+                "{label}: rmcp error lines:\n{}",
+                errs.join("\n")
+            );
+            // "... hipHostMalloc CALLS/REWRITTEN, ..." in the summary line.
+            let counts = forced
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("rmcp:"))
+                .find_map(|l| {
+                    let rest = l.split_once("hipHostMalloc ")?.1;
+                    let (calls, rest) = rest.split_once('/')?;
+                    let rewritten: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    Some((calls.parse::<u32>().ok()?, rewritten.parse::<u32>().ok()?))
+                });
+            let Some((calls, rewritten)) = counts else {
+                panic!(
+                    "{label}: no `hipHostMalloc CALLS/REWRITTEN` in the shim's summary\n{}",
+                    forced.stderr
+                )
+            };
+            assert!(
+                calls >= 4 && rewritten >= 1,
+                "{label}: hipHostMalloc {calls}/{rewritten}"
+            );
+            say(&format!(
             "{label}: {} stdout lines identical; hipHostMalloc {calls} calls, {rewritten} rewritten and forwarded",
             plain.stdout.lines().count()
         ));
+        }
     }
 }
 
@@ -667,8 +778,18 @@ fn rocminfo_same_with_and_without_shim() {
     ));
 }
 
-/// One `binding file A [n] to B [m]: normal symbol `S'` line of LD_DEBUG=bindings.
-fn bindings(stderr: &str) -> Vec<(String, String, String)> {
+/// One `binding file A [n] to B [m]: normal symbol `S' [V]` line of
+/// LD_DEBUG=bindings.
+#[derive(Debug)]
+struct Binding {
+    from: String,
+    to: String,
+    sym: String,
+    /// The symbol version the reference asks for ("hip_5.1"), if any.
+    version: Option<String>,
+}
+
+fn bindings(stderr: &str) -> Vec<Binding> {
     let mut v = Vec::new();
     for l in stderr.lines() {
         let Some(rest) = l.split_once("binding file ").map(|x| x.1) else {
@@ -683,14 +804,20 @@ fn bindings(stderr: &str) -> Vec<(String, String, String)> {
         let Some((to, rest)) = rest.split_once(" [") else {
             continue;
         };
-        let Some(sym) = rest
-            .split_once('`')
-            .and_then(|x| x.1.split_once('\''))
-            .map(|x| x.0)
-        else {
+        let Some((sym, rest)) = rest.split_once('`').and_then(|x| x.1.split_once('\'')) else {
             continue;
         };
-        v.push((from.to_string(), to.to_string(), sym.to_string()));
+        let version = rest
+            .trim()
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .map(str::to_string);
+        v.push(Binding {
+            from: from.to_string(),
+            to: to.to_string(),
+            sym: sym.to_string(),
+            version,
+        });
     }
     v
 }
@@ -699,25 +826,79 @@ fn file_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// The allocation entry points librmcp.so exports (every defined dynamic
+/// symbol except the rmcp_* C API), read from the built library with nm.
+fn shim_hooks() -> Vec<String> {
+    let lib = shim();
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .unwrap_or_else(|e| panic!("nm -D {}: {e}", lib.display()));
+    assert!(out.status.success(), "nm -D {}", lib.display());
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[1] == "T" && !f[2].starts_with("rmcp_")).then(|| f[2].to_string())
+        })
+        .collect();
+    v.sort();
+    assert!(v.len() >= 19, "librmcp.so exports only {v:?}");
+    v
+}
+
+/// The hooks tests/real/probe.c calls on `rt`: all of them except
+/// hipExtHostAlloc (no runtime exports it, no header declares it) and
+/// hipGetProcAddress on 5.2.3 (added in 6.1).
+fn hooks_probe_calls(rt: &Runtime) -> Vec<String> {
+    shim_hooks()
+        .into_iter()
+        .filter(|h| h != "hipExtHostAlloc" && !(rt.tag == "5.2.3" && h == "hipGetProcAddress"))
+        .collect()
+}
+
 /// Builds the command of one case, with or without the shim preloaded.
 type CaseCommand<'a> = &'a dyn Fn(Option<&Path>) -> Command;
 
+/// Under LD_DEBUG=bindings, every hook the probe calls is bound to librmcp.so
+/// in each load mode (and to the runtime without the shim), whatever symbol
+/// version the reference asks for: the runtimes export them as hip_4.2,
+/// hip_5.1, hip_6.1 and ROCR_1, librmcp.so unversioned.
 #[test]
 fn symbol_bindings_go_through_shim() {
     let lib = shim();
     let lib_name = file_name(lib.to_str().unwrap()).to_string();
     for rt in runtimes("symbol_bindings_go_through_shim") {
         let exe = probe_exe(&rt);
+        let linked = probe_linked_to_shim(&rt);
         let (host, module) = (host_exe(&rt), probe_module(&rt));
-        let cases: [(&str, CaseCommand, &str); 2] = [
-            ("linked program", &|s| rt.command(&exe, &[], s), "probe"),
+        let hooks = hooks_probe_calls(&rt);
+        // (what, command, the object whose references we read without / with the shim)
+        let cases: [(&str, CaseCommand, &str, &str); 3] = [
             (
-                "dlopen(RTLD_LOCAL) module",
+                "preloaded, linked program",
+                &|s| rt.command(&exe, &[], s),
+                "probe",
+                "probe",
+            ),
+            (
+                "preloaded, dlopen(RTLD_LOCAL) module",
                 &|s| rt.command(&host, &[&module], s),
                 "probe_mod.so",
+                "probe_mod.so",
+            ),
+            (
+                "program linked to librmcp.so",
+                &|s| match s {
+                    None => rt.command(&exe, &[], None),
+                    Some(_) => rt.command(&linked, &[], None),
+                },
+                "probe",
+                "probe_rmcp",
             ),
         ];
-        for (what, make, app) in cases {
+        for (what, make, app_plain, app_shim) in cases {
             let label = format!("{what} on ROCm {}", rt.tag);
             let traced = |shim: Option<&Path>| {
                 let mut cmd = make(shim);
@@ -725,31 +906,41 @@ fn symbol_bindings_go_through_shim() {
                 bindings(&run(cmd).stderr)
             };
             let (plain, shimmed) = (traced(None), traced(Some(&lib)));
-            for sym in [
-                "hipMalloc",
-                "hipHostMalloc",
-                "hipExtMallocWithFlags",
-                "hsa_amd_memory_pool_allocate",
-            ] {
-                let to = |b: &[(String, String, String)]| -> Vec<String> {
+            let mut versions = BTreeMap::<String, usize>::new();
+            for sym in &hooks {
+                let to = |b: &[Binding], app: &str| -> Vec<String> {
                     b.iter()
-                        .filter(|(f, _, s)| file_name(f) == app && s == sym)
-                        .map(|(_, t, _)| file_name(t).to_string())
+                        .filter(|b| file_name(&b.from) == app && &b.sym == sym)
+                        .map(|b| file_name(&b.to).to_string())
                         .collect()
                 };
-                let (p, s) = (to(&plain), to(&shimmed));
+                let (p, s) = (to(&plain, app_plain), to(&shimmed, app_shim));
                 assert!(
-                    s.contains(&lib_name) && !p.contains(&lib_name),
-                    "{label}: {app}'s `{sym}` is bound to {s:?} with the shim ({p:?} without), not to {lib_name}"
+                    !p.is_empty() && s.iter().all(|t| t == &lib_name) && !s.is_empty(),
+                    "{label}: `{sym}` is bound to {s:?} with the shim ({p:?} without), not to {lib_name}"
                 );
+                assert!(
+                    !p.contains(&lib_name),
+                    "{label}: `{sym}` bound to {lib_name} without the shim"
+                );
+                for b in shimmed
+                    .iter()
+                    .filter(|b| file_name(&b.from) == app_shim && &b.sym == sym)
+                {
+                    *versions
+                        .entry(b.version.clone().unwrap_or_else(|| "unversioned".into()))
+                        .or_default() += 1;
+                }
             }
             // The shim forwards through dlsym(runtime handle, "hipMalloc"), which
             // LD_DEBUG shows as an unversioned lookup inside libamdhip64's own
             // scope; the runtime alone makes no such lookup.
-            let own = |b: &[(String, String, String)]| {
+            let own = |b: &[Binding]| {
                 b.iter()
-                    .filter(|(f, t, s)| {
-                        s == "hipMalloc" && f == t && file_name(t).starts_with("libamdhip64.so")
+                    .filter(|b| {
+                        b.sym == "hipMalloc"
+                            && b.from == b.to
+                            && file_name(&b.to).starts_with("libamdhip64.so")
                     })
                     .count()
             };
@@ -759,10 +950,129 @@ fn symbol_bindings_go_through_shim() {
                 "{label}: no lookup of hipMalloc in libamdhip64 by the shim ({s} with the shim, {p} without)"
             );
             say(&format!(
-                "{label}: {app}'s hipMalloc/hipHostMalloc/hipExtMallocWithFlags/hsa_amd_memory_pool_allocate bound to {lib_name}; \
-                 the shim looked hipMalloc up in libamdhip64 ({s} lookups with the shim, {p} without)"
+                "{label}: all {} hooks {app_shim} calls bound to {lib_name} (references by version: {versions:?}); \
+                 the shim looked hipMalloc up in libamdhip64 ({s} lookups with the shim, {p} without)",
+                hooks.len()
             ));
         }
+    }
+}
+
+// ------------------------------------------------------------------ symbol versions
+
+/// The functions rmcp looks up in the runtimes besides its hooks
+/// (src/shim.rs HIP_NAMES and HSA_NAMES): devices.rs reads the architecture
+/// through hipGetDevicePropertiesR0600 where it exists, else through the plain
+/// hipGetDeviceProperties; R0000 is listed to show what the plain name is.
+const FORWARDED_NAMES: [&str; 13] = [
+    "hipGetDevice",
+    "hipGetDeviceCount",
+    "hipGetDeviceProperties",
+    "hipGetDevicePropertiesR0000",
+    "hipGetDevicePropertiesR0600",
+    "hipMemAdvise",
+    "hsa_init",
+    "hsa_iterate_agents",
+    "hsa_agent_get_info",
+    "hsa_amd_agent_iterate_memory_pools",
+    "hsa_amd_memory_pool_get_info",
+    "hsa_amd_memory_pool_allocate",
+    "hsa_amd_register_system_event_handler",
+];
+
+/// The version `rt` must export `name` under, and the library that defines
+/// it; None: not exported at all.
+fn expected_export(rt: &Runtime, name: &str) -> Option<(&'static str, &'static str)> {
+    let hip = rt.soname;
+    let rocm5 = rt.tag == "5.2.3";
+    match name {
+        // In no runtime here: AMD's 6.3+ builds export it, Debian's do not
+        // (only the dispatch table has it); the hook stays for the builds that do.
+        "hipExtHostAlloc" => None,
+        "hipGetProcAddress" if !rocm5 => Some(("hip_6.1", hip)),
+        "hipGetDevicePropertiesR0600" if !rocm5 => Some(("hip_6.0", hip)),
+        "hipGetDevicePropertiesR0000" if !rocm5 => Some(("hip_4.2", hip)),
+        "hipGetProcAddress" | "hipGetDevicePropertiesR0600" | "hipGetDevicePropertiesR0000" => None,
+        "hipMallocAsync" | "hipMallocFromPoolAsync" | "hipFreeAsync" => Some(("hip_5.1", hip)),
+        n if n.starts_with("hsa_") => Some(("ROCR_1", "libhsa-runtime64.so.1")),
+        n if n.starts_with("hip") => Some(("hip_4.2", hip)),
+        _ => panic!("no expected symbol version for `{name}`: add it to expected_export"),
+    }
+}
+
+/// Which version each runtime exports every hooked and forwarded name under,
+/// read with dlvsym by tests/real/symvers.c on the runtime itself. The hooks
+/// are unversioned (tests/hip_shim.rs), and symbol_bindings_go_through_shim
+/// shows references to these versions binding to them; a runtime that moved a
+/// hook to a new version, or stopped exporting a name rmcp forwards to, fails
+/// here. Also proves that no runtime here exports hipExtHostAlloc.
+#[test]
+fn hooked_symbol_versions_on_real_runtimes() {
+    let mut names = shim_hooks();
+    names.extend(FORWARDED_NAMES.iter().map(|s| s.to_string()));
+    names.sort();
+    names.dedup();
+    let versions: Vec<String> = (4..=7)
+        .flat_map(|major| (0..=9).map(move |minor| format!("hip_{major}.{minor}")))
+        .chain(["ROCR_1".to_string()])
+        .collect();
+    for rt in runtimes("hooked_symbol_versions_on_real_runtimes") {
+        let exe = built(&rt, "symvers", |_, out| {
+            let mut c = c_compiler();
+            c.arg(real_dir().join("symvers.c"))
+                .arg("-o")
+                .arg(out)
+                .arg("-ldl");
+            check_status("compiling tests/real/symvers.c", &mut c);
+        });
+        let lib = rt.libdir.join(rt.soname);
+        let mut args: Vec<&Path> = vec![lib.as_path()];
+        let joined = versions.join(",");
+        args.push(Path::new(&joined));
+        args.extend(names.iter().map(Path::new));
+        let r = run(rt.command(&exe, &args, None));
+        assert_eq!(r.code, Some(0), "symvers on ROCm {}: {}", rt.tag, r.stderr);
+        let got: BTreeMap<&str, Vec<&str>> = r
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?, f.collect()))
+            })
+            .collect();
+        let mut bad = Vec::new();
+        let mut by_version = BTreeMap::<String, Vec<&str>>::new();
+        for name in &names {
+            let want = expected_export(&rt, name);
+            let have = got.get(name.as_str()).cloned().unwrap_or_default();
+            let ok = match want {
+                None => have == ["absent"],
+                Some((v, file)) => have == [v, file],
+            };
+            if !ok {
+                bad.push(format!("{name}: exported as {have:?}, expected {want:?}"));
+            }
+            by_version
+                .entry(have.first().copied().unwrap_or("?").to_string())
+                .or_default()
+                .push(name);
+        }
+        assert!(
+            bad.is_empty(),
+            "ROCm {} exports rmcp's names differently:\n{}",
+            rt.tag,
+            bad.join("\n")
+        );
+        say(&format!(
+            "symbol versions on ROCm {} ({}): {}",
+            rt.tag,
+            rt.soname,
+            by_version
+                .iter()
+                .map(|(v, n)| format!("{v}: {}", n.join(" ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
     }
 }
 
@@ -828,6 +1138,46 @@ fn layout_matches_real_headers() {
                 "HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED",
                 hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED as u64,
             );
+        }
+        if rt.tag != "5.2.3" && rt.tag != "6.4.3" {
+            expect("hipHostMallocUncached", host::UNCACHED as u64);
+            expect("hipHostAllocUncached", host::UNCACHED as u64);
+            // ROCm 7 accepts Uncached in hipHostMalloc and hipHostAlloc but
+            // rejects it beside Coherent or NonCoherent: rmcp must forward every
+            // request that carries it untouched (adding NonCoherent would turn
+            // a valid request into hipErrorInvalidValue).
+            let real = v["hipHostMallocUncached"] as u32;
+            let known = [
+                host::PORTABLE,
+                host::MAPPED,
+                host::WRITE_COMBINED,
+                host::NUMA_USER,
+                host::COHERENT,
+                host::NON_COHERENT,
+            ];
+            for subset in 0..1u32 << known.len() {
+                let flags = known
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| subset & (1 << i) != 0)
+                    .fold(real, |f, (_, bit)| f | bit);
+                for env in [false, true] {
+                    assert_eq!(
+                        rmcp::policy::rewrite_host_malloc(flags, env),
+                        None,
+                        "hipHostMalloc({flags:#x}) with ROCm {}'s Uncached flag would be rewritten",
+                        rt.tag
+                    );
+                    assert_eq!(
+                        rmcp::policy::rewrite_host_alloc(flags, env),
+                        None,
+                        "hipHostAlloc({flags:#x}) with ROCm {}'s Uncached flag would be rewritten",
+                        rt.tag
+                    );
+                }
+            }
+        } else {
+            assert!(!v.contains_key("hipHostMallocUncached"), "{}", rt.tag);
         }
         assert!(props::PROPS_BUFFER_BYTES as u64 >= v["props.r0000.size"]);
         assert!(
@@ -946,8 +1296,8 @@ fn layout_matches_real_headers() {
         let ev = std::mem::MaybeUninit::<abi::hsa_amd_event_t>::uninit();
         let fi = std::mem::MaybeUninit::<abi::hsa_amd_gpu_memory_fault_info_t>::uninit();
         let (evp, fip) = (ev.as_ptr(), fi.as_ptr());
-        // SAFETY: addr_of! on fields of an uninitialised value computes addresses only.
         let off = |base: *const u8, field: *const u8| field as u64 - base as u64;
+        // SAFETY: addr_of! on fields of an uninitialised value computes addresses only.
         unsafe {
             expect(
                 "offsetof.hsa_amd_event_t.event_type",
@@ -1004,7 +1354,7 @@ fn layout_matches_real_headers() {
 // ------------------------------------------------------------------ signatures (bindgen)
 
 /// With `--features real-headers`, build/real_headers.rs has run bindgen on the
-/// real ROCm 5.2.3 and 6.4.3 headers (wrapper.h). The prototypes arrive as
+/// real ROCm 5.2.3, 6.4.3 and 7.2.4 headers (wrapper.h). The prototypes arrive as
 /// function-pointer fields of `RealApi` (never loaded: no symbol is referenced),
 /// and every exported hook is checked against them by the type checker: a
 /// hook whose signature drifts from the real header does not compile.
@@ -1015,9 +1365,11 @@ mod real_headers {
         non_snake_case,
         non_upper_case_globals,
         dead_code,
-        unused_imports
+        unused_imports,
+        // bindgen's loader code calls unsafe functions without blocks.
+        unsafe_op_in_unsafe_fn
     )]
-    #![allow(clippy::all)]
+    #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
     use rmcp::abi::{self, device, host, hsa, managed, props};
     use rmcp::hooks::{hip as hip_hooks, hsa as hsa_hooks};
@@ -1029,6 +1381,9 @@ mod real_headers {
     }
     pub mod r643 {
         include!(concat!(env!("OUT_DIR"), "/real_rocm_6_4_3.rs"));
+    }
+    pub mod r724 {
+        include!(concat!(env!("OUT_DIR"), "/real_rocm_7_2_4.rs"));
     }
 
     /// `Ours: AbiEq<Real>`: our type may stand where the real header has `Real`.
@@ -1089,8 +1444,11 @@ mod real_headers {
     }
     per_header!(r523);
     per_header!(r643);
+    per_header!(r724);
     impl AbiEq<r643::hipDriverProcAddressQueryResult> for i32 {}
+    impl AbiEq<r724::hipDriverProcAddressQueryResult> for i32 {}
     const _: () = assert!(size_of::<r643::hipDriverProcAddressQueryResult>() == size_of::<i32>());
+    const _: () = assert!(size_of::<r724::hipDriverProcAddressQueryResult>() == size_of::<i32>());
 
     /// Compiles only if `ours` may stand for the real prototype `real` selects.
     fn same<Ours: AbiEq<Real>, Real, Api>(_ours: Ours, _real: fn(&Api) -> &Real) {}
@@ -1127,6 +1485,7 @@ mod real_headers {
             hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
             // No public prototype exists for hipExtHostAlloc; see below.
             hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_init [] => hsa_init,
             hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
             hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
@@ -1148,25 +1507,50 @@ mod real_headers {
             hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
             hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
             hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_init [] => hsa_init,
             hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
             hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
-        // hipExtHostAlloc: ROCm 6.4.3 declares it only in its C++ dispatch table
-        // (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc), with
-        // hipHostAlloc's parameters; the hook was checked against hipHostAlloc
-        // above, and the table's typedef must still say so.
-        let trace = std::fs::read_to_string(
-            super::sid_root().join("usr/include/hip/amd_detail/hip_api_trace.hpp"),
-        )
-        .expect("ROCm 6.4.3 hip_api_trace.hpp");
-        let squash = |s: &str| s.split_whitespace().collect::<String>();
-        let t = squash(&trace);
-        assert!(
-            t.contains(&squash("typedef hipError_t (*t_hipExtHostAlloc)(void **ptr, size_t size, unsigned int flags);")),
-            "t_hipExtHostAlloc in ROCm 6.4.3's hip_api_trace.hpp no longer has hipHostAlloc's parameters"
+        let v7 = check!(r724::RealApi;
+            hip_hooks::hipMalloc [_, _] => hipMalloc,
+            hip_hooks::hipFree [_] => hipFree,
+            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
+            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
+            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
+            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
+            hip_hooks::hipHostFree [_] => hipHostFree,
+            hip_hooks::hipFreeHost [_] => hipFreeHost,
+            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
+            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
+            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
+            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
+            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
+            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
+            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
+            hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
+            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+            hsa_hooks::hsa_init [] => hsa_init,
+            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
+            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
+        // hipExtHostAlloc: ROCm 6.4.3 and 7.2.4 declare it only in their C++
+        // dispatch table (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc),
+        // with hipHostAlloc's parameters; the hook was checked against
+        // hipHostAlloc above, and the tables' typedef must still say so.
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        for (tag, root) in [("6.4.3", super::sid_root()), ("7.2.4", super::exp_root())] {
+            let trace =
+                std::fs::read_to_string(root.join("usr/include/hip/amd_detail/hip_api_trace.hpp"))
+                    .unwrap_or_else(|e| panic!("ROCm {tag} hip_api_trace.hpp: {e}"));
+            assert!(
+                squash(&trace).contains(&squash(
+                    "typedef hipError_t (*t_hipExtHostAlloc)(void **ptr, size_t size, unsigned int flags);"
+                )),
+                "t_hipExtHostAlloc in ROCm {tag}'s hip_api_trace.hpp no longer has hipHostAlloc's parameters"
+            );
+        }
         super::say(&format!(
-            "signatures: {v5} hooks match ROCm 5.2.3's prototypes, {v6} match ROCm 6.4.3's (bindgen on wrapper.h)"
+            "signatures: {v5} hooks match ROCm 5.2.3's prototypes, {v6} match ROCm 6.4.3's, {v7} match ROCm 7.2.4's (bindgen on wrapper.h)"
         ));
     }
 
@@ -1197,6 +1581,7 @@ mod real_headers {
     fn bindgen_layouts_match_abi() {
         assert_eq!(r523::HIP_VERSION_MAJOR, 5);
         assert_eq!(r643::HIP_VERSION_MAJOR, 6);
+        assert_eq!(r724::HIP_VERSION_MAJOR, 7);
         for (size, arch, integrated, len) in [
             (
                 size_of::<r523::hipDeviceProp_t>(),
@@ -1210,6 +1595,12 @@ mod real_headers {
                 offset!(r643::hipDeviceProp_tR0000, integrated),
                 field_size!(r643::hipDeviceProp_tR0000, gcnArchName),
             ),
+            (
+                size_of::<r724::hipDeviceProp_tR0000>(),
+                offset!(r724::hipDeviceProp_tR0000, gcnArchName),
+                offset!(r724::hipDeviceProp_tR0000, integrated),
+                field_size!(r724::hipDeviceProp_tR0000, gcnArchName),
+            ),
         ] {
             assert_eq!(
                 (size, arch, integrated, len),
@@ -1221,20 +1612,30 @@ mod real_headers {
                 )
             );
         }
-        assert_eq!(
+        for r0600 in [
             (
                 size_of::<r643::hipDeviceProp_tR0600>(),
                 offset!(r643::hipDeviceProp_tR0600, gcnArchName),
                 offset!(r643::hipDeviceProp_tR0600, integrated),
-                field_size!(r643::hipDeviceProp_tR0600, gcnArchName)
+                field_size!(r643::hipDeviceProp_tR0600, gcnArchName),
             ),
             (
-                props::R0600_SIZE,
-                props::R0600_GCN_ARCH_NAME,
-                props::R0600_INTEGRATED,
-                props::GCN_ARCH_NAME_LEN
-            )
-        );
+                size_of::<r724::hipDeviceProp_tR0600>(),
+                offset!(r724::hipDeviceProp_tR0600, gcnArchName),
+                offset!(r724::hipDeviceProp_tR0600, integrated),
+                field_size!(r724::hipDeviceProp_tR0600, gcnArchName),
+            ),
+        ] {
+            assert_eq!(
+                r0600,
+                (
+                    props::R0600_SIZE,
+                    props::R0600_GCN_ARCH_NAME,
+                    props::R0600_INTEGRATED,
+                    props::GCN_ARCH_NAME_LEN
+                )
+            );
+        }
         macro_rules! consts {
             ($($r:ident)*) => {$(
                 assert_eq!($r::hipHostMallocDefault, host::DEFAULT);
@@ -1260,20 +1661,27 @@ mod real_headers {
                 assert_eq!($r::hsa_agent_info_t::HSA_AGENT_INFO_DEVICE.0, hsa::AGENT_INFO_DEVICE);
                 assert_eq!($r::hsa_amd_agent_info_s::HSA_AMD_AGENT_INFO_DRIVER_NODE_ID.0, hsa::AMD_AGENT_INFO_DRIVER_NODE_ID);
                 assert_eq!($r::hsa_amd_event_type_s::HSA_AMD_GPU_MEMORY_FAULT_EVENT.0, hsa::EVENT_GPU_MEMORY_FAULT);
-                // 5.2.3 writes 1 << 31 (an int enum, INT_MIN); 6.4.3 writes 1U << 31.
+                // 5.2.3 writes 1 << 31 (an int enum, INT_MIN); 6.4.3 and 7.2.4 write 1U << 31.
                 assert_eq!($r::hsa_amd_memory_fault_reason_t::HSA_AMD_MEMORY_FAULT_HANG.0 as u32, hsa::FAULT_HANG);
                 assert_eq!(offset!($r::hsa_amd_event_t, event_type), 0);
                 assert_eq!(offset!($r::hsa_amd_gpu_memory_fault_info_t, virtual_address), 8);
                 assert_eq!(offset!($r::hsa_amd_gpu_memory_fault_info_t, fault_reason_mask), 16);
             )*};
         }
-        consts!(r523 r643);
-        assert_eq!(r643::hipDeviceMallocUncached, device::UNCACHED);
-        assert_eq!(r643::hipDeviceMallocContiguous, device::CONTIGUOUS);
-        assert_eq!(
-            r643::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED.0,
-            hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED
-        );
-        super::say("bindgen layouts: hipDeviceProp_t R0000/R0600 and the HSA/HIP constants match rmcp::abi for 5.2.3 and 6.4.3");
+        consts!(r523 r643 r724);
+        macro_rules! rocm6_consts {
+            ($($r:ident)*) => {$(
+                assert_eq!($r::hipDeviceMallocUncached, device::UNCACHED);
+                assert_eq!($r::hipDeviceMallocContiguous, device::CONTIGUOUS);
+                assert_eq!(
+                    $r::hsa_amd_memory_pool_global_flag_s::HSA_AMD_MEMORY_POOL_GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED.0,
+                    hsa::GLOBAL_FLAG_EXTENDED_SCOPE_FINE_GRAINED
+                );
+            )*};
+        }
+        rocm6_consts!(r643 r724);
+        assert_eq!(r724::hipHostMallocUncached, host::UNCACHED);
+        assert_eq!(r724::hipHostAllocUncached, host::UNCACHED);
+        super::say("bindgen layouts: hipDeviceProp_t R0000/R0600 and the HSA/HIP constants match rmcp::abi for 5.2.3, 6.4.3 and 7.2.4");
     }
 }

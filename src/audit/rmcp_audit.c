@@ -88,7 +88,7 @@ static int stem_boundary(const char *rest)
     return rest && (after_prefix(rest, ".so") || *rest == '-' || *rest == '_');
 }
 
-/* The one rule for "part of ROCm": the same list and test as src/policy.rs's
+/* The one rule for "part of ROCm": the same list and test as src/core/policy.rs's
  * is_rocm_library. */
 static int is_rocm(const char *path)
 {
@@ -103,7 +103,7 @@ static int is_rocm(const char *path)
     return 0;
 }
 
-/* Exported for tests/audit.rs, which compares it with src/policy.rs (the loader only
+/* Exported for tests/audit.rs, which compares it with src/core/policy.rs (the loader only
  * calls la_* functions). */
 EXPORT int rmcp_audit_is_rocm(const char *path)
 {

@@ -1,6 +1,6 @@
 /* Prints the ABI facts rmcp relies on (src/abi.rs), as the real ROCm headers
  * it is compiled against state them: one "key value" per line, decimal.
- * tests/real_rocm.rs compiles it against ROCm 5.2.3 and 6.4.3 and compares. */
+ * tests/real_rocm.rs compiles it against ROCm 5.2.3, 6.4.3 and 7.2.4 and compares. */
 #include <stddef.h>
 #include <stdio.h>
 
@@ -52,6 +52,10 @@ int main(void)
     U("hipHostMallocNumaUser", hipHostMallocNumaUser);
     U("hipHostMallocCoherent", hipHostMallocCoherent);
     U("hipHostMallocNonCoherent", hipHostMallocNonCoherent);
+#ifdef hipHostMallocUncached /* ROCm >= 7 */
+    U("hipHostMallocUncached", hipHostMallocUncached);
+    U("hipHostAllocUncached", hipHostAllocUncached);
+#endif
 #ifdef hipHostAllocPortable
     U("hipHostAllocPortable", hipHostAllocPortable);
     U("hipHostAllocMapped", hipHostAllocMapped);

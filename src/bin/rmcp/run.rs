@@ -9,19 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-pub const USAGE: &str = "\
-usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--no-audit] [--] CMD [ARGS...]
-
-  --mode auto|force|off  RMCP_MODE for the library (default: RMCP_MODE from the
-                         environment, else auto)
-  --log LEVEL            RMCP_LOG: off, error, warn, info, debug or trace
-  --on-gpu-fault cpu     if CMD dies after a GPU memory fault that librmcp.so
-                         reported, print the reports (one per faulting process
-                         of CMD's tree) and run CMD once more with
-                         HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1 (no GPU;
-                         works only for programs that can fall back to the CPU)
-  --no-audit             do not set LD_AUDIT (see below); LD_PRELOAD only
-
+const AFTER_HELP: &str = "\
 librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
 relative to it, then in the install library directories. It is put first in
 LD_PRELOAD; what LD_PRELOAD held before is kept after it.
@@ -30,64 +18,31 @@ first in LD_AUDIT: it lets the hooks see programs that dlopen the runtime and
 call dlsym on its handle (Python ctypes, hipew-style loaders).
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
-const MODES: &[&str] = &["auto", "force", "off"];
-const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
-
-#[derive(Debug)]
-pub struct Options {
+/// `rmcp run [OPTIONS] [--] CMD [ARGS...]`: options stop at `--` or at the
+/// command; everything after belongs to the command.
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true, after_help = AFTER_HELP)]
+pub struct Args {
+    /// RMCP_MODE for the library (default: RMCP_MODE from the environment,
+    /// else auto)
+    #[arg(long, value_parser = ["auto", "force", "off"])]
     pub mode: Option<String>,
+    /// RMCP_LOG for the library
+    #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     pub log: Option<String>,
-    pub cpu_fallback: bool,
+    /// If CMD dies after a GPU memory fault that librmcp.so reported, print
+    /// the reports (one per faulting process of CMD's tree) and run CMD once more with HIP_VISIBLE_DEVICES=-1
+    /// CUDA_VISIBLE_DEVICES=-1 (no GPU; only for programs that can fall back
+    /// to the CPU)
+    #[arg(long = "on-gpu-fault", value_name = "cpu", value_parser = ["cpu"])]
+    pub on_gpu_fault: Option<String>,
+    /// Do not set LD_AUDIT=librmcp-audit.so (LD_PRELOAD only; programs that
+    /// dlsym the runtime's handle, such as Python ctypes, then bypass rmcp)
+    #[arg(long = "no-audit")]
     pub no_audit: bool,
+    /// The command and its arguments
+    #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
-}
-
-pub fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        mode: None,
-        log: None,
-        cpu_fallback: false,
-        no_audit: false,
-        command: Vec::new(),
-    };
-    let mut flags = crate::args::Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        match flag {
-            "--mode" => {
-                let v = flags.value("run: ", flag)?;
-                if !MODES.contains(&v.as_str()) {
-                    return Err(format!("run: bad --mode '{v}' (accepted: {})", MODES.join(", ")));
-                }
-                o.mode = Some(v);
-            }
-            "--log" => {
-                let v = flags.value("run: ", flag)?;
-                if !LEVELS.contains(&v.as_str()) {
-                    return Err(format!("run: bad --log '{v}' (accepted: {})", LEVELS.join(", ")));
-                }
-                o.log = Some(v);
-            }
-            "--on-gpu-fault" => {
-                let v = flags.value("run: ", flag)?;
-                if v != "cpu" {
-                    return Err(format!("run: bad --on-gpu-fault '{v}' (accepted: cpu)"));
-                }
-                o.cpu_fallback = true;
-            }
-            "--no-audit" => o.no_audit = true,
-            "-h" | "--help" => return Err(String::new()),
-            _ => {
-                return Err(format!(
-                    "run: unknown option '{flag}' (accepted: --mode, --log, --on-gpu-fault, --no-audit; put the command after --)"
-                ))
-            }
-        }
-    }
-    o.command = flags.rest().iter().map(OsString::from).collect();
-    if o.command.is_empty() {
-        return Err("run: no command given (rmcp run [OPTIONS] -- CMD [ARGS...])".to_string());
-    }
-    Ok(o)
 }
 
 /// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
@@ -178,12 +133,9 @@ pub fn find_library() -> Result<PathBuf, String> {
 /// the other librmcp.so paths that were dropped.
 pub fn prepend_preload(lib: &str, old: Option<&str>) -> (String, Vec<String>) {
     let mut dropped = Vec::new();
-    let rest: Vec<&str> = old
-        .unwrap_or("")
-        .split(|c: char| c == ':' || c.is_whitespace())
-        .filter(|e| !e.is_empty())
+    let rest: Vec<&str> = crate::preload::preload_entries(old.unwrap_or(""))
         .filter(|e| {
-            let is_rmcp = *e == lib || crate::doctor::env::is_rmcp_lib(e);
+            let is_rmcp = *e == lib || crate::preload::is_rmcp_lib(e);
             if is_rmcp && *e != lib {
                 dropped.push(e.to_string());
             }
@@ -412,18 +364,7 @@ pub fn report_text(raw: &[u8]) -> Result<String, String> {
     }
 }
 
-pub fn main(args: &[String]) -> i32 {
-    let o = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("rmcp: {e}");
-            return 2;
-        }
-    };
+pub fn main(o: Args) -> i32 {
     let lib = match find_library() {
         Ok(l) => l,
         Err(e) => {
@@ -473,7 +414,7 @@ pub fn main(args: &[String]) -> i32 {
         c
     };
 
-    if !o.cpu_fallback {
+    if o.on_gpu_fault.is_none() {
         return match run_once(&mut build(), &name) {
             Ok(st) => {
                 let (code, msg) = outcome(&name, st);
@@ -565,46 +506,6 @@ pub fn main(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn parses_options_and_command() {
-        let o = parse_args(&s(&[
-            "--mode",
-            "force",
-            "--log=debug",
-            "--on-gpu-fault",
-            "cpu",
-            "--",
-            "python3",
-            "-c",
-            "x",
-        ]))
-        .unwrap();
-        assert_eq!(o.mode.as_deref(), Some("force"));
-        assert_eq!(o.log.as_deref(), Some("debug"));
-        assert!(o.cpu_fallback);
-        assert_eq!(o.command.len(), 3);
-        assert!(!o.no_audit);
-        assert!(parse_args(&s(&["--no-audit", "x"])).unwrap().no_audit);
-        let o = parse_args(&s(&["python3", "--mode", "x"])).unwrap();
-        assert_eq!(o.command.len(), 3, "options after CMD belong to CMD");
-        assert!(parse_args(&s(&["--mode", "fast", "--", "x"]))
-            .unwrap_err()
-            .contains("auto, force, off"));
-        assert!(parse_args(&s(&["--on-gpu-fault", "gpu", "x"]))
-            .unwrap_err()
-            .contains("accepted: cpu"));
-        assert!(parse_args(&s(&["--mode", "auto"]))
-            .unwrap_err()
-            .contains("no command"));
-        assert!(parse_args(&s(&["--bogus", "x"]))
-            .unwrap_err()
-            .contains("--bogus"));
-    }
 
     #[test]
     fn preload_is_prepended_once() {

@@ -1,0 +1,627 @@
+//! HIP allocation hooks. Prototypes match ROCm's hip_runtime_api.h
+//! (checked against the real 5.2.3 and 6.4.3 headers by tests/real_rocm.rs).
+#![allow(non_snake_case)]
+
+use super::{boundary, decide, forward_free, record_alloc, rules};
+use crate::abi::{
+    hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED,
+    HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
+};
+use crate::core::config::Config;
+use crate::core::entry::Entry;
+use crate::core::policy::{self, Called, Forward};
+use crate::core::registry::Memory;
+use crate::interpose::devices;
+use crate::interpose::process::{self, STATS};
+use crate::interpose::symbols::{self, hip_fn, hip_sym, HIP};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+
+/// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share
+/// (a rewritten hipHostAlloc call goes to hipHostMalloc).
+type FlagsMallocFn = hip_fn::hipHostMalloc;
+
+/// The real function `index` as type `F`, or the error code to return when
+/// it is missing (warned once per entry point). Never panics: once the
+/// symbol is resolved this is one atomic load; the first call per symbol
+/// (runtime discovery, set-up, warnings) runs behind its own panic boundary.
+///
+/// # Safety
+/// `F` must be the C prototype of the runtime symbol `index`.
+#[inline(always)]
+unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
+    debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    let p = match symbols::hip_cached(index) {
+        Some(Some(p)) => p,
+        _ => real_slow(entry, index)?,
+    };
+    // SAFETY: the caller guarantees F is the symbol's function type.
+    Ok(unsafe { std::mem::transmute_copy::<usize, F>(&p) })
+}
+
+#[cold]
+#[inline(never)]
+fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
+    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || {
+        let cfg = process::config();
+        match symbols::hip(cfg, index) {
+            Some(p) => Ok(p),
+            None if HIP.handle(cfg.hip_library.as_deref()).is_some() => {
+                process::warn_once(
+                    entry,
+                    format_args!(
+                        "{} is not in this HIP runtime; returning hipErrorNotSupported",
+                        entry.name()
+                    ),
+                );
+                Err(HIP_ERROR_NOT_SUPPORTED)
+            }
+            None => {
+                process::warn_once(
+                    entry,
+                    format_args!(
+                        "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
+                        entry.name()
+                    ),
+                );
+                Err(HIP_ERROR_NOT_INITIALIZED)
+            }
+        }
+    })
+}
+
+/// Requests the runtime will refuse or answer without memory (NULL
+/// out-pointer, zero size) are forwarded unchanged, so the caller gets the
+/// runtime's own answer to exactly what it asked.
+fn has_memory(ptr: *mut *mut c_void, size: usize) -> bool {
+    !ptr.is_null() && size != 0
+}
+
+/// The current device and whether it is a target (asked by the policy only
+/// when it matters).
+fn current_device(cfg: &Config) -> i32 {
+    devices::current_device(cfg).unwrap_or(-1)
+}
+fn is_target(cfg: &Config, dev: i32) -> bool {
+    dev >= 0 && devices::is_target(cfg, dev)
+}
+
+/// The current device for the record, without deciding anything.
+fn record_device() -> i32 {
+    decide(current_device).unwrap_or(-1)
+}
+
+/// Calls real function `index` (the decision's target, one with
+/// hipHostMalloc's prototype) with the caller's out-pointer and size and
+/// the decided flags, and records the result.
+///
+/// # Safety
+/// As hipHostMalloc; symbol `index` has hipHostMalloc's prototype.
+#[inline(always)]
+unsafe fn forward_flags_malloc<T>(
+    entry: Entry,
+    index: usize,
+    fwd: Forward<T>,
+    ptr: *mut *mut c_void,
+    size: usize,
+    requested: u32,
+    memory: Memory,
+) -> hipError_t {
+    // SAFETY: the caller guarantees the target's prototype.
+    let f: FlagsMallocFn = match unsafe { real(entry, index) } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    // SAFETY: forwarding the caller's arguments with the decided flags.
+    let rc = unsafe { f(ptr, size, fwd.flags) };
+    // SAFETY: ptr is the caller's out-pointer, read only on success.
+    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, requested, &fwd, memory) };
+    rc
+}
+
+/// hipHostMalloc and hipExtHostAlloc share one rule and one shape. Cannot
+/// panic, so the hooks need no outer `boundary` (a frame on the hottest
+/// path): the decision and the record have their own, `real` never panics,
+/// and the rest is the forwarded call.
+#[inline(always)]
+unsafe fn host_malloc_like(
+    entry: Entry,
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    let fwd = decide(|cfg| {
+        policy::host_malloc(flags, has_memory(ptr, size), rules(cfg), || {
+            devices::any_target(cfg)
+        })
+    })
+    .unwrap_or(Forward::unchanged(Called, flags));
+    // SAFETY: both entry points have hipHostMalloc's prototype; `Called`:
+    // the entry point's own function.
+    unsafe { forward_flags_malloc(entry, entry.index(), fwd, ptr, size, flags, Memory::Host) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipHostMalloc.
+#[no_mangle]
+pub unsafe extern "C" fn hipHostMalloc(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    // SAFETY: the caller upholds hipHostMalloc's contract. No `boundary`:
+    // see `host_malloc_like`.
+    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipExtHostAlloc (ROCm >= 6.3).
+#[no_mangle]
+pub unsafe extern "C" fn hipExtHostAlloc(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    // SAFETY: the caller upholds hipExtHostAlloc's contract. No `boundary`:
+    // see `host_malloc_like`.
+    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags) }
+}
+
+/// hipHostAlloc: see `policy::host_alloc` for where a rewritten call goes.
+///
+/// # Safety
+/// As the HIP runtime's hipHostAlloc.
+#[no_mangle]
+pub unsafe extern "C" fn hipHostAlloc(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let fwd = decide(|cfg| {
+            policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
+                devices::any_target(cfg)
+            })
+        })
+        .unwrap_or(Forward::unchanged(Entry::HipHostAlloc, flags));
+        // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
+        unsafe {
+            forward_flags_malloc(
+                Entry::HipHostAlloc,
+                fwd.target.index(),
+                fwd,
+                ptr,
+                size,
+                flags,
+                Memory::Host,
+            )
+        }
+    })
+}
+
+/// hipMemAllocHost: see `policy::mem_alloc_host`.
+///
+/// # Safety
+/// As the HIP runtime's hipMemAllocHost.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemAllocHost;
+        let fwd = decide(|cfg| {
+            policy::mem_alloc_host(has_memory(ptr, size), rules(cfg), || {
+                devices::any_target(cfg)
+            })
+        })
+        .unwrap_or(Forward::unchanged(entry, 0));
+        let rc = if fwd.target == Entry::HipHostMalloc {
+            // SAFETY: hipHostMalloc's prototype.
+            let f: FlagsMallocFn = match unsafe { real(entry, fwd.target.index()) } {
+                Ok(f) => f,
+                Err(rc) => return rc,
+            };
+            // SAFETY: forwarding the caller's out-pointer and size.
+            unsafe { f(ptr, size, fwd.flags) }
+        } else {
+            // SAFETY: hipMemAllocHost's prototype.
+            let f: hip_fn::hipMemAllocHost = match unsafe { real(entry, hip_sym::hipMemAllocHost) }
+            {
+                Ok(f) => f,
+                Err(rc) => return rc,
+            };
+            // SAFETY: forwarding the caller's arguments.
+            unsafe { f(ptr, size) }
+        };
+        // SAFETY: out-pointer read only on success.
+        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, &fwd, Memory::Host) };
+        rc
+    })
+}
+
+/// hipExtMallocWithFlags: see `policy::ext_malloc`.
+///
+/// # Safety
+/// As the HIP runtime's hipExtMallocWithFlags.
+#[no_mangle]
+pub unsafe extern "C" fn hipExtMallocWithFlags(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipExtMallocWithFlags;
+        let (fwd, dev) = decide(|cfg| {
+            let dev = current_device(cfg);
+            let fwd = policy::ext_malloc(flags, has_memory(ptr, size), rules(cfg), || {
+                is_target(cfg, dev)
+            });
+            (fwd, dev)
+        })
+        .unwrap_or((Forward::unchanged(Called, flags), -1));
+        // SAFETY: hipExtMallocWithFlags has hipHostMalloc's prototype.
+        unsafe {
+            forward_flags_malloc(
+                entry,
+                hip_sym::hipExtMallocWithFlags,
+                fwd,
+                ptr,
+                size,
+                flags,
+                Memory::hip_device(dev),
+            )
+        }
+    })
+}
+
+/// hipMallocManaged: forwarded unchanged, then advised coarse-grained with
+/// hipMemAdvise(SetCoarseGrain) on a target device. A refused advice is
+/// reported, not turned into a failure.
+///
+/// # Safety
+/// As the HIP runtime's hipMallocManaged.
+#[no_mangle]
+pub unsafe extern "C" fn hipMallocManaged(
+    ptr: *mut *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMallocManaged;
+        let (advise, dev) = decide(|cfg| {
+            let dev = current_device(cfg);
+            (
+                policy::advise_managed_coarse(rules(cfg), || is_target(cfg, dev)),
+                dev,
+            )
+        })
+        .unwrap_or((false, -1));
+        // SAFETY: hipMallocManaged's prototype.
+        let f: hip_fn::hipMallocManaged = match unsafe { real(entry, hip_sym::hipMallocManaged) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(ptr, size, flags) };
+        let mut fwd = Forward::unchanged(Called, flags);
+        if rc == HIP_SUCCESS && advise && !ptr.is_null() {
+            // SAFETY: success: the runtime wrote *ptr.
+            let base = unsafe { *ptr };
+            // SAFETY: hipMemAdvise's prototype.
+            match unsafe { real::<hip_fn::hipMemAdvise>(entry, hip_sym::hipMemAdvise) } {
+                Ok(advise) => {
+                    // SAFETY: advising the range the runtime just returned.
+                    let arc = unsafe { advise(base, size, HIP_MEM_ADVISE_SET_COARSE_GRAIN, dev) };
+                    if arc == HIP_SUCCESS {
+                        fwd.rewritten = true;
+                    } else {
+                        log::warn!(
+                            "hipMemAdvise(SetCoarseGrain) on a {size}-byte managed allocation on device {dev} returned {arc}; it stays fine-grained"
+                        );
+                    }
+                }
+                Err(_) => log::warn!(
+                    "hipMemAdvise is missing; managed memory on device {dev} stays fine-grained"
+                ),
+            }
+        }
+        // SAFETY: out-pointer read only on success.
+        unsafe {
+            record_alloc(
+                entry,
+                rc == HIP_SUCCESS,
+                ptr,
+                size,
+                flags,
+                &fwd,
+                Memory::hip_device(dev),
+            )
+        };
+        rc
+    })
+}
+
+/// Forwards an allocation rmcp never rewrites, and records it.
+unsafe fn forward_plain<F: Copy>(
+    entry: Entry,
+    index: usize,
+    ptr: *mut *mut c_void,
+    size: usize,
+    device: impl FnOnce() -> i32,
+    call: impl FnOnce(F) -> hipError_t,
+) -> hipError_t {
+    // SAFETY: the caller passes the F matching `index`.
+    let f: F = match unsafe { real(entry, index) } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    let rc = call(f);
+    let dev = if rc == HIP_SUCCESS { device() } else { -1 };
+    // SAFETY: out-pointer read only on success.
+    unsafe {
+        record_alloc(
+            entry,
+            rc == HIP_SUCCESS,
+            ptr,
+            size,
+            0,
+            &Forward::unchanged(Called, 0),
+            Memory::hip_device(dev),
+        )
+    };
+    rc
+}
+
+/// # Safety
+/// As the HIP runtime's hipMalloc.
+#[no_mangle]
+pub unsafe extern "C" fn hipMalloc(ptr: *mut *mut c_void, size: usize) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
+        // SAFETY: hipMalloc's prototype; forwarding the caller's arguments.
+        forward_plain(
+            Entry::HipMalloc,
+            hip_sym::hipMalloc,
+            ptr,
+            size,
+            record_device,
+            |f: hip_fn::hipMalloc| f(ptr, size),
+        )
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMallocHost (deprecated; already coarse-grained).
+#[no_mangle]
+pub unsafe extern "C" fn hipMallocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
+        // SAFETY: hipMallocHost's prototype; forwarding the caller's arguments.
+        forward_plain(
+            Entry::HipMallocHost,
+            hip_sym::hipMallocHost,
+            ptr,
+            size,
+            || -1,
+            |f: hip_fn::hipMallocHost| f(ptr, size),
+        )
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMallocAsync.
+#[no_mangle]
+pub unsafe extern "C" fn hipMallocAsync(
+    ptr: *mut *mut c_void,
+    size: usize,
+    stream: hipStream_t,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
+        // SAFETY: hipMallocAsync's prototype; forwarding the caller's arguments.
+        forward_plain(
+            Entry::HipMallocAsync,
+            hip_sym::hipMallocAsync,
+            ptr,
+            size,
+            record_device,
+            |f: hip_fn::hipMallocAsync| f(ptr, size, stream),
+        )
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMallocFromPoolAsync.
+#[no_mangle]
+pub unsafe extern "C" fn hipMallocFromPoolAsync(
+    ptr: *mut *mut c_void,
+    size: usize,
+    pool: hipMemPool_t,
+    stream: hipStream_t,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || unsafe {
+        // SAFETY: hipMallocFromPoolAsync's prototype; forwarding the arguments.
+        forward_plain(
+            Entry::HipMallocFromPoolAsync,
+            hip_sym::hipMallocFromPoolAsync,
+            ptr,
+            size,
+            record_device,
+            |f: hip_fn::hipMallocFromPoolAsync| f(ptr, size, pool, stream),
+        )
+    })
+}
+
+/// hipHostRegister always pins into the fine-grained system pool and honours
+/// no coarse flag: forwarded untouched, recorded.
+///
+/// # Safety
+/// As the HIP runtime's hipHostRegister.
+#[no_mangle]
+pub unsafe extern "C" fn hipHostRegister(
+    host_ptr: *mut c_void,
+    size: usize,
+    flags: c_uint,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipHostRegister;
+        // SAFETY: hipHostRegister's prototype.
+        let f: hip_fn::hipHostRegister = match unsafe { real(entry, hip_sym::hipHostRegister) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(host_ptr, size, flags) };
+        super::after(|| {
+            STATS.record(entry, false);
+            if rc == HIP_SUCCESS && process::config().enabled {
+                super::record_range(
+                    entry,
+                    host_ptr as usize,
+                    size,
+                    flags,
+                    flags,
+                    false,
+                    Memory::Host,
+                );
+            }
+        });
+        rc
+    })
+}
+
+/// Forwards one of the single-pointer free functions. Cannot panic (see
+/// `host_malloc_like`), so its hooks have no outer `boundary`.
+#[inline(always)]
+fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
+    // SAFETY: every caller's symbol has the hipFree prototype.
+    let f: hip_fn::hipFree = match unsafe { real(entry, index) } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    // SAFETY: forwarding the caller's pointer.
+    forward_free(entry, ptr, |rc| rc == HIP_SUCCESS, || unsafe { f(ptr) })
+}
+
+/// # Safety
+/// As the HIP runtime's hipFree.
+#[no_mangle]
+pub unsafe extern "C" fn hipFree(ptr: *mut c_void) -> hipError_t {
+    free_like(Entry::HipFree, hip_sym::hipFree, ptr)
+}
+
+/// # Safety
+/// As the HIP runtime's hipHostFree.
+#[no_mangle]
+pub unsafe extern "C" fn hipHostFree(ptr: *mut c_void) -> hipError_t {
+    free_like(Entry::HipHostFree, hip_sym::hipHostFree, ptr)
+}
+
+/// # Safety
+/// As the HIP runtime's hipFreeHost.
+#[no_mangle]
+pub unsafe extern "C" fn hipFreeHost(ptr: *mut c_void) -> hipError_t {
+    free_like(Entry::HipFreeHost, hip_sym::hipFreeHost, ptr)
+}
+
+/// # Safety
+/// As the HIP runtime's hipHostUnregister.
+#[no_mangle]
+pub unsafe extern "C" fn hipHostUnregister(host_ptr: *mut c_void) -> hipError_t {
+    free_like(
+        Entry::HipHostUnregister,
+        hip_sym::hipHostUnregister,
+        host_ptr,
+    )
+}
+
+/// # Safety
+/// As the HIP runtime's hipFreeAsync.
+#[no_mangle]
+pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipFreeAsync;
+        // SAFETY: hipFreeAsync's prototype.
+        let f: hip_fn::hipFreeAsync = match unsafe { real(entry, hip_sym::hipFreeAsync) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        forward_free(
+            entry,
+            ptr,
+            |rc| rc == HIP_SUCCESS,
+            || unsafe { f(ptr, stream) },
+        )
+    })
+}
+
+/// hipGetProcAddress dlsym()s the runtime's own symbol, which would bypass
+/// the hooks: forwarded, then our hook is handed back for every name rmcp
+/// hooks.
+///
+/// # Safety
+/// As the HIP runtime's hipGetProcAddress (ROCm >= 6.1).
+#[no_mangle]
+pub unsafe extern "C" fn hipGetProcAddress(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    hip_version: c_int,
+    flags: u64,
+    symbol_status: *mut c_int,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipGetProcAddress;
+        // SAFETY: hipGetProcAddress's prototype.
+        let f: hip_fn::hipGetProcAddress = match unsafe { real(entry, hip_sym::hipGetProcAddress) }
+        {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(symbol, pfn, hip_version, flags, symbol_status) };
+        let mut replaced = false;
+        super::after(|| {
+            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled
+            {
+                // SAFETY: non-NULL, NUL-terminated per the API contract.
+                let name = unsafe { CStr::from_ptr(symbol) };
+                if let Some(hook) = super::own_hook(name.to_bytes())
+                    // SAFETY: pfn is non-NULL and was just written by the runtime.
+                    .filter(|_| unsafe { !(*pfn).is_null() })
+                {
+                    // SAFETY: as above.
+                    unsafe { *pfn = hook };
+                    replaced = true;
+                }
+            }
+            STATS.record(entry, replaced);
+        });
+        rc
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::host;
+    use crate::interpose::hooks::own_hook;
+
+    #[test]
+    fn every_hip_entry_point_has_a_hook_for_get_proc_address() {
+        for e in Entry::ALL {
+            let hooked = own_hook(e.name().as_bytes());
+            assert_eq!(
+                hooked.is_some(),
+                e.name().starts_with("hip"),
+                "{}",
+                e.name()
+            );
+        }
+        assert!(own_hook(b"hipMemcpy").is_none());
+        assert!(own_hook(b"\xff").is_none());
+        assert_eq!(
+            own_hook(b"hipHostMalloc"),
+            Some(hipHostMalloc as *mut c_void)
+        );
+    }
+
+    #[test]
+    fn host_flag_constant_is_the_non_coherent_bit() {
+        assert_eq!(policy::MEM_ALLOC_HOST_REWRITE, host::NON_COHERENT);
+    }
+}
