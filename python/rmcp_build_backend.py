@@ -24,7 +24,9 @@ import sys
 import maturin
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_DEST = os.path.join(_ROOT, "python", "rmcp_rocm", "librmcp.so")
+_PACKAGE_DIR = os.path.join(_ROOT, "python", "rmcp_rocm")
+# librmcp.so, and the LD_AUDIT module that `rmcp run` puts beside it.
+_LIBRARIES = ("librmcp.so", "librmcp-audit.so")
 
 build_sdist = maturin.build_sdist
 get_requires_for_build_sdist = maturin.get_requires_for_build_sdist
@@ -71,9 +73,11 @@ def _build_library():
     subprocess.run(cmd, cwd=_ROOT, env=env, check=True, stdout=sys.stderr)
     meta = subprocess.run([cargo, "metadata", "--format-version", "1", "--no-deps"],
                           cwd=_ROOT, env=env, check=True, capture_output=True, text=True)
-    built = os.path.join(json.loads(meta.stdout)["target_directory"], sub, "librmcp.so")
-    shutil.copyfile(built, _DEST)
-    print(f"rmcp_build_backend: {built} -> {_DEST}", file=sys.stderr)
+    for name in _LIBRARIES:
+        built = os.path.join(json.loads(meta.stdout)["target_directory"], sub, name)
+        dest = os.path.join(_PACKAGE_DIR, name)
+        shutil.copyfile(built, dest)
+        print(f"rmcp_build_backend: {built} -> {dest}", file=sys.stderr)
 
 
 def _with_compatibility(config_settings):

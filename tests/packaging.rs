@@ -197,6 +197,10 @@ fn wheel_installs_into_a_fresh_venv_and_rmcp_finds_its_library() {
             .arg(&x),
     );
     let tag_floor: (u32, u32) = (2, 34);
+    assert!(
+        x.join("rmcp_rocm/librmcp-audit.so").is_file(),
+        "the wheel carries librmcp-audit.so beside librmcp.so (rmcp run's audit mode)"
+    );
     for f in [
         x.join("rmcp_rocm/librmcp.so"),
         x.join(format!("rmcp_rocm-{VERSION}.data/scripts/rmcp")),
@@ -468,6 +472,7 @@ fn deb_package_installs_into_a_throwaway_root_and_links() {
         "/usr/bin/rmcp".to_string(),
         DEB_LIB.to_string(),
         "/usr/lib/x86_64-linux-gnu/librmcp.so -> librmcp.so.0".to_string(),
+        "/usr/lib/x86_64-linux-gnu/librmcp-audit.so".to_string(),
         "/usr/lib/x86_64-linux-gnu/pkgconfig/rmcp.pc".to_string(),
         "/usr/include/rmcp.h".to_string(),
         "/usr/share/doc/rmcp/README.md".to_string(),

@@ -239,6 +239,8 @@ mod tests {
         assert_eq!(a.log.as_deref(), Some("debug"));
         assert!(a.on_gpu_fault.is_some());
         assert_eq!(a.command, ["python3", "-c", "x"]);
+        assert!(!a.no_audit);
+        assert!(run_args(&["--no-audit", "x"]).no_audit);
     }
 
     #[test]
