@@ -266,32 +266,18 @@ pub fn hsa_pool(mode: Mode, pool: Pool, caller_is_rocm: impl FnOnce() -> bool) -
     }
 }
 
-/// Library base names (before ".so") that belong to ROCm. Allocations made
-/// from code in these libraries are never rewritten.
-const ROCM_LIBRARY_PREFIXES: &[&str] = &[
-    "libamdhip64",
-    "libhsa-runtime64",
-    "libhsakmt",
-    "libamd_comgr",
-    "librocblas",
-    "librocsolver",
-    "librocfft",
-    "librocrand",
-    "librocsparse",
-    "librocprim",
-    "libroctracer",
-    "librocprofiler",
-    "librccl",
-    "libMIOpen",
-    "libhipblas",
-    "libhipblaslt",
-    "libhipfft",
-    "libhiprand",
-    "libhipsparse",
-    "libhipsolver",
-    "libhiprtc",
-    "libamdocl64",
-];
+/// Library base names (before ".so", "-" or "_") that belong to ROCm, one
+/// per line (`#` comments). Allocations made from code in these libraries
+/// are never rewritten. librmcp-audit.so is compiled with the same file
+/// (build.rs), so the audit mode and the HSA caller check agree.
+const ROCM_LIBRARY_LIST: &str = include_str!("../rocm_libraries.txt");
+
+fn rocm_library_prefixes() -> impl Iterator<Item = &'static str> {
+    ROCM_LIBRARY_LIST
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
 
 /// True when the shared object at `path` is part of ROCm: by its file name,
 /// or because it lives under /opt/rocm.
@@ -300,7 +286,7 @@ pub fn is_rocm_library(path: &[u8]) -> bool {
         return true;
     }
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    ROCM_LIBRARY_PREFIXES.iter().any(|p| {
+    rocm_library_prefixes().any(|p| {
         base.strip_prefix(p.as_bytes()).is_some_and(|rest| {
             rest.starts_with(b".so") || rest.starts_with(b"-") || rest.starts_with(b"_")
         })

@@ -13,7 +13,7 @@ use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
 use crate::core::causes::{self, Causes, KfdArchs};
 use crate::core::launches::{self as launches, Launch, Shown, DEVICES, SLOTS};
 use crate::core::registry::Lookup;
-use crate::core::report::{self, FaultGpu, FixedBuf};
+use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
 use crate::core::sync::now_ns;
 use crate::interpose::hooks::launch::{self as launch_hooks, NAMES};
 use crate::interpose::process::{self, REGISTRY};
@@ -35,6 +35,25 @@ const MAX_ATTEMPTS: u32 = 32;
 
 /// RMCP_FAULT_REPORT, converted once ahead of time (no allocation later).
 static REPORT_PATH: OnceCell<Option<CString>> = OnceCell::new();
+/// RANK and LOCAL_RANK, read once ahead of time (the handler reads no
+/// environment). A forked child keeps its parent's, as it keeps its env.
+static RANKS: OnceCell<(Option<u32>, Option<u32>)> = OnceCell::new();
+
+/// A rank variable as a number; anything else is left out of the report,
+/// with one warning naming the variable, the value and what is accepted.
+fn rank_from_env(name: &str) -> Option<u32> {
+    let v = std::env::var_os(name)?;
+    match v.to_str().and_then(|s| s.trim().parse::<u32>().ok()) {
+        Some(n) => Some(n),
+        None => {
+            log::warn!(
+                "{name}={:?} is not a rank (accepted: a non-negative integer); fault reports leave it out",
+                v.to_string_lossy()
+            );
+            None
+        }
+    }
+}
 
 /// Each KFD node's real architecture, read from sysfs once when the handler
 /// is registered: the handler itself opens no file.
@@ -118,6 +137,7 @@ pub fn ensure_handler() {
                 .unwrap_or(std::ffi::OsStr::new("")),
         )
     });
+    RANKS.get_or_init(|| (rank_from_env("RANK"), rank_from_env("LOCAL_RANK")));
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
         hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
@@ -155,6 +175,8 @@ struct Buffers {
     /// One ring's copy, and the launches the report lists.
     snap: [Launch; SLOTS],
     listed: [Launch; SLOTS],
+    /// RMCP_FAULT_REPORT with %p expanded (PATH_MAX plus ".<pid>").
+    path: [u8; 4096 + 12],
 }
 struct Shared(UnsafeCell<Buffers>);
 // SAFETY: access is serialised by BUSY (try-acquire, never waited on).
@@ -165,6 +187,7 @@ static BUFFERS: Shared = Shared(UnsafeCell::new(Buffers {
     json: FixedBuf::new(),
     snap: [Launch::ZERO; SLOTS],
     listed: [Launch::ZERO; SLOTS],
+    path: [0; 4096 + 12],
 }));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
@@ -234,6 +257,34 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     (name, node)
 }
 
+/// Creates the report file for process `pid`: RMCP_FAULT_REPORT with `%p`
+/// expanded, or, if that file exists (another process of the same run wrote
+/// its report there, or a stale one), `<that>.<pid>`. Never opens an
+/// existing file, so no process overwrites another's report. `buf` receives
+/// the path. No allocation: called from the fault handler.
+fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<i32> {
+    let mut digits = FixedBuf::<16>::new();
+    let _ = write!(digits, ".{pid}");
+    for suffix in [&b""[..], digits.as_bytes()] {
+        report::expand_report_path(template, pid, suffix, buf)?;
+        // SAFETY: buf holds a NUL-terminated path; flags and mode are constants.
+        let fd = unsafe {
+            libc::open(
+                buf.as_ptr().cast(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if fd >= 0 {
+            return Some(fd);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+            return None;
+        }
+    }
+    None
+}
+
 /// Writes the report to stderr and, if configured, as JSON to the report
 /// file. Public for the C API's tests; called by the event handler.
 pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
@@ -254,12 +305,21 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     let name = std::str::from_utf8(&name_bytes[..len]).unwrap_or("?");
     let now = now_ns();
     let found = REGISTRY.try_lookup(addr);
+    let (rank, local_rank) = RANKS.get().copied().unwrap_or((None, None));
+    let process = FaultProcess {
+        // SAFETY: getpid has no preconditions (and is async-signal-safe).
+        pid: unsafe { libc::getpid() } as u32,
+        rank,
+        local_rank,
+    };
 
     let _ = write!(
         b.body,
-        "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}); reason: ",
+        "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}) in ",
         agent.handle
     );
+    let _ = report::write_process(&mut b.body, process);
+    let _ = b.body.write_str("; reason: ");
     let _ = report::write_reasons(&mut b.body, reasons);
     let _ = b.body.write_char('\n');
     let _ = report::write_lookup(&mut b.body, addr, found, now);
@@ -303,6 +363,7 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             addr,
             reasons,
             FaultGpu { name, node },
+            process,
             found,
             now,
             b.body.as_str(),
@@ -327,20 +388,16 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
                 w.write_str("]},")
             },
         );
-        // SAFETY: path is NUL-terminated; the flags and mode are constants.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd >= 0 {
-            write_fd(fd, b.json.as_bytes());
-            // SAFETY: fd was opened above.
-            unsafe { libc::close(fd) };
-        } else {
-            write_fd(2, b"rmcp: could not open RMCP_FAULT_REPORT for writing\n");
+        match open_report(path.as_bytes(), process.pid, &mut b.path) {
+            Some(fd) => {
+                write_fd(fd, b.json.as_bytes());
+                // SAFETY: fd was opened by open_report.
+                unsafe { libc::close(fd) };
+            }
+            None => write_fd(
+                2,
+                b"rmcp: could not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n",
+            ),
         }
     }
     BUSY.store(false, Ordering::Release);

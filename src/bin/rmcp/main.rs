@@ -6,6 +6,7 @@ mod doctor;
 mod json;
 mod kernel_params;
 mod kfd;
+mod locate;
 mod preload;
 mod run;
 
@@ -22,8 +23,12 @@ use clap::{CommandFactory, Parser, Subcommand};
     after_help = "`rmcp COMMAND --help` shows the options of one command."
 )]
 struct Cli {
+    /// Print the path of the librmcp.so that `rmcp run` preloads (for
+    /// `LD_PRELOAD=$(rmcp --print-library) python3 train.py`).
+    #[arg(long, exclusive = true)]
+    print_library: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -49,12 +54,17 @@ fn main() {
         Err(e) => std::process::exit(usage_error(e, &argv)),
     };
     let code = match cli.command {
-        Command::Doctor(a) => doctor::main(a),
-        Command::Run(a) => run::main(a),
-        Command::KernelParams(a) => kernel_params::main(a),
-        Command::Completions { shell } => {
+        _ if cli.print_library => locate::print_library(),
+        Some(Command::Doctor(a)) => doctor::main(a),
+        Some(Command::Run(a)) => run::main(a),
+        Some(Command::KernelParams(a)) => kernel_params::main(a),
+        Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "rmcp", &mut std::io::stdout());
             0
+        }
+        None => {
+            let _ = Cli::command().write_help(&mut std::io::stderr());
+            2
         }
     };
     std::process::exit(code);
@@ -131,7 +141,7 @@ fn one_line(e: &clap::Error, sub: Option<&str>) -> String {
             ),
             Some(s) => format!("unknown {s} option '{arg}' (accepted: {})", options_of(s)),
             None => {
-                format!("unknown option '{arg}' (accepted: a command first, or --help, --version)")
+                format!("unknown option '{arg}' (accepted: a command first, or --help, --version, --print-library)")
             }
         },
         ErrorKind::InvalidValue => {
@@ -204,7 +214,7 @@ mod tests {
     fn run_args(args: &[&str]) -> run::Args {
         let argv = ["rmcp", "run"].iter().chain(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Run(a) => a,
+            Some(Command::Run(a)) => a,
             _ => panic!("not run"),
         }
     }
@@ -229,6 +239,8 @@ mod tests {
         assert_eq!(a.log.as_deref(), Some("debug"));
         assert!(a.on_gpu_fault.is_some());
         assert_eq!(a.command, ["python3", "-c", "x"]);
+        assert!(!a.no_audit);
+        assert!(run_args(&["--no-audit", "x"]).no_audit);
     }
 
     #[test]

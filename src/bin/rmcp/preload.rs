@@ -8,9 +8,10 @@ pub fn preload_entries(s: &str) -> impl Iterator<Item = &str> {
         .filter(|e| !e.is_empty())
 }
 
-/// An entry naming librmcp.so (by path or bare name).
+/// An entry naming librmcp.so (by path or bare name, `.so` or the packaged
+/// `.so.0`).
 pub fn is_rmcp_lib(entry: &str) -> bool {
-    entry == "librmcp.so" || entry.ends_with("/librmcp.so")
+    crate::locate::is_rmcp_file_name(entry)
 }
 
 #[cfg(test)]
