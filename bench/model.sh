@@ -8,12 +8,12 @@
 # Measures, per hipHostMalloc(4096, 0)+hipHostFree pair and per hipMalloc(4096)+hipFree pair
 # (bench/model_pairs.c, after 32 warm-up pairs of each):
 #  1. Instructions executed by the calling thread, counted by single-stepping it with ptrace
-#     (bench/stepcount.c), in total and by the file holding each instruction. Not callgrind: libhsakmt's model mode reserves a 256 GiB aperture,
-#     more than valgrind's address space on amd64 holds ("model: Failed to reserve aperture
-#     via mmap"), and `perf stat -e instructions` is <not supported> in this VM. Single steps
-#     are slow here (~65 us each), so N is small (BENCH_MODEL_N, default 10); the count is
-#     per thread and does not depend on timing except for lock and wait paths (run to run it
-#     moved by < 0.2%).
+#     (bench/stepcount.c), in total and by the file holding each instruction. Not callgrind:
+#     libhsakmt's model mode reserves a 256 GiB aperture, and under valgrind 3.19 any single
+#     reservation of 64 GiB or more fails ("model: Failed to reserve aperture via mmap");
+#     `perf stat -e instructions` is <not supported> in this VM. Single steps are slow here
+#     (~65 us each), so N is small (BENCH_MODEL_N, default 10). The count is per thread; it
+#     moves by about 0.5% between runs (lock and wait paths), the added figure by ~10.
 #     On the RX 6800 XT (gfx1030, a target: rmcp rewrites hipHostMalloc(0)) and the RX 7900 XT
 #     (gfx1100, not a target: rmcp forwards it), RMCP_MODE unset (auto).
 #  2. A check that the measured pairs were rewritten on gfx1030 and not on gfx1100: one

@@ -2,8 +2,9 @@
  * stepcount.c - counts the user-mode instructions one thread executes between markers, by
  * single-stepping it with ptrace. bench/model.sh uses it because neither valgrind nor
  * hardware counters can measure ROCr's model mode here: libhsakmt's model mode reserves a
- * 256 GiB aperture (MODEL_APERTURE_SIZE, 1 << 38) that valgrind's address space (128 GiB on
- * amd64 Linux) cannot hold, and `perf stat -e instructions` reports <not supported> in this VM.
+ * 256 GiB aperture (MODEL_APERTURE_SIZE, 1 << 38), and under valgrind 3.19 any single
+ * reservation of 64 GiB or more fails ("model: Failed to reserve aperture via mmap");
+ * `perf stat -e instructions` reports <not supported> in this VM.
  *
  *   stepcount MARKERS PROG [ARGS...]
  *
