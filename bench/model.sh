@@ -12,15 +12,15 @@
 #     libhsakmt's model mode reserves a 256 GiB aperture, and under valgrind 3.19 any single
 #     reservation of 64 GiB or more fails ("model: Failed to reserve aperture via mmap");
 #     `perf stat -e instructions` is <not supported> in this VM. Single steps are slow here
-#     (~65 us each), so N is small (BENCH_MODEL_N, default 10). The count is per thread; it
-#     moves by about 0.5% between runs (lock and wait paths), the added figure by ~10.
+#     (~65 us each), so N is small (BENCH_MODEL_N, default 10). The count is per thread;
+#     without rmcp it repeated exactly between runs, with rmcp it moved by a few per pair.
 #     On the RX 6800 XT (gfx1030, a target: rmcp rewrites hipHostMalloc(0)) and the RX 7900 XT
 #     (gfx1100, not a target: rmcp forwards it), RMCP_MODE unset (auto).
 #  2. A check that the measured pairs were rewritten on gfx1030 and not on gfx1100: one
 #     untraced run each with RMCP_LOG=info (rmcp's exit summary) and the model's log (the KFD
 #     flags of every 4 KiB allocation).
 #  3. Wall clock on gfx1030: BENCH_MODEL_REPS (default 5) alternating untraced runs each way
-#     of BENCH_MODEL_WALL_N (default 200) pairs timed in 20 chunks; the median chunk per run,
+#     of BENCH_MODEL_WALL_N (default 200, a multiple of 20) pairs timed in 20 chunks; the median chunk per run,
 #     the median run (informational: the hipHostMalloc pair is dominated by the system calls
 #     of model mode's memory emulation and moves by tens of percent between runs here).
 # Needs: cargo, cc, and ROCm 7.2.4 unpacked by scripts/setup-rocm.sh. Honours CARGO_TARGET_DIR.
