@@ -7,6 +7,8 @@
 #
 # Measures, per hipHostMalloc(4096, 0)+hipHostFree pair and per hipMalloc(4096)+hipFree pair
 # (bench/model_pairs.c, after 32 warm-up pairs of each):
+#  0. A check of the counting method: bench/stepcount_check.c counted by stepcount and by
+#     callgrind (their counts of the program's own code must agree within 0.5%).
 #  1. Instructions executed by the calling thread, counted by single-stepping it with ptrace
 #     (bench/stepcount.c), in total and by the file holding each instruction. Not callgrind:
 #     libhsakmt's model mode reserves a 256 GiB aperture, and under valgrind 3.19 any single
@@ -23,7 +25,7 @@
 #     of BENCH_MODEL_WALL_N (default 200, a multiple of 20) pairs timed in 20 chunks; the median chunk per run,
 #     the median run (informational: the hipHostMalloc pair is dominated by the system calls
 #     of model mode's memory emulation and moves by tens of percent between runs here).
-# Needs: cargo, cc, and ROCm 7.2.4 unpacked by scripts/setup-rocm.sh. Honours CARGO_TARGET_DIR.
+# Needs: cargo, cc, valgrind (for 0.), and ROCm 7.2.4 unpacked by scripts/setup-rocm.sh. Honours CARGO_TARGET_DIR.
 # Exits 1 if a check fails, 2 if something is missing.
 set -euo pipefail
 
@@ -57,6 +59,7 @@ LIB=$TARGET_DIR/release/librmcp.so
 
 $CC -shared -fPIC -O2 tests/model/model_gpu.c -o "$OUT/libmodel_gpu.so" -lpthread
 $CC -O2 -g -std=c11 -Wall -Wextra -Werror bench/stepcount.c -o "$OUT/stepcount"
+$CC -O2 -g -std=c11 -Wall -Wextra -Werror bench/stepcount_check.c -o "$OUT/stepcount_check"
 # Against 7.2.4's headers and libraries, as tests/model_gpu.rs builds its probe; the 7.2.4
 # libraries need sid's glibc, which they get at run time from exp-root's loader.
 $CC -O2 -g -std=c11 -Wall -Wextra -Werror -D__HIP_PLATFORM_AMD__ -I"$EXP/usr/include" \
@@ -82,6 +85,26 @@ run() {
 FAILED=0
 fail() { echo "FAILED: $*"; FAILED=1; }
 arch_of() { case $1 in rx6800xt) echo gfx1030 ;; rx7900xt) echo gfx1100 ;; esac; }
+
+echo
+echo "## 0. stepcount against callgrind on a small program (bench/stepcount_check.c: its own loop, qsort and snprintf)"
+echo
+sc=$(env -i PATH="$PATH" CHECK_MARK=1 "$OUT/stepcount" 2 "$OUT/stepcount_check") || fail "stepcount_check: $sc"
+env -i PATH="$PATH" valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.check" --toggle-collect=work \
+    "$OUT/stepcount_check" >/dev/null 2>&1 || fail "callgrind on stepcount_check"
+# Instructions per object file, from callgrind's per-function lines "N (P%)  file:fn [object]".
+callgrind_annotate --threshold=100 --auto=no "$OUT/cg.check" 2>/dev/null |
+    sed -n 's/^ *\([0-9,]*\) ([ 0-9.]*%)  .* \[\(.*\)\]$/\1 \2/p' | tr -d , |
+    awk '{ n = split($2, p, "/"); sum[p[n]] += $1 } END { for (k in sum) print k, sum[k] }' | sort >"$OUT/check.cg"
+sed -n 's/^segment 1 file=\([^ ]*\) steps=/\1 /p' <<<"$sc" | sort >"$OUT/check.sc"
+echo "| code | stepcount | callgrind |"
+echo "|---|---:|---:|"
+join -a 1 -a 2 -e 0 -o 0,1.2,2.2 "$OUT/check.sc" "$OUT/check.cg" |
+    awk '{ printf "| %s | %d | %d |\n", $1, $2, $3; a += $2; b += $3 } END { printf "| total | %d | %d |\n", a, b }'
+read -r own_sc own_cg < <(join -o 1.2,2.2 <(grep '^stepcount_check ' "$OUT/check.sc") <(grep '^stepcount_check ' "$OUT/check.cg") || true) || true
+if [[ -z ${own_sc:-} || -z ${own_cg:-} ]] || ! awk -v a="$own_sc" -v b="$own_cg" 'BEGIN { exit !(a - b <= b / 200 && b - a <= b / 200) }'; then
+    fail "stepcount and callgrind disagree by more than 0.5% on stepcount_check's own code (${own_sc:-?} vs ${own_cg:-?})"
+fi
 
 declare -A STEPS
 for topo in rx6800xt rx7900xt; do
