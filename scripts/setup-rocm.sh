@@ -221,6 +221,30 @@ experimental's ROCr changed; the trap-handler patch offset must be found again (
     log "patched ROCr copy for gfx10 in $hsa_out"
 fi
 
+# ---------------------------------------------------------------- sid clients
+# A real sid program that reaches ROCm 6.4.3 through dlopen: clinfo, with the ICD loader
+# and ROCm's OpenCL runtime (tests/audit.rs runs it with and without the audit mode). Its
+# other dependencies are already in the sid root; unpacked beside it into sid-clients.
+SID_CLIENTS="$ROCM_DIR/sid-clients"
+SID_CLIENT_PKGS=(clinfo ocl-icd-libopencl1 rocm-opencl-icd)
+if [ "$REFRESH" = 0 ] && [ -x "$SID_CLIENTS/usr/bin/clinfo" ] \
+    && [ -e "$SID_CLIENTS/usr/lib/x86_64-linux-gnu/libamdocl64.so" ]; then
+    log "sid clients already unpacked in $SID_CLIENTS"
+else
+    apt_opts_for "$SID_APT"
+    [ -n "$(ls "$SID_APT/state/lists/" 2>/dev/null | grep _sid_)" ] || apt-get "${APT_OPTS[@]}" update -qq
+    rm -rf "$SID_CLIENTS.tmp" "$SID_CLIENTS.debs"
+    mkdir -p "$SID_CLIENTS.tmp" "$SID_CLIENTS.debs"
+    (cd "$SID_CLIENTS.debs" && apt-get "${APT_OPTS[@]}" download -qq "${SID_CLIENT_PKGS[@]}" >/dev/null)
+    for deb in "$SID_CLIENTS.debs"/*.deb; do dpkg -x "$deb" "$SID_CLIENTS.tmp"; done
+    [ -x "$SID_CLIENTS.tmp/usr/bin/clinfo" ] || die "sid clients: clinfo missing after unpack"
+    [ -e "$SID_CLIENTS.tmp/usr/lib/x86_64-linux-gnu/libamdocl64.so" ] \
+        || die "sid clients: libamdocl64.so missing after unpack"
+    rm -rf "$SID_CLIENTS" "$SID_CLIENTS.debs"
+    mv "$SID_CLIENTS.tmp" "$SID_CLIENTS"
+    log "sid clients (${SID_CLIENT_PKGS[*]}) unpacked in $SID_CLIENTS"
+fi
+
 # ---------------------------------------------------------------- summary
 deb_ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo absent; }
 sid_ver() { sed -n "s/^$1_\([^_]*\)_.*/\1/p" "$STAMP" | sed 's/%3a/:/' | head -n1; }

@@ -1,13 +1,14 @@
 //! HIP and HSA ABI facts rmcp relies on: error codes, flag values, struct
 //! offsets. Every value here is checked against the real ROCm 5.2.3, 6.4.3 and
-//! 7.2.4 headers by `tests/real_rocm.rs` (see ../shared/FACTS.md for sources).
+//! 7.2.4 headers by `tests/real_rocm.rs` (the C compiler and bindgen on
+//! hip_runtime_api.h, hip_ext.h, hsa.h and hsa_ext_amd.h of Debian's
+//! libamdhip64-dev 5.2.3, sid's 6.4.3 and experimental's 7.2.4).
 
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_void;
 
 pub type hipError_t = i32;
-pub type hipDevice_t = i32;
 pub type hipStream_t = *mut c_void;
 pub type hipMemPool_t = *mut c_void;
 pub type hsa_status_t = i32;

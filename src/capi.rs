@@ -5,11 +5,11 @@
 //! aborts (a panic becomes `RMCP_ERR_PANIC`), checks pointers for NULL, and
 //! writes its out-parameters only when it returns `RMCP_OK`.
 
-use crate::entry::Entry;
-use crate::registry::{Allocation, Lookup};
-use crate::report::{self, FixedBuf};
-use crate::shim::{REGISTRY, STATS};
-use crate::sync::now_ns;
+use crate::core::entry::Entry;
+use crate::core::registry::{Allocation, Lookup};
+use crate::core::report::{self, FixedBuf};
+use crate::core::sync::now_ns;
+use crate::interpose::process::{REGISTRY, STATS};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -140,7 +140,7 @@ fn to_c(a: &Allocation, now: u64, freed_ns: Option<u64>) -> rmcp_allocation {
         requested_flags: a.requested_flags,
         applied_flags: a.applied_flags,
         rewritten: a.rewritten as i32,
-        device: a.device,
+        device: a.memory.number(),
         thread: a.thread,
         age_ns: now.saturating_sub(a.time_ns),
         freed_ns_ago: freed_ns.map_or(0, |f| now.saturating_sub(f)),

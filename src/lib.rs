@@ -5,24 +5,30 @@
 //! coarse-grained ones, forwards everything else untouched, and keeps a
 //! registry of live allocations so a GPU memory fault can be explained.
 //!
-//! Layout: pure, unit-tested code (`arch`, `config`, `policy`, `registry`,
-//! `report`, `entry`, `stats`) and the thin layer that talks to the loader
-//! and C (`runtime`, `devices`, `shim`, `hooks`, `capi`), where all `unsafe`
-//! lives.
+//! Layout:
+//! - `core`: pure, unit-tested code: the hook table (`entry`), the
+//!   configuration, the rewrite policy, the registry, the reports, stats and
+//!   the fork-safe locks. No loader, no runtime calls.
+//! - `interpose`: the layer that talks to the dynamic loader and the
+//!   runtimes: finding them (`runtime`, `symbols`), the process state
+//!   (`process`), HIP devices and the HSA topology, the exported hooks and
+//!   the fault handler.
+//! - `capi`: the C API (include/rmcp.h); `abi`: the ROCm ABI facts rmcp
+//!   relies on.
+//!
+//! `unsafe` is where rmcp talks to the loader or C (`interpose`, `capi`) and
+//! in the two lock-free primitives of `core::sync` and the registry's
+//! fork protocol; every block says why it is sound.
 #![allow(non_camel_case_types)]
 
 pub mod abi;
-pub mod arch;
 pub mod capi;
-pub mod config;
-pub mod devices;
-pub mod entry;
-pub mod fault;
-pub mod hooks;
-pub mod policy;
-pub mod registry;
-pub mod report;
-pub mod runtime;
-pub mod shim;
-pub mod stats;
-pub mod sync;
+pub mod core;
+/// The hooks keep the HIP/HSA prototypes of the runtimes' own headers, so
+/// they stay out of include/rmcp.h.
+/// cbindgen:ignore
+pub mod interpose;
+
+// The paths tests, benches and the CLI use.
+pub use crate::core::{arch, config, entry, policy, registry, report, stats, sync};
+pub use crate::interpose::hooks;

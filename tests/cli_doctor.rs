@@ -1,13 +1,9 @@
 //! `rmcp doctor` on fixture trees (tests/fixtures/doctor, see SOURCES.md).
 
-#[path = "../src/bin/rmcp/json.rs"]
-#[allow(dead_code)]
-mod json;
-
 mod common;
 
 use common::tempdir;
-use json::Json;
+use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -56,7 +52,7 @@ fn doctor_json(root: &str, log: Option<&str>, extra: &[&str], env: &[(&str, &str
     args.extend_from_slice(extra);
     let out = doctor(&args, env);
     let text = String::from_utf8(out.stdout).unwrap();
-    let v = json::parse(&text).unwrap_or_else(|| {
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
         panic!(
             "not JSON: {text}\nstderr: {}",
             String::from_utf8_lossy(&out.stderr)
@@ -290,6 +286,34 @@ fn apu_is_integrated_and_preloaded_via_etc() {
     );
 }
 
+/// The doctor reads each variable as its runtime (and librmcp) does: HIP
+/// takes "enable" as off and "yes" as on; ROCr takes only "1"; an empty
+/// RMCP_TARGETS is invalid for librmcp, so the doctor says so too.
+#[test]
+fn variables_are_read_as_the_runtimes_read_them() {
+    let (_, v) = doctor_json(
+        "rdna2-rx6700xt",
+        Some("logs/clean.log"),
+        &[],
+        &[
+            ("HIP_HOST_COHERENT", "enable"),
+            ("HSA_FORCE_FINE_GRAIN_PCIE", "true"),
+            ("RMCP_TARGETS", ""),
+        ],
+    );
+    let fs = findings(&v);
+    assert!(find(&fs, "hip-host-coherent").is_empty(), "{v:?}");
+    assert!(find(&fs, "fine-grain-pcie").is_empty(), "{v:?}");
+    assert_eq!(find(&fs, "rmcp-targets-invalid").len(), 1, "{v:?}");
+    let (_, v) = doctor_json(
+        "rdna2-rx6700xt",
+        Some("logs/clean.log"),
+        &[],
+        &[("HIP_HOST_COHERENT", "yes")],
+    );
+    assert_eq!(find(&findings(&v), "hip-host-coherent").len(), 1);
+}
+
 #[test]
 fn ld_preload_is_detected() {
     let (_, v) = doctor_json(
@@ -350,7 +374,7 @@ fn empty_root_has_no_gpu_and_skips_the_live_log() {
         &[],
     );
     assert_eq!(out.status.code(), Some(0));
-    let v = json::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let v: Json = serde_json::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert!(gpus(&v).is_empty());
     let fs = findings(&v);
     assert_eq!(find(&fs, "no-gpu")[0].1, "info");
@@ -551,7 +575,7 @@ fn torch_probe_reads_a_real_torch() {
     assert!(
         t.get("torch").and_then(Json::as_str).is_some(),
         "{}",
-        t.to_pretty()
+        serde_json::to_string_pretty(t).unwrap()
     );
     let fs = findings(&v);
     if t.get("hip").and_then(Json::as_str).is_none() {

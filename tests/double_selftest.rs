@@ -888,7 +888,8 @@ fn runner_kills_hung_programs() {
         .run();
 }
 
-/// `pool=` names the memory the real runtime would hand out (clr's rules, FACTS.md).
+/// `pool=` names the memory the real runtime would hand out (clr's rules in
+/// hipamd/src/hip_memory.cpp).
 #[test]
 fn record_names_the_resulting_pool() {
     let ops = [

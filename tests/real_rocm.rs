@@ -1296,8 +1296,8 @@ fn layout_matches_real_headers() {
         let ev = std::mem::MaybeUninit::<abi::hsa_amd_event_t>::uninit();
         let fi = std::mem::MaybeUninit::<abi::hsa_amd_gpu_memory_fault_info_t>::uninit();
         let (evp, fip) = (ev.as_ptr(), fi.as_ptr());
-        // SAFETY: addr_of! on fields of an uninitialised value computes addresses only.
         let off = |base: *const u8, field: *const u8| field as u64 - base as u64;
+        // SAFETY: addr_of! on fields of an uninitialised value computes addresses only.
         unsafe {
             expect(
                 "offsetof.hsa_amd_event_t.event_type",
@@ -1365,9 +1365,11 @@ mod real_headers {
         non_snake_case,
         non_upper_case_globals,
         dead_code,
-        unused_imports
+        unused_imports,
+        // bindgen's loader code calls unsafe functions without blocks.
+        unsafe_op_in_unsafe_fn
     )]
-    #![allow(clippy::all)]
+    #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
     use rmcp::abi::{self, device, host, hsa, managed, props};
     use rmcp::hooks::{hip as hip_hooks, hsa as hsa_hooks};

@@ -85,6 +85,17 @@ pub fn librmcp() -> PathBuf {
     );
 }
 
+/// The LD_AUDIT module (`librmcp-audit.so`) that build.rs puts in the profile directory.
+pub fn librmcp_audit() -> PathBuf {
+    let p = profile_dir().join("librmcp-audit.so");
+    assert!(
+        p.is_file(),
+        "{} not found; build.rs builds it with the crate",
+        p.display()
+    );
+    p
+}
+
 /// True if `valgrind` can be run (for [`Scenario::valgrind`]).
 pub fn valgrind_available() -> bool {
     Command::new("valgrind")

@@ -12,6 +12,17 @@
 //! `RMCP_FUZZ_SEED=S` adds one seed, for longer runs. A failure prints the
 //! seed and the input, escaped: add it to a corpus file.
 //!
+//! Why a hand-written generator and not proptest: (1) a failure is kept as
+//! the literal input (`VAR=value`, escaped) in the corpus, which stays valid
+//! when the generator changes; proptest persists failures as seeds of its
+//! strategies, which replay a different input once a strategy is edited;
+//! (2) every run, local or CI, tests the same committed seeds, and a longer
+//! hunt is one variable (`RMCP_FUZZ_SEED`, `RMCP_FUZZ_CASES`); (3) what
+//! proptest adds, shrinking, matters little here: each value is a few
+//! grammar pieces or a bounded run of bytes, and the report names the
+//! variable that broke the property. The generator is the 25 lines of `Rng`
+//! plus the grammar, which a proptest strategy would have to restate.
+//!
 //! Properties, each against an independent oracle written here:
 //! - nothing panics, for any input;
 //! - each invalid variable yields exactly one message, which names it, is

@@ -4,7 +4,10 @@
  * the pool they ask for (e.g. fine-grained for signals and kernel arguments), so rmcp must
  * leave allocations whose caller is a ROCm library alone. The caller must hsa_init() first.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fake_rocm.h"
 
@@ -23,4 +26,21 @@ int rocmlike_hsa_alloc(uint32_t gpu_index, const char *kind, size_t size, void *
 int rocmlike_hsa_free(void *ptr)
 {
     return hsa_amd_memory_pool_free(ptr);
+}
+
+/* A ROCm library that finds the HIP runtime hipew-style (dlopen + dlsym), as ROCm's own
+ * libraries may: the audit mode must leave this lookup alone, so hipHostMalloc gets FLAGS
+ * exactly as given. Returns the HIP status, or -1/-2 when the runtime or the symbol is
+ * missing. */
+int rocmlike_dlsym_host_malloc(const char *hip_library, unsigned flags, void **out)
+{
+    void *h = dlopen(hip_library, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return -1;
+    hip_host_malloc_shaped_fn f;
+    void *sym = dlsym(h, "hipHostMalloc");
+    if (!sym)
+        return -2;
+    memcpy(&f, &sym, sizeof f);
+    return f(out, 4096, flags);
 }

@@ -6,45 +6,30 @@ use crate::kfd;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub const USAGE: &str = "\
-usage: rmcp kernel-params [--root DIR] [--write [--force]]
-
-  prints a commented-out /etc/modprobe.d snippet for the RDNA1/RDNA2 GPUs found
-  in the KFD topology (nothing in it is active)
-  --root DIR  filesystem root for both the GPU scan (DIR/sys/...) and --write
-              (DIR/etc/modprobe.d/amdgpu-rmcp.conf); default /
-  --write     write the snippet there atomically; an existing file is replaced
-              only if rmcp wrote it (marker line), or with --force";
+/// `rmcp kernel-params`: prints a commented-out /etc/modprobe.d snippet for
+/// the RDNA1/RDNA2 GPUs found in the KFD topology (nothing in it is active).
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
+pub struct Args {
+    /// Filesystem root for both the GPU scan (DIR/sys/...) and --write
+    /// (DIR/etc/modprobe.d/amdgpu-rmcp.conf)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Write the snippet there atomically; an existing file is replaced only
+    /// if rmcp wrote it (marker line), or with --force
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: replace a file rmcp did not write
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// First line of every file rmcp writes; its presence allows replacing it.
 pub const MARKER: &str = "# rmcp-managed: written by `rmcp kernel-params --write`; rmcp replaces this file only while this line is here";
 pub const FILE_NAME: &str = "amdgpu-rmcp.conf";
 
-struct Options {
-    root: PathBuf,
-    write: bool,
-    force: bool,
-}
-
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        root: PathBuf::from("/"),
-        write: false,
-        force: false,
-    };
-    let mut flags = crate::args::Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        match flag {
-            "--write" if !flags.has_inline() => o.write = true,
-            "--force" if !flags.has_inline() => o.force = true,
-            "--root" => o.root = PathBuf::from(flags.value("kernel-params: ", flag)?),
-            "-h" | "--help" => return Err(String::new()),
-            _ => return Err(unknown_option(flag)),
-        }
-    }
-    if let Some(a) = flags.rest().first() {
-        return Err(unknown_option(a));
-    }
+/// The checks clap does not make, with their one-line messages.
+fn check_args(o: &Args) -> Result<(), String> {
     if o.force && !o.write {
         return Err("kernel-params: --force only applies with --write".to_string());
     }
@@ -54,7 +39,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             o.root.display()
         ));
     }
-    Ok(o)
+    Ok(())
 }
 
 /// The snippet for these GPUs (all targeted).
@@ -150,18 +135,11 @@ fn write_atomically(dir: &Path, name: &str, content: &str) -> std::io::Result<()
     result
 }
 
-pub fn main(args: &[String]) -> i32 {
-    let o = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("rmcp: {e}");
-            return 2;
-        }
-    };
+pub fn main(o: Args) -> i32 {
+    if let Err(e) = check_args(&o) {
+        eprintln!("rmcp: {e}");
+        return 2;
+    }
     let (targets, problem) = kfd::targets_from_env();
     if let Some(p) = problem {
         eprintln!("rmcp: {p}");
@@ -220,8 +198,4 @@ pub fn main(args: &[String]) -> i32 {
             2
         }
     }
-}
-
-fn unknown_option(a: &str) -> String {
-    format!("kernel-params: unknown option '{a}' (accepted: --root DIR, --write, --force)")
 }

@@ -6,8 +6,9 @@ use rmcp::arch::{Gfx, Targets};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Integrated GPUs (APUs) by architecture. gfx1033/1035/1036 are from
-/// FACTS.md; the others are well-known APU-only architectures.
+/// Integrated GPUs (APUs) by architecture, as the dGPU/APU column of LLVM's
+/// AMDGPU processor table (llvm/docs/AMDGPUUsage.rst) lists them; among the
+/// targets: gfx1033 (Van Gogh), gfx1035 (Rembrandt), gfx1036 (Raphael).
 const APU_GFX: &[&str] = &[
     "gfx801", "gfx902", "gfx909", "gfx90c", "gfx1033", "gfx1035", "gfx1036", "gfx1103", "gfx1150",
     "gfx1151", "gfx1152",
@@ -57,22 +58,10 @@ pub struct Scan {
     pub problems: Vec<String>,
 }
 
-/// The target set librmcp will use: RMCP_TARGETS when set and valid, else
-/// the default. The second value explains an invalid RMCP_TARGETS.
+/// The target set librmcp will use (RMCP_TARGETS read as the library reads
+/// it), and the library's warning when RMCP_TARGETS is not valid.
 pub fn targets_from_env() -> (Targets, Option<String>) {
-    match std::env::var("RMCP_TARGETS") {
-        Ok(v) if !v.trim().is_empty() => match Targets::parse(&v) {
-            Ok(t) => (t, None),
-            Err(e) => (
-                Targets::default(),
-                Some(format!(
-                    "RMCP_TARGETS='{v}' is not valid ({e} is not a gfx name or range); librmcp falls back to {}",
-                    rmcp::arch::DEFAULT_TARGETS_TEXT
-                )),
-            ),
-        },
-        _ => (Targets::default(), None),
-    }
+    rmcp::config::read_targets(std::env::var_os("RMCP_TARGETS").as_deref())
 }
 
 pub fn topology_dir(root: &Path) -> PathBuf {

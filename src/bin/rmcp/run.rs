@@ -9,100 +9,93 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-pub const USAGE: &str = "\
-usage: rmcp run [--mode auto|force|off] [--log LEVEL] [--on-gpu-fault cpu] [--] CMD [ARGS...]
-
-  --mode auto|force|off  RMCP_MODE for the library (default: RMCP_MODE from the
-                         environment, else auto)
-  --log LEVEL            RMCP_LOG: off, error, warn, info, debug or trace
-  --on-gpu-fault cpu     if CMD dies after a GPU memory fault that librmcp.so
-                         reported, print the report and run CMD once more with
-                         HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1 (no GPU;
-                         works only for programs that can fall back to the CPU)
-
+const AFTER_HELP: &str = "\
 librmcp.so is looked for in $RMCP_LIBRARY, beside the rmcp binary, in ../lib
-relative to it, then in the install library directories. It is put first in
-LD_PRELOAD; what LD_PRELOAD held before is kept after it.
+relative to it (and where the Python wheel and the Debian package put it),
+then in the install library directories; `rmcp --print-library` prints the
+result. It is put first in LD_PRELOAD; what LD_PRELOAD held before is kept
+after it.
+librmcp-audit.so (looked for beside librmcp.so, then in the same places as
+librmcp.so) is put first in LD_AUDIT: it lets the hooks see programs that
+dlopen the runtime and call dlsym on its handle (Python ctypes, hipew-style
+loaders).
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
-const MODES: &[&str] = &["auto", "force", "off"];
-const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
-
-#[derive(Debug)]
-pub struct Options {
+/// `rmcp run [OPTIONS] [--] CMD [ARGS...]`: options stop at `--` or at the
+/// command; everything after belongs to the command.
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true, after_help = AFTER_HELP)]
+pub struct Args {
+    /// RMCP_MODE for the library (default: RMCP_MODE from the environment,
+    /// else auto)
+    #[arg(long, value_parser = ["auto", "force", "off"])]
     pub mode: Option<String>,
+    /// RMCP_LOG for the library
+    #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     pub log: Option<String>,
-    pub cpu_fallback: bool,
+    /// If CMD dies after a GPU memory fault that librmcp.so reported, print
+    /// the reports (one per faulting process of CMD's tree) and run CMD once more with HIP_VISIBLE_DEVICES=-1
+    /// CUDA_VISIBLE_DEVICES=-1 (no GPU; only for programs that can fall back
+    /// to the CPU)
+    #[arg(long = "on-gpu-fault", value_name = "cpu", value_parser = ["cpu"])]
+    pub on_gpu_fault: Option<String>,
+    /// Do not set LD_AUDIT=librmcp-audit.so (LD_PRELOAD only; programs that
+    /// dlsym the runtime's handle, such as Python ctypes, then bypass rmcp)
+    #[arg(long = "no-audit")]
+    pub no_audit: bool,
+    /// The command and its arguments
+    #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
-}
-
-pub fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        mode: None,
-        log: None,
-        cpu_fallback: false,
-        command: Vec::new(),
-    };
-    let mut flags = crate::args::Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        match flag {
-            "--mode" => {
-                let v = flags.value("run: ", flag)?;
-                if !MODES.contains(&v.as_str()) {
-                    return Err(format!("run: bad --mode '{v}' (accepted: {})", MODES.join(", ")));
-                }
-                o.mode = Some(v);
-            }
-            "--log" => {
-                let v = flags.value("run: ", flag)?;
-                if !LEVELS.contains(&v.as_str()) {
-                    return Err(format!("run: bad --log '{v}' (accepted: {})", LEVELS.join(", ")));
-                }
-                o.log = Some(v);
-            }
-            "--on-gpu-fault" => {
-                let v = flags.value("run: ", flag)?;
-                if v != "cpu" {
-                    return Err(format!("run: bad --on-gpu-fault '{v}' (accepted: cpu)"));
-                }
-                o.cpu_fallback = true;
-            }
-            "-h" | "--help" => return Err(String::new()),
-            _ => {
-                return Err(format!(
-                    "run: unknown option '{flag}' (accepted: --mode, --log, --on-gpu-fault; put the command after --)"
-                ))
-            }
-        }
-    }
-    o.command = flags.rest().iter().map(OsString::from).collect();
-    if o.command.is_empty() {
-        return Err("run: no command given (rmcp run [OPTIONS] -- CMD [ARGS...])".to_string());
-    }
-    Ok(o)
 }
 
 /// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
 fn candidates() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            v.push(dir.join("librmcp.so"));
-            v.push(dir.join("../lib/librmcp.so"));
+    crate::locate::candidates(std::env::current_exe().ok().as_deref())
+}
+
+/// The directories librmcp.so is looked for in, with `file` instead.
+fn candidates_named(file: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = Vec::new();
+    for c in candidates() {
+        if let Some(p) = c.parent().map(|d| d.join(file)) {
+            if !v.contains(&p) {
+                v.push(p);
+            }
         }
     }
-    if let Some(d) = option_env!("RMCP_INSTALL_LIBDIR") {
-        v.push(Path::new(d).join("librmcp.so"));
-    }
-    for d in [
-        "/usr/local/lib",
-        "/usr/lib",
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib64",
-    ] {
-        v.push(Path::new(d).join("librmcp.so"));
-    }
     v
+}
+
+/// The LD_AUDIT value for the command: librmcp-audit.so (beside `lib`, else
+/// where librmcp.so would be looked for) first, then the old entries minus
+/// any other librmcp-audit.so. Err names where it looked: the caller then
+/// leaves LD_AUDIT alone, because a missing LD_AUDIT entry makes ld.so print
+/// an error line in every process.
+pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
+    const FILE: &str = "librmcp-audit.so";
+    let mut places: Vec<PathBuf> = lib.parent().map(|d| d.join(FILE)).into_iter().collect();
+    places.extend(candidates_named(FILE));
+    let Some(found) = places.iter().find(|p| p.is_file()) else {
+        return Err(format!(
+            "{FILE} not found (looked in: {})",
+            places
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let audit = std::fs::canonicalize(found).unwrap_or_else(|_| found.clone());
+    let audit = audit.to_string_lossy();
+    let rest: Vec<&str> = old
+        .unwrap_or("")
+        .split(':')
+        .filter(|e| !e.is_empty() && !e.ends_with(FILE))
+        .collect();
+    Ok(std::iter::once(&*audit)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 pub fn find_library() -> Result<PathBuf, String> {
@@ -134,12 +127,9 @@ pub fn find_library() -> Result<PathBuf, String> {
 /// the other librmcp.so paths that were dropped.
 pub fn prepend_preload(lib: &str, old: Option<&str>) -> (String, Vec<String>) {
     let mut dropped = Vec::new();
-    let rest: Vec<&str> = old
-        .unwrap_or("")
-        .split(|c: char| c == ':' || c.is_whitespace())
-        .filter(|e| !e.is_empty())
+    let rest: Vec<&str> = crate::preload::preload_entries(old.unwrap_or(""))
         .filter(|e| {
-            let is_rmcp = *e == lib || crate::doctor::env::is_rmcp_lib(e);
+            let is_rmcp = *e == lib || crate::preload::is_rmcp_lib(e);
             if is_rmcp && *e != lib {
                 dropped.push(e.to_string());
             }
@@ -309,6 +299,34 @@ fn private_dir() -> Result<PathBuf, String> {
     ))
 }
 
+/// The non-empty reports the command's processes wrote into `dir`, oldest
+/// first; the files and the directory are removed.
+fn take_reports(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let t = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::UNIX_EPOCH);
+                    (t, e.path())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let reports = files
+        .iter()
+        .filter_map(|(_, p)| std::fs::read(p).ok().filter(|r| !r.is_empty()))
+        .collect();
+    for (_, p) in &files {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_dir(dir);
+    reports
+}
+
 /// The human text of a fault report, or why it could not be read.
 pub fn report_text(raw: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
@@ -340,18 +358,7 @@ pub fn report_text(raw: &[u8]) -> Result<String, String> {
     }
 }
 
-pub fn main(args: &[String]) -> i32 {
-    let o = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("rmcp: {e}");
-            return 2;
-        }
-    };
+pub fn main(o: Args) -> i32 {
     let lib = match find_library() {
         Ok(l) => l,
         Err(e) => {
@@ -368,10 +375,24 @@ pub fn main(args: &[String]) -> i32 {
             "rmcp: LD_PRELOAD already named {d}; using {lib_s} instead (one copy per process)"
         );
     }
+    let audit = if o.no_audit {
+        None
+    } else {
+        match audit_value(&lib, std::env::var("LD_AUDIT").ok().as_deref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("rmcp: run: {e}; running with LD_PRELOAD only (programs that dlsym the runtime's handle, such as Python ctypes, bypass rmcp)");
+                None
+            }
+        }
+    };
     let build = || {
         let mut c = Command::new(&o.command[0]);
         c.args(&o.command[1..]);
         c.env("LD_PRELOAD", &preload);
+        if let Some(a) = &audit {
+            c.env("LD_AUDIT", a);
+        }
         match &o.mode {
             Some(m) => {
                 c.env("RMCP_MODE", m);
@@ -387,7 +408,7 @@ pub fn main(args: &[String]) -> i32 {
         c
     };
 
-    if !o.cpu_fallback {
+    if o.on_gpu_fault.is_none() {
         return match run_once(&mut build(), &name) {
             Ok(st) => {
                 let (code, msg) = outcome(&name, st);
@@ -410,13 +431,11 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let report = dir.join("fault-report.json");
+    // %p: one file per process of the command's tree (librmcp.so expands it).
     let mut first = build();
-    first.env("RMCP_FAULT_REPORT", &report);
+    first.env("RMCP_FAULT_REPORT", dir.join("fault-report-%p.json"));
     let result = run_once(&mut first, &name);
-    let raw = std::fs::read(&report).ok().filter(|r| !r.is_empty());
-    let _ = std::fs::remove_file(&report);
-    let _ = std::fs::remove_dir(&dir);
+    let raws = take_reports(&dir);
     let st = match result {
         Ok(st) => st,
         Err((code, msg)) => {
@@ -431,20 +450,22 @@ pub fn main(args: &[String]) -> i32 {
     if st.success() {
         return code;
     }
-    let Some(raw) = raw else {
+    if raws.is_empty() {
         eprintln!("rmcp: {name} failed without a GPU fault report from librmcp.so; not re-running it on the CPU");
         return code;
-    };
-    match report_text(&raw) {
-        Ok(t) => {
-            for line in t.trim_end().lines() {
-                eprintln!("rmcp: report: {line}");
+    }
+    for raw in &raws {
+        match report_text(raw) {
+            Ok(t) => {
+                for line in t.trim_end().lines() {
+                    eprintln!("rmcp: report: {line}");
+                }
             }
+            Err(why) => eprintln!(
+                "rmcp: librmcp.so wrote a GPU fault report ({} bytes) but it is unreadable: {why}",
+                raw.len()
+            ),
         }
-        Err(why) => eprintln!(
-            "rmcp: librmcp.so wrote a GPU fault report ({} bytes) but it is unreadable: {why}",
-            raw.len()
-        ),
     }
     let how = match msg {
         Some(_) => {
@@ -480,44 +501,6 @@ pub fn main(args: &[String]) -> i32 {
 mod tests {
     use super::*;
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn parses_options_and_command() {
-        let o = parse_args(&s(&[
-            "--mode",
-            "force",
-            "--log=debug",
-            "--on-gpu-fault",
-            "cpu",
-            "--",
-            "python3",
-            "-c",
-            "x",
-        ]))
-        .unwrap();
-        assert_eq!(o.mode.as_deref(), Some("force"));
-        assert_eq!(o.log.as_deref(), Some("debug"));
-        assert!(o.cpu_fallback);
-        assert_eq!(o.command.len(), 3);
-        let o = parse_args(&s(&["python3", "--mode", "x"])).unwrap();
-        assert_eq!(o.command.len(), 3, "options after CMD belong to CMD");
-        assert!(parse_args(&s(&["--mode", "fast", "--", "x"]))
-            .unwrap_err()
-            .contains("auto, force, off"));
-        assert!(parse_args(&s(&["--on-gpu-fault", "gpu", "x"]))
-            .unwrap_err()
-            .contains("accepted: cpu"));
-        assert!(parse_args(&s(&["--mode", "auto"]))
-            .unwrap_err()
-            .contains("no command"));
-        assert!(parse_args(&s(&["--bogus", "x"]))
-            .unwrap_err()
-            .contains("--bogus"));
-    }
-
     #[test]
     fn preload_is_prepended_once() {
         let p = |old: Option<&str>| prepend_preload("/l/librmcp.so", old);
@@ -535,6 +518,28 @@ mod tests {
                 vec!["/usr/lib/librmcp.so".to_string()]
             )
         );
+    }
+
+    #[test]
+    fn audit_library_is_found_beside_librmcp_and_prepended_once() {
+        let d = std::env::temp_dir().join(format!("rmcp-audit-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let lib = d.join("librmcp.so");
+        let audit = d.join("librmcp-audit.so");
+        std::fs::write(&audit, b"x").unwrap();
+        let a = std::fs::canonicalize(&audit).unwrap().display().to_string();
+        assert_eq!(audit_value(&lib, None).unwrap(), a);
+        assert_eq!(
+            audit_value(&lib, Some("/x/libother-audit.so:/old/librmcp-audit.so")).unwrap(),
+            format!("{a}:/x/libother-audit.so")
+        );
+        std::fs::remove_file(&audit).unwrap();
+        // Not beside librmcp.so: the other candidates (the test binary's dir,
+        // install dirs) may or may not hold one; if none does, Err names them.
+        if let Err(e) = audit_value(&lib, None) {
+            assert!(e.contains(&d.display().to_string()), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

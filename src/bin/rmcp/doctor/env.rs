@@ -2,9 +2,12 @@
 //! HSA_FORCE_FINE_GRAIN_PCIE and whether librmcp.so is preloaded.
 
 use super::{Finding, Severity};
-use crate::json::Json;
+use crate::json::{Json, JsonObj};
 use crate::kfd::Gpu;
+use crate::preload::{is_rmcp_lib, preload_entries};
 use rmcp::arch::Gfx;
+use rmcp::config::{env_flag_is_set, parse_mode, rocr_flag_is_set, Mode};
+use std::ffi::OsStr;
 use std::path::Path;
 
 pub struct EnvSnapshot {
@@ -26,26 +29,6 @@ impl EnvSnapshot {
             rmcp_mode: get("RMCP_MODE"),
         }
     }
-}
-
-/// True for the values ROCm's boolean flags treat as "on".
-fn truthy(v: &str) -> bool {
-    let v = v.trim();
-    !(v.is_empty()
-        || v == "0"
-        || v.eq_ignore_ascii_case("false")
-        || v.eq_ignore_ascii_case("no")
-        || v.eq_ignore_ascii_case("off"))
-}
-
-/// Entries of a preload list (LD_PRELOAD allows ':' and whitespace).
-fn preload_entries(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| c == ':' || c.is_whitespace())
-        .filter(|e| !e.is_empty())
-}
-
-pub fn is_rmcp_lib(entry: &str) -> bool {
-    entry == "librmcp.so" || entry.ends_with("/librmcp.so")
 }
 
 pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Finding>) -> Json {
@@ -108,7 +91,12 @@ pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Fi
     // Variables that force coherent (fine-grained) memory.
     if !targeted.is_empty() {
         let names: Vec<String> = targeted.iter().map(|g| g.label()).collect();
-        if let Some(v) = env.hip_host_coherent.as_deref().filter(|v| truthy(v)) {
+        // Each variable read as its runtime reads it (rmcp::config).
+        if let Some(v) = env
+            .hip_host_coherent
+            .as_deref()
+            .filter(|v| env_flag_is_set(OsStr::new(v)))
+        {
             findings.push(Finding::new(
                 "hip-host-coherent",
                 Severity::Warning,
@@ -120,7 +108,11 @@ pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Fi
                 Some("unset HIP_HOST_COHERENT".to_string()),
             ));
         }
-        if let Some(v) = env.fine_grain_pcie.as_deref().filter(|v| truthy(v)) {
+        if let Some(v) = env
+            .fine_grain_pcie
+            .as_deref()
+            .filter(|v| rocr_flag_is_set(OsStr::new(v)))
+        {
             findings.push(Finding::new(
                 "fine-grain-pcie",
                 Severity::Warning,
@@ -157,7 +149,7 @@ pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Fi
     let mode_off = env
         .rmcp_mode
         .as_deref()
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("off"));
+        .is_some_and(|m| parse_mode(OsStr::new(m)) == Some(Mode::Off));
     if !targeted.is_empty() {
         match (&source, mode_off) {
             (None, _) => findings.push(Finding::new(
@@ -190,19 +182,4 @@ pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Fi
         .with("RMCP_MODE", env.rmcp_mode.clone())
         .with("rmcp_preloaded", source.is_some())
         .with("preload_source", source)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_library_paths() {
-        assert!(is_rmcp_lib("/usr/lib/librmcp.so"));
-        assert!(is_rmcp_lib("librmcp.so"));
-        assert!(!is_rmcp_lib("/usr/lib/librmcp.so.bak"));
-        assert!(!is_rmcp_lib("/usr/lib/notlibrmcp.so.1"));
-        assert_eq!(preload_entries("a.so:b.so  c.so").count(), 3);
-        assert!(truthy("1") && !truthy("0") && !truthy(""));
-    }
 }

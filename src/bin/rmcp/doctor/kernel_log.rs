@@ -7,7 +7,9 @@
 //! The kernel prints these fields itself after the status line; rmcp prefers
 //! those lines and decodes the register only when they are missing.
 
-use crate::json::Json;
+use super::{Finding, Severity};
+use crate::json::{Json, JsonObj};
+use crate::kfd::Gpu;
 
 /// UTCL2 client ids of the gfx10.3 GC hub, as the kernel names them.
 const GFX103_CLIENTS: &[&str] = &[
@@ -102,10 +104,10 @@ impl VmFault {
     }
 
     pub fn to_json(&self) -> Json {
-        let fields = Json::Obj(
+        let fields = Json::Object(
             self.fields()
                 .into_iter()
-                .map(|(k, v)| (k, Json::Str(v)))
+                .map(|(k, v)| (k.to_string(), Json::String(v)))
                 .collect(),
         );
         Json::obj()
@@ -310,6 +312,128 @@ pub fn scan(text: &str) -> LogScan {
         }
     }
     out
+}
+
+/// The kernel-log findings (gpu-vm-fault per device and process,
+/// gpu-reset, kernel-log-clean) and the `kernel_log` JSON. `log_body` is
+/// None when the log could not be read.
+pub fn check(
+    log_source: Option<&str>,
+    log_body: Option<&str>,
+    gpus: &[Gpu],
+    findings: &mut Vec<Finding>,
+) -> Json {
+    let mut log_json = Json::obj()
+        .with("source", log_source)
+        .with("readable", log_body.is_some());
+    if let Some(body) = log_body {
+        let ls = scan(body);
+        log_json = log_json
+            .with("vm_faults", ls.faults.len())
+            .with("resets", ls.resets.len());
+        // one finding per (device, process)
+        let mut groups: Vec<(Option<String>, Option<String>, Vec<&VmFault>)> = Vec::new();
+        for f in &ls.faults {
+            match groups
+                .iter_mut()
+                .find(|(p, pr, _)| *p == f.pci && *pr == f.process)
+            {
+                Some(g) => g.2.push(f),
+                None => groups.push((f.pci.clone(), f.process.clone(), vec![f])),
+            }
+        }
+        for (pci, process, faults) in &groups {
+            let first = faults[0];
+            let gpu = gpus.iter().find(|g| g.pci.is_some() && g.pci == *pci);
+            let who = match gpu {
+                Some(g) => g.label(),
+                None => match pci {
+                    Some(p) => format!("{p} (not in this KFD topology)"),
+                    None => "an amdgpu device".to_string(),
+                },
+            };
+            let proc_text = match (process, first.pid) {
+                (Some(p), Some(pid)) => format!(" in process {p} (pid {pid})"),
+                (Some(p), None) => format!(" in process {p}"),
+                _ => String::new(),
+            };
+            let mut msg = format!(
+                "{} GPU VM page fault{} on {who}{proc_text}",
+                faults.len(),
+                if faults.len() == 1 { "" } else { "s" }
+            );
+            if let Some(a) = &first.address {
+                msg.push_str(&format!("; first at page {a}"));
+            }
+            if let Some(s) = first.status {
+                msg.push_str(&format!("; status 0x{s:08x}"));
+            }
+            let fields = first.fields();
+            if !fields.is_empty() {
+                let f: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                msg.push_str(&format!(" ({})", f.join(", ")));
+            }
+            msg.push_str(". The GPU accessed an address its page tables do not map, or map without the access it needed: typically freed or never-mapped memory, or code built for another GPU.");
+            let fix = if gpu.is_some_and(|g| g.targeted) {
+                "rerun under `rmcp run --` to get the allocation behind the faulting address, and check the hsa-override/torch findings"
+            } else {
+                "check the hsa-override/torch findings; rerun under `rmcp run --` for an allocation report"
+            };
+            let mut fnd = Finding::new(
+                "gpu-vm-fault",
+                Severity::Warning,
+                msg,
+                Some(fix.to_string()),
+            );
+            fnd.details = Some(Json::Array(
+                faults.iter().take(8).map(|f| f.to_json()).collect(),
+            ));
+            findings.push(fnd);
+        }
+        if ls.faults.is_empty() && ls.resets.is_empty() {
+            findings.push(Finding::new(
+                "kernel-log-clean",
+                Severity::Info,
+                format!(
+                    "kernel log ({}): no amdgpu VM page faults or GPU resets.",
+                    log_source.unwrap_or("?")
+                ),
+                None,
+            ));
+        }
+        if !ls.resets.is_empty() {
+            let mut pcis: Vec<String> = ls.resets.iter().filter_map(|r| r.pci.clone()).collect();
+            pcis.dedup();
+            let begins = ls
+                .resets
+                .iter()
+                .filter(|r| r.line.to_ascii_lowercase().contains("reset begin"))
+                .count();
+            let mut fnd = Finding::new(
+                "gpu-reset",
+                Severity::Warning,
+                format!(
+                    "the kernel log shows {} GPU reset/ring-timeout line{} ({} reset{} begun) on {}; first: \"{}\"",
+                    ls.resets.len(),
+                    if ls.resets.len() == 1 { "" } else { "s" },
+                    begins,
+                    if begins == 1 { "" } else { "s" },
+                    if pcis.is_empty() { "an amdgpu device".to_string() } else { pcis.join(", ") },
+                    ls.resets[0].line
+                ),
+                Some("a GPU reset ends the work of every program using that GPU; the log lines just before it usually show what hung or faulted".to_string()),
+            );
+            fnd.details = Some(Json::Array(
+                ls.resets
+                    .iter()
+                    .take(16)
+                    .map(|r| Json::String(r.line.clone()))
+                    .collect(),
+            ));
+            findings.push(fnd);
+        }
+    }
+    log_json
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! to cause GPU memory faults on RDNA1/RDNA2, and what the kernel logged.
 
 pub mod env;
+mod gpus;
 pub mod kernel_log;
 pub mod params;
 pub mod torch;
 
-use crate::json::Json;
+use crate::json::{Json, JsonObj};
 use crate::kfd;
 use rmcp::arch::Gfx;
 use std::io::IsTerminal;
@@ -77,47 +78,37 @@ pub struct Options {
     pub python: Option<String>,
 }
 
-pub const USAGE: &str = "\
-usage: rmcp doctor [--json] [--sysfs-root DIR] [--kernel-log FILE] [--python PATH|none]
-
-  --json             machine-readable report (schema rmcp_doctor 1)
-  --sysfs-root DIR   read sys/, etc/, proc/ below DIR instead of / (the live
-                     kernel log is then not read; pass --kernel-log)
-  --kernel-log FILE  read the kernel log from FILE instead of journalctl/dmesg
-  --python PATH      interpreter for the PyTorch check (default python3;
-                     'none' skips it)
-
-exit status: 0 no error findings, 1 at least one error, 2 could not run";
-
-pub fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        json: false,
-        sysfs_root: None,
-        kernel_log: None,
-        python: Some("python3".to_string()),
-    };
-    let mut flags = crate::args::Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        match flag {
-            "--json" if !flags.has_inline() => o.json = true,
-            "--sysfs-root" => o.sysfs_root = Some(PathBuf::from(flags.value("", flag)?)),
-            "--kernel-log" => o.kernel_log = Some(PathBuf::from(flags.value("", flag)?)),
-            "--python" => {
-                let v = flags.value("", flag)?;
-                o.python = if v == "none" { None } else { Some(v) };
-            }
-            "-h" | "--help" => return Err(String::new()),
-            _ => return Err(unknown_doctor_option(flag)),
-        }
-    }
-    if let Some(a) = flags.rest().first() {
-        return Err(unknown_doctor_option(a));
-    }
-    Ok(o)
+/// `rmcp doctor`'s options.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "exit status: 0 no error findings, 1 at least one error, 2 could not run"
+)]
+pub struct Args {
+    /// Machine-readable report (schema rmcp_doctor 1)
+    #[arg(long)]
+    pub json: bool,
+    /// Read sys/, etc/, proc/ below DIR instead of / (the live kernel log is
+    /// then not read; pass --kernel-log)
+    #[arg(long, value_name = "DIR")]
+    pub sysfs_root: Option<PathBuf>,
+    /// Read the kernel log from FILE instead of journalctl/dmesg
+    #[arg(long, value_name = "FILE")]
+    pub kernel_log: Option<PathBuf>,
+    /// Interpreter for the PyTorch check; 'none' skips it
+    #[arg(long, value_name = "PATH|none", default_value = "python3")]
+    pub python: String,
 }
 
-fn unknown_doctor_option(a: &str) -> String {
-    format!("unknown doctor option '{a}' (accepted: --json, --sysfs-root DIR, --kernel-log FILE, --python PATH|none)")
+impl Args {
+    pub fn options(self) -> Options {
+        Options {
+            json: self.json,
+            sysfs_root: self.sysfs_root,
+            kernel_log: self.kernel_log,
+            python: (self.python != "none").then_some(self.python),
+        }
+    }
 }
 
 /// Reads the live kernel log. Ok((source, text)) or Err(reason).
@@ -188,50 +179,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
 
     // GPUs
     let scan = kfd::scan(&root, &targets);
-    if !scan.present {
-        findings.push(Finding::new(
-            "no-gpu",
-            Severity::Info,
-            format!(
-                "no KFD topology at {} (amdgpu not loaded, no AMD GPU, or a container without /sys/class/kfd).",
-                scan.topology_dir.display()
-            ),
-            Some("check that the amdgpu driver is loaded (lsmod | grep amdgpu); a container sees the host's /sys/class/kfd".to_string()),
-        ));
-    } else if scan.gpus.is_empty() {
-        findings.push(Finding::new(
-            "no-gpu",
-            Severity::Info,
-            format!(
-                "the KFD topology at {} lists no GPU node.",
-                scan.topology_dir.display()
-            ),
-            None,
-        ));
-    }
-    for p in &scan.problems {
-        findings.push(Finding::new(
-            "kfd-unreadable",
-            Severity::Warning,
-            format!("could not read {p}"),
-            None,
-        ));
-    }
-    for g in &scan.gpus {
-        if g.targeted {
-            findings.push(Finding::new(
-                "gpu-targeted",
-                Severity::Info,
-                format!(
-                    "{} is {} {}: librmcp.so rewrites coherent/fine-grained allocations on it when preloaded.",
-                    g.label(),
-                    g.gfx.and_then(|x| x.family()).unwrap_or("a target"),
-                    if g.integrated { "(integrated)" } else { "(discrete)" }
-                ),
-                None,
-            ));
-        }
-    }
+    gpus::check(&scan, &mut findings);
     let gfxs: Vec<Gfx> = scan.gpus.iter().filter_map(|g| g.gfx).collect();
     if o.sysfs_root.is_none() && !scan.gpus.is_empty() {
         check_dev_kfd(&mut findings);
@@ -274,117 +222,12 @@ pub fn collect(o: &Options) -> Result<Report, String> {
             }
         },
     };
-    let mut log_json = Json::obj()
-        .with("source", log_source.clone())
-        .with("readable", log_body.is_some());
-    if let Some(body) = &log_body {
-        let ls = kernel_log::scan(body);
-        log_json = log_json
-            .with("vm_faults", ls.faults.len())
-            .with("resets", ls.resets.len());
-        // one finding per (device, process)
-        let mut groups: Vec<(Option<String>, Option<String>, Vec<&kernel_log::VmFault>)> =
-            Vec::new();
-        for f in &ls.faults {
-            match groups
-                .iter_mut()
-                .find(|(p, pr, _)| *p == f.pci && *pr == f.process)
-            {
-                Some(g) => g.2.push(f),
-                None => groups.push((f.pci.clone(), f.process.clone(), vec![f])),
-            }
-        }
-        for (pci, process, faults) in &groups {
-            let first = faults[0];
-            let gpu = scan.gpus.iter().find(|g| g.pci.is_some() && g.pci == *pci);
-            let who = match gpu {
-                Some(g) => g.label(),
-                None => match pci {
-                    Some(p) => format!("{p} (not in this KFD topology)"),
-                    None => "an amdgpu device".to_string(),
-                },
-            };
-            let proc_text = match (process, first.pid) {
-                (Some(p), Some(pid)) => format!(" in process {p} (pid {pid})"),
-                (Some(p), None) => format!(" in process {p}"),
-                _ => String::new(),
-            };
-            let mut msg = format!(
-                "{} GPU VM page fault{} on {who}{proc_text}",
-                faults.len(),
-                if faults.len() == 1 { "" } else { "s" }
-            );
-            if let Some(a) = &first.address {
-                msg.push_str(&format!("; first at page {a}"));
-            }
-            if let Some(s) = first.status {
-                msg.push_str(&format!("; status 0x{s:08x}"));
-            }
-            let fields = first.fields();
-            if !fields.is_empty() {
-                let f: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-                msg.push_str(&format!(" ({})", f.join(", ")));
-            }
-            msg.push_str(". The GPU accessed an address its page tables do not map, or map without the access it needed: typically freed or never-mapped memory, or code built for another GPU.");
-            let fix = if gpu.is_some_and(|g| g.targeted) {
-                "rerun under `rmcp run --` to get the allocation behind the faulting address, and check the hsa-override/torch findings"
-            } else {
-                "check the hsa-override/torch findings; rerun under `rmcp run --` for an allocation report"
-            };
-            let mut fnd = Finding::new(
-                "gpu-vm-fault",
-                Severity::Warning,
-                msg,
-                Some(fix.to_string()),
-            );
-            fnd.details = Some(Json::Arr(
-                faults.iter().take(8).map(|f| f.to_json()).collect(),
-            ));
-            findings.push(fnd);
-        }
-        if ls.faults.is_empty() && ls.resets.is_empty() {
-            findings.push(Finding::new(
-                "kernel-log-clean",
-                Severity::Info,
-                format!(
-                    "kernel log ({}): no amdgpu VM page faults or GPU resets.",
-                    log_source.as_deref().unwrap_or("?")
-                ),
-                None,
-            ));
-        }
-        if !ls.resets.is_empty() {
-            let mut pcis: Vec<String> = ls.resets.iter().filter_map(|r| r.pci.clone()).collect();
-            pcis.dedup();
-            let begins = ls
-                .resets
-                .iter()
-                .filter(|r| r.line.to_ascii_lowercase().contains("reset begin"))
-                .count();
-            let mut fnd = Finding::new(
-                "gpu-reset",
-                Severity::Warning,
-                format!(
-                    "the kernel log shows {} GPU reset/ring-timeout line{} ({} reset{} begun) on {}; first: \"{}\"",
-                    ls.resets.len(),
-                    if ls.resets.len() == 1 { "" } else { "s" },
-                    begins,
-                    if begins == 1 { "" } else { "s" },
-                    if pcis.is_empty() { "an amdgpu device".to_string() } else { pcis.join(", ") },
-                    ls.resets[0].line
-                ),
-                Some("a GPU reset ends the work of every program using that GPU; the log lines just before it usually show what hung or faulted".to_string()),
-            );
-            fnd.details = Some(Json::Arr(
-                ls.resets
-                    .iter()
-                    .take(16)
-                    .map(|r| Json::Str(r.line.clone()))
-                    .collect(),
-            ));
-            findings.push(fnd);
-        }
-    }
+    let log_json = kernel_log::check(
+        log_source.as_deref(),
+        log_body.as_deref(),
+        &scan.gpus,
+        &mut findings,
+    );
 
     // PyTorch
     let torch_json = match &o.python {
@@ -394,26 +237,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
 
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-    let gpus_json = Json::Arr(
-        scan.gpus
-            .iter()
-            .map(|g| {
-                Json::obj()
-                    .with("node", g.node)
-                    .with("gfx", g.gfx.map(|x| x.to_string()))
-                    .with("gfx_target_version", g.gfx_target_version)
-                    .with("family", g.gfx.and_then(|x| x.family()))
-                    .with("targeted", g.targeted)
-                    .with("integrated", g.integrated)
-                    .with("integrated_rule", g.integrated_rule.as_str())
-                    .with("pci", g.pci.clone())
-                    .with("vendor_id", g.vendor_id)
-                    .with("device_id", g.device_id)
-                    .with("kfd_name", g.kfd_name.clone())
-                    .with("simd_count", g.simd_count)
-            })
-            .collect(),
-    );
+    let gpus_json = gpus::to_json(&scan.gpus);
     let json = Json::obj()
         .with("rmcp_doctor", 1i64)
         .with("version", env!("CARGO_PKG_VERSION"))
@@ -426,7 +250,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         .with("pytorch", torch_json)
         .with(
             "findings",
-            Json::Arr(findings.iter().map(Finding::to_json).collect()),
+            Json::Array(findings.iter().map(Finding::to_json).collect()),
         )
         .with(
             "summary",
@@ -651,18 +475,8 @@ pub fn render_human(r: &Report, colour: bool) -> String {
 }
 
 /// Entry point; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
-    let o = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("rmcp: {e}");
-            return 2;
-        }
-    };
+pub fn main(args: Args) -> i32 {
+    let o = args.options();
     let r = match collect(&o) {
         Ok(r) => r,
         Err(e) => {
@@ -671,7 +485,7 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     if o.json {
-        println!("{}", r.json.to_pretty());
+        println!("{}", crate::json::pretty(&r.json));
     } else {
         print!("{}", render_human(&r, colour_enabled()));
     }

@@ -3,7 +3,7 @@
 //! `<root>/etc/modprobe.d/*.conf` and `amdgpu.k=v` in `<root>/proc/cmdline`.
 
 use super::{Finding, Severity};
-use crate::json::Json;
+use crate::json::{Json, JsonObj};
 use rmcp::arch::Gfx;
 use std::path::Path;
 
@@ -357,14 +357,14 @@ pub fn check(root: &Path, gfxs: &[Gfx], findings: &mut Vec<Finding>) -> ParamsRe
         )
         .with(
             "settings",
-            Json::Arr(
+            Json::Array(
                 settings
                     .iter()
                     .map(|s| {
                         Json::obj()
-                            .with("name", &s.name)
-                            .with("value", &s.value)
-                            .with("source", &s.source)
+                            .with("name", s.name.as_str())
+                            .with("value", s.value.as_str())
+                            .with("source", s.source.as_str())
                             .with("known", known.contains(&s.name))
                     })
                     .collect(),

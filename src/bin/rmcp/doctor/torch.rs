@@ -90,7 +90,7 @@ pub fn run(python: &str, timeout: Duration) -> Probe {
         };
     };
     match v.get("torch") {
-        Some(Json::Str(ver)) => Probe::Torch {
+        Some(Json::String(ver)) => Probe::Torch {
             python: python.to_string(),
             version: ver.clone(),
             hip: v.get("hip").and_then(Json::as_str).map(str::to_string),

@@ -14,38 +14,56 @@
 pub mod hip;
 pub mod hsa;
 
-use crate::config::Config;
-use crate::entry::Entry;
-use crate::registry::Allocation;
-use crate::shim::{self, REGISTRY, STATS};
-use crate::sync::{now_ns, thread_id};
+macro_rules! define_hook_lists {
+    (
+        hip_hooks { $($hv:ident $hs:ident ($($ha:ty),*) -> $hr:ty;)* }
+        hsa_hooks { $($sv:ident $ss:ident ($($sa:ty),*) -> $sr:ty;)* }
+        hsa_other_hooks { $($os:ident ($($oa:ty),*) -> $or:ty;)* }
+        $($rest:tt)*
+    ) => {
+        /// Every symbol librmcp.so exports besides the C API (the export
+        /// audit in tests/hip_shim.rs holds the library to this list).
+        pub const EXPORTED: &[&str] = &[
+            $(stringify!($hs),)*
+            $(stringify!($ss),)*
+            $(stringify!($os),)*
+        ];
+
+        /// Our hook for `name`, for hipGetProcAddress: callers that look
+        /// functions up must still reach the policy. HIP hooks only.
+        pub fn own_hook(name: &[u8]) -> Option<*mut c_void> {
+            let e = Entry::from_name(std::str::from_utf8(name).ok()?)?;
+            match e {
+                $(Entry::$hv => Some(hip::$hs as *mut c_void),)*
+                _ => None,
+            }
+        }
+
+        // Every hook has the prototype its table line gives the real function.
+        $(const _: crate::interpose::symbols::hip_fn::$hs = hip::$hs;)*
+        $(const _: crate::interpose::symbols::hsa_fn::$ss = hsa::$ss;)*
+        $(const _: crate::interpose::symbols::hsa_fn::$os = hsa::$os;)*
+    };
+}
+hook_table!(define_hook_lists);
+
+use crate::core::config::Config;
+use crate::core::entry::hook_table;
+use crate::core::entry::Entry;
+use crate::core::policy::{Forward, Rules};
+use crate::core::registry::{Allocation, Memory};
+use crate::core::sync::{now_ns, thread_id};
+use crate::interpose::process::{self, REGISTRY, STATS};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-/// What a hook forwards: the flags (or pool/flag-like value) and whether
-/// that differs from the request because of rmcp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Decision {
-    pub flags: u32,
-    pub rewritten: bool,
-}
-
-impl Decision {
-    pub fn unchanged(flags: u32) -> Decision {
-        Decision {
-            flags,
-            rewritten: false,
-        }
-    }
-    pub fn from_rewrite(requested: u32, rewrite: Option<u32>) -> Decision {
-        match rewrite {
-            Some(flags) => Decision {
-                flags,
-                rewritten: true,
-            },
-            None => Decision::unchanged(requested),
-        }
+/// The policy's view of the configuration.
+#[inline(always)]
+pub(crate) fn rules(cfg: &Config) -> Rules {
+    Rules {
+        mode: cfg.mode,
+        host_coherent_env: cfg.host_coherent_env,
     }
 }
 
@@ -54,7 +72,7 @@ impl Decision {
 #[inline(always)]
 pub(crate) fn decide<T>(f: impl FnOnce(&Config) -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(|| {
-        let cfg = shim::config();
+        let cfg = process::config();
         if !cfg.enabled {
             return None;
         }
@@ -82,29 +100,31 @@ pub(crate) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
 }
 
-/// Records a successful allocation of `size` bytes written to `*out`.
+/// Records a successful allocation of `size` bytes written to `*out`,
+/// requested with flags `requested` and forwarded as `fwd`.
 ///
 /// # Safety
 /// `out` is the caller's out-pointer; it is only read when the runtime
 /// reported success, when it is valid.
 #[inline(always)]
-pub(crate) unsafe fn record_alloc(
+pub(crate) unsafe fn record_alloc<T>(
     entry: Entry,
     ok: bool,
     out: *mut *mut c_void,
     size: usize,
     requested: u32,
-    d: Decision,
-    device: i32,
+    fwd: &Forward<T>,
+    memory: Memory,
 ) {
+    let (applied, rewritten) = (fwd.flags, fwd.rewritten);
     after(|| {
-        STATS.record(entry, d.rewritten);
-        if !ok || out.is_null() || !shim::config().enabled {
+        STATS.record(entry, rewritten);
+        if !ok || out.is_null() || !process::config().enabled {
             return;
         }
         // SAFETY: non-NULL out-pointer the runtime just wrote on success.
         let base = unsafe { *out } as usize;
-        record_range(entry, base, size, requested, d, device);
+        record_range(entry, base, size, requested, applied, rewritten, memory);
         // The HIP runtime opens HSA on its first call, possibly without
         // going through hsa_init's exported symbol.
         ensure_fault_handler();
@@ -129,8 +149,9 @@ static FAULT_HANDLER_SETTLED: AtomicBool = AtomicBool::new(false);
 #[inline(never)]
 fn ensure_fault_handler_slow() {
     static CALLS: AtomicU32 = AtomicU32::new(0);
-    crate::fault::ensure_handler();
-    if crate::fault::handler_registered() || CALLS.fetch_add(1, Ordering::Relaxed) >= 64 {
+    crate::interpose::fault::ensure_handler();
+    if crate::interpose::fault::handler_registered() || CALLS.fetch_add(1, Ordering::Relaxed) >= 64
+    {
         FAULT_HANDLER_SETTLED.store(true, Ordering::Relaxed);
     }
 }
@@ -142,8 +163,9 @@ pub(crate) fn record_range(
     base: usize,
     size: usize,
     requested: u32,
-    d: Decision,
-    device: i32,
+    applied: u32,
+    rewritten: bool,
+    memory: Memory,
 ) {
     if base == 0 || size == 0 {
         return;
@@ -153,11 +175,11 @@ pub(crate) fn record_range(
         size,
         entry,
         requested_flags: requested,
-        applied_flags: d.flags,
-        device,
+        applied_flags: applied,
+        memory,
         thread: thread_id(),
         time_ns: now_ns(),
-        rewritten: d.rewritten,
+        rewritten,
     });
 }
 
@@ -174,7 +196,7 @@ pub(crate) fn forward_free(
     let mut removed = false;
     after(|| {
         STATS.record(entry, false);
-        if !ptr.is_null() && shim::config().enabled {
+        if !ptr.is_null() && process::config().enabled {
             removed = REGISTRY.take(ptr as usize, now_ns());
         }
     });

@@ -15,7 +15,7 @@
 //! runtime into a process. Handles are resolved once and cached; function
 //! pointers are cached per symbol in atomics.
 
-use crate::sync::{InitOnce, SpinLock};
+use crate::core::sync::InitOnce;
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -36,12 +36,11 @@ pub struct Runtime {
     handle: AtomicPtr<c_void>,
     /// 0 = not looked up yet, 1 = absent, else the address.
     syms: &'static [AtomicUsize],
-    path: SpinLock<Option<CString>>,
 }
 
 const ABSENT: usize = 1;
 
-/// Where the runtime was found, for the debug log and the C API.
+/// Where the runtime was found, for the debug log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Found {
     AlreadyLoaded,
@@ -68,7 +67,6 @@ impl Runtime {
             once: InitOnce::new(),
             handle: AtomicPtr::new(std::ptr::null_mut()),
             syms,
-            path: SpinLock::new(None),
         }
     }
 
@@ -133,11 +131,6 @@ impl Runtime {
         (p > ABSENT).then_some(p)
     }
 
-    /// The path of the runtime in use, if found.
-    pub fn path(&self) -> Option<CString> {
-        self.path.lock().clone()
-    }
-
     /// Fork child: a resolution interrupted by fork starts again.
     pub fn after_fork_in_child(&self) {
         self.once.reset_if_running();
@@ -165,7 +158,6 @@ impl Runtime {
                 Found::DefaultSoname => "by its default soname",
             }
         );
-        *self.path.lock() = path;
         self.handle.store(handle, Ordering::Release);
     }
 
@@ -306,6 +298,7 @@ fn loaded_copies(stem: &[u8]) -> Vec<CString> {
         // SAFETY: data is the &mut Search passed below; info is valid for
         // the duration of the callback.
         let search = unsafe { &mut *(data as *mut Search) };
+        // SAFETY: as above, info points to a valid dl_phdr_info.
         let name: *const c_char = unsafe { (*info).dlpi_name };
         if !name.is_null() {
             // SAFETY: dlpi_name is NUL-terminated.

@@ -5,7 +5,7 @@
 //! fault handler runs while the process is dying and must not call malloc.
 
 use crate::abi::hsa::FAULT_REASONS;
-use crate::registry::{Allocation, Busy, Lookup};
+use crate::core::registry::{Allocation, Busy, Lookup, Memory};
 use std::fmt::{self, Write};
 
 /// A fixed-capacity text buffer. Writes past the end are cut, and `cut` is
@@ -83,12 +83,10 @@ pub fn write_allocation(w: &mut impl Write, a: &Allocation) -> fmt::Result {
             "not rewritten"
         },
     )?;
-    if a.entry == crate::entry::Entry::HsaMemoryPoolAllocate {
-        write!(w, "HSA pool of node {}; ", a.device)?;
-    } else if a.device >= 0 {
-        write!(w, "device {}; ", a.device)?;
-    } else {
-        w.write_str("host memory; ")?;
+    match a.memory {
+        Memory::HsaPool(node) => write!(w, "HSA pool of node {node}; ")?,
+        Memory::Device(d) => write!(w, "device {d}; ")?,
+        Memory::Host => w.write_str("host memory; ")?,
     }
     write!(w, "thread {})", a.thread)
 }
@@ -196,7 +194,7 @@ fn write_json_allocation(
         a.requested_flags,
         a.applied_flags,
         a.rewritten,
-        a.device,
+        a.memory.number(),
         a.thread,
         ms(now_ns, a.time_ns),
     )?;
@@ -213,13 +211,88 @@ pub struct FaultGpu<'a> {
     pub node: u32,
 }
 
+/// Which process faulted: its pid, and the ranks a launcher (torchrun,
+/// Slurm scripts) put in RANK / LOCAL_RANK, when set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultProcess {
+    pub pid: u32,
+    pub rank: Option<u32>,
+    pub local_rank: Option<u32>,
+}
+
+/// `process 1234 (RANK 3, LOCAL_RANK 1)`; the parenthesis only with ranks.
+pub fn write_process(w: &mut impl Write, p: FaultProcess) -> fmt::Result {
+    write!(w, "process {}", p.pid)?;
+    match (p.rank, p.local_rank) {
+        (Some(r), Some(l)) => write!(w, " (RANK {r}, LOCAL_RANK {l})"),
+        (Some(r), None) => write!(w, " (RANK {r})"),
+        (None, Some(l)) => write!(w, " (LOCAL_RANK {l})"),
+        (None, None) => Ok(()),
+    }
+}
+
+/// RMCP_FAULT_REPORT with `%p` replaced by `pid` and `%%` by `%` (as in
+/// LLVM_PROFILE_FILE and core_pattern; any other `%` is kept), then `suffix`,
+/// NUL-terminated, into `out` without allocating (the fault handler calls
+/// it). Returns the length without the NUL, or None if `out` is too small.
+pub fn expand_report_path(
+    template: &[u8],
+    pid: u32,
+    suffix: &[u8],
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut n = 0;
+    let mut put = |b: u8, n: &mut usize| -> Option<()> {
+        *out.get_mut(*n)? = b;
+        *n += 1;
+        Some(())
+    };
+    let mut digits = [0u8; 10];
+    let mut nd = 0;
+    let mut v = pid;
+    loop {
+        digits[nd] = b'0' + (v % 10) as u8;
+        nd += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut i = 0;
+    while i < template.len() {
+        match (template[i], template.get(i + 1)) {
+            (b'%', Some(b'p')) => {
+                for d in digits[..nd].iter().rev() {
+                    put(*d, &mut n)?;
+                }
+                i += 2;
+            }
+            (b'%', Some(b'%')) => {
+                put(b'%', &mut n)?;
+                i += 2;
+            }
+            (b, _) => {
+                put(b, &mut n)?;
+                i += 1;
+            }
+        }
+    }
+    for &b in suffix {
+        put(b, &mut n)?;
+    }
+    put(0, &mut n)?;
+    Some(n - 1)
+}
+
 /// The full fault report as JSON (schema `rmcp_fault_report` 1; the CLI reads
 /// it). `text` is the human report already written.
+#[allow(clippy::too_many_arguments)]
 pub fn write_fault_json(
     w: &mut impl Write,
     addr: usize,
     reason_mask: u32,
     gpu: FaultGpu,
+    process: FaultProcess,
     found: Result<Lookup, Busy>,
     now_ns: u64,
     text: &str,
@@ -247,7 +320,14 @@ pub fn write_fault_json(
         Ok(Lookup::Unknown { .. }) => w.write_str("\"unknown\",\"allocation\":null")?,
         Err(Busy) => w.write_str("\"busy\",\"allocation\":null")?,
     }
-    w.write_str(",\"text\":\"")?;
+    write!(w, ",\"process\":{{\"pid\":{}", process.pid)?;
+    for (key, v) in [("rank", process.rank), ("local_rank", process.local_rank)] {
+        match v {
+            Some(v) => write!(w, ",\"{key}\":{v}")?,
+            None => write!(w, ",\"{key}\":null")?,
+        }
+    }
+    w.write_str("},\"text\":\"")?;
     write_json_str(w, text)?;
     w.write_str("\"}\n")
 }
@@ -255,8 +335,8 @@ pub fn write_fault_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Entry;
-    use crate::registry::Freed;
+    use crate::core::entry::Entry;
+    use crate::core::registry::Freed;
 
     fn a(base: usize, size: usize) -> Allocation {
         Allocation {
@@ -265,7 +345,7 @@ mod tests {
             entry: Entry::HipHostMalloc,
             requested_flags: 0,
             applied_flags: 0x8000_0000,
-            device: -1,
+            memory: Memory::Host,
             thread: 77,
             time_ns: 1_000_000,
             rewritten: true,
@@ -346,11 +426,17 @@ mod tests {
             name: "gfx1030",
             node: 1,
         };
+        let ranked = FaultProcess {
+            pid: 4321,
+            rank: Some(3),
+            local_rank: Some(1),
+        };
         write_fault_json(
             &mut b,
             0x1010,
             1,
             gpu,
+            ranked,
             Ok(Lookup::Live(a(0x1000, 4096))),
             13_000_000,
             "line \"one\"\nline two",
@@ -359,13 +445,19 @@ mod tests {
         let s = b.as_str();
         assert!(s.starts_with("{\"rmcp_fault_report\":1,\"address\":\"0x1010\",\"reason_mask\":1,\"reasons\":[\"page not present\"],\"gpu\":{\"name\":\"gfx1030\",\"node\":1},\"verdict\":\"live\",\"allocation\":{\"entry_point\":\"hipHostMalloc\",\"base\":\"0x1000\",\"size\":4096,\"offset\":16,"), "{s}");
         assert!(s.contains("\"freed_ms_ago\":null}"));
-        assert!(s.ends_with(",\"text\":\"line \\\"one\\\"\\nline two\"}\n"));
+        assert!(s.ends_with(",\"process\":{\"pid\":4321,\"rank\":3,\"local_rank\":1},\"text\":\"line \\\"one\\\"\\nline two\"}\n"), "{s}");
         b.clear();
+        let unranked = FaultProcess {
+            pid: 7,
+            rank: None,
+            local_rank: None,
+        };
         write_fault_json(
             &mut b,
             9,
             0,
             gpu,
+            unranked,
             Ok(Lookup::Unknown {
                 below: None,
                 above: None,
@@ -378,5 +470,53 @@ mod tests {
         assert!(b
             .as_str()
             .contains("\"verdict\":\"unknown\",\"allocation\":null"));
+        assert!(b
+            .as_str()
+            .contains(",\"process\":{\"pid\":7,\"rank\":null,\"local_rank\":null},"));
+    }
+
+    #[test]
+    fn names_the_process() {
+        let text = |rank, local_rank| {
+            let mut b = FixedBuf::<64>::new();
+            let p = FaultProcess {
+                pid: 99,
+                rank,
+                local_rank,
+            };
+            write_process(&mut b, p).unwrap();
+            b.as_str().to_string()
+        };
+        assert_eq!(text(None, None), "process 99");
+        assert_eq!(text(Some(3), Some(1)), "process 99 (RANK 3, LOCAL_RANK 1)");
+        assert_eq!(text(Some(0), None), "process 99 (RANK 0)");
+        assert_eq!(text(None, Some(2)), "process 99 (LOCAL_RANK 2)");
+    }
+
+    #[test]
+    fn expands_pid_in_report_paths() {
+        let exp = |t: &str, pid: u32, suffix: &str| {
+            let mut out = [0u8; 64];
+            expand_report_path(t.as_bytes(), pid, suffix.as_bytes(), &mut out).map(|n| {
+                assert_eq!(out[n], 0, "NUL-terminated");
+                String::from_utf8(out[..n].to_vec()).unwrap()
+            })
+        };
+        assert_eq!(
+            exp("/r/fault-%p.json", 1234, "").unwrap(),
+            "/r/fault-1234.json"
+        );
+        assert_eq!(exp("/r/%p/%p", 0, "").unwrap(), "/r/0/0");
+        assert_eq!(
+            exp("/r/100%%-%p", 4294967295, "").unwrap(),
+            "/r/100%-4294967295"
+        );
+        assert_eq!(exp("/r/%d%", 5, "").unwrap(), "/r/%d%", "other % kept");
+        assert_eq!(exp("/r/f.json", 42, ".42").unwrap(), "/r/f.json.42");
+        assert_eq!(exp("", 1, "").unwrap(), "");
+        // 63 bytes + NUL fit in 64; 64 do not.
+        assert!(exp(&"x".repeat(63), 1, "").is_some());
+        assert!(exp(&"x".repeat(64), 1, "").is_none());
+        assert!(exp(&"x".repeat(60), 12345, ".12345").is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! Per-entry-point counters: calls seen and calls rewritten. Relaxed atomics:
 //! they are statistics, not synchronisation.
 
-use crate::entry::Entry;
+use crate::core::entry::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Stats {

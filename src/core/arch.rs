@@ -178,10 +178,6 @@ impl Targets {
     pub fn contains_name(&self, arch_name: &str) -> bool {
         Gfx::parse(arch_name).is_some_and(|g| self.contains(g))
     }
-
-    pub fn ranges(&self) -> &[GfxRange] {
-        &self.ranges
-    }
 }
 
 impl fmt::Display for Targets {

@@ -1,21 +1,154 @@
 //! The rewrite rules, as pure functions of the request. No I/O, no globals:
 //! the hooks ask these functions what to forward and record the answer.
 //!
-//! Semantics follow the HIP runtime (ROCm/clr hip_memory.cpp), summarised in
-//! ../shared/FACTS.md: host memory is coherent when the flags are 0, or carry
-//! Coherent, Mapped or NumaUser, or lack NonCoherent while HIP_HOST_COHERENT
-//! is set; NonCoherent selects the coarse-grained system pool.
+//! Semantics follow the HIP runtime (ROCm/clr, hipamd/src/hip_memory.cpp,
+//! where hipHostMalloc picks the memory pool): host memory is coherent when
+//! the flags are 0, or carry Coherent, Mapped or NumaUser, or lack
+//! NonCoherent while HIP_HOST_COHERENT is set; NonCoherent selects the
+//! coarse-grained system pool. The unit tests below hold
+//! `rewrite_host_malloc` to an independent statement of that rule over
+//! every flag combination.
 
 use crate::abi::{device, host, hsa};
-use crate::config::Mode;
+use crate::core::config::Mode;
+use crate::core::entry::Entry;
 
-/// Whether rewriting applies to a device under `mode`.
-pub fn applies(mode: Mode, device_is_target: bool) -> bool {
+/// Whether rewriting applies to a device under `mode`. `device_is_target`
+/// is asked only in auto mode (it may probe the device).
+#[inline(always)]
+pub fn applies(mode: Mode, device_is_target: impl FnOnce() -> bool) -> bool {
     match mode {
         Mode::Off => false,
         Mode::Force => true,
-        Mode::Auto => device_is_target,
+        Mode::Auto => device_is_target(),
     }
+}
+
+/// What a hook does with a call: forward it to `target` (a real function,
+/// or for HSA a memory pool) with `flags`; `rewritten` when that differs
+/// from what the application asked because of rmcp. The hooks execute this
+/// and record it; they decide nothing themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward<T> {
+    pub target: T,
+    pub flags: u32,
+    pub rewritten: bool,
+}
+
+impl<T> Forward<T> {
+    /// `rewrite`'s flags to `to` when the rule rewrote the call, else the
+    /// call unchanged (`flags`) to `from`.
+    #[inline(always)]
+    fn rewrite_or(rewrite: Option<u32>, to: T, from: T, flags: u32) -> Forward<T> {
+        match rewrite {
+            Some(f) => Forward {
+                target: to,
+                flags: f,
+                rewritten: true,
+            },
+            None => Forward::unchanged(from, flags),
+        }
+    }
+
+    /// The call as the application made it.
+    #[inline(always)]
+    pub const fn unchanged(target: T, flags: u32) -> Forward<T> {
+        Forward {
+            target,
+            flags,
+            rewritten: false,
+        }
+    }
+}
+
+/// The target of a call that can only go to the function the application
+/// called (the type says which hooks can send a call elsewhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Called;
+
+/// What the policy needs to know about a call besides its flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub mode: Mode,
+    /// HIP_HOST_COHERENT is set (flagless host memory is then coherent).
+    pub host_coherent_env: bool,
+}
+
+/// hipHostMalloc and hipExtHostAlloc: forwarded to themselves, with the
+/// non-coherent flags on a target. `has_memory` is false for
+/// requests the runtime answers without memory (NULL out-pointer, size 0):
+/// those are forwarded unchanged so the caller gets the runtime's own
+/// answer. `any_target`: whether any visible device is a target.
+#[inline(always)]
+pub fn host_malloc(
+    flags: u32,
+    has_memory: bool,
+    rules: Rules,
+    any_target: impl FnOnce() -> bool,
+) -> Forward<Called> {
+    let rw = if has_memory && applies(rules.mode, any_target) {
+        rewrite_host_malloc(flags, rules.host_coherent_env)
+    } else {
+        None
+    };
+    Forward::rewrite_or(rw, Called, Called, flags)
+}
+
+/// hipHostAlloc: a rewritten request goes to hipHostMalloc, because
+/// hipHostAlloc accepts no NonCoherent flag (same memory, freed by
+/// hipHostFree/hipFreeHost).
+#[inline(always)]
+pub fn host_alloc(
+    flags: u32,
+    has_memory: bool,
+    rules: Rules,
+    any_target: impl FnOnce() -> bool,
+) -> Forward<Entry> {
+    let rw = if has_memory && applies(rules.mode, any_target) {
+        rewrite_host_alloc(flags, rules.host_coherent_env)
+    } else {
+        None
+    };
+    Forward::rewrite_or(rw, Entry::HipHostMalloc, Entry::HipHostAlloc, flags)
+}
+
+/// hipMemAllocHost(ptr, size) is the runtime's hipHostMalloc(ptr, size, 0),
+/// made inside the runtime where a hipHostMalloc hook cannot see it; on a
+/// target it becomes hipHostMalloc(ptr, size, NonCoherent). Its requested
+/// flags are 0.
+#[inline(always)]
+pub fn mem_alloc_host(
+    has_memory: bool,
+    rules: Rules,
+    any_target: impl FnOnce() -> bool,
+) -> Forward<Entry> {
+    let rw = (has_memory && applies(rules.mode, any_target)).then_some(MEM_ALLOC_HOST_REWRITE);
+    Forward::rewrite_or(rw, Entry::HipHostMalloc, Entry::HipMemAllocHost, 0)
+}
+
+/// hipExtMallocWithFlags: Finegrained and Uncached become Default on a
+/// target device. Whether the device is a target is asked first, whatever
+/// the request.
+#[inline(always)]
+pub fn ext_malloc(
+    flags: u32,
+    has_memory: bool,
+    rules: Rules,
+    device_is_target: impl FnOnce() -> bool,
+) -> Forward<Called> {
+    let rw = if applies(rules.mode, device_is_target) && has_memory {
+        rewrite_ext_malloc(flags)
+    } else {
+        None
+    };
+    Forward::rewrite_or(rw, Called, Called, flags)
+}
+
+/// hipMallocManaged: always forwarded unchanged; true when the returned
+/// range is then to be advised coarse-grained (hipMemAdvise SetCoarseGrain).
+#[inline(always)]
+pub fn advise_managed_coarse(rules: Rules, device_is_target: impl FnOnce() -> bool) -> bool {
+    applies(rules.mode, device_is_target)
 }
 
 /// True when the HIP runtime would hand out coherent (fine-grained) host
@@ -100,39 +233,51 @@ pub fn redirect_hsa_pool(
     pool: PoolKind,
     caller_is_rocm: bool,
 ) -> bool {
-    applies(mode, agent_is_target)
+    applies(mode, || agent_is_target)
         && pool.on_gpu
         && pool.is_fine_grained()
         && !pool.is_kernarg()
         && !caller_is_rocm
 }
 
-/// Library base names (before ".so") that belong to ROCm. Allocations made
-/// from code in these libraries are never rewritten.
-const ROCM_LIBRARY_PREFIXES: &[&str] = &[
-    "libamdhip64",
-    "libhsa-runtime64",
-    "libhsakmt",
-    "libamd_comgr",
-    "librocblas",
-    "librocsolver",
-    "librocfft",
-    "librocrand",
-    "librocsparse",
-    "librocprim",
-    "libroctracer",
-    "librocprofiler",
-    "librccl",
-    "libMIOpen",
-    "libhipblas",
-    "libhipblaslt",
-    "libhipfft",
-    "libhiprand",
-    "libhipsparse",
-    "libhipsolver",
-    "libhiprtc",
-    "libamdocl64",
-];
+/// A pool as mapped from the runtime, as far as the redirect needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Pool {
+    pub handle: u64,
+    pub kind: PoolKind,
+    /// The same agent's coarse-grained pool and its GLOBAL_FLAGS.
+    pub coarse_sibling: Option<(u64, u32)>,
+    /// The pool's agent is a targeted GPU.
+    pub agent_target: bool,
+}
+
+/// hsa_amd_memory_pool_allocate: the pool to allocate from, with its
+/// GLOBAL_FLAGS as `flags` (in HSA the pool carries the coherence).
+/// `caller_is_rocm` is asked only when the pool has a coarse sibling.
+#[inline(always)]
+pub fn hsa_pool(mode: Mode, pool: Pool, caller_is_rocm: impl FnOnce() -> bool) -> Forward<u64> {
+    match pool.coarse_sibling {
+        Some((sibling, flags))
+            if redirect_hsa_pool(mode, pool.agent_target, pool.kind, caller_is_rocm()) =>
+        {
+            Forward::rewrite_or(Some(flags), sibling, pool.handle, 0)
+        }
+        _ => Forward::unchanged(pool.handle, pool.kind.global_flags),
+    }
+}
+
+/// Library base names (before ".so", "-" or "_") that belong to ROCm, one
+/// per line (`#` comments). Allocations made from code in these libraries
+/// are never rewritten. librmcp-audit.so is compiled with the same file
+/// (build.rs), so the audit mode and the HSA caller check agree.
+const ROCM_LIBRARY_LIST: &str = include_str!("../rocm_libraries.txt");
+
+fn rocm_library_prefixes() -> impl Iterator<Item = &'static str> {
+    ROCM_LIBRARY_LIST
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
 
 /// True when the shared object at `path` is part of ROCm: by its file name,
 /// or because it lives under /opt/rocm.
@@ -141,7 +286,7 @@ pub fn is_rocm_library(path: &[u8]) -> bool {
         return true;
     }
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    ROCM_LIBRARY_PREFIXES.iter().any(|p| {
+    rocm_library_prefixes().any(|p| {
         base.strip_prefix(p.as_bytes()).is_some_and(|rest| {
             rest.starts_with(b".so") || rest.starts_with(b"-") || rest.starts_with(b"_")
         })
@@ -188,10 +333,10 @@ mod tests {
 
     #[test]
     fn mode_decides_where_rewriting_applies() {
-        assert!(applies(Mode::Auto, true));
-        assert!(!applies(Mode::Auto, false));
-        assert!(applies(Mode::Force, false));
-        assert!(!applies(Mode::Off, true));
+        assert!(applies(Mode::Auto, || true));
+        assert!(!applies(Mode::Auto, || false));
+        assert!(applies(Mode::Force, || unreachable!("not asked")));
+        assert!(!applies(Mode::Off, || unreachable!("not asked")));
     }
 
     #[test]
@@ -290,6 +435,78 @@ mod tests {
         assert!(!redirect_hsa_pool(Mode::Auto, true, coarse, false));
         assert!(!redirect_hsa_pool(Mode::Force, true, kernarg, false));
         assert!(!redirect_hsa_pool(Mode::Force, true, system, false));
+    }
+
+    const AUTO: Rules = Rules {
+        mode: Mode::Auto,
+        host_coherent_env: false,
+    };
+
+    #[test]
+    fn decisions_name_the_function_the_call_goes_to() {
+        let f = host_malloc(0, true, AUTO, || true);
+        assert_eq!((f.flags, f.rewritten), (NON_COHERENT, true));
+        let unchanged = Forward::unchanged(Called, 0);
+        assert_eq!(host_malloc(0, false, AUTO, || unreachable!()), unchanged);
+        assert_eq!(host_malloc(0, true, AUTO, || false), unchanged);
+        // hipHostAlloc has no NonCoherent flag: a rewrite goes to hipHostMalloc.
+        let f = host_alloc(MAPPED, true, AUTO, || true);
+        assert_eq!(f.target, Entry::HipHostMalloc);
+        assert_eq!((f.flags, f.rewritten), (MAPPED | NON_COHERENT, true));
+        let f = host_alloc(0x10, true, AUTO, || true);
+        assert_eq!(f, Forward::unchanged(Entry::HipHostAlloc, 0x10));
+        let f = mem_alloc_host(true, AUTO, || true);
+        assert_eq!(
+            (f.target, f.flags, f.rewritten),
+            (Entry::HipHostMalloc, NON_COHERENT, true)
+        );
+        assert_eq!(
+            mem_alloc_host(true, AUTO, || false),
+            Forward::unchanged(Entry::HipMemAllocHost, 0)
+        );
+        // The device is asked about even for a request without memory.
+        let mut asked = false;
+        let f = ext_malloc(device::FINEGRAINED, false, AUTO, || {
+            asked = true;
+            true
+        });
+        assert!(asked);
+        assert_eq!(f, Forward::unchanged(Called, 1));
+        assert!(advise_managed_coarse(AUTO, || true));
+        assert!(!advise_managed_coarse(AUTO, || false));
+    }
+
+    #[test]
+    fn hsa_decision_names_the_pool() {
+        let fine = Pool {
+            handle: 7,
+            kind: PoolKind {
+                global_flags: hsa::GLOBAL_FLAG_FINE_GRAINED,
+                on_gpu: true,
+            },
+            coarse_sibling: Some((9, hsa::GLOBAL_FLAG_COARSE_GRAINED)),
+            agent_target: true,
+        };
+        let f = hsa_pool(Mode::Auto, fine, || false);
+        assert_eq!(
+            (f.target, f.flags, f.rewritten),
+            (9, hsa::GLOBAL_FLAG_COARSE_GRAINED, true)
+        );
+        let from_rocm = hsa_pool(Mode::Auto, fine, || true);
+        assert_eq!(
+            from_rocm,
+            Forward::unchanged(7, hsa::GLOBAL_FLAG_FINE_GRAINED)
+        );
+        let lonely = Pool {
+            coarse_sibling: None,
+            ..fine
+        };
+        assert_eq!(
+            hsa_pool(Mode::Force, lonely, || unreachable!(
+                "not asked without a sibling"
+            )),
+            Forward::unchanged(7, hsa::GLOBAL_FLAG_FINE_GRAINED)
+        );
     }
 
     #[test]

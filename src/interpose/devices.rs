@@ -4,10 +4,11 @@
 //! Each device is probed at most once, by whichever thread gets there first;
 //! the answer is cached in an atomic the hot path reads.
 
-use crate::abi::{hipError_t, props, HIP_SUCCESS};
-use crate::shim::{self, hip_sym};
-use crate::sync::{InitOnce, SpinLock};
-use std::ffi::{c_int, c_void};
+use crate::abi::{props, HIP_SUCCESS};
+use crate::core::config::Config;
+use crate::core::sync::{InitOnce, SpinLock};
+use crate::interpose::symbols::{self, hip_fn, hip_sym};
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 /// Devices beyond this ordinal are treated as non-targets.
@@ -28,34 +29,31 @@ static ALL_PROBED: InitOnce = InitOnce::new();
 static ANY_TARGET: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicI32 = AtomicI32::new(-1);
 
-type GetDeviceFn = unsafe extern "C" fn(*mut c_int) -> hipError_t;
-type GetDevicePropertiesFn = unsafe extern "C" fn(*mut c_void, c_int) -> hipError_t;
-
 /// The buffer handed to hipGetDeviceProperties*: larger than either layout,
 /// so a runtime never writes past it.
 #[repr(C, align(16))]
 struct PropsBuffer([u8; props::PROPS_BUFFER_BYTES]);
 
 /// The calling thread's current device, or None if the runtime cannot say.
-pub fn current_device() -> Option<i32> {
-    let f = shim::hip(hip_sym::GET_DEVICE)?;
+pub fn current_device(cfg: &Config) -> Option<i32> {
+    let f = symbols::hip(cfg, hip_sym::hipGetDevice)?;
     let mut dev: c_int = -1;
     // SAFETY: f is the runtime's hipGetDevice(int*); dev is a valid out-pointer.
-    let rc = unsafe { std::mem::transmute::<usize, GetDeviceFn>(f)(&mut dev) };
+    let rc = unsafe { std::mem::transmute::<usize, hip_fn::hipGetDevice>(f)(&mut dev) };
     (rc == HIP_SUCCESS && dev >= 0).then_some(dev)
 }
 
 /// The device count, or 0 when the runtime has none or cannot say.
-pub fn device_count() -> i32 {
+pub fn device_count(cfg: &Config) -> i32 {
     let c = COUNT.load(Ordering::Acquire);
     if c >= 0 {
         return c;
     }
-    let n = shim::hip(hip_sym::GET_DEVICE_COUNT)
+    let n = symbols::hip(cfg, hip_sym::hipGetDeviceCount)
         .map(|f| {
             let mut n: c_int = 0;
             // SAFETY: f is hipGetDeviceCount(int*); n is a valid out-pointer.
-            let rc = unsafe { std::mem::transmute::<usize, GetDeviceFn>(f)(&mut n) };
+            let rc = unsafe { std::mem::transmute::<usize, hip_fn::hipGetDeviceCount>(f)(&mut n) };
             if rc == HIP_SUCCESS {
                 n.max(0)
             } else {
@@ -68,7 +66,7 @@ pub fn device_count() -> i32 {
 }
 
 /// Whether `dev` is a target under the configured target set.
-pub fn is_target(dev: i32) -> bool {
+pub fn is_target(cfg: &Config, dev: i32) -> bool {
     let Ok(i) = usize::try_from(dev) else {
         return false;
     };
@@ -79,28 +77,30 @@ pub fn is_target(dev: i32) -> bool {
     if s != UNKNOWN {
         return s == TARGET;
     }
-    PROBE[i].call(|| probe(i));
+    PROBE[i].call(|| probe(cfg, i));
     STATE[i].load(Ordering::Acquire) == TARGET
 }
 
 /// Whether any visible device is a target (decides host allocations).
 #[inline]
-pub fn any_target() -> bool {
+pub fn any_target(cfg: &Config) -> bool {
     if ALL_PROBED.is_done() {
         return ANY_TARGET.load(Ordering::Acquire);
     }
     ALL_PROBED.call(|| {
-        let n = device_count();
+        let n = device_count(cfg);
         // Probe every device (no short-circuit): the summary names them all.
-        let any = (0..n).map(is_target).fold(false, |any, t| any | t);
+        let any = (0..n)
+            .map(|d| is_target(cfg, d))
+            .fold(false, |any, t| any | t);
         ANY_TARGET.store(any, Ordering::Release);
     });
     ANY_TARGET.load(Ordering::Acquire)
 }
 
-fn probe(i: usize) {
-    let targets = &shim::config().targets;
-    let state = match read_arch(i as c_int) {
+fn probe(cfg: &Config, i: usize) {
+    let targets = &cfg.targets;
+    let state = match read_arch(cfg, i as c_int) {
         Some((name, len)) => {
             let arch = std::str::from_utf8(&name[..len]).unwrap_or("");
             *NAMES[i].lock() = name;
@@ -124,11 +124,11 @@ fn probe(i: usize) {
 }
 
 /// Reads gcnArchName, preferring the ROCm 6 layout when the runtime has it.
-fn read_arch(dev: c_int) -> Option<([u8; 64], usize)> {
-    let (f, offset) = match shim::hip(hip_sym::GET_DEVICE_PROPERTIES_R0600) {
+fn read_arch(cfg: &Config, dev: c_int) -> Option<([u8; 64], usize)> {
+    let (f, offset) = match symbols::hip(cfg, hip_sym::hipGetDevicePropertiesR0600) {
         Some(f) => (f, props::R0600_GCN_ARCH_NAME),
         None => (
-            shim::hip(hip_sym::GET_DEVICE_PROPERTIES)?,
+            symbols::hip(cfg, hip_sym::hipGetDeviceProperties)?,
             props::R0000_GCN_ARCH_NAME,
         ),
     };
@@ -136,7 +136,10 @@ fn read_arch(dev: c_int) -> Option<([u8; 64], usize)> {
     // SAFETY: f is hipGetDeviceProperties(R0600)(prop*, int); the buffer is
     // larger than either layout (792 / 1472 bytes) and suitably aligned.
     let rc = unsafe {
-        std::mem::transmute::<usize, GetDevicePropertiesFn>(f)(buf.0.as_mut_ptr().cast(), dev)
+        std::mem::transmute::<usize, hip_fn::hipGetDeviceProperties>(f)(
+            buf.0.as_mut_ptr().cast(),
+            dev,
+        )
     };
     if rc != HIP_SUCCESS {
         return None;

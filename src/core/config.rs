@@ -4,7 +4,7 @@
 //! Every invalid value yields one message naming the variable, the bad value
 //! and what is accepted, and the safe default is used instead.
 
-use crate::arch::{Targets, DEFAULT_TARGETS_TEXT};
+use crate::core::arch::{Targets, DEFAULT_TARGETS_TEXT};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -124,7 +124,8 @@ fn invalid(var: &str, value: &OsStr, accepted: &str, default: &str) -> String {
     )
 }
 
-fn parse_mode(v: &OsStr) -> Option<Mode> {
+/// RMCP_MODE as librmcp reads it; None for a value it does not accept.
+pub fn parse_mode(v: &OsStr) -> Option<Mode> {
     match v.to_str()?.trim().to_ascii_lowercase().as_str() {
         "auto" => Some(Mode::Auto),
         "force" => Some(Mode::Force),
@@ -155,12 +156,44 @@ fn parse_path(v: &OsStr) -> Result<OsString, &'static str> {
     }
 }
 
-/// HIP's reading of a boolean environment flag: "1"/"true"/"yes"/"on" or any
-/// nonzero number turn it on.
+/// HIP's reading of a boolean environment flag (HIP_HOST_COHERENT):
+/// "1"/"true"/"yes"/"on" or any nonzero number turn it on.
 pub fn env_flag_is_set(v: &OsStr) -> bool {
     let Some(s) = v.to_str() else { return false };
     let s = s.trim().to_ascii_lowercase();
     matches!(s.as_str(), "true" | "yes" | "on") || s.parse::<i64>().is_ok_and(|n| n != 0)
+}
+
+/// ROCr's reading of its boolean variables (HSA_FORCE_FINE_GRAIN_PCIE and
+/// the like): on only when the value is exactly "1"
+/// (ROCR-Runtime core/util/flag.h: `fine_grain_pcie_ = (var == "1")`).
+pub fn rocr_flag_is_set(v: &OsStr) -> bool {
+    v.as_encoded_bytes() == b"1"
+}
+
+/// RMCP_TARGETS as librmcp reads it (`None`: unset): the targets to use
+/// and, when the value is not valid, the warning librmcp prints. `rmcp
+/// doctor` and `rmcp kernel-params` use the same reading, so they say what
+/// the library will do.
+pub fn read_targets(v: Option<&OsStr>) -> (Targets, Option<String>) {
+    let Some(v) = v else {
+        return (Targets::default(), None);
+    };
+    let problem = match v.to_str().map(Targets::parse) {
+        Some(Ok(t)) => return (t, None),
+        Some(Err(why)) => format!(
+            "RMCP_TARGETS='{}' is not valid ({} is not a gfx name; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using {DEFAULT_TARGETS_TEXT}",
+            shown(v),
+            shown(OsStr::new(&why))
+        ),
+        None => invalid(
+            "RMCP_TARGETS",
+            v,
+            "comma-separated names and ranges such as gfx1030,gfx1010-gfx1013",
+            DEFAULT_TARGETS_TEXT,
+        ),
+    };
+    (Targets::default(), Some(problem))
 }
 
 impl Config {
@@ -185,22 +218,9 @@ impl Config {
                 None => problems.push(invalid("RMCP_MODE", &v, "auto, force, off", "auto")),
             }
         }
-        if let Some(v) = get("RMCP_TARGETS") {
-            match v.to_str().map(Targets::parse) {
-                Some(Ok(t)) => cfg.targets = t,
-                Some(Err(why)) => problems.push(format!(
-                    "RMCP_TARGETS='{}' is not valid ({} is not a gfx name; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using {DEFAULT_TARGETS_TEXT}",
-                    shown(&v),
-                    shown(OsStr::new(&why))
-                )),
-                None => problems.push(invalid(
-                    "RMCP_TARGETS",
-                    &v,
-                    "comma-separated names and ranges such as gfx1030,gfx1010-gfx1013",
-                    DEFAULT_TARGETS_TEXT,
-                )),
-            }
-        }
+        let (targets, problem) = read_targets(get("RMCP_TARGETS").as_deref());
+        cfg.targets = targets;
+        problems.extend(problem);
         if let Some(v) = get("RMCP_LOG") {
             match parse_level(&v) {
                 Some(l) => cfg.log_level = l,
@@ -244,7 +264,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Gfx;
+    use crate::core::arch::Gfx;
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
@@ -359,6 +379,21 @@ mod tests {
         assert_eq!(c.mode, Mode::Off);
         assert_eq!(c.log_level, LogLevel::Off);
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn rocr_flags_are_on_only_for_1_and_targets_read_once() {
+        assert!(rocr_flag_is_set(OsStr::new("1")));
+        for v in ["true", "yes", " 1", "2", ""] {
+            assert!(!rocr_flag_is_set(OsStr::new(v)), "{v}");
+        }
+        assert!(!env_flag_is_set(OsStr::new("enable")));
+        assert_eq!(read_targets(None), (Targets::default(), None));
+        let (t, why) = read_targets(Some(OsStr::new("")));
+        assert_eq!(t, Targets::default());
+        assert!(why.unwrap().starts_with("RMCP_TARGETS='' is not valid"));
+        let (t, why) = read_targets(Some(OsStr::new("gfx1100")));
+        assert!(t.contains_name("gfx1100") && why.is_none());
     }
 
     #[test]

@@ -2,29 +2,23 @@
 //! (checked against the real 5.2.3 and 6.4.3 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
-use super::{boundary, decide, forward_free, record_alloc, Decision};
+use super::{boundary, decide, forward_free, record_alloc, rules};
 use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED,
     HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
 };
-use crate::config::Config;
-use crate::devices;
-use crate::entry::Entry;
-use crate::policy;
-use crate::shim::{self, hip_sym, HIP, STATS};
+use crate::core::config::Config;
+use crate::core::entry::Entry;
+use crate::core::policy::{self, Called, Forward};
+use crate::core::registry::Memory;
+use crate::interpose::devices;
+use crate::interpose::process::{self, STATS};
+use crate::interpose::symbols::{self, hip_fn, hip_sym, HIP};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
-type MallocFn = unsafe extern "C" fn(*mut *mut c_void, usize) -> hipError_t;
-type FlagsMallocFn = unsafe extern "C" fn(*mut *mut c_void, usize, c_uint) -> hipError_t;
-type FreeFn = unsafe extern "C" fn(*mut c_void) -> hipError_t;
-type HostRegisterFn = unsafe extern "C" fn(*mut c_void, usize, c_uint) -> hipError_t;
-type MallocAsyncFn = unsafe extern "C" fn(*mut *mut c_void, usize, hipStream_t) -> hipError_t;
-type MallocFromPoolAsyncFn =
-    unsafe extern "C" fn(*mut *mut c_void, usize, hipMemPool_t, hipStream_t) -> hipError_t;
-type FreeAsyncFn = unsafe extern "C" fn(*mut c_void, hipStream_t) -> hipError_t;
-type MemAdviseFn = unsafe extern "C" fn(*const c_void, usize, c_int, c_int) -> hipError_t;
-type GetProcAddressFn =
-    unsafe extern "C" fn(*const c_char, *mut *mut c_void, c_int, u64, *mut c_int) -> hipError_t;
+/// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share
+/// (a rewritten hipHostAlloc call goes to hipHostMalloc).
+type FlagsMallocFn = hip_fn::hipHostMalloc;
 
 /// The real function `index` as type `F`, or the error code to return when
 /// it is missing (warned once per entry point). Never panics: once the
@@ -36,7 +30,7 @@ type GetProcAddressFn =
 #[inline(always)]
 unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
     debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-    let p = match shim::hip_cached(index) {
+    let p = match symbols::hip_cached(index) {
         Some(Some(p)) => p,
         _ => real_slow(entry, index)?,
     };
@@ -47,27 +41,30 @@ unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
 #[cold]
 #[inline(never)]
 fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
-    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || match shim::hip(index) {
-        Some(p) => Ok(p),
-        None if HIP.handle(shim::config().hip_library.as_deref()).is_some() => {
-            shim::warn_once(
-                entry,
-                format_args!(
-                    "{} is not in this HIP runtime; returning hipErrorNotSupported",
-                    entry.name()
-                ),
-            );
-            Err(HIP_ERROR_NOT_SUPPORTED)
-        }
-        None => {
-            shim::warn_once(
-                entry,
-                format_args!(
-                    "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
-                    entry.name()
-                ),
-            );
-            Err(HIP_ERROR_NOT_INITIALIZED)
+    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || {
+        let cfg = process::config();
+        match symbols::hip(cfg, index) {
+            Some(p) => Ok(p),
+            None if HIP.handle(cfg.hip_library.as_deref()).is_some() => {
+                process::warn_once(
+                    entry,
+                    format_args!(
+                        "{} is not in this HIP runtime; returning hipErrorNotSupported",
+                        entry.name()
+                    ),
+                );
+                Err(HIP_ERROR_NOT_SUPPORTED)
+            }
+            None => {
+                process::warn_once(
+                    entry,
+                    format_args!(
+                        "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
+                        entry.name()
+                    ),
+                );
+                Err(HIP_ERROR_NOT_INITIALIZED)
+            }
         }
     })
 }
@@ -75,34 +72,50 @@ fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
 /// Requests the runtime will refuse or answer without memory (NULL
 /// out-pointer, zero size) are forwarded unchanged, so the caller gets the
 /// runtime's own answer to exactly what it asked.
-fn rewritable(ptr: *mut *mut c_void, size: usize) -> bool {
+fn has_memory(ptr: *mut *mut c_void, size: usize) -> bool {
     !ptr.is_null() && size != 0
 }
 
-/// Whether rewriting applies to host memory (any visible device a target).
-#[inline]
-fn host_applies(cfg: &Config) -> bool {
-    match cfg.mode {
-        crate::config::Mode::Off => false,
-        crate::config::Mode::Force => true,
-        crate::config::Mode::Auto => devices::any_target(),
-    }
+/// The current device and whether it is a target (asked by the policy only
+/// when it matters).
+fn current_device(cfg: &Config) -> i32 {
+    devices::current_device(cfg).unwrap_or(-1)
 }
-
-/// Whether rewriting applies to the current device; also returns it.
-fn device_applies(cfg: &Config) -> (bool, i32) {
-    let dev = devices::current_device().unwrap_or(-1);
-    let hit = match cfg.mode {
-        crate::config::Mode::Off => false,
-        crate::config::Mode::Force => true,
-        crate::config::Mode::Auto => dev >= 0 && devices::is_target(dev),
-    };
-    (hit, dev)
+fn is_target(cfg: &Config, dev: i32) -> bool {
+    dev >= 0 && devices::is_target(cfg, dev)
 }
 
 /// The current device for the record, without deciding anything.
 fn record_device() -> i32 {
-    decide(|_| devices::current_device().unwrap_or(-1)).unwrap_or(-1)
+    decide(current_device).unwrap_or(-1)
+}
+
+/// Calls real function `index` (the decision's target, one with
+/// hipHostMalloc's prototype) with the caller's out-pointer and size and
+/// the decided flags, and records the result.
+///
+/// # Safety
+/// As hipHostMalloc; symbol `index` has hipHostMalloc's prototype.
+#[inline(always)]
+unsafe fn forward_flags_malloc<T>(
+    entry: Entry,
+    index: usize,
+    fwd: Forward<T>,
+    ptr: *mut *mut c_void,
+    size: usize,
+    requested: u32,
+    memory: Memory,
+) -> hipError_t {
+    // SAFETY: the caller guarantees the target's prototype.
+    let f: FlagsMallocFn = match unsafe { real(entry, index) } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    // SAFETY: forwarding the caller's arguments with the decided flags.
+    let rc = unsafe { f(ptr, size, fwd.flags) };
+    // SAFETY: ptr is the caller's out-pointer, read only on success.
+    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, requested, &fwd, memory) };
+    rc
 }
 
 /// hipHostMalloc and hipExtHostAlloc share one rule and one shape. Cannot
@@ -112,30 +125,19 @@ fn record_device() -> i32 {
 #[inline(always)]
 unsafe fn host_malloc_like(
     entry: Entry,
-    index: usize,
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
 ) -> hipError_t {
-    let d = decide(|cfg| {
-        let rw = if rewritable(ptr, size) && host_applies(cfg) {
-            policy::rewrite_host_malloc(flags, cfg.host_coherent_env)
-        } else {
-            None
-        };
-        Decision::from_rewrite(flags, rw)
+    let fwd = decide(|cfg| {
+        policy::host_malloc(flags, has_memory(ptr, size), rules(cfg), || {
+            devices::any_target(cfg)
+        })
     })
-    .unwrap_or(Decision::unchanged(flags));
-    // SAFETY: both symbols have the hipHostMalloc prototype.
-    let f: FlagsMallocFn = match unsafe { real(entry, index) } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
-    // SAFETY: forwarding the caller's arguments to the real function.
-    let rc = unsafe { f(ptr, size, d.flags) };
-    // SAFETY: ptr is the caller's out-pointer, read only on success.
-    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, flags, d, -1) };
-    rc
+    .unwrap_or(Forward::unchanged(Called, flags));
+    // SAFETY: both entry points have hipHostMalloc's prototype; `Called`:
+    // the entry point's own function.
+    unsafe { forward_flags_malloc(entry, entry.index(), fwd, ptr, size, flags, Memory::Host) }
 }
 
 /// # Safety
@@ -148,7 +150,7 @@ pub unsafe extern "C" fn hipHostMalloc(
 ) -> hipError_t {
     // SAFETY: the caller upholds hipHostMalloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipHostMalloc, hip_sym::HOST_MALLOC, ptr, size, flags) }
+    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags) }
 }
 
 /// # Safety
@@ -161,19 +163,10 @@ pub unsafe extern "C" fn hipExtHostAlloc(
 ) -> hipError_t {
     // SAFETY: the caller upholds hipExtHostAlloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe {
-        host_malloc_like(
-            Entry::HipExtHostAlloc,
-            hip_sym::EXT_HOST_ALLOC,
-            ptr,
-            size,
-            flags,
-        )
-    }
+    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags) }
 }
 
-/// hipHostAlloc accepts no NonCoherent flag, so a rewritten request goes to
-/// hipHostMalloc instead (same memory, freed by hipHostFree/hipFreeHost).
+/// hipHostAlloc: see `policy::host_alloc` for where a rewritten call goes.
 ///
 /// # Safety
 /// As the HIP runtime's hipHostAlloc.
@@ -184,37 +177,28 @@ pub unsafe extern "C" fn hipHostAlloc(
     flags: c_uint,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        let entry = Entry::HipHostAlloc;
-        let d = decide(|cfg| {
-            let rw = if rewritable(ptr, size) && host_applies(cfg) {
-                policy::rewrite_host_alloc(flags, cfg.host_coherent_env)
-            } else {
-                None
-            };
-            Decision::from_rewrite(flags, rw)
+        let fwd = decide(|cfg| {
+            policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
+                devices::any_target(cfg)
+            })
         })
-        .unwrap_or(Decision::unchanged(flags));
-        let index = if d.rewritten {
-            hip_sym::HOST_MALLOC
-        } else {
-            hip_sym::HOST_ALLOC
-        };
+        .unwrap_or(Forward::unchanged(Entry::HipHostAlloc, flags));
         // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
-        let f: FlagsMallocFn = match unsafe { real(entry, index) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
-        // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(ptr, size, d.flags) };
-        // SAFETY: out-pointer read only on success.
-        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, flags, d, -1) };
-        rc
+        unsafe {
+            forward_flags_malloc(
+                Entry::HipHostAlloc,
+                fwd.target.index(),
+                fwd,
+                ptr,
+                size,
+                flags,
+                Memory::Host,
+            )
+        }
     })
 }
 
-/// hipMemAllocHost is the runtime's hipHostMalloc(ptr, size, 0), made
-/// inside the runtime where a hipHostMalloc hook cannot see it; on targets
-/// rmcp calls hipHostMalloc(ptr, size, NonCoherent) instead.
+/// hipMemAllocHost: see `policy::mem_alloc_host`.
 ///
 /// # Safety
 /// As the HIP runtime's hipMemAllocHost.
@@ -222,40 +206,37 @@ pub unsafe extern "C" fn hipHostAlloc(
 pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAllocHost;
-        let rewrite = rewritable(ptr, size) && decide(host_applies).unwrap_or(false);
-        let rc = if rewrite {
+        let fwd = decide(|cfg| {
+            policy::mem_alloc_host(has_memory(ptr, size), rules(cfg), || {
+                devices::any_target(cfg)
+            })
+        })
+        .unwrap_or(Forward::unchanged(entry, 0));
+        let rc = if fwd.target == Entry::HipHostMalloc {
             // SAFETY: hipHostMalloc's prototype.
-            let f: FlagsMallocFn = match unsafe { real(entry, hip_sym::HOST_MALLOC) } {
+            let f: FlagsMallocFn = match unsafe { real(entry, fwd.target.index()) } {
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's out-pointer and size.
-            unsafe { f(ptr, size, policy::MEM_ALLOC_HOST_REWRITE) }
+            unsafe { f(ptr, size, fwd.flags) }
         } else {
             // SAFETY: hipMemAllocHost's prototype.
-            let f: MallocFn = match unsafe { real(entry, hip_sym::MEM_ALLOC_HOST) } {
+            let f: hip_fn::hipMemAllocHost = match unsafe { real(entry, hip_sym::hipMemAllocHost) }
+            {
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's arguments.
             unsafe { f(ptr, size) }
         };
-        let d = if rewrite {
-            Decision {
-                flags: policy::MEM_ALLOC_HOST_REWRITE,
-                rewritten: true,
-            }
-        } else {
-            Decision::unchanged(0)
-        };
         // SAFETY: out-pointer read only on success.
-        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, d, -1) };
+        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, &fwd, Memory::Host) };
         rc
     })
 }
 
-/// hipExtMallocWithFlags: Finegrained and Uncached become Default on a
-/// target current device.
+/// hipExtMallocWithFlags: see `policy::ext_malloc`.
 ///
 /// # Safety
 /// As the HIP runtime's hipExtMallocWithFlags.
@@ -267,26 +248,26 @@ pub unsafe extern "C" fn hipExtMallocWithFlags(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipExtMallocWithFlags;
-        let (d, dev) = decide(|cfg| {
-            let (hit, dev) = device_applies(cfg);
-            let rw = if hit && rewritable(ptr, size) {
-                policy::rewrite_ext_malloc(flags)
-            } else {
-                None
-            };
-            (Decision::from_rewrite(flags, rw), dev)
+        let (fwd, dev) = decide(|cfg| {
+            let dev = current_device(cfg);
+            let fwd = policy::ext_malloc(flags, has_memory(ptr, size), rules(cfg), || {
+                is_target(cfg, dev)
+            });
+            (fwd, dev)
         })
-        .unwrap_or((Decision::unchanged(flags), -1));
-        // SAFETY: hipExtMallocWithFlags' prototype.
-        let f: FlagsMallocFn = match unsafe { real(entry, hip_sym::EXT_MALLOC_WITH_FLAGS) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
-        // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(ptr, size, d.flags) };
-        // SAFETY: out-pointer read only on success.
-        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, flags, d, dev) };
-        rc
+        .unwrap_or((Forward::unchanged(Called, flags), -1));
+        // SAFETY: hipExtMallocWithFlags has hipHostMalloc's prototype.
+        unsafe {
+            forward_flags_malloc(
+                entry,
+                hip_sym::hipExtMallocWithFlags,
+                fwd,
+                ptr,
+                size,
+                flags,
+                Memory::hip_device(dev),
+            )
+        }
     })
 }
 
@@ -304,25 +285,32 @@ pub unsafe extern "C" fn hipMallocManaged(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocManaged;
-        let (advise, dev) = decide(device_applies).unwrap_or((false, -1));
+        let (advise, dev) = decide(|cfg| {
+            let dev = current_device(cfg);
+            (
+                policy::advise_managed_coarse(rules(cfg), || is_target(cfg, dev)),
+                dev,
+            )
+        })
+        .unwrap_or((false, -1));
         // SAFETY: hipMallocManaged's prototype.
-        let f: FlagsMallocFn = match unsafe { real(entry, hip_sym::MALLOC_MANAGED) } {
+        let f: hip_fn::hipMallocManaged = match unsafe { real(entry, hip_sym::hipMallocManaged) } {
             Ok(f) => f,
             Err(rc) => return rc,
         };
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(ptr, size, flags) };
-        let mut d = Decision::unchanged(flags);
+        let mut fwd = Forward::unchanged(Called, flags);
         if rc == HIP_SUCCESS && advise && !ptr.is_null() {
             // SAFETY: success: the runtime wrote *ptr.
             let base = unsafe { *ptr };
             // SAFETY: hipMemAdvise's prototype.
-            match unsafe { real::<MemAdviseFn>(entry, hip_sym::MEM_ADVISE) } {
+            match unsafe { real::<hip_fn::hipMemAdvise>(entry, hip_sym::hipMemAdvise) } {
                 Ok(advise) => {
                     // SAFETY: advising the range the runtime just returned.
                     let arc = unsafe { advise(base, size, HIP_MEM_ADVISE_SET_COARSE_GRAIN, dev) };
                     if arc == HIP_SUCCESS {
-                        d.rewritten = true;
+                        fwd.rewritten = true;
                     } else {
                         log::warn!(
                             "hipMemAdvise(SetCoarseGrain) on a {size}-byte managed allocation on device {dev} returned {arc}; it stays fine-grained"
@@ -335,7 +323,17 @@ pub unsafe extern "C" fn hipMallocManaged(
             }
         }
         // SAFETY: out-pointer read only on success.
-        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, flags, d, dev) };
+        unsafe {
+            record_alloc(
+                entry,
+                rc == HIP_SUCCESS,
+                ptr,
+                size,
+                flags,
+                &fwd,
+                Memory::hip_device(dev),
+            )
+        };
         rc
     })
 }
@@ -364,8 +362,8 @@ unsafe fn forward_plain<F: Copy>(
             ptr,
             size,
             0,
-            Decision::unchanged(0),
-            dev,
+            &Forward::unchanged(Called, 0),
+            Memory::hip_device(dev),
         )
     };
     rc
@@ -379,11 +377,11 @@ pub unsafe extern "C" fn hipMalloc(ptr: *mut *mut c_void, size: usize) -> hipErr
         // SAFETY: hipMalloc's prototype; forwarding the caller's arguments.
         forward_plain(
             Entry::HipMalloc,
-            hip_sym::MALLOC,
+            hip_sym::hipMalloc,
             ptr,
             size,
             record_device,
-            |f: MallocFn| f(ptr, size),
+            |f: hip_fn::hipMalloc| f(ptr, size),
         )
     })
 }
@@ -396,11 +394,11 @@ pub unsafe extern "C" fn hipMallocHost(ptr: *mut *mut c_void, size: usize) -> hi
         // SAFETY: hipMallocHost's prototype; forwarding the caller's arguments.
         forward_plain(
             Entry::HipMallocHost,
-            hip_sym::MALLOC_HOST,
+            hip_sym::hipMallocHost,
             ptr,
             size,
             || -1,
-            |f: MallocFn| f(ptr, size),
+            |f: hip_fn::hipMallocHost| f(ptr, size),
         )
     })
 }
@@ -417,11 +415,11 @@ pub unsafe extern "C" fn hipMallocAsync(
         // SAFETY: hipMallocAsync's prototype; forwarding the caller's arguments.
         forward_plain(
             Entry::HipMallocAsync,
-            hip_sym::MALLOC_ASYNC,
+            hip_sym::hipMallocAsync,
             ptr,
             size,
             record_device,
-            |f: MallocAsyncFn| f(ptr, size, stream),
+            |f: hip_fn::hipMallocAsync| f(ptr, size, stream),
         )
     })
 }
@@ -439,11 +437,11 @@ pub unsafe extern "C" fn hipMallocFromPoolAsync(
         // SAFETY: hipMallocFromPoolAsync's prototype; forwarding the arguments.
         forward_plain(
             Entry::HipMallocFromPoolAsync,
-            hip_sym::MALLOC_FROM_POOL_ASYNC,
+            hip_sym::hipMallocFromPoolAsync,
             ptr,
             size,
             record_device,
-            |f: MallocFromPoolAsyncFn| f(ptr, size, pool, stream),
+            |f: hip_fn::hipMallocFromPoolAsync| f(ptr, size, pool, stream),
         )
     })
 }
@@ -462,7 +460,7 @@ pub unsafe extern "C" fn hipHostRegister(
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipHostRegister;
         // SAFETY: hipHostRegister's prototype.
-        let f: HostRegisterFn = match unsafe { real(entry, hip_sym::HOST_REGISTER) } {
+        let f: hip_fn::hipHostRegister = match unsafe { real(entry, hip_sym::hipHostRegister) } {
             Ok(f) => f,
             Err(rc) => return rc,
         };
@@ -470,14 +468,15 @@ pub unsafe extern "C" fn hipHostRegister(
         let rc = unsafe { f(host_ptr, size, flags) };
         super::after(|| {
             STATS.record(entry, false);
-            if rc == HIP_SUCCESS && shim::config().enabled {
+            if rc == HIP_SUCCESS && process::config().enabled {
                 super::record_range(
                     entry,
                     host_ptr as usize,
                     size,
                     flags,
-                    Decision::unchanged(flags),
-                    -1,
+                    flags,
+                    false,
+                    Memory::Host,
                 );
             }
         });
@@ -490,7 +489,7 @@ pub unsafe extern "C" fn hipHostRegister(
 #[inline(always)]
 fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
     // SAFETY: every caller's symbol has the hipFree prototype.
-    let f: FreeFn = match unsafe { real(entry, index) } {
+    let f: hip_fn::hipFree = match unsafe { real(entry, index) } {
         Ok(f) => f,
         Err(rc) => return rc,
     };
@@ -502,28 +501,32 @@ fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
 /// As the HIP runtime's hipFree.
 #[no_mangle]
 pub unsafe extern "C" fn hipFree(ptr: *mut c_void) -> hipError_t {
-    free_like(Entry::HipFree, hip_sym::FREE, ptr)
+    free_like(Entry::HipFree, hip_sym::hipFree, ptr)
 }
 
 /// # Safety
 /// As the HIP runtime's hipHostFree.
 #[no_mangle]
 pub unsafe extern "C" fn hipHostFree(ptr: *mut c_void) -> hipError_t {
-    free_like(Entry::HipHostFree, hip_sym::HOST_FREE, ptr)
+    free_like(Entry::HipHostFree, hip_sym::hipHostFree, ptr)
 }
 
 /// # Safety
 /// As the HIP runtime's hipFreeHost.
 #[no_mangle]
 pub unsafe extern "C" fn hipFreeHost(ptr: *mut c_void) -> hipError_t {
-    free_like(Entry::HipFreeHost, hip_sym::FREE_HOST, ptr)
+    free_like(Entry::HipFreeHost, hip_sym::hipFreeHost, ptr)
 }
 
 /// # Safety
 /// As the HIP runtime's hipHostUnregister.
 #[no_mangle]
 pub unsafe extern "C" fn hipHostUnregister(host_ptr: *mut c_void) -> hipError_t {
-    free_like(Entry::HipHostUnregister, hip_sym::HOST_UNREGISTER, host_ptr)
+    free_like(
+        Entry::HipHostUnregister,
+        hip_sym::hipHostUnregister,
+        host_ptr,
+    )
 }
 
 /// # Safety
@@ -533,7 +536,7 @@ pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> 
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipFreeAsync;
         // SAFETY: hipFreeAsync's prototype.
-        let f: FreeAsyncFn = match unsafe { real(entry, hip_sym::FREE_ASYNC) } {
+        let f: hip_fn::hipFreeAsync = match unsafe { real(entry, hip_sym::hipFreeAsync) } {
             Ok(f) => f,
             Err(rc) => return rc,
         };
@@ -545,33 +548,6 @@ pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> 
             || unsafe { f(ptr, stream) },
         )
     })
-}
-
-/// Our hook for `name`, for hipGetProcAddress: callers that look functions
-/// up must still reach the policy.
-pub fn own_hook(name: &[u8]) -> Option<*mut c_void> {
-    let e = Entry::from_name(std::str::from_utf8(name).ok()?)?;
-    let f: *mut c_void = match e {
-        Entry::HipMalloc => hipMalloc as *mut c_void,
-        Entry::HipFree => hipFree as *mut c_void,
-        Entry::HipHostMalloc => hipHostMalloc as *mut c_void,
-        Entry::HipHostAlloc => hipHostAlloc as *mut c_void,
-        Entry::HipExtHostAlloc => hipExtHostAlloc as *mut c_void,
-        Entry::HipMallocHost => hipMallocHost as *mut c_void,
-        Entry::HipMemAllocHost => hipMemAllocHost as *mut c_void,
-        Entry::HipHostFree => hipHostFree as *mut c_void,
-        Entry::HipFreeHost => hipFreeHost as *mut c_void,
-        Entry::HipExtMallocWithFlags => hipExtMallocWithFlags as *mut c_void,
-        Entry::HipMallocManaged => hipMallocManaged as *mut c_void,
-        Entry::HipHostRegister => hipHostRegister as *mut c_void,
-        Entry::HipHostUnregister => hipHostUnregister as *mut c_void,
-        Entry::HipMallocAsync => hipMallocAsync as *mut c_void,
-        Entry::HipMallocFromPoolAsync => hipMallocFromPoolAsync as *mut c_void,
-        Entry::HipFreeAsync => hipFreeAsync as *mut c_void,
-        Entry::HipGetProcAddress => hipGetProcAddress as *mut c_void,
-        Entry::HsaMemoryPoolAllocate | Entry::HsaMemoryPoolFree => return None,
-    };
-    Some(f)
 }
 
 /// hipGetProcAddress dlsym()s the runtime's own symbol, which would bypass
@@ -591,7 +567,8 @@ pub unsafe extern "C" fn hipGetProcAddress(
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipGetProcAddress;
         // SAFETY: hipGetProcAddress's prototype.
-        let f: GetProcAddressFn = match unsafe { real(entry, hip_sym::GET_PROC_ADDRESS) } {
+        let f: hip_fn::hipGetProcAddress = match unsafe { real(entry, hip_sym::hipGetProcAddress) }
+        {
             Ok(f) => f,
             Err(rc) => return rc,
         };
@@ -599,12 +576,13 @@ pub unsafe extern "C" fn hipGetProcAddress(
         let rc = unsafe { f(symbol, pfn, hip_version, flags, symbol_status) };
         let mut replaced = false;
         super::after(|| {
-            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && shim::config().enabled {
+            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled
+            {
                 // SAFETY: non-NULL, NUL-terminated per the API contract.
                 let name = unsafe { CStr::from_ptr(symbol) };
-                // SAFETY: pfn is non-NULL and was just written by the runtime.
-                if let Some(hook) =
-                    own_hook(name.to_bytes()).filter(|_| unsafe { !(*pfn).is_null() })
+                if let Some(hook) = super::own_hook(name.to_bytes())
+                    // SAFETY: pfn is non-NULL and was just written by the runtime.
+                    .filter(|_| unsafe { !(*pfn).is_null() })
                 {
                     // SAFETY: as above.
                     unsafe { *pfn = hook };
@@ -621,6 +599,7 @@ pub unsafe extern "C" fn hipGetProcAddress(
 mod tests {
     use super::*;
     use crate::abi::host;
+    use crate::interpose::hooks::own_hook;
 
     #[test]
     fn every_hip_entry_point_has_a_hook_for_get_proc_address() {

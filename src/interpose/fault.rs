@@ -10,21 +10,18 @@
 //! writes with write(2).
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::hooks::hsa::{agent_for_report, real};
-use crate::registry::Lookup;
-use crate::report::{self, FaultGpu, FixedBuf};
-use crate::shim::{self, hsa_sym, HSA, REGISTRY};
-use crate::sync::now_ns;
+use crate::core::registry::Lookup;
+use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
+use crate::core::sync::now_ns;
+use crate::interpose::process::{self, REGISTRY};
+use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
+use crate::interpose::topology::agent_for_report;
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-type EventHandler = unsafe extern "C" fn(*const hsa_amd_event_t, *mut c_void) -> hsa_status_t;
-type RegisterFn = unsafe extern "C" fn(Option<EventHandler>, *mut c_void) -> hsa_status_t;
-type AgentGetInfoFn = unsafe extern "C" fn(hsa_agent_t, u32, *mut c_void) -> hsa_status_t;
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 static REGISTERING: AtomicBool = AtomicBool::new(false);
@@ -35,6 +32,25 @@ const MAX_ATTEMPTS: u32 = 32;
 
 /// RMCP_FAULT_REPORT, converted once ahead of time (no allocation later).
 static REPORT_PATH: OnceCell<Option<CString>> = OnceCell::new();
+/// RANK and LOCAL_RANK, read once ahead of time (the handler reads no
+/// environment). A forked child keeps its parent's, as it keeps its env.
+static RANKS: OnceCell<(Option<u32>, Option<u32>)> = OnceCell::new();
+
+/// A rank variable as a number; anything else is left out of the report,
+/// with one warning naming the variable, the value and what is accepted.
+fn rank_from_env(name: &str) -> Option<u32> {
+    let v = std::env::var_os(name)?;
+    match v.to_str().and_then(|s| s.trim().parse::<u32>().ok()) {
+        Some(n) => Some(n),
+        None => {
+            log::warn!(
+                "{name}={:?} is not a rank (accepted: a non-negative integer); fault reports leave it out",
+                v.to_string_lossy()
+            );
+            None
+        }
+    }
+}
 
 /// Registers the fault handler once, if an HSA runtime is already in the
 /// process and initialised. Never loads a runtime. Cheap after success.
@@ -42,7 +58,7 @@ pub fn ensure_handler() {
     if REGISTERED.load(Ordering::Relaxed) || ATTEMPTS.load(Ordering::Relaxed) >= MAX_ATTEMPTS {
         return;
     }
-    let cfg = shim::config();
+    let cfg = process::config();
     if !cfg.enabled {
         return;
     }
@@ -55,8 +71,14 @@ pub fn ensure_handler() {
             .as_ref()
             .and_then(|p| CString::new(p.as_bytes()).ok())
     });
+    RANKS.get_or_init(|| (rank_from_env("RANK"), rank_from_env("LOCAL_RANK")));
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
-    let rc = match unsafe { real::<RegisterFn>(hsa_sym::REGISTER_SYSTEM_EVENT_HANDLER) } {
+    let rc = match unsafe {
+        hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
+            cfg,
+            hsa_sym::hsa_amd_register_system_event_handler,
+        )
+    } {
         // SAFETY: on_system_event matches the handler type and lives forever.
         Some(register) => unsafe { register(Some(on_system_event), std::ptr::null_mut()) },
         None => hsa::STATUS_ERROR,
@@ -81,6 +103,8 @@ struct Buffers {
     body: FixedBuf<4096>,
     out: FixedBuf<6144>,
     json: FixedBuf<8192>,
+    /// RMCP_FAULT_REPORT with %p expanded (PATH_MAX plus ".<pid>").
+    path: [u8; 4096 + 12],
 }
 struct Shared(UnsafeCell<Buffers>);
 // SAFETY: access is serialised by BUSY (try-acquire, never waited on).
@@ -89,6 +113,7 @@ static BUFFERS: Shared = Shared(UnsafeCell::new(Buffers {
     body: FixedBuf::new(),
     out: FixedBuf::new(),
     json: FixedBuf::new(),
+    path: [0; 4096 + 12],
 }));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
@@ -139,9 +164,12 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     }
     let mut name = [0u8; 64];
     let mut node = 0u32;
-    // SAFETY: hsa_agent_get_info's prototype; NAME writes char[64], the node
-    // id a uint32.
-    if let Some(get) = unsafe { real::<AgentGetInfoFn>(hsa_sym::AGENT_GET_INFO) } {
+    // SAFETY: hsa_fn::hsa_agent_get_info is the symbol's prototype.
+    if let Some(get) = unsafe {
+        hsa_real::<hsa_fn::hsa_agent_get_info>(process::config(), hsa_sym::hsa_agent_get_info)
+    } {
+        // SAFETY: NAME writes char[64] into `name`, the node id a uint32
+        // into `node`; both live for the calls.
         unsafe {
             get(agent, hsa::AGENT_INFO_NAME, name.as_mut_ptr().cast());
             get(
@@ -153,6 +181,34 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     }
     name[63] = 0;
     (name, node)
+}
+
+/// Creates the report file for process `pid`: RMCP_FAULT_REPORT with `%p`
+/// expanded, or, if that file exists (another process of the same run wrote
+/// its report there, or a stale one), `<that>.<pid>`. Never opens an
+/// existing file, so no process overwrites another's report. `buf` receives
+/// the path. No allocation: called from the fault handler.
+fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<i32> {
+    let mut digits = FixedBuf::<16>::new();
+    let _ = write!(digits, ".{pid}");
+    for suffix in [&b""[..], digits.as_bytes()] {
+        report::expand_report_path(template, pid, suffix, buf)?;
+        // SAFETY: buf holds a NUL-terminated path; flags and mode are constants.
+        let fd = unsafe {
+            libc::open(
+                buf.as_ptr().cast(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if fd >= 0 {
+            return Some(fd);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+            return None;
+        }
+    }
+    None
 }
 
 /// Writes the report to stderr and, if configured, as JSON to the report
@@ -175,12 +231,21 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     let name = std::str::from_utf8(&name_bytes[..len]).unwrap_or("?");
     let now = now_ns();
     let found = REGISTRY.try_lookup(addr);
+    let (rank, local_rank) = RANKS.get().copied().unwrap_or((None, None));
+    let process = FaultProcess {
+        // SAFETY: getpid has no preconditions (and is async-signal-safe).
+        pid: unsafe { libc::getpid() } as u32,
+        rank,
+        local_rank,
+    };
 
     let _ = write!(
         b.body,
-        "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}); reason: ",
+        "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}) in ",
         agent.handle
     );
+    let _ = report::write_process(&mut b.body, process);
+    let _ = b.body.write_str("; reason: ");
     let _ = report::write_reasons(&mut b.body, reasons);
     let _ = b.body.write_char('\n');
     let _ = report::write_lookup(&mut b.body, addr, found, now);
@@ -202,24 +267,21 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             addr,
             reasons,
             FaultGpu { name, node },
+            process,
             found,
             now,
             b.body.as_str(),
         );
-        // SAFETY: path is NUL-terminated; the flags and mode are constants.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd >= 0 {
-            write_fd(fd, b.json.as_bytes());
-            // SAFETY: fd was opened above.
-            unsafe { libc::close(fd) };
-        } else {
-            write_fd(2, b"rmcp: could not open RMCP_FAULT_REPORT for writing\n");
+        match open_report(path.as_bytes(), process.pid, &mut b.path) {
+            Some(fd) => {
+                write_fd(fd, b.json.as_bytes());
+                // SAFETY: fd was opened by open_report.
+                unsafe { libc::close(fd) };
+            }
+            None => write_fd(
+                2,
+                b"rmcp: could not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n",
+            ),
         }
     }
     BUSY.store(false, Ordering::Release);

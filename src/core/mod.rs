@@ -1,0 +1,13 @@
+//! The pure core: what rmcp decides and records, as functions of their
+//! inputs. Nothing here calls the loader or a runtime, so all of it is
+//! unit-tested directly.
+
+pub mod arch;
+pub mod config;
+/// cbindgen:ignore
+pub mod entry;
+pub mod policy;
+pub mod registry;
+pub mod report;
+pub mod stats;
+pub mod sync;
