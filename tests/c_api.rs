@@ -20,12 +20,8 @@ fn profile_dir() -> PathBuf {
 
 #[test]
 fn c_program_uses_the_api_through_the_header() {
-    let lib = profile_dir().join("librmcp.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: cargo builds the cdylib with the tests",
-        lib.display()
-    );
+    // The cdylib cargo built for this run (deps/ under a bare `cargo test`).
+    let lib_dir = common::librmcp().parent().unwrap().to_path_buf();
     let out_dir = profile_dir().join("rmcp-c-api");
     std::fs::create_dir_all(&out_dir).unwrap();
     let exe = out_dir.join("api_check");
@@ -36,7 +32,7 @@ fn c_program_uses_the_api_through_the_header() {
         .arg("-I")
         .arg(repo().join("include"))
         .arg("-L")
-        .arg(profile_dir())
+        .arg(&lib_dir)
         .arg("-lrmcp")
         .output()
         .expect("run cc");
@@ -46,7 +42,7 @@ fn c_program_uses_the_api_through_the_header() {
         String::from_utf8_lossy(&cc.stderr)
     );
     let run = Command::new(&exe)
-        .env("LD_LIBRARY_PATH", profile_dir())
+        .env("LD_LIBRARY_PATH", &lib_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
