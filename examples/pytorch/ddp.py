@@ -38,6 +38,14 @@ def mapped(name):
     return False
 
 
+def say(line):
+    """Prints one line with one write(2): the processes share stdout, and print() may
+    write the text and the newline separately, which lets two processes' lines run
+    together."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (line + "\n").encode())
+
+
 def whoami(what):
     audit = "set" if os.environ.get("LD_AUDIT") else "not set"
     if mapped("librmcp-audit.so"):
@@ -63,7 +71,7 @@ class Regression(Dataset):
 
 def report_worker(worker_id):
     rank = os.environ.get("RANK", "?")
-    print(whoami(f"rank {rank} dataloader worker {worker_id}"), flush=True)
+    say(whoami(f"rank {rank} dataloader worker {worker_id}"))
 
 
 def parse_args(argv=None):
@@ -97,7 +105,7 @@ def main(argv=None, after_step=None):
         device = torch.device("cpu")
         backend = "gloo"
     dist.init_process_group(backend)
-    print(whoami(f"rank {rank}/{world} (LOCAL_RANK {local_rank}, {backend}, {device})"), flush=True)
+    say(whoami(f"rank {rank}/{world} (LOCAL_RANK {local_rank}, {backend}, {device})"))
 
     torch.manual_seed(0)  # the same initial model on every rank (DDP broadcasts rank 0's anyway)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1)).to(device)
@@ -127,7 +135,7 @@ def main(argv=None, after_step=None):
         dist.all_reduce(total)
         losses.append(total.item() / (world * len(loader)))
         if rank == 0:
-            print(f"epoch {epoch}: mean loss {losses[-1]:.4f}", flush=True)
+            say(f"epoch {epoch}: mean loss {losses[-1]:.4f}")
 
     # Every rank must end with rank 0's parameters.
     flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -144,9 +152,9 @@ def main(argv=None, after_step=None):
     elif len(losses) > 1 and not losses[-1] < losses[0]:
         failures.append(f"the loss did not go down: {losses}")
     if failures:
-        print("FAILED: " + "; ".join(failures), flush=True)
+        say("FAILED: " + "; ".join(failures))
         return 1
-    print("ok", flush=True)
+    say("ok")
     return 0
 
 
