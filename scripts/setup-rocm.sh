@@ -54,6 +54,18 @@ if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 && SUDO=(sudo) || SUDO=(false)
 fi
 
+# Sets RMCP_SID_MIRROR (unless given) to the Debian mirror the system's own
+# sources use (deb822 or one-line format), and KEYRING to Debian's archive keys.
+debian_mirror_and_keyring() {
+    if [ -z "${RMCP_SID_MIRROR:-}" ]; then
+        RMCP_SID_MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v "^[[:space:]]*#" \
+            | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v -- '-security' | head -n1 | tr -d ' ' || true)
+        RMCP_SID_MIRROR="${RMCP_SID_MIRROR:-http://deb.debian.org/debian}"
+    fi
+    KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -r "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
+}
+
 # apt options for a private state directory $1 (sources, lists, cache, an
 # empty dpkg status): nothing from sid or experimental touches the system.
 apt_opts_for() {
@@ -104,14 +116,7 @@ if [ "$REFRESH" = 0 ] && [ -s "$STAMP" ] && [ -x "$SID_ROOT/usr/lib64/ld-linux-x
     && [ -e "$SID_ROOT/usr/include/hip/hip_runtime_api.h" ]; then
     log "sid root already unpacked in $SID_ROOT (pass --refresh to redo)"
 else
-    if [ -z "${RMCP_SID_MIRROR:-}" ]; then
-        # The Debian mirror the system's own sources use (deb822 or one-line format).
-        RMCP_SID_MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v "^[[:space:]]*#" \
-            | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v -- '-security' | head -n1 | tr -d ' ' || true)
-        RMCP_SID_MIRROR="${RMCP_SID_MIRROR:-http://deb.debian.org/debian}"
-    fi
-    KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-    [ -r "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
+    debian_mirror_and_keyring
     mkdir -p "$SID_APT/etc/sources.list.d" "$SID_APT/etc/preferences.d" \
         "$SID_APT/state/lists/partial" "$SID_APT/cache/archives/partial" "$SID_DEBS"
     : > "$SID_APT/state/status"
@@ -162,12 +167,7 @@ if [ "$REFRESH" = 0 ] && [ -s "$EXP_STAMP" ] && [ -e "$EXP_ROOT/usr/lib/x86_64-l
     && [ -e "$EXP_ROOT/usr/include/hip/hip_runtime_api.h" ]; then
     log "experimental root already unpacked in $EXP_ROOT (pass --refresh to redo)"
 else
-    if [ -z "${RMCP_SID_MIRROR:-}" ]; then
-        RMCP_SID_MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v "^[[:space:]]*#" \
-            | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v -- '-security' | head -n1 | tr -d ' ' || true)
-        RMCP_SID_MIRROR="${RMCP_SID_MIRROR:-http://deb.debian.org/debian}"
-    fi
-    KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+    debian_mirror_and_keyring
     mkdir -p "$EXP_APT/etc/sources.list.d" "$EXP_APT/etc/preferences.d" \
         "$EXP_APT/state/lists/partial" "$EXP_APT/cache/archives/partial" "$EXP_APT/headers"
     : > "$EXP_APT/state/status"
