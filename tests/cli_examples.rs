@@ -3,6 +3,8 @@
 //! otherwise says why it skipped. Also runs it under `rmcp run` with the real
 //! librmcp.so when cargo built it beside the rmcp binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,29 +64,6 @@ fn run_limited(tag: &str, mut c: Command, limit: Duration) -> (Option<i32>, Stri
     (code, out, err)
 }
 
-fn check_output(out: &str) {
-    let lines: Vec<&str> = out.lines().collect();
-    for w in [
-        "eeg-conv:",
-        "yolo-conv:",
-        "attention:",
-        "autocast:",
-        "dataloader:",
-        "memory:",
-    ] {
-        assert!(
-            lines.iter().any(|l| l.starts_with(w)),
-            "no {w} line in:\n{out}"
-        );
-    }
-    assert!(out.contains("autocast: 2 steps in bfloat16"), "{out}");
-    assert!(
-        out.contains("pin_memory=False"),
-        "no pinning on the CPU:\n{out}"
-    );
-    assert_eq!(lines.last().copied(), Some("ok"), "{out}");
-}
-
 #[test]
 fn train_py_runs_on_cpu() {
     let Some(py) = python_with_torch() else {
@@ -95,7 +74,7 @@ fn train_py_runs_on_cpu() {
     c.arg(script()).args(["--device", "cpu", "--steps", "2"]);
     let (code, out, err) = run_limited("cpu", c, Duration::from_secs(600));
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    check_output(&out);
+    common::assert_train_example_output(&out);
 }
 
 #[test]
@@ -121,7 +100,7 @@ fn train_py_runs_under_rmcp_run_with_the_real_library() {
     c.env("RMCP_LIBRARY", &lib).env_remove("LD_PRELOAD");
     let (code, out, err) = run_limited("rmcp-run", c, Duration::from_secs(600));
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    check_output(&out);
+    common::assert_train_example_output(&out);
 }
 
 /// The librmcp.so of this build: beside the rmcp binary after `cargo build`,

@@ -261,7 +261,7 @@ fn only_the_faulting_rank_writes_a_report_file() {
     );
     // The live report went to the rank's stderr, through torchrun's tee.
     assert!(
-        plain_stderr(&r).contains(&format!("rmcp: GPU memory fault at address 0x"))
+        plain_stderr(&r).contains("rmcp: GPU memory fault at address 0x")
             && r.stderr.contains("[default1]:rmcp: GPU memory fault"),
         "{r}"
     );

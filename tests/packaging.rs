@@ -16,6 +16,8 @@
 //! .cache/rootfs, cargo-deb, tools venv in .cache/tools, python3-torch,
 //! hipcc); missing ones skip the test, and fail it under CI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -123,23 +125,6 @@ fn torch_env(c: &mut Command) -> &mut Command {
         c.env("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16");
     }
     c.env_remove("LD_PRELOAD").env_remove("RMCP_LIBRARY")
-}
-
-fn check_train_output(out: &str) {
-    for w in [
-        "eeg-conv:",
-        "yolo-conv:",
-        "attention:",
-        "autocast:",
-        "dataloader:",
-        "memory:",
-    ] {
-        assert!(
-            out.lines().any(|l| l.starts_with(w)),
-            "no {w} line in:\n{out}"
-        );
-    }
-    assert_eq!(out.lines().last(), Some("ok"), "{out}");
 }
 
 #[test]
@@ -304,7 +289,7 @@ fn wheel_installs_into_a_fresh_venv_and_rmcp_finds_its_library() {
             ),
         )
     });
-    check_train_output(&out);
+    common::assert_train_example_output(&out);
 
     // rmcp_rocm.preload() at the top of train.py: one re-exec, then the
     // library is loaded and the script runs once to the end.
@@ -332,7 +317,7 @@ fn wheel_installs_into_a_fresh_venv_and_rmcp_finds_its_library() {
         .unwrap()
     });
     assert!(o.status.success(), "{}", text(&o));
-    check_train_output(&String::from_utf8_lossy(&o.stdout));
+    common::assert_train_example_output(&String::from_utf8_lossy(&o.stdout));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         err.matches("preload-marker").count(),

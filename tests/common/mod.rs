@@ -848,3 +848,29 @@ impl Scenario {
         }
     }
 }
+
+/// Checks the output of `examples/pytorch/train.py --device cpu`: one line
+/// from each workload, bfloat16 autocast, no pinning on the CPU, and `ok`
+/// last.
+pub fn assert_train_example_output(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    for w in [
+        "eeg-conv:",
+        "yolo-conv:",
+        "attention:",
+        "autocast:",
+        "dataloader:",
+        "memory:",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(w)),
+            "no {w} line in:\n{out}"
+        );
+    }
+    assert!(out.contains("autocast: 2 steps in bfloat16"), "{out}");
+    assert!(
+        out.contains("pin_memory=False"),
+        "no pinning on the CPU:\n{out}"
+    );
+    assert_eq!(lines.last().copied(), Some("ok"), "{out}");
+}
