@@ -365,12 +365,6 @@ fn wrong_audit_path_prints_a_loader_error_and_rmcp_run_avoids_it() {
 
 // ---------------------------------------------------------------- real runtimes
 
-/// Under CI (after scripts/setup.sh) or RMCP_REQUIRE_REAL_ROCM=1 a missing runtime fails.
-fn required() -> bool {
-    std::env::var("RMCP_REQUIRE_REAL_ROCM").is_ok_and(|v| v == "1")
-        || std::env::var_os("CI").is_some()
-}
-
 fn rocm_dir() -> PathBuf {
     std::env::var_os("RMCP_ROCM_DIR")
         .map(PathBuf::from)
@@ -415,7 +409,7 @@ fn hipew_client_on_real_runtimes_goes_through_the_hooks() {
     ] {
         if !root.join("usr/lib/x86_64-linux-gnu").join(hip).exists() {
             assert!(
-                !required(),
+                !common::prerequisites_required(),
                 "ROCm {tag} is missing under {} (run scripts/setup-rocm.sh)",
                 root.display()
             );
@@ -464,7 +458,7 @@ fn clinfo_on_sid_is_the_same_with_the_audit_mode() {
     let clinfo = clients.join("usr/bin/clinfo");
     if !clinfo.exists() || !sid.join("usr/lib64/ld-linux-x86-64.so.2").exists() {
         assert!(
-            !required(),
+            !common::prerequisites_required(),
             "{} is missing (run scripts/setup-rocm.sh)",
             clinfo.display()
         );

@@ -30,7 +30,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
@@ -102,18 +102,9 @@ fn rocm_dir() -> PathBuf {
     std::env::var_os("RMCP_ROCM_DIR").map_or_else(|| repo().join(".rocm"), PathBuf::from)
 }
 
-fn required() -> bool {
-    std::env::var("RMCP_REQUIRE_REAL_ROCM").is_ok_and(|v| v == "1")
-        || std::env::var_os("CI").is_some()
-}
-
+/// Says why a test did not run, or fails when CI requires the real runtimes.
 fn skip(test: &str, why: &str) {
-    if required() {
-        panic!("{test}: {why}; CI / RMCP_REQUIRE_REAL_ROCM=1 forbids skipping ({SETUP_HINT})");
-    }
-    let line = format!("model_gpu::{test}: skipped: {why}: {SETUP_HINT}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    print!("{line}");
+    common::skip_test(&format!("model_gpu::{test}"), why, SETUP_HINT);
 }
 
 /// ROCm 7.2.4 as unpacked by scripts/setup-rocm.sh.

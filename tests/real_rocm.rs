@@ -22,6 +22,8 @@
 //! and passes, unless RMCP_REQUIRE_REAL_ROCM=1 or CI is set, which makes it fail.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
@@ -44,22 +46,9 @@ fn real_dir() -> PathBuf {
     repo().join("tests/real")
 }
 
-/// Under CI (which runs scripts/setup.sh first) or RMCP_REQUIRE_REAL_ROCM=1,
-/// a missing runtime is a failure, not a skip.
-fn required() -> bool {
-    std::env::var("RMCP_REQUIRE_REAL_ROCM").is_ok_and(|v| v == "1")
-        || std::env::var_os("CI").is_some()
-}
-
-/// Says why a test did not run, where a person sees it even under capture,
-/// or fails when CI requires the real runtimes.
+/// Says why a test did not run, or fails when CI requires the real runtimes.
 fn skip(test: &str, why: &str) {
-    if required() {
-        panic!("{test}: {why}; CI / RMCP_REQUIRE_REAL_ROCM=1 forbids skipping ({SETUP_HINT})");
-    }
-    let line = format!("real_rocm::{test}: skipped: {why}: {SETUP_HINT}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    print!("{line}");
+    common::skip_test(&format!("real_rocm::{test}"), why, SETUP_HINT);
 }
 
 fn say(line: &str) {

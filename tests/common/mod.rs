@@ -874,3 +874,21 @@ pub fn assert_train_example_output(out: &str) {
     );
     assert_eq!(lines.last().copied(), Some("ok"), "{out}");
 }
+
+/// Under CI (which runs scripts/setup.sh first) or RMCP_REQUIRE_REAL_ROCM=1, a
+/// missing prerequisite is a failure, not a skip.
+pub fn prerequisites_required() -> bool {
+    std::env::var("RMCP_REQUIRE_REAL_ROCM").is_ok_and(|v| v == "1")
+        || std::env::var_os("CI").is_some()
+}
+
+/// Says why `test` did not run, where a person sees it even under capture
+/// (stderr and stdout), or fails when prerequisites are required.
+pub fn skip_test(test: &str, why: &str, hint: &str) {
+    if prerequisites_required() {
+        panic!("{test}: {why}; CI / RMCP_REQUIRE_REAL_ROCM=1 forbids skipping ({hint})");
+    }
+    let line = format!("{test}: skipped: {why}: {hint}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    print!("{line}");
+}
