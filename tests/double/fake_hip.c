@@ -77,7 +77,7 @@ enum {
     hipErrorNotSupported = 801,
 };
 
-/* hipHostMalloc flags (FACTS.md) */
+/* hipHostMalloc flags (ROCm/clr include/hip/hip_runtime_api.h) */
 #define HOST_PORTABLE 0x1u
 #define HOST_MAPPED 0x2u
 #define HOST_WRITECOMBINED 0x4u
@@ -312,7 +312,7 @@ static unsigned long long out_ptr(void **ptr, hipError_t rc)
 /* Host allocations                                                          */
 /* ------------------------------------------------------------------------- */
 
-/* The memory a host allocation gets (clr, FACTS.md): coherent, i.e. the fine-grained system
+/* The memory a host allocation gets (ROCm/clr hipamd/src/hip_memory.cpp): coherent, i.e. the fine-grained system
  * pool, when flags == 0, or Coherent, Mapped or NumaUser is set, or NonCoherent is absent
  * and HIP_HOST_COHERENT is set; otherwise the coarse-grained system pool. */
 static const char *host_pool(unsigned flags)
