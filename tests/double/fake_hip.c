@@ -77,7 +77,7 @@ enum {
     hipErrorNotSupported = 801,
 };
 
-/* hipHostMalloc flags (ROCm/clr include/hip/hip_runtime_api.h) */
+/* hipHostMalloc flags (ROCm's hip/hip_runtime_api.h) */
 #define HOST_PORTABLE 0x1u
 #define HOST_MAPPED 0x2u
 #define HOST_WRITECOMBINED 0x4u
