@@ -1486,50 +1486,36 @@ mod real_headers {
             hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
             hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
         );
-        let v6 = check!(r643::RealApi;
-            hip_hooks::hipMalloc [_, _] => hipMalloc,
-            hip_hooks::hipFree [_] => hipFree,
-            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
-            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
-            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
-            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
-            hip_hooks::hipHostFree [_] => hipHostFree,
-            hip_hooks::hipFreeHost [_] => hipFreeHost,
-            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
-            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
-            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
-            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
-            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
-            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
-            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
-            hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
-            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
-            hsa_hooks::hsa_init [] => hsa_init,
-            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
-            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
-        );
-        let v7 = check!(r724::RealApi;
-            hip_hooks::hipMalloc [_, _] => hipMalloc,
-            hip_hooks::hipFree [_] => hipFree,
-            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
-            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
-            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
-            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
-            hip_hooks::hipHostFree [_] => hipHostFree,
-            hip_hooks::hipFreeHost [_] => hipFreeHost,
-            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
-            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
-            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
-            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
-            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
-            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
-            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
-            hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
-            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
-            hsa_hooks::hsa_init [] => hsa_init,
-            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
-            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
-        );
+        // ROCm 6.4.3 and 7.2.4 declare the same hooks (5.2.3 has no
+        // hipGetProcAddress): one list, checked against both.
+        macro_rules! check_rocm6_and_later {
+            ($api:ty) => {
+                check!($api;
+                    hip_hooks::hipMalloc [_, _] => hipMalloc,
+                    hip_hooks::hipFree [_] => hipFree,
+                    hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
+                    hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
+                    hip_hooks::hipMallocHost [_, _] => hipMallocHost,
+                    hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
+                    hip_hooks::hipHostFree [_] => hipHostFree,
+                    hip_hooks::hipFreeHost [_] => hipFreeHost,
+                    hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
+                    hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
+                    hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
+                    hip_hooks::hipHostUnregister [_] => hipHostUnregister,
+                    hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
+                    hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
+                    hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
+                    hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
+                    hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
+                    hsa_hooks::hsa_init [] => hsa_init,
+                    hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
+                    hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
+                )
+            };
+        }
+        let v6 = check_rocm6_and_later!(r643::RealApi);
+        let v7 = check_rocm6_and_later!(r724::RealApi);
         // hipExtHostAlloc: ROCm 6.4.3 and 7.2.4 declare it only in their C++
         // dispatch table (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc),
         // with hipHostAlloc's parameters; the hook was checked against
