@@ -167,11 +167,7 @@ fn hipew_client_table_is_rewritten_and_rocm_library_is_not() {
     for op in ops {
         assert_eq!(r.op(op).rc(), "0", "{op}\n{r}");
     }
-    let host: Vec<u64> = r
-        .calls_named("hipHostMalloc")
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect();
+    let host: Vec<u64> = r.flags_of("hipHostMalloc");
     // In call order: the table's hipHostMalloc, the function hipGetProcAddress returned
     // (the table's hipGetProcAddress is rmcp's hook), dlsym(RTLD_DEFAULT) (the preload), and
     // the lookup made from inside librocblas.so.4, which must reach the runtime unchanged.
@@ -195,11 +191,7 @@ fn hipew_client_table_is_rewritten_and_rocm_library_is_not() {
     // The same client with LD_PRELOAD alone: only dlsym(RTLD_DEFAULT) reaches rmcp.
     let r = hipew(&ops, false);
     r.assert_success();
-    let host: Vec<u64> = r
-        .calls_named("hipHostMalloc")
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect();
+    let host: Vec<u64> = r.flags_of("hipHostMalloc");
     assert_eq!(host, vec![0, 0, NON_COHERENT, 0], "{r}");
     assert_eq!(
         r.calls_named("hipExtMallocWithFlags")[0].flags(),

@@ -37,11 +37,7 @@ fn run_preloads_the_shim_and_passes_the_exit_code_through() {
         .run();
     // The driver exits 1 because the last op was refused by the runtime.
     assert_eq!(r.status.code(), Some(1), "{r}");
-    let flags: Vec<u64> = r
-        .calls_named("hipHostMalloc")
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect();
+    let flags: Vec<u64> = r.flags_of("hipHostMalloc");
     assert_eq!(flags, vec![0x8000_0000, 0xc000_0000], "{r}");
     assert!(
         r.stderr
@@ -75,11 +71,7 @@ fn gpu_fault_is_reported_then_the_command_reruns_on_cpu() {
     );
     assert!(r.stderr.contains("HIP_VISIBLE_DEVICES=-1"), "{r}");
     // The hipHostMalloc of the GPU run was rewritten (the CPU run makes none).
-    let flags: Vec<u64> = r
-        .calls_named("hipHostMalloc")
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect();
+    let flags: Vec<u64> = r.flags_of("hipHostMalloc");
     assert_eq!(flags, vec![0x8000_0000], "{r}");
 }
 

@@ -20,14 +20,6 @@ fn run(program: Program, devices: &str, ops: &[&str]) -> Run {
         .run()
 }
 
-/// Flags of the recorded calls to `func`, in order.
-fn flags_of(r: &Run, func: &str) -> Vec<u64> {
-    r.calls_named(func)
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect()
-}
-
 /// stderr lines that rmcp printed.
 fn rmcp_lines(r: &Run) -> Vec<&str> {
     r.stderr
@@ -52,7 +44,7 @@ fn targeted_device_gets_non_coherent_host_memory() {
     // flags 0 (PyTorch pin_memory), Mapped, Coherent: rewritten; Portable alone
     // is already non-coherent; NonCoherent stays.
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![
             NON_COHERENT,
             NON_COHERENT | 0x2,
@@ -70,7 +62,7 @@ fn untargeted_device_is_left_alone() {
     let r = run(Program::DriverExe, RDNA3, HOST_OPS);
     r.assert_success();
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![0, 0x2, 0x4000_0000, 0x1, NON_COHERENT],
         "{r}"
     );
@@ -93,14 +85,14 @@ fn every_host_entry_point_follows_the_policy() {
     r.assert_success();
     // hipHostAlloc cannot take NonCoherent: the coherent request became a
     // hipHostMalloc; WriteCombined alone is not coherent and stays.
-    assert_eq!(flags_of(&r, "hipHostAlloc"), vec![0x4], "{r}");
+    assert_eq!(r.flags_of("hipHostAlloc"), vec![0x4], "{r}");
     // hipHostAlloc(0) and hipMemAllocHost went to hipHostMalloc(NonCoherent).
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![NON_COHERENT, NON_COHERENT],
         "{r}"
     );
-    assert_eq!(flags_of(&r, "hipExtHostAlloc"), vec![NON_COHERENT], "{r}");
+    assert_eq!(r.flags_of("hipExtHostAlloc"), vec![NON_COHERENT], "{r}");
     assert!(r.calls_named("hipMemAllocHost").is_empty(), "{r}");
     assert_eq!(r.calls_named("hipMallocHost").len(), 1);
 }
@@ -127,11 +119,11 @@ fn device_allocations_follow_the_current_device() {
     );
     r.assert_success();
     // Host memory: rewritten because one visible device is a target.
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT]);
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT]);
     // Device 0 (gfx1100) untouched; device 1 (gfx1030): Finegrained and
     // Uncached become Default, SignalMemory and Contiguous stay.
     assert_eq!(
-        flags_of(&r, "hipExtMallocWithFlags"),
+        r.flags_of("hipExtMallocWithFlags"),
         vec![1, 0, 0, 2, 4],
         "{r}"
     );
@@ -180,8 +172,8 @@ fn modes_off_and_force() {
         ])
         .run();
     off.assert_success();
-    assert_eq!(flags_of(&off, "hipHostMalloc"), vec![0]);
-    assert_eq!(flags_of(&off, "hipExtMallocWithFlags"), vec![1]);
+    assert_eq!(off.flags_of("hipHostMalloc"), vec![0]);
+    assert_eq!(off.flags_of("hipExtMallocWithFlags"), vec![1]);
     assert!(off.calls_named("hipMemAdvise").is_empty());
 
     let force = Scenario::new(Program::DriverExe)
@@ -196,8 +188,8 @@ fn modes_off_and_force() {
         ])
         .run();
     force.assert_success();
-    assert_eq!(flags_of(&force, "hipHostMalloc"), vec![NON_COHERENT]);
-    assert_eq!(flags_of(&force, "hipExtMallocWithFlags"), vec![0]);
+    assert_eq!(force.flags_of("hipHostMalloc"), vec![NON_COHERENT]);
+    assert_eq!(force.flags_of("hipExtMallocWithFlags"), vec![0]);
     assert_eq!(force.calls_named("hipMemAdvise").len(), 1);
 }
 
@@ -216,7 +208,7 @@ fn rmcp_targets_overrides_the_default_set() {
         ])
         .run();
     r.assert_success();
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![1, 0], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![1, 0], "{r}");
 }
 
 #[test]
@@ -229,7 +221,7 @@ fn hip_host_coherent_makes_flagged_requests_coherent_so_they_are_rewritten() {
         .run();
     r.assert_success();
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![NON_COHERENT | 1, NON_COHERENT | 4]
     );
 }
@@ -249,16 +241,16 @@ fn invalid_requests_reach_the_runtime_unchanged() {
         ],
     );
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![0xc000_0000, 0x10, 0, 0],
         "{r}"
     );
     assert_eq!(r.op("hipHostMalloc:64:0xc0000000").rc(), "1");
     assert_eq!(r.op("hipHostMalloc:64:0:null").rc(), "1");
     assert_eq!(r.op("hipHostMalloc:0:0").rc(), "0");
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![9]);
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![9]);
     assert_eq!(r.op("hipExtMallocWithFlags:64:9").rc(), "1");
-    assert_eq!(flags_of(&r, "hipHostAlloc"), vec![NON_COHERENT]);
+    assert_eq!(r.flags_of("hipHostAlloc"), vec![NON_COHERENT]);
     assert_eq!(r.op("hipHostAlloc:64:0x80000000").rc(), "1");
     assert!(rmcp_lines(&r).is_empty(), "{r}");
 }
@@ -278,8 +270,8 @@ fn dlopen_rtld_local_module_is_covered() {
         ])
         .run();
     r.assert_success();
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT], "{r}");
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![0], "{r}");
     assert!(
         r.stderr.contains("HIP runtime: ")
             && r.stderr.contains("libamdhip64.so.6 (found already loaded)"),
@@ -303,7 +295,7 @@ fn linked_directly_without_preload() {
         r.op("print_rmcp").get("rmcp_version"),
         Some(env!("CARGO_PKG_VERSION"))
     );
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT], "{r}");
     assert_eq!(r.calls_named("hipMemAdvise").len(), 1, "{r}");
 }
 
@@ -322,7 +314,7 @@ fn rocm5_runtime_old_property_layout_and_missing_symbols() {
         );
         // The arch came from the R0000 layout (no R0600 symbol in 5.x).
         assert_eq!(
-            flags_of(&r, "hipHostMalloc"),
+            r.flags_of("hipHostMalloc"),
             vec![NON_COHERENT],
             "{program:?}\n{r}"
         );
@@ -347,7 +339,7 @@ fn rocm6_reads_the_r0600_layout() {
         "gfx1031",
         &["hipHostMalloc:64:0", "freeall"],
     );
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT]);
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT]);
     assert_eq!(r.calls_named("hipGetDevicePropertiesR0600").len(), 1, "{r}");
     assert!(r.calls_named("hipGetDeviceProperties").is_empty(), "{r}");
 }
@@ -366,8 +358,8 @@ fn get_proc_address_hands_back_the_hook() {
     r.assert_success();
     // Through hipGetProcAddress: the policy applies.
     // Through dlsym on the runtime's own handle: bypassed (a documented limit).
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT, 0], "{r}");
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT, 0], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![0], "{r}");
 }
 
 #[test]
@@ -385,8 +377,8 @@ fn many_threads_race_the_first_call_and_initialise_once() {
         ])
         .run();
     r.assert_success();
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT; 16], "{r}");
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![0; 16], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT; 16], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![0; 16], "{r}");
     // Each device's properties were read exactly once.
     let props = r.calls_named("hipGetDevicePropertiesR0600");
     assert_eq!(props.len(), 2, "{r}");
@@ -410,11 +402,11 @@ fn forked_child_is_covered() {
     r.assert_success();
     assert_eq!(r.op("fork").get("child"), Some("0"), "{r}");
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![NON_COHERENT, NON_COHERENT],
         "{r}"
     );
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![0], "{r}");
 }
 
 #[test]
@@ -429,7 +421,7 @@ fn hook_called_from_another_library_constructor() {
     r.assert_success();
     assert!(r.stderr.contains("ctor rc=0"), "{r}");
     assert_eq!(
-        flags_of(&r, "hipHostMalloc"),
+        r.flags_of("hipHostMalloc"),
         vec![NON_COHERENT, NON_COHERENT],
         "{r}"
     );
@@ -456,7 +448,7 @@ fn bad_environment_values_get_one_line_each_and_safe_defaults() {
         "{r}"
     );
     // The defaults apply: auto mode, default targets.
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT]);
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT]);
 }
 
 #[test]
@@ -503,7 +495,7 @@ fn rmcp_hip_library_names_the_runtime_when_none_is_loaded() {
         .env("RMCP_HIP_LIBRARY", fx.dir.join("libamdhip64.so.6"))
         .run();
     assert!(ok.success(), "{ok}");
-    assert_eq!(flags_of(&ok, "hipHostMalloc"), vec![NON_COHERENT], "{ok}");
+    assert_eq!(ok.flags_of("hipHostMalloc"), vec![NON_COHERENT], "{ok}");
 
     // Naming librmcp itself must not make every forward call the hook again.
     let itself = Scenario::new(Program::Path(exe.clone()))

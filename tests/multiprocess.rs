@@ -206,11 +206,7 @@ fn a_fault_in_one_rank_is_reported_for_that_rank_and_the_job_reruns_once() {
     assert_eq!(r.stdout.lines().filter(|l| *l == "ok").count(), 1, "{r}");
     // ctypes looked hipHostMalloc up on the double's handle; the audit mode sent it
     // through librmcp's hook, which rewrote the flags.
-    let flags: Vec<u64> = r
-        .calls_named("hipHostMalloc")
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect();
+    let flags: Vec<u64> = r.flags_of("hipHostMalloc");
     assert_eq!(flags, vec![0x8000_0000], "{r}");
 }
 

@@ -35,13 +35,6 @@ use std::time::Duration;
 const NON_COHERENT: u64 = 0x8000_0000;
 const RDNA2: &str = "gfx1030";
 
-fn flags_of(r: &Run, func: &str) -> Vec<u64> {
-    r.calls_named(func)
-        .iter()
-        .map(|c| c.flags().unwrap())
-        .collect()
-}
-
 fn rmcp_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.starts_with("rmcp:")).collect()
 }
@@ -114,12 +107,12 @@ fn forks_taken_while_other_threads_allocate_leave_a_working_child() {
         assert_eq!(children, vec!["0"; 6], "round {round}\n{r}");
         // 6 parents + 6 children, every one rewritten.
         assert_eq!(
-            flags_of(&r, "hipHostMalloc"),
+            r.flags_of("hipHostMalloc"),
             vec![NON_COHERENT; 12],
             "round {round}\n{r}"
         );
         assert_eq!(
-            flags_of(&r, "hipExtMallocWithFlags"),
+            r.flags_of("hipExtMallocWithFlags"),
             vec![0; 12],
             "round {round}\n{r}"
         );
@@ -160,8 +153,8 @@ fn a_module_closed_and_opened_again_is_still_covered() {
     }
     // Both rounds rewritten: the runtime rmcp resolved in round 1 stays
     // mapped (rmcp holds a reference) and still answers in round 2.
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![NON_COHERENT; 2], "{r}");
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![0, 0], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT; 2], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![0, 0], "{r}");
     assert_eq!(r.calls_named("hipMemAdvise").len(), 2, "{r}");
     // Only the exit summary, which counts both rounds.
     assert_eq!(
@@ -176,7 +169,7 @@ fn a_module_closed_and_opened_again_is_still_covered() {
         .args(ops)
         .run();
     plain.assert_success();
-    assert_eq!(flags_of(&plain, "hipHostMalloc"), vec![0, 0], "{plain}");
+    assert_eq!(plain.flags_of("hipHostMalloc"), vec![0, 0], "{plain}");
 }
 
 // ---------------------------------------------------------------------------
@@ -290,7 +283,7 @@ fn a_panic_in_the_policy_fails_open_and_forwards_the_original_call() {
         .args(["hipHostMalloc:4096:0", "freeall"])
         .run();
     r.assert_success();
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![0], "{r}");
     let lines = rmcp_lines(&r.stderr);
     assert_eq!(lines.len(), 1, "{r}");
     assert!(
@@ -322,11 +315,11 @@ fn a_panic_in_the_policy_fails_open_and_forwards_the_original_call() {
         ])
         .run();
     r.assert_success();
-    assert_eq!(flags_of(&r, "hipHostMalloc"), vec![0], "{r}");
-    assert_eq!(flags_of(&r, "hipHostAlloc"), vec![0], "{r}");
-    assert_eq!(flags_of(&r, "hipExtHostAlloc"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipHostAlloc"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipExtHostAlloc"), vec![0], "{r}");
     assert_eq!(r.calls_named("hipMemAllocHost").len(), 1, "{r}");
-    assert_eq!(flags_of(&r, "hipExtMallocWithFlags"), vec![1], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![1], "{r}");
     assert!(r.calls_named("hipMemAdvise").is_empty(), "{r}");
     assert_eq!(hsa_pools(&r), vec!["fine"], "{r}");
     let lines = rmcp_lines(&r.stderr);
@@ -378,8 +371,8 @@ fn run_with_all(value: &OsStr) -> Run {
 /// Default, the fine-grained pool redirected to the coarse one.
 fn assert_defaults_applied(r: &Run) {
     r.assert_success();
-    assert_eq!(flags_of(r, "hipHostMalloc"), vec![NON_COHERENT], "{r}");
-    assert_eq!(flags_of(r, "hipExtMallocWithFlags"), vec![0], "{r}");
+    assert_eq!(r.flags_of("hipHostMalloc"), vec![NON_COHERENT], "{r}");
+    assert_eq!(r.flags_of("hipExtMallocWithFlags"), vec![0], "{r}");
     assert_eq!(hsa_pools(r), vec!["coarse"], "{r}");
 }
 

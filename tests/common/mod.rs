@@ -561,6 +561,13 @@ impl Run {
     pub fn calls_named(&self, func: &str) -> Vec<&Call> {
         self.calls.iter().filter(|c| c.func == func).collect()
     }
+    /// The flags the recorded calls to `func` arrived with, in call order.
+    pub fn flags_of(&self, func: &str) -> Vec<u64> {
+        self.calls_named(func)
+            .iter()
+            .map(|c| c.flags().expect("recorded call without flags"))
+            .collect()
+    }
     /// Recorded calls whose function name starts with `prefix` (`"hip"`, `"hsa_"`).
     pub fn calls_prefixed(&self, prefix: &str) -> Vec<&Call> {
         self.calls
