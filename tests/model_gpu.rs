@@ -1688,3 +1688,102 @@ fn real_hip_launches_appear_in_the_ring_with_their_names() {
         "{report}"
     );
 }
+
+/// The audit mode on the real stack: a hipew-style client (dlopen + dlsym on
+/// the runtime's handle, tests/programs/hipew_client.c) calls
+/// hipHostMalloc(4096, 0) on the modelled RX 6800 XT. With librmcp.so
+/// preloaded alone its lookup bypasses the hook and the buffer reaches the
+/// driver coherent; with librmcp-audit.so as well, the same call reaches the
+/// driver with COHERENT cleared, and every other allocation (the runtime's
+/// own) is the same in both runs.
+#[test]
+fn dlsym_client_is_rewritten_at_the_driver_only_with_the_audit_mode() {
+    let test = "dlsym_client_is_rewritten_at_the_driver_only_with_the_audit_mode";
+    let Some((s, b)) = env(test) else { return };
+    let client = b.logs.join("hipew_client");
+    common::compile_c(
+        &client,
+        &[repo().join("tests/programs/hipew_client.c")],
+        &[],
+    );
+    let run = |audit: bool| -> (String, String, Vec<(u64, u32)>) {
+        let log = b.logs.join(format!("hipew-audit-{audit}.log"));
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Command::new(&s.loader);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        // gfx1030: the ROCr copy without the trap-handler ioctl first.
+        cmd.arg("--library-path")
+            .arg(std::env::join_paths([&s.gfx10, &s.libdir]).unwrap());
+        if audit {
+            cmd.arg("--audit").arg(common::librmcp_audit());
+        }
+        cmd.arg("--preload")
+            .arg(b.rmcp_dir.join("librmcp.so"))
+            .arg(&client)
+            .args(["libamdhip64.so.7", "libhsa-runtime64.so.1", "hostmalloc:0"])
+            .env("HSA_MODEL_TOPOLOGY", Topo::Rx6800xt.path())
+            .env("HSA_MODEL_LIB", &b.model_lib)
+            .env("RMCP_MODEL_LOG", &log)
+            .env("HSA_ENABLE_SDMA", "0")
+            .env("HSA_ENABLE_INTERRUPT", "0")
+            .env("RMCP_LOG", "info")
+            .stdin(Stdio::null());
+        let out = throttled(|| cmd.output().expect("run hipew_client on the model"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "audit={audit}\n{stdout}\n{stderr}");
+        let events = parse_events(&std::fs::read_to_string(&log).unwrap_or_default());
+        let mut allocs: Vec<(u64, u32)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Alloc { size, flags, .. } => Some((*size, *flags)),
+                _ => None,
+            })
+            .collect();
+        allocs.sort_unstable();
+        (stdout, stderr, allocs)
+    };
+    let (out_pre, err_pre, pre) = run(false);
+    let (out_aud, err_aud, aud) = run(true);
+    assert_eq!(out_pre, "hostmalloc:0 rc=0\n", "{err_pre}");
+    assert_eq!(out_aud, out_pre, "{err_aud}");
+    // rmcp's exit summary: no hook saw the call without audit; it saw and
+    // rewrote it with audit.
+    assert!(!err_pre.contains("hipHostMalloc 1/"), "{err_pre}");
+    assert!(err_aud.contains("hipHostMalloc 1/1"), "{err_aud}");
+    // The driver view: exactly one allocation differs, by COHERENT alone.
+    let only = |a: &[(u64, u32)], b: &[(u64, u32)]| -> Vec<(u64, u32)> {
+        let mut rest = b.to_vec();
+        a.iter()
+            .filter(|x| match rest.iter().position(|y| y == *x) {
+                Some(i) => {
+                    rest.remove(i);
+                    false
+                }
+                None => true,
+            })
+            .copied()
+            .collect()
+    };
+    let gone = only(&pre, &aud);
+    let new = only(&aud, &pre);
+    assert_eq!(gone.len(), 1, "preload alone {pre:x?}\nwith audit {aud:x?}");
+    assert_eq!(new.len(), 1, "preload alone {pre:x?}\nwith audit {aud:x?}");
+    let (size, flags) = gone[0];
+    assert_ne!(flags & COHERENT, 0, "{}", flag_names(flags));
+    assert_eq!(
+        new[0],
+        (size, flags & !COHERENT),
+        "{} -> {}",
+        flag_names(flags),
+        flag_names(new[0].1)
+    );
+}
