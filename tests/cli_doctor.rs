@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::tempdir;
+use common::{tempdir, Cli, CliRun};
 use serde_json::Value as Json;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn fixture(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -13,38 +13,23 @@ fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
-/// Runs doctor with a clean environment plus `env`, HOME=/home/alice (so
-/// the user's files come from `<root>/home/alice`) and, unless `env` holds
-/// a `CWD` entry (a fixture directory), projects/plain as current directory.
-fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
-    c.arg("doctor").args(args);
-    c.env("HOME", "/home/alice");
-    c.current_dir(fixture("projects/plain"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HSA_OVERRIDE_GFX_VERSION") {
-            c.env_remove(k);
-        }
-    }
-    for k in [
-        "HSA_OVERRIDE_GFX_VERSION",
-        "HIP_HOST_COHERENT",
-        "HSA_FORCE_FINE_GRAIN_PCIE",
-        "LD_PRELOAD",
-        "RMCP_MODE",
-        "RMCP_TARGETS",
-        "NO_COLOR",
-    ] {
-        c.env_remove(k);
-    }
+/// `rmcp doctor ARGS` through common's clean-environment runner, plus
+/// `env`, HOME=/home/alice (the user's files come from `<root>/home/alice`)
+/// and, unless `env` holds a `CWD` entry (a fixture directory),
+/// projects/plain as the current directory.
+fn doctor(args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    let mut c = Cli::new(&["doctor"])
+        .args(args)
+        .env("HOME", "/home/alice")
+        .current_dir(fixture("projects/plain"));
     for (k, v) in env {
-        if *k == "CWD" {
-            c.current_dir(fixture(v));
+        c = if *k == "CWD" {
+            c.current_dir(fixture(v))
         } else {
-            c.env(k, v);
-        }
+            c.env(k, v)
+        };
     }
-    c.output().unwrap()
+    c.run()
 }
 
 fn doctor_json(root: &str, log: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> (i32, Json) {
@@ -64,14 +49,7 @@ fn doctor_json(root: &str, log: Option<&str>, extra: &[&str], env: &[(&str, &str
     }
     args.extend_from_slice(extra);
     let out = doctor(&args, env);
-    let text = String::from_utf8(out.stdout).unwrap();
-    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {text}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap(), v)
+    (out.code, out.json())
 }
 
 fn findings(v: &Json) -> Vec<(String, String, String)> {
@@ -296,8 +274,8 @@ fn empty_root_has_no_gpu_and_skips_the_live_log() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0));
-    let v: Json = serde_json::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(out.code, (0));
+    let v = out.json();
     assert!(gpus(&v).is_empty());
     let fs = findings(&v);
     assert_eq!(find(&fs, "no-gpu")[0].1, "info");
@@ -312,8 +290,8 @@ fn empty_root_has_no_gpu_and_skips_the_live_log() {
 #[test]
 fn missing_explicit_paths_exit_2_with_one_line() {
     let out = doctor(&["--sysfs-root", "/nonexistent/rmcp-root"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.code, (2));
+    let err = &out.stderr;
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/nonexistent/rmcp-root"));
     assert!(out.stdout.is_empty());
@@ -328,16 +306,14 @@ fn missing_explicit_paths_exit_2_with_one_line() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.code, (2));
+    let err = &out.stderr;
     assert_eq!(err.lines().count(), 1);
     assert!(err.contains("/nonexistent/k.log"));
 
     let out = doctor(&["--frobnicate"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("--frobnicate"));
+    assert_eq!(out.code, (2));
+    assert!(out.stderr.contains("--frobnicate"));
 }
 
 #[test]
@@ -355,8 +331,8 @@ fn human_report_has_the_key_lines_and_no_colour_when_piped() {
         ],
         &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")],
     );
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.code, (1));
+    let text = &out.stdout;
     assert!(
         !text.contains('\x1b'),
         "no ANSI colour when stdout is not a terminal"
