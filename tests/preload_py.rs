@@ -92,7 +92,10 @@ fn scripts_that_cannot_be_read_again_are_not_re_executed() {
         );
         assert_eq!(stderr_lines(&o, "top"), 1, "{what}: {}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
-        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("rmcp_rocm:")).collect();
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("rmcp_rocm:"))
+            .collect();
         assert_eq!(lines.len(), 1, "{what}: {}", text(&o));
         assert!(
             lines[0].starts_with("rmcp_rocm: not re-executing: the script ")
@@ -153,11 +156,7 @@ fn a_failed_preload_leaves_the_environment_as_it_was() {
         }
     }
     // exec itself fails.
-    script(
-        &d,
-        "noexec.py",
-        "sys.executable = '/nonexistent/python3'",
-    );
+    script(&d, "noexec.py", "sys.executable = '/nonexistent/python3'");
     let o = python(&d, "python3 noexec.py", Some(&librmcp()));
     assert!(
         String::from_utf8_lossy(&o.stdout).starts_with("after False None [] ''"),
@@ -251,7 +250,9 @@ fn a_pid_1_child_in_another_namespace_is_not_taken_for_its_re_executed_parent() 
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("outer True\n"), "{}", text(&o));
     assert!(
-        out.lines().nth(1).is_some_and(|l| l.starts_with("after True '")),
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("after True '")),
         "{}",
         text(&o)
     );
