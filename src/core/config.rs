@@ -8,6 +8,40 @@ use crate::core::arch::{BadTargets, Targets, DEFAULT_TARGETS_TEXT};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
+/// The names of the environment variables rmcp reads: the one vocabulary
+/// that the configuration, the CLI (`rmcp run`, `rmcp doctor`) and the tests
+/// use.
+pub mod var {
+    pub const MODE: &str = "RMCP_MODE";
+    pub const TARGETS: &str = "RMCP_TARGETS";
+    pub const LOG: &str = "RMCP_LOG";
+    pub const HIP_LIBRARY: &str = "RMCP_HIP_LIBRARY";
+    pub const HSA_LIBRARY: &str = "RMCP_HSA_LIBRARY";
+    pub const FAULT_REPORT: &str = "RMCP_FAULT_REPORT";
+    pub const SYSFS_ROOT: &str = "RMCP_SYSFS_ROOT";
+    /// Read only by builds with the `fault-injection` feature.
+    pub const TEST_PANIC: &str = "RMCP_TEST_PANIC";
+    /// ROCm's own variables, read as the runtimes read them.
+    pub const HIP_HOST_COHERENT: &str = "HIP_HOST_COHERENT";
+    pub const HSA_OVERRIDE_GFX_VERSION: &str = "HSA_OVERRIDE_GFX_VERSION";
+}
+
+/// Every `RMCP_*` variable librmcp.so reads (the CLI's `RMCP_LIBRARY`, which
+/// says where librmcp.so is, is not read by the library).
+pub const RMCP_VARIABLES: &[&str] = &[
+    var::MODE,
+    var::TARGETS,
+    var::LOG,
+    var::HIP_LIBRARY,
+    var::HSA_LIBRARY,
+    var::FAULT_REPORT,
+    var::SYSFS_ROOT,
+    var::TEST_PANIC,
+];
+
+/// The ROCm variables librmcp.so reads besides its own.
+pub const ROCM_VARIABLES: &[&str] = &[var::HIP_HOST_COHERENT, var::HSA_OVERRIDE_GFX_VERSION];
+
 /// What rmcp does to allocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -20,14 +54,20 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode, in the order of [`MODE_NAMES`].
+    pub const ALL: [Mode; 3] = [Mode::Auto, Mode::Force, Mode::Off];
+
     pub fn name(self) -> &'static str {
-        match self {
-            Mode::Auto => "auto",
-            Mode::Force => "force",
-            Mode::Off => "off",
-        }
+        MODE_NAMES[self as usize]
     }
 }
+
+/// The values RMCP_MODE (and `rmcp run --mode`) accepts.
+pub const MODE_NAMES: [&str; 3] = ["auto", "force", "off"];
+
+/// The values RMCP_LOG (and `rmcp run --log`) accepts; "warning" is also
+/// read as "warn".
+pub const LOG_LEVEL_NAMES: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// Log verbosity, mirroring `log::LevelFilter` without tying the pure
 /// config to the logger.
@@ -42,6 +82,16 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// Every level, in the order of [`LOG_LEVEL_NAMES`].
+    pub const ALL: [LogLevel; 6] = [
+        LogLevel::Off,
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
     pub fn to_filter(self) -> log::LevelFilter {
         match self {
             LogLevel::Off => log::LevelFilter::Off,
@@ -134,24 +184,16 @@ fn invalid(var: &str, value: &OsStr, accepted: &str, default: &str) -> String {
 
 /// RMCP_MODE as librmcp reads it; None for a value it does not accept.
 pub fn parse_mode(v: &OsStr) -> Option<Mode> {
-    match v.to_str()?.trim().to_ascii_lowercase().as_str() {
-        "auto" => Some(Mode::Auto),
-        "force" => Some(Mode::Force),
-        "off" => Some(Mode::Off),
-        _ => None,
-    }
+    let s = v.to_str()?.trim().to_ascii_lowercase();
+    let i = MODE_NAMES.iter().position(|n| *n == s)?;
+    Some(Mode::ALL[i])
 }
 
 fn parse_level(v: &OsStr) -> Option<LogLevel> {
-    match v.to_str()?.trim().to_ascii_lowercase().as_str() {
-        "off" => Some(LogLevel::Off),
-        "error" => Some(LogLevel::Error),
-        "warn" | "warning" => Some(LogLevel::Warn),
-        "info" => Some(LogLevel::Info),
-        "debug" => Some(LogLevel::Debug),
-        "trace" => Some(LogLevel::Trace),
-        _ => None,
-    }
+    let s = v.to_str()?.trim().to_ascii_lowercase();
+    let s = if s == "warning" { "warn" } else { &s };
+    let i = LOG_LEVEL_NAMES.iter().position(|n| *n == s)?;
+    Some(LogLevel::ALL[i])
 }
 
 fn parse_path(v: &OsStr) -> Result<OsString, &'static str> {
@@ -254,36 +296,41 @@ impl Config {
             cfg.log_level = LogLevel::Off;
             return (cfg, problems);
         }
-        if let Some(v) = get("RMCP_MODE") {
+        if let Some(v) = get(var::MODE) {
             match parse_mode(&v) {
                 Some(m) => cfg.mode = m,
-                None => problems.push(invalid("RMCP_MODE", &v, "auto, force, off", "auto")),
+                None => problems.push(invalid(
+                    var::MODE,
+                    &v,
+                    &MODE_NAMES.join(", "),
+                    Mode::Auto.name(),
+                )),
             }
         }
-        let (targets, problem) = read_targets(get("RMCP_TARGETS").as_deref());
+        let (targets, problem) = read_targets(get(var::TARGETS).as_deref());
         cfg.targets = targets;
         problems.extend(problem);
-        if let Some(v) = get("RMCP_LOG") {
+        if let Some(v) = get(var::LOG) {
             match parse_level(&v) {
                 Some(l) => cfg.log_level = l,
                 None => problems.push(invalid(
-                    "RMCP_LOG",
+                    var::LOG,
                     &v,
-                    "off, error, warn, info, debug, trace",
-                    "warn",
+                    &LOG_LEVEL_NAMES.join(", "),
+                    LOG_LEVEL_NAMES[LogLevel::Warn as usize],
                 )),
             }
         }
         for (var, slot) in [
-            ("RMCP_HIP_LIBRARY", &mut cfg.hip_library),
-            ("RMCP_HSA_LIBRARY", &mut cfg.hsa_library),
-            ("RMCP_FAULT_REPORT", &mut cfg.fault_report),
-            ("RMCP_SYSFS_ROOT", &mut cfg.sysfs_root),
+            (var::HIP_LIBRARY, &mut cfg.hip_library),
+            (var::HSA_LIBRARY, &mut cfg.hsa_library),
+            (var::FAULT_REPORT, &mut cfg.fault_report),
+            (var::SYSFS_ROOT, &mut cfg.sysfs_root),
         ] {
             if let Some(v) = get(var) {
                 match parse_path(&v) {
                     Ok(p) => {
-                        if var == "RMCP_FAULT_REPORT" {
+                        if var == var::FAULT_REPORT {
                             if let Some(seq) = unknown_percent(p.as_bytes()) {
                                 problems.push(format!(
                                     "{var}='{}' contains '{}', which is not expanded (accepted: %p for the process id, %% for a %); it is kept as written",
@@ -301,13 +348,13 @@ impl Config {
                 }
             }
         }
-        cfg.host_coherent_env = get("HIP_HOST_COHERENT").is_some_and(|v| env_flag_is_set(&v));
-        cfg.hsa_override = get("HSA_OVERRIDE_GFX_VERSION")
+        cfg.host_coherent_env = get(var::HIP_HOST_COHERENT).is_some_and(|v| env_flag_is_set(&v));
+        cfg.hsa_override = get(var::HSA_OVERRIDE_GFX_VERSION)
             .filter(|v| !v.is_empty())
             .map(|v| v.to_string_lossy().chars().take(SHOWN_VALUE_MAX).collect());
         #[cfg(feature = "fault-injection")]
         {
-            cfg.test_panic = get("RMCP_TEST_PANIC").is_some_and(|v| v == "policy");
+            cfg.test_panic = get(var::TEST_PANIC).is_some_and(|v| v == "policy");
         }
         (cfg, problems)
     }
@@ -351,6 +398,38 @@ mod tests {
         let (c, p) = cfg(&[("RMCP_SYSFS_ROOT", "")]);
         assert_eq!(c.sysfs_root, None);
         assert!(p[0].starts_with("RMCP_SYSFS_ROOT='' is not valid"), "{p:?}");
+    }
+
+    #[test]
+    fn reads_exactly_the_listed_variables() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(
+            |k| {
+                asked.borrow_mut().push(k.to_string());
+                None
+            },
+            false,
+        );
+        let mut asked = asked.into_inner();
+        let mut listed: Vec<String> = RMCP_VARIABLES
+            .iter()
+            .chain(ROCM_VARIABLES)
+            .map(|v| v.to_string())
+            .filter(|v| cfg!(feature = "fault-injection") || v != var::TEST_PANIC)
+            .collect();
+        asked.sort();
+        listed.sort();
+        assert_eq!(asked, listed);
+    }
+
+    #[test]
+    fn names_and_values_agree() {
+        for m in Mode::ALL {
+            assert_eq!(parse_mode(OsStr::new(m.name())), Some(m));
+        }
+        for (l, n) in LogLevel::ALL.iter().zip(LOG_LEVEL_NAMES) {
+            assert_eq!(parse_level(OsStr::new(n)), Some(*l));
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! and optionally re-run it on the CPU after a GPU memory fault.
 
 use crate::json;
+use clap::builder::PossibleValuesParser;
+use rmcp::config::{self, var};
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
@@ -35,10 +37,10 @@ The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 pub struct Args {
     /// RMCP_MODE for the library (default: RMCP_MODE from the environment,
     /// else auto)
-    #[arg(long, value_parser = ["auto", "force", "off"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(config::MODE_NAMES))]
     pub mode: Option<String>,
     /// RMCP_LOG for the library
-    #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+    #[arg(long, value_name = "LEVEL", value_parser = PossibleValuesParser::new(config::LOG_LEVEL_NAMES))]
     pub log: Option<String>,
     /// If CMD dies after a GPU memory fault that librmcp.so reported, print
     /// the reports (one per faulting process of CMD's tree) and run CMD once more with HIP_VISIBLE_DEVICES=-1
@@ -55,24 +57,6 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-/// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
-fn candidates() -> Vec<PathBuf> {
-    crate::locate::candidates(std::env::current_exe().ok().as_deref())
-}
-
-/// The directories librmcp.so is looked for in, with `file` instead.
-fn candidates_named(file: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = Vec::new();
-    for c in candidates() {
-        if let Some(p) = c.parent().map(|d| d.join(file)) {
-            if !v.contains(&p) {
-                v.push(p);
-            }
-        }
-    }
-    v
-}
-
 /// The LD_AUDIT value for the command: librmcp-audit.so (beside `lib`, else
 /// where librmcp.so would be looked for) first, then the old entries minus
 /// any other librmcp-audit.so. Err names where it looked: the caller then
@@ -81,7 +65,7 @@ fn candidates_named(file: &str) -> Vec<PathBuf> {
 pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
     const FILE: &str = "librmcp-audit.so";
     let mut places: Vec<PathBuf> = lib.parent().map(|d| d.join(FILE)).into_iter().collect();
-    places.extend(candidates_named(FILE));
+    places.extend(crate::locate::candidates_named(FILE));
     let Some(found) = places.iter().find(|p| p.is_file()) else {
         return Err(format!(
             "{FILE} not found (looked in: {})",
@@ -104,38 +88,6 @@ pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
         .chain(rest)
         .collect::<Vec<_>>()
         .join(":"))
-}
-
-/// The librmcp.so to preload: RMCP_LIBRARY, else the first candidate that
-/// exists. Err (one line) when that file is missing or is not a shared
-/// library for this machine: ld.so would only warn in every process.
-pub fn find_library() -> Result<PathBuf, String> {
-    const ACCEPTED: &str = "accepted: librmcp.so built for x86-64 Linux";
-    if let Some(p) = std::env::var_os("RMCP_LIBRARY").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            return Err(format!("RMCP_LIBRARY={} is not a file", p.display()));
-        }
-        crate::library_file::check(&p)
-            .map_err(|why| format!("RMCP_LIBRARY={} {why} ({ACCEPTED})", p.display()))?;
-        return Ok(std::fs::canonicalize(&p).unwrap_or(p));
-    }
-    let c = candidates();
-    for p in &c {
-        if p.is_file() {
-            crate::library_file::check(p).map_err(|why| {
-                format!("{} {why} ({ACCEPTED}; or set RMCP_LIBRARY)", p.display())
-            })?;
-            return Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
-        }
-    }
-    Err(format!(
-        "librmcp.so not found (looked in: {}); set RMCP_LIBRARY=/path/to/librmcp.so",
-        c.iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
 }
 
 /// `lib` first, then the old entries minus any librmcp.so (two copies of the
@@ -473,7 +425,7 @@ pub fn report_text(raw: &[u8]) -> Result<String, String> {
 }
 
 pub fn main(o: Args) -> i32 {
-    let lib = match find_library() {
+    let lib = match crate::locate::find_library() {
         Ok(l) => l,
         Err(e) => {
             eprintln!("rmcp: run: {e}");
@@ -509,15 +461,15 @@ pub fn main(o: Args) -> i32 {
         }
         match &o.mode {
             Some(m) => {
-                c.env("RMCP_MODE", m);
+                c.env(var::MODE, m);
             }
-            None if std::env::var_os("RMCP_MODE").is_none() => {
-                c.env("RMCP_MODE", "auto");
+            None if std::env::var_os(var::MODE).is_none() => {
+                c.env(var::MODE, config::Mode::Auto.name());
             }
             None => {}
         }
         if let Some(l) = &o.log {
-            c.env("RMCP_LOG", l);
+            c.env(var::LOG, l);
         }
         c
     };
@@ -549,13 +501,13 @@ pub fn main(o: Args) -> i32 {
             return plain(build());
         }
     };
-    let user_report = std::env::var_os("RMCP_FAULT_REPORT").filter(|v| !v.is_empty());
+    let user_report = std::env::var_os(var::FAULT_REPORT).filter(|v| !v.is_empty());
     let nested = |c: &mut Command| {
         c.env(NESTED, std::process::id().to_string());
     };
     // %p: one file per process of the command's tree (librmcp.so expands it).
     let mut first = build();
-    first.env("RMCP_FAULT_REPORT", dir.join("fault-report-%p.json"));
+    first.env(var::FAULT_REPORT, dir.join("fault-report-%p.json"));
     nested(&mut first);
     let result = run_once(&mut first, &name);
     let raws = take_reports(&dir);
