@@ -214,16 +214,30 @@ impl Default for Targets {
     }
 }
 
+/// The first thing wrong in a targets list, borrowing from the text so a
+/// message can quote (and shorten) each piece on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadTargets<'a> {
+    EmptyItem,
+    /// `name` is not a gfx name; `item` is the list item it is part of.
+    NotAName {
+        name: &'a str,
+        item: &'a str,
+    },
+    /// A range whose end comes before its start.
+    Backwards(&'a str),
+}
+
 impl Targets {
     /// Parses a comma-separated list of names and inclusive ranges,
     /// e.g. "gfx1030,gfx1010-gfx1013". Whitespace around items is allowed.
     /// The error names the first bad item.
-    pub fn parse(text: &str) -> Result<Targets, String> {
+    pub fn parse(text: &str) -> Result<Targets, BadTargets<'_>> {
         let mut ranges = Vec::new();
         for item in text.split(',') {
             let item = item.trim();
             if item.is_empty() {
-                return Err("an empty item".to_string());
+                return Err(BadTargets::EmptyItem);
             }
             // An item with target features ("gfx90a:xnack-") is one name:
             // features may end in '-'. Range ends carry no features.
@@ -232,19 +246,18 @@ impl Targets {
             } else {
                 item.split_once('-')
             };
+            let bad = |name| BadTargets::NotAName { name, item };
             let range = match range_split {
                 Some((a, b)) => {
-                    let first =
-                        Gfx::parse(a).ok_or_else(|| format!("'{}' in '{}'", a.trim(), item))?;
-                    let last =
-                        Gfx::parse(b).ok_or_else(|| format!("'{}' in '{}'", b.trim(), item))?;
+                    let first = Gfx::parse(a).ok_or_else(|| bad(a.trim()))?;
+                    let last = Gfx::parse(b).ok_or_else(|| bad(b.trim()))?;
                     if last < first {
-                        return Err(format!("'{item}' (range runs backwards)"));
+                        return Err(BadTargets::Backwards(item));
                     }
                     GfxRange { first, last }
                 }
                 None => {
-                    let g = Gfx::parse(item).ok_or_else(|| format!("'{item}'"))?;
+                    let g = Gfx::parse(item).ok_or_else(|| bad(item))?;
                     GfxRange { first: g, last: g }
                 }
             };
@@ -427,10 +440,25 @@ mod tests {
         assert!(!t.contains_name("gfx1032"));
         assert!(Targets::parse("").is_err());
         assert!(Targets::parse("gfx1030,").is_err());
-        assert!(Targets::parse("gfx1036-gfx1030")
-            .unwrap_err()
-            .contains("backwards"));
-        assert!(Targets::parse("rdna2").unwrap_err().contains("rdna2"));
+        assert_eq!(Targets::parse("gfx1030,"), Err(BadTargets::EmptyItem));
+        assert_eq!(
+            Targets::parse("gfx1030, rdna2").unwrap_err(),
+            BadTargets::NotAName {
+                name: "rdna2",
+                item: "rdna2"
+            }
+        );
+        assert_eq!(
+            Targets::parse("gfx1030-x").unwrap_err(),
+            BadTargets::NotAName {
+                name: "x",
+                item: "gfx1030-x"
+            }
+        );
+        assert_eq!(
+            Targets::parse("gfx1031-gfx1030").unwrap_err(),
+            BadTargets::Backwards("gfx1031-gfx1030")
+        );
         // Feature suffixes are ignored, including ones ending in '-'.
         let t = Targets::parse("gfx90a:xnack-,gfx1030:xnack+").unwrap();
         assert!(t.contains_name("gfx90a") && t.contains_name("gfx1030"));
