@@ -68,7 +68,7 @@ pub fn parse(table: &str) -> Result<Vec<Row<'_>>, String> {
         let last = version(c[3]).ok_or_else(|| bad("bad last version"))?;
         let gpus = match c[4] {
             "*" => None,
-            t => Some(Targets::parse(t).map_err(|e| bad(&e))?),
+            t => Some(Targets::parse(t).map_err(|e| bad(&format!("bad GPU list ({e:?})")))?),
         };
         let sources: Vec<&str> = c[7].split_whitespace().collect();
         if sources.is_empty() || !sources.iter().all(|s| s.starts_with("https://")) {
