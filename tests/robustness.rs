@@ -345,6 +345,7 @@ const VARIABLES: &[&str] = &[
     "RMCP_HIP_LIBRARY",
     "RMCP_HSA_LIBRARY",
     "RMCP_FAULT_REPORT",
+    "RMCP_ROCM_CALLERS",
     "RMCP_TEST_PANIC",
 ];
 
@@ -412,7 +413,10 @@ fn garbage_in_every_variable_gets_one_line_each_and_the_defaults() {
     // The path variables accept any non-empty name: RMCP_HIP_LIBRARY and
     // RMCP_HSA_LIBRARY are not needed (the runtimes are loaded), and
     // RMCP_FAULT_REPORT is only opened on a fault.
-    assert_one_line_each(&r, &["RMCP_MODE", "RMCP_TARGETS", "RMCP_LOG"]);
+    assert_one_line_each(
+        &r,
+        &["RMCP_MODE", "RMCP_TARGETS", "RMCP_LOG", "RMCP_ROCM_CALLERS"],
+    );
 }
 
 #[test]
@@ -425,6 +429,7 @@ fn empty_values_in_every_variable_get_one_line_each_and_the_defaults() {
             "RMCP_MODE",
             "RMCP_TARGETS",
             "RMCP_LOG",
+            "RMCP_ROCM_CALLERS",
             "RMCP_HIP_LIBRARY",
             "RMCP_HSA_LIBRARY",
             "RMCP_FAULT_REPORT",
@@ -444,6 +449,7 @@ fn very_long_values_in_every_variable_get_one_short_line_each() {
             "RMCP_MODE",
             "RMCP_TARGETS",
             "RMCP_LOG",
+            "RMCP_ROCM_CALLERS",
             "RMCP_HIP_LIBRARY",
             "RMCP_HSA_LIBRARY",
             "RMCP_FAULT_REPORT",

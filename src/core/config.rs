@@ -69,6 +69,10 @@ pub struct Config {
     /// HIP_HOST_COHERENT as the HIP runtime reads it: it makes flagless host
     /// allocations coherent, so the policy has to know it.
     pub host_coherent_env: bool,
+    /// RMCP_ROCM_CALLERS=include: rewrite HIP allocations that ROCm's own
+    /// libraries (RCCL, MIOpen, ...) make too. Off by default: they may need
+    /// the fine-grained memory they ask for (RCCL's flags). For experiments.
+    pub include_rocm_callers: bool,
     /// HSA_OVERRIDE_GFX_VERSION as ROCm reads it (the fault report compares
     /// it with the GPU's real architecture). Kept as given; parsed when used.
     pub hsa_override: Option<String>,
@@ -91,6 +95,7 @@ impl Default for Config {
             hsa_library: None,
             fault_report: None,
             host_coherent_env: false,
+            include_rocm_callers: false,
             hsa_override: None,
             sysfs_root: None,
             enabled: true,
@@ -150,6 +155,16 @@ fn parse_level(v: &OsStr) -> Option<LogLevel> {
         "info" => Some(LogLevel::Info),
         "debug" => Some(LogLevel::Debug),
         "trace" => Some(LogLevel::Trace),
+        _ => None,
+    }
+}
+
+/// RMCP_ROCM_CALLERS: true for "include", false for "leave"; None for
+/// anything else.
+fn parse_rocm_callers(v: &OsStr) -> Option<bool> {
+    match v.to_str()?.trim().to_ascii_lowercase().as_str() {
+        "leave" => Some(false),
+        "include" => Some(true),
         _ => None,
     }
 }
@@ -238,6 +253,12 @@ impl Config {
                     "off, error, warn, info, debug, trace",
                     "warn",
                 )),
+            }
+        }
+        if let Some(v) = get("RMCP_ROCM_CALLERS") {
+            match parse_rocm_callers(&v) {
+                Some(include) => cfg.include_rocm_callers = include,
+                None => problems.push(invalid("RMCP_ROCM_CALLERS", &v, "leave, include", "leave")),
             }
         }
         for (var, slot) in [
@@ -427,6 +448,22 @@ mod tests {
         assert!(why.unwrap().starts_with("RMCP_TARGETS='' is not valid"));
         let (t, why) = read_targets(Some(OsStr::new("gfx1100")));
         assert!(t.contains_name("gfx1100") && why.is_none());
+    }
+
+    #[test]
+    fn rocm_callers_are_left_alone_unless_included() {
+        assert!(!cfg(&[]).0.include_rocm_callers);
+        for (v, include) in [("include", true), (" Include ", true), ("leave", false)] {
+            let (c, p) = cfg(&[("RMCP_ROCM_CALLERS", v)]);
+            assert_eq!(c.include_rocm_callers, include, "{v}");
+            assert!(p.is_empty());
+        }
+        let (c, p) = cfg(&[("RMCP_ROCM_CALLERS", "1")]);
+        assert!(!c.include_rocm_callers);
+        assert_eq!(
+            p,
+            ["RMCP_ROCM_CALLERS='1' is not valid (accepted: leave, include); using leave"]
+        );
     }
 
     #[test]
