@@ -106,17 +106,18 @@ pub(crate) use hook_with_caller;
 /// Whether the code at `caller` belongs to a ROCm library
 /// (`policy::is_rocm_library`). Cached in a small direct-mapped table: the
 /// answer for an address never changes while the library stays loaded, and
-/// dladdr takes the loader lock. A hit is a multiply, a shift, a load and a
-/// compare: it runs on every rewritten allocation.
+/// dladdr takes the loader lock. A slot holds the caller itself when it is
+/// application code (the common case: a multiply, a shift, one compare with
+/// memory) and its complement when it is a ROCm library; 0 is empty.
 #[inline(always)]
 pub(crate) fn caller_is_rocm(caller: usize) -> bool {
-    // Each slot holds (caller << 1 | verdict); 0 means empty, which also
-    // reads as "caller 0, not ROCm": true of address 0. User-space addresses
-    // on x86-64 and aarch64 fit in 48 bits.
     let slot = &CALLERS[(caller.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) & (CALLER_SLOTS - 1)];
     let cached = slot.load(Ordering::Relaxed);
-    if cached >> 1 == caller {
-        return cached & 1 == 1;
+    if cached == caller {
+        return false;
+    }
+    if cached == !caller {
+        return true;
     }
     caller_is_rocm_slow(slot, caller)
 }
@@ -132,7 +133,7 @@ fn caller_is_rocm_slow(slot: &AtomicUsize, caller: usize) -> bool {
         crate::interpose::runtime::object_of(caller)
             .is_some_and(|path| crate::core::policy::is_rocm_library(path.to_bytes()))
     });
-    slot.store((caller << 1) | verdict as usize, Ordering::Relaxed);
+    slot.store(if verdict { !caller } else { caller }, Ordering::Relaxed);
     verdict
 }
 
