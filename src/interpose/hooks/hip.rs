@@ -1,5 +1,5 @@
 //! HIP allocation hooks. Prototypes match ROCm's hip_runtime_api.h
-//! (checked against the real 5.2.3 and 6.4.3 headers by tests/real_rocm.rs).
+//! (checked against the real 5.2.3, 6.4.3 and 7.2.4 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
 use super::{
@@ -361,11 +361,14 @@ unsafe extern "C" fn malloc_managed_from(
     caller: usize,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        let rocm = caller_is_rocm(caller);
         let entry = Entry::HipMallocManaged;
         let (advise, dev) = decide(|cfg| {
             let dev = current_device(cfg);
-            let advise = policy::advise_managed_coarse(rules(cfg), || is_target(cfg, dev), || rocm);
+            let advise = policy::advise_managed_coarse(
+                rules(cfg),
+                || is_target(cfg, dev),
+                || caller_is_rocm(caller),
+            );
             (advise, dev)
         })
         .unwrap_or((false, -1));
