@@ -64,7 +64,10 @@ fn findings(v: &Json) -> Vec<(String, String, String)> {
                     .and_then(Json::as_str)
                     .unwrap()
                     .to_string(),
-                f.get("message").and_then(Json::as_str).unwrap().to_string(),
+                match f.get("fix").and_then(Json::as_str) {
+                    Some(fix) => format!("{} fix: {fix}", f["message"].as_str().unwrap()),
+                    None => f["message"].as_str().unwrap().to_string(),
+                },
             )
         })
         .collect()
@@ -414,11 +417,12 @@ struct Case {
     python: Option<&'static str>,
     exit: i32,
     /// (id, severity, texts): some finding with that id and severity
-    /// contains every text.
+    /// contains every text in its message or fix.
     expect: &'static [(&'static str, &'static str, &'static [&'static str])],
     /// Ids no finding may have.
     absent: &'static [&'static str],
-    /// (JSON pointer, expected value as JSON text).
+    /// (JSON pointer, expected value as JSON text); "finding:ID/rest" points
+    /// inside the first finding with that id.
     json: &'static [(&'static str, &'static str)],
 }
 
@@ -584,6 +588,92 @@ const CASES: &[Case] = &[
             "input-unreadable",
         ],
         json: &[("/overrides", "[]")],
+    },
+    Case {
+        name: "firmware that failed to load, and the failed GPU init that followed",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/firmware-missing.log"),
+        env: &[],
+        python: None,
+        exit: 1,
+        expect: &[
+            ("firmware-load-failed", "warning", &["4 firmware load failure lines", "amdgpu/vega20_ta.bin", "0000:01:00.0, 0000:19:00.0"]),
+            ("gpu-init-failed", "error", &["sw_init of IP block <gmc_v8_0> failed", "KFD and ROCm cannot use it"]),
+        ],
+        absent: &["kernel-log-clean"],
+        json: &[("/kernel_log/firmware_failures", "4"), ("/kernel_log/init_failures", "3")],
+    },
+    Case {
+        name: "MES queue removal failure before a reset",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/mes-remove-queue.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[
+            ("mes-queue-failure", "warning", &["MES failed to respond to msg=REMOVE_QUEUE", "cwsr_enable=0"]),
+            ("gpu-reset", "warning", &["0000:c5:00.0"]),
+        ],
+        absent: &[],
+        json: &[("/kernel_log/queue_failures", "2")],
+    },
+    Case {
+        name: "an SDMA0 fault decoded: client, write, permission bits, more faults",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/sdma-fault.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[("gpu-vm-fault", "warning", &[
+            "status 0x00841b5b",
+            "client SDMA0: the SDMA copy engine (a memory copy, not a kernel); a write; PERMISSION_FAULTS 0x5, MAPPING_ERROR 1, WALKER_ERROR 5; MORE_FAULTS 1",
+        ])],
+        absent: &[],
+        json: &[
+            ("finding:gpu-vm-fault/details/0/decoded/client", r#""SDMA0""#),
+            ("finding:gpu-vm-fault/details/0/decoded/access", r#""write""#),
+            ("finding:gpu-vm-fault/details/0/decoded/permission_faults", "5"),
+            ("finding:gpu-vm-fault/details/0/decoded/more_faults", "1"),
+        ],
+    },
+    Case {
+        name: "a tainted kernel from an oops line of the log",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/taint-oops.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[("kernel-tainted", "warning", &["(kernel log): W (kernel issued a warning)"])],
+        absent: &[],
+        json: &[("/system/taint", r#""W""#)],
+    },
+    Case {
+        name: "kernel 6.18.4, ROCm 7.1.1, out-of-tree modules: three known regressions and the taint",
+        root: "rdna2-kernel-6.18",
+        log: Some("logs/amdgpu-204.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[
+            ("known-regression", "warning", &["kernel 6.18.4-arch1-1", "sdma-page-fault-6.18", "https://github.com/ROCm/amdgpu/issues/204"]),
+            ("known-regression", "warning", &["ROCm 7.1.1-38", "cwsr-illegal-address-rocm7", "https://github.com/YanWenKun/ComfyUI-Docker/issues/157"]),
+            ("known-regression", "warning", &["comgr-gfx1030-crash-7.1.1", "https://github.com/ggml-org/llama.cpp/issues/27275"]),
+            ("kernel-tainted", "warning", &["/proc/sys/kernel/tainted", "O (out-of-tree module loaded", "E (unsigned module loaded)"]),
+            ("gpu-vm-fault", "warning", &["process python (pid 91762)"]),
+        ],
+        absent: &[],
+        json: &[("/system/kernel", r#""6.18.4-arch1-1""#), ("/system/rocm", r#""7.1.1-38""#), ("/known_regressions/0/regression", r#""sdma-page-fault-6.18""#)],
+    },
+    Case {
+        name: "kernel 6.1 from the log's Linux version line: no regression, no taint",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[("kernel-log-clean", "info", &[])],
+        absent: &["known-regression", "kernel-tainted", "firmware-load-failed", "mes-queue-failure"],
+        json: &[("/system/kernel", r#""6.1.0-18-amd64""#), ("/system/kernel_from", r#""kernel log""#), ("/known_regressions", "[]")],
     },
     Case {
         name: "HIP takes 'enable' as off, ROCr takes only '1', an empty RMCP_TARGETS is invalid",
@@ -820,8 +910,21 @@ fn run_case(c: &Case) -> Result<(), String> {
     }
     for (ptr, want) in c.json {
         let want: Json = serde_json::from_str(want).unwrap();
-        if v.pointer(ptr) != Some(&want) {
-            problems.push(format!("{ptr} is {:?}, want {want}", v.pointer(ptr)));
+        // "finding:ID/rest": `rest` inside the first finding with that id.
+        let got = match ptr.strip_prefix("finding:") {
+            Some(rest) => {
+                let (id, rest) = rest.split_once('/').unwrap();
+                v["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["id"] == id)
+                    .and_then(|f| f.pointer(&format!("/{rest}")))
+            }
+            None => v.pointer(ptr),
+        };
+        if got != Some(&want) {
+            problems.push(format!("{ptr} is {got:?}, want {want}"));
         }
     }
     if let Some(p) = py.filter(|p| p.exists()) {

@@ -7,6 +7,8 @@ pub mod input;
 pub mod kernel_log;
 pub mod overrides;
 pub mod params;
+pub mod regressions;
+pub mod system;
 pub mod torch;
 
 use crate::json::{Json, JsonObj};
@@ -258,6 +260,16 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         &mut findings,
     );
 
+    // Versions, taint and the known regressions they fall into
+    let sys = system::read(&root, log_body.as_deref(), &mut findings);
+    let system_json = system::check(&sys, &mut findings);
+    let regressions_json = regressions::check(
+        sys.kernel.as_deref(),
+        sys.rocm.as_deref(),
+        &scan.gpus,
+        &mut findings,
+    );
+
     // PyTorch
     let torch_json = match &o.python {
         None => Json::Null,
@@ -277,6 +289,8 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         .with("overrides", overrides_json)
         .with("kernel_params", params.json)
         .with("kernel_log", log_json)
+        .with("system", system_json)
+        .with("known_regressions", regressions_json)
         .with("pytorch", torch_json)
         .with(
             "findings",

@@ -118,6 +118,8 @@ pub fn parse_line(line: &str) -> Vec<Assignment> {
             .take_while(|c| {
                 !c.is_whitespace() && !matches!(c, '"' | '\'' | ';' | '#' | ')' | '`' | ',')
             })
+            // Any longer value is invalid anyway; messages stay short.
+            .take(64)
             .collect();
         from = value_start;
         out.push(Assignment {
