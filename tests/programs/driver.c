@@ -40,6 +40,9 @@
  *   threads:N                      prints "threads:N rc=0", then runs ALL remaining ops in N
  *                                  threads at once (each with its own allocation stack and
  *                                  current device 0), joins, stops
+ *   churn:N                        starts N threads that loop hipMalloc(4096) / hipFree until
+ *                                  the process ends (allocating threads behind a fault), then
+ *                                  goes on with the next op on this thread
  *   fork                           the child runs the remaining ops and _exits 0 if all
  *                                  returned 0 else 1; the parent prints
  *                                  "fork child=<exit status>" (or child=sig<N>) and stops
@@ -284,6 +287,17 @@ static void *thread_main(void *p)
     run_ops(st, ta->argc, ta->argv);
     ta->failures = st->failures;
     free(st);
+    return NULL;
+}
+
+static void *churn_main(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        void *p = NULL;
+        if (hipMalloc(&p, 4096) == 0)
+            hipFree(p);
+    }
     return NULL;
 }
 
@@ -630,6 +644,18 @@ static int run_ops(struct state *st, int argc, char **argv)
             if (started != n)
                 st->failures++;
             return argc;
+        } else if (!strcmp(op, "churn")) {
+            int n = (int)num(f[1]);
+            int started = 0;
+            for (int t = 0; t < n && t < 256; t++) {
+                pthread_t tid;
+                if (pthread_create(&tid, NULL, churn_main, NULL) == 0) {
+                    pthread_detach(tid);
+                    started++;
+                }
+            }
+            rc = started == n ? 0 : -1;
+            emit("%s rc=%d started=%d", item, rc, started);
         } else if (!strcmp(op, "fork")) {
             pid_t pid = fork();
             if (pid < 0) {

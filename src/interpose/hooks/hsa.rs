@@ -142,7 +142,8 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
     })
 }
 
-/// hsa_init, forwarded; on success rmcp registers its fault handler.
+/// hsa_init, forwarded; on success rmcp registers its fault handler (if it
+/// is not yet registered, whatever happened at earlier allocations).
 ///
 /// # Safety
 /// As the HSA runtime's hsa_init.
@@ -159,7 +160,7 @@ pub unsafe extern "C" fn hsa_init() -> hsa_status_t {
         // SAFETY: no arguments.
         let rc = unsafe { f() };
         if rc == hsa::STATUS_SUCCESS {
-            after(fault::ensure_handler);
+            after(fault::register_at_hsa_init);
         }
         rc
     })

@@ -204,7 +204,7 @@ pub(crate) unsafe fn record_alloc<T>(
 /// `fault::ensure_handler` from the allocation path, until calling it can no
 /// longer do anything: once the handler is registered, or after more calls
 /// than `ensure_handler` makes attempts (it stops looking for an HSA runtime
-/// after 32; `hsa_init` still calls it directly). Saves a call per
+/// after 32; the `hsa_init` hook registers it whatever happened here). Saves a call per
 /// allocation for the rest of the process.
 #[inline(always)]
 pub(crate) fn ensure_fault_handler() {
