@@ -335,6 +335,11 @@ fn check(env: &BTreeMap<&str, OsString>) -> Result<(), String> {
                     invalid.push(k);
                 }
             }
+            "RMCP_ROCM_CALLERS" => match v.to_str().map(|s| s.trim().to_ascii_lowercase()) {
+                Some(s) if s == "include" => expect.include_rocm_callers = true,
+                Some(s) if s == "leave" => expect.include_rocm_callers = false,
+                _ => invalid.push(k),
+            },
             "HIP_HOST_COHERENT" => expect.host_coherent_env = env_flag_is_set(v),
             // Kept as given (lossy UTF-8, at most 48 characters) for the report.
             "HSA_OVERRIDE_GFX_VERSION" => {
