@@ -1,7 +1,7 @@
 //! The entry points rmcp interposes and the runtime functions it calls,
 //! declared once in `hook_table!`. Everything that lists them is generated
 //! from that table: the `Entry` enum (stats, registry, C API), the symbol
-//! tables the runtimes are resolved with (`crate::interpose::process::{hip_sym, hsa_sym}`),
+//! tables the runtimes are resolved with (`crate::interpose::symbols::{hip_sym, hsa_sym}`),
 //! the real functions' pointer types (`hip_fn`, `hsa_fn`), the
 //! hipGetProcAddress redirection (`crate::interpose::hooks::own_hook`), the list of
 //! exported hooks the export audit checks (`crate::interpose::hooks::EXPORTED`), and a
@@ -145,11 +145,6 @@ impl Entry {
     pub fn from_index(i: usize) -> Option<Entry> {
         Entry::ALL.get(i).copied()
     }
-
-    /// An entry point of the HIP runtime (not HSA).
-    pub const fn is_hip(self) -> bool {
-        self.index() < Entry::HIP_COUNT
-    }
 }
 
 #[cfg(test)]
@@ -163,7 +158,12 @@ mod tests {
             assert_eq!(Entry::from_index(i), Some(*e));
             assert_eq!(Entry::from_name(e.name()), Some(*e));
             assert_eq!(e.c_name().to_str().unwrap(), e.name());
-            assert_eq!(e.is_hip(), e.name().starts_with("hip"), "{}", e.name());
+            assert_eq!(
+                i < Entry::HIP_COUNT,
+                e.name().starts_with("hip"),
+                "{}",
+                e.name()
+            );
         }
         assert_eq!(Entry::from_name("malloc"), None);
         assert_eq!(Entry::from_index(Entry::COUNT), None);

@@ -4,8 +4,10 @@
 
 mod doctor;
 mod json;
+mod kept_reports;
 mod kernel_params;
 mod kfd;
+mod library_file;
 mod locate;
 mod preload;
 mod run;

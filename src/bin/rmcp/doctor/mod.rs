@@ -1,15 +1,20 @@
 //! `rmcp doctor`: what is on this machine, what in its configuration is known
 //! to cause GPU memory faults on RDNA1/RDNA2, and what the kernel logged.
 
+pub mod bug_report;
 pub mod env;
 mod gpus;
+pub mod input;
 pub mod kernel_log;
+pub mod overrides;
 pub mod params;
+pub mod regressions;
+pub mod system;
 pub mod torch;
 
 use crate::json::{Json, JsonObj};
 use crate::kfd;
-use rmcp::arch::Gfx;
+use rmcp::arch::{code_object_runs_on, generic_target_of, Gfx};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -51,8 +56,8 @@ impl Finding {
         Finding {
             id,
             severity,
-            message,
-            fix,
+            message: printable(&message),
+            fix: fix.map(|f| printable(&f)),
             details: None,
         }
     }
@@ -70,8 +75,18 @@ impl Finding {
     }
 }
 
+/// `s` with control characters (NUL, escape sequences, newlines from
+/// scanned files) shown as U+FFFD: findings quote files and logs, and a
+/// terminal or a Markdown file must get one plain line.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 pub struct Options {
     pub json: bool,
+    pub bug_report: Option<PathBuf>,
     pub sysfs_root: Option<PathBuf>,
     pub kernel_log: Option<PathBuf>,
     /// Interpreter for the PyTorch probe; None skips it.
@@ -88,13 +103,17 @@ pub struct Args {
     /// Machine-readable report (schema rmcp_doctor 1)
     #[arg(long)]
     pub json: bool,
-    /// Read sys/, etc/, proc/ below DIR instead of / (the live kernel log is
-    /// then not read; pass --kernel-log)
-    #[arg(long, value_name = "DIR")]
+    /// Read sys/, etc/, proc/, home/ and every other scanned path below DIR
+    /// instead of / (the live kernel log is then not read; pass --kernel-log)
+    #[arg(long, visible_alias = "root", value_name = "DIR")]
     pub sysfs_root: Option<PathBuf>,
     /// Read the kernel log from FILE instead of journalctl/dmesg
     #[arg(long, value_name = "FILE")]
     pub kernel_log: Option<PathBuf>,
+    /// Also write a Markdown bug report for a ROCm/PyTorch issue to FILE
+    /// (user name, home directory and host name redacted)
+    #[arg(long, value_name = "FILE")]
+    pub bug_report: Option<PathBuf>,
     /// Interpreter for the PyTorch check; 'none' skips it
     #[arg(long, value_name = "PATH|none", default_value = "python3")]
     pub python: String,
@@ -104,6 +123,7 @@ impl Args {
     pub fn options(self) -> Options {
         Options {
             json: self.json,
+            bug_report: self.bug_report,
             sysfs_root: self.sysfs_root,
             kernel_log: self.kernel_log,
             python: (self.python != "none").then_some(self.python),
@@ -126,10 +146,19 @@ fn live_kernel_log() -> Result<(String, String), String> {
             .output()
         {
             Ok(o) if o.status.success() && !o.stdout.is_empty() => {
-                return Ok((
-                    cmd.to_string(),
-                    String::from_utf8_lossy(&o.stdout).into_owned(),
-                ))
+                // The newest LOG_CAP bytes, as for --kernel-log files.
+                let cap = input::LOG_CAP as usize;
+                let tail = &o.stdout[o.stdout.len().saturating_sub(cap)..];
+                let source = if o.stdout.len() > cap {
+                    format!(
+                        "{cmd} (last {} MiB of {} MiB)",
+                        cap >> 20,
+                        o.stdout.len() >> 20
+                    )
+                } else {
+                    cmd.to_string()
+                };
+                return Ok((source, String::from_utf8_lossy(tail).into_owned()));
             }
             Ok(o) => why.push(format!("{cmd} exited with {}", o.status)),
             Err(e) => why.push(format!("{cmd}: {e}")),
@@ -143,6 +172,9 @@ pub struct Report {
     pub json: Json,
     pub findings: Vec<Finding>,
     pub gpus: Vec<kfd::Gpu>,
+    pub root: PathBuf,
+    /// (source, text) of the kernel log, when it was read.
+    pub log: Option<(String, String)>,
 }
 
 /// Runs every check. Err(message) when the report cannot be produced (exit 2).
@@ -153,19 +185,24 @@ pub fn collect(o: &Options) -> Result<Report, String> {
             return Err(format!("--sysfs-root {}: no such directory", r.display()));
         }
     }
+    let mut findings: Vec<Finding> = Vec::new();
+    // An explicit log that does not exist is a usage error (exit 2); one
+    // that exists but cannot be read as text is a finding.
     let log_text = match &o.kernel_log {
-        Some(p) => match std::fs::read(p) {
-            Ok(b) => Some((
-                format!("file {}", p.display()),
-                String::from_utf8_lossy(&b).into_owned(),
-            )),
-            Err(e) => return Err(format!("--kernel-log {}: {}", p.display(), e)),
-        },
+        Some(p) => {
+            if let Err(e) = std::fs::symlink_metadata(p) {
+                return Err(format!("--kernel-log {}: {}", p.display(), e));
+            }
+            let shown = format!("--kernel-log {}", p.display());
+            match input::read_text(p, &shown, input::LOG_CAP, input::Keep::Tail, &mut findings) {
+                input::Text::Ok { text, .. } => Some(Some((format!("file {}", p.display()), text))),
+                _ => Some(None),
+            }
+        }
         None => None,
     };
 
     let (targets, targets_problem) = kfd::targets_from_env();
-    let mut findings: Vec<Finding> = Vec::new();
     if let Some(p) = targets_problem {
         findings.push(Finding::new(
             "rmcp-targets-invalid",
@@ -186,10 +223,22 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     }
 
     // Environment
-    let env_json = env::check(
-        &env::EnvSnapshot::from_process(),
+    let snapshot = env::EnvSnapshot::from_process();
+    let env_json = env::check(&snapshot, &scan.gpus, &root, &mut findings);
+
+    // Overrides in the environment and in the files that set environments
+    let places = overrides::Places {
+        root: &root,
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute()),
+        cwd: std::env::current_dir().ok(),
+    };
+    let from_files = overrides::scan_files(&places, &mut findings);
+    let overrides_json = overrides::check(
+        &overrides::from_environment(&snapshot.overrides),
+        &from_files,
         &scan.gpus,
-        &root,
         &mut findings,
     );
 
@@ -198,7 +247,8 @@ pub fn collect(o: &Options) -> Result<Report, String> {
 
     // Kernel log
     let (log_source, log_body) = match log_text {
-        Some((s, t)) => (Some(s), Some(t)),
+        Some(Some((s, t))) => (Some(s), Some(t)),
+        Some(None) => (None, None),
         None if o.sysfs_root.is_some() => {
             findings.push(Finding::new(
                 "kernel-log-not-read",
@@ -229,6 +279,16 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         &mut findings,
     );
 
+    // Versions, taint and the known regressions they fall into
+    let sys = system::read(&root, log_body.as_deref(), &mut findings);
+    let system_json = system::check(&sys, &mut findings);
+    let regressions_json = regressions::check(
+        sys.kernel.as_deref(),
+        sys.rocm.as_deref(),
+        &scan.gpus,
+        &mut findings,
+    );
+
     // PyTorch
     let torch_json = match &o.python {
         None => Json::Null,
@@ -245,8 +305,11 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         .with("targets", targets.to_string())
         .with("gpus", gpus_json)
         .with("environment", env_json)
+        .with("overrides", overrides_json)
         .with("kernel_params", params.json)
         .with("kernel_log", log_json)
+        .with("system", system_json)
+        .with("known_regressions", regressions_json)
         .with("pytorch", torch_json)
         .with(
             "findings",
@@ -264,6 +327,8 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         json,
         findings,
         gpus: scan.gpus,
+        root,
+        log: log_source.zip(log_body),
     })
 }
 
@@ -367,11 +432,28 @@ fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json
             }
             for g in gpus.iter().filter(|g| g.targeted) {
                 let name = g.gfx_name();
-                if archs.iter().any(|a| torch::arch_base(a) == name) {
+                // Exact code objects first, then LLVM's generic ones.
+                let carried = g.gfx.and_then(|card| {
+                    let mut fits = archs.iter().filter(|a| code_object_runs_on(a, card));
+                    let first = fits.next()?;
+                    Some(
+                        archs
+                            .iter()
+                            .find(|a| torch::arch_base(a) == name)
+                            .unwrap_or(first),
+                    )
+                });
+                if let Some(carried) = carried {
+                    let base = torch::arch_base(carried);
+                    let how = if base == name {
+                        format!("{name} code")
+                    } else {
+                        format!("{base} code, LLVM's generic target that runs on {name}")
+                    };
                     findings.push(Finding::new(
                         "torch-arch-ok",
                         Severity::Info,
-                        format!("PyTorch {version} carries {name} code for {}.", g.label()),
+                        format!("PyTorch {version} carries {how} for {}.", g.label()),
                         None,
                     ));
                 } else {
@@ -385,9 +467,12 @@ fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json
                             archs.join(" "),
                             g.label()
                         ),
-                        Some(format!(
-                            "use a PyTorch build compiled for {name} (official ROCm wheels ship no gfx101x code objects; build from source with PYTORCH_ROCM_ARCH={name})"
-                        )),
+                        Some(match g.gfx.and_then(generic_target_of) {
+                            Some(generic) => format!(
+                                "use a PyTorch build compiled for {name} or {generic} (official ROCm wheels ship no gfx101x code objects; build from source with PYTORCH_ROCM_ARCH={name})"
+                            ),
+                            None => format!("use a PyTorch build compiled for {name}"),
+                        }),
                     ));
                 }
             }
@@ -488,6 +573,23 @@ pub fn main(args: Args) -> i32 {
         println!("{}", crate::json::pretty(&r.json));
     } else {
         print!("{}", render_human(&r, colour_enabled()));
+    }
+    if let Some(file) = &o.bug_report {
+        let inputs = bug_report::Inputs {
+            root: &r.root,
+            log: r.log.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
+            python_checked: o.python.is_some(),
+        };
+        match bug_report::write(&r, &inputs, file) {
+            Ok(_) => eprintln!(
+                "rmcp: bug report written to {} (user name, home directory and host name redacted; the file says where); attach it to your issue",
+                file.display()
+            ),
+            Err(e) => {
+                eprintln!("rmcp: {e}");
+                return 2;
+            }
+        }
     }
     if r.findings.iter().any(|f| f.severity == Severity::Error) {
         1
