@@ -192,26 +192,39 @@ pub unsafe extern "C" fn hipHostAlloc(
     size: usize,
     flags: c_uint,
 ) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        let fwd = decide(|cfg| {
-            policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
-                devices::any_target(cfg)
-            })
-        })
-        .unwrap_or(Forward::unchanged(Entry::HipHostAlloc, flags));
-        // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
-        unsafe {
-            forward_flags_malloc(
-                Entry::HipHostAlloc,
-                fwd.target.index(),
-                fwd,
-                ptr,
-                size,
-                flags,
-                Memory::Host,
-            )
+    // No `boundary`, as in `host_malloc_like`. The decision leaves its
+    // panic boundary as flags and `rewritten` only (8 bytes, in a register;
+    // the whole `Forward<Entry>` cost 35 instructions per call): the
+    // policy's target is hipHostMalloc exactly when it rewrote the call
+    // (`policy::host_alloc`, unit-tested there).
+    let fwd = decide(|cfg| {
+        let f = policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
+            devices::any_target(cfg)
+        });
+        Forward {
+            target: Called,
+            flags: f.flags,
+            rewritten: f.rewritten,
         }
     })
+    .unwrap_or(Forward::unchanged(Called, flags));
+    let index = if fwd.rewritten {
+        hip_sym::hipHostMalloc
+    } else {
+        hip_sym::hipHostAlloc
+    };
+    // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
+    unsafe {
+        forward_flags_malloc(
+            Entry::HipHostAlloc,
+            index,
+            fwd,
+            ptr,
+            size,
+            flags,
+            Memory::Host,
+        )
+    }
 }
 
 /// hipMemAllocHost: see `policy::mem_alloc_host`.
