@@ -4,7 +4,7 @@
 //! Every invalid value yields one message naming the variable, the bad value
 //! and what is accepted, and the safe default is used instead.
 
-use crate::core::arch::{Targets, DEFAULT_TARGETS_TEXT};
+use crate::core::arch::{BadTargets, Targets, DEFAULT_TARGETS_TEXT};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -206,6 +206,28 @@ fn parse_path(v: &OsStr) -> Result<OsString, &'static str> {
     }
 }
 
+/// The first `%` sequence of a report path that is not `%p` or `%%` (the
+/// only two RMCP_FAULT_REPORT expands; others are kept as written), read
+/// left to right as the expansion reads it: `%x`, or `%` at the end.
+fn unknown_percent(template: &[u8]) -> Option<String> {
+    let mut i = 0;
+    while i < template.len() {
+        if template[i] == b'%' {
+            match template.get(i + 1) {
+                Some(b'p') | Some(b'%') => i += 2,
+                Some(_) => {
+                    let c = String::from_utf8_lossy(&template[i + 1..]);
+                    return Some(format!("%{}", c.chars().next().unwrap_or('?')));
+                }
+                None => return Some("%".to_string()),
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
 /// HIP's reading of a boolean environment flag (HIP_HOST_COHERENT):
 /// "1"/"true"/"yes"/"on" or any nonzero number turn it on.
 pub fn env_flag_is_set(v: &OsStr) -> bool {
@@ -229,12 +251,24 @@ pub fn read_targets(v: Option<&OsStr>) -> (Targets, Option<String>) {
     let Some(v) = v else {
         return (Targets::default(), None);
     };
+    // Each piece is shortened on its own, so every size quoted is that
+    // piece's own.
+    let q = |s: &str| shown(OsStr::new(s));
     let problem = match v.to_str().map(Targets::parse) {
         Some(Ok(t)) => return (t, None),
-        Some(Err(why)) => format!(
-            "RMCP_TARGETS='{}' is not valid ({} is not a gfx name; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using {DEFAULT_TARGETS_TEXT}",
+        Some(Err(bad)) => format!(
+            "RMCP_TARGETS='{}' is not valid ({}; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using {DEFAULT_TARGETS_TEXT}",
             shown(v),
-            shown(OsStr::new(&why))
+            match bad {
+                BadTargets::EmptyItem => "an empty item".to_string(),
+                BadTargets::NotAName { name, item } if name == item => {
+                    format!("'{}' is not a gfx name", q(name))
+                }
+                BadTargets::NotAName { name, item } => {
+                    format!("'{}' in '{}' is not a gfx name", q(name), q(item))
+                }
+                BadTargets::Backwards(item) => format!("'{}' is a range that runs backwards", q(item)),
+            }
         ),
         None => invalid(
             "RMCP_TARGETS",
@@ -295,7 +329,18 @@ impl Config {
         ] {
             if let Some(v) = get(var) {
                 match parse_path(&v) {
-                    Ok(p) => *slot = Some(p),
+                    Ok(p) => {
+                        if var == var::FAULT_REPORT {
+                            if let Some(seq) = unknown_percent(p.as_bytes()) {
+                                problems.push(format!(
+                                    "{var}='{}' contains '{}', which is not expanded (accepted: %p for the process id, %% for a %); it is kept as written",
+                                    shown(&p),
+                                    shown(OsStr::new(&seq))
+                                ));
+                            }
+                        }
+                        *slot = Some(p)
+                    }
                     Err(why) => problems.push(format!(
                         "{var}='{}' is not valid ({why}; accepted: a file path); ignoring it",
                         shown(&v)
@@ -456,6 +501,60 @@ mod tests {
         assert_eq!(p[2], "RMCP_LOG='loud' is not valid (accepted: off, error, warn, info, debug, trace); using warn");
         assert!(p[3].starts_with("RMCP_HIP_LIBRARY='' is not valid (it is empty"));
         assert!(p.iter().all(|m| !m.contains('\n')));
+    }
+
+    /// Issue 18 item 15: each size a message quotes is the size of the
+    /// piece it quotes (a 130 KB value was quoted as 130002 bytes).
+    #[test]
+    fn a_long_targets_value_quotes_its_own_size() {
+        let long = "a".repeat(130_000);
+        let (_, p) = cfg(&[("RMCP_TARGETS", &long)]);
+        let head = "a".repeat(SHOWN_VALUE_MAX);
+        assert_eq!(
+            p,
+            vec![format!("RMCP_TARGETS='{head}... (130000 bytes)' is not valid ('{head}... (130000 bytes)' is not a gfx name; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using gfx1010-gfx1013,gfx1030-gfx1036")]
+        );
+        let range = format!("gfx1030-{long}");
+        let (_, p) = cfg(&[("RMCP_TARGETS", &range)]);
+        assert!(
+            p[0].contains(&format!("('{head}... (130000 bytes)' in 'gfx1030-")),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[0].contains("... (130008 bytes)' is not a gfx name"),
+            "{}",
+            p[0]
+        );
+        let (_, p) = cfg(&[("RMCP_TARGETS", "gfx1031-gfx1030")]);
+        assert!(
+            p[0].contains("('gfx1031-gfx1030' is a range that runs backwards;"),
+            "{}",
+            p[0]
+        );
+    }
+
+    /// Issue 18 item 15: RMCP_FAULT_REPORT expands %p and %% only; any other
+    /// % sequence is kept, and said so once.
+    #[test]
+    fn an_unknown_percent_in_the_report_path_is_named() {
+        for (path, seq) in [
+            ("/r/fault-%d.json", Some("%d")),
+            ("/r/100%", Some("%")),
+            ("/r/%%d-%p-%t", Some("%t")),
+            ("/r/%%p-%p.json", None),
+            ("/r/plain.json", None),
+        ] {
+            let (c, p) = cfg(&[("RMCP_FAULT_REPORT", path)]);
+            assert_eq!(c.fault_report.as_deref(), Some(OsStr::new(path)));
+            match seq {
+                Some(seq) => assert_eq!(
+                    p,
+                    vec![format!("RMCP_FAULT_REPORT='{path}' contains '{seq}', which is not expanded (accepted: %p for the process id, %% for a %); it is kept as written")]
+                ),
+                None => assert!(p.is_empty(), "{path}: {p:?}"),
+            }
+        }
     }
 
     #[test]

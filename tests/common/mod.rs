@@ -288,6 +288,27 @@ pub fn compile_c(out: &Path, sources: &[PathBuf], extra: &[&str]) {
     }
 }
 
+/// A harmless x86-64 shared object named `name` in `dir`: stands in for
+/// librmcp.so where a test needs `rmcp run` to accept RMCP_LIBRARY (an ELF
+/// library for this machine) without the shim being loaded.
+pub fn stand_in_library(dir: &Path, name: &str) -> PathBuf {
+    let c = dir.join("stand_in.c");
+    std::fs::write(&c, "int rmcp_test_stand_in;\n").expect("write stand_in.c");
+    let out = dir.join(name);
+    compile_c(&out, &[c], &["-shared"]);
+    out
+}
+
+/// A copy of the ELF file `from` at `to` that claims another machine
+/// (e_machine = AArch64): a library for the wrong architecture.
+pub fn wrong_architecture_copy(from: &Path, to: &Path) {
+    let mut bytes = std::fs::read(from).expect("read ELF file");
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not ELF", from.display());
+    // e_machine: 2 bytes little-endian at offset 18; EM_AARCH64 = 183.
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(to, bytes).expect("write wrong-architecture copy");
+}
+
 fn symlink(target: &str, link: &Path) {
     let _ = std::fs::remove_file(link);
     std::os::unix::fs::symlink(target, link)

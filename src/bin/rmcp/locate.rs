@@ -99,17 +99,22 @@ pub fn candidates_named(file: &str) -> Vec<PathBuf> {
 
 /// librmcp.so: `RMCP_LIBRARY` if set, else the first existing candidate.
 pub fn find_library() -> Result<PathBuf, String> {
+    const ACCEPTED: &str = "accepted: librmcp.so built for x86-64 Linux";
     if let Some(p) = std::env::var_os("RMCP_LIBRARY").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(std::fs::canonicalize(&p).unwrap_or(p))
-        } else {
-            Err(format!("RMCP_LIBRARY={} is not a file", p.display()))
-        };
+        if !p.is_file() {
+            return Err(format!("RMCP_LIBRARY={} is not a file", p.display()));
+        }
+        crate::library_file::check(&p)
+            .map_err(|why| format!("RMCP_LIBRARY={} {why} ({ACCEPTED})", p.display()))?;
+        return Ok(std::fs::canonicalize(&p).unwrap_or(p));
     }
     let c = installed_candidates();
     for p in &c {
         if p.is_file() {
+            crate::library_file::check(p).map_err(|why| {
+                format!("{} {why} ({ACCEPTED}; or set RMCP_LIBRARY)", p.display())
+            })?;
             return Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
         }
     }
