@@ -7,7 +7,8 @@
 # Prints four tables and whether each target is met; exits 1 if one is missed.
 # --quick (the cost guard .ci/run runs): only the instruction counts (table 1's pairs and
 # launches, table 2), each compared with the run committed in docs/performance.md ("Output
-# of one bench/run.sh run"); exits 1 when one is more than 10% above its committed number.
+# of one bench/run.sh run"); exits 1 when one is more than 10% above its committed number
+# (the targets are then printed, not enforced).
 #  1. Added instructions per call of every hooked entry point (valgrind --tool=callgrind;
 #     instruction counts are deterministic). Each figure is
 #       ((I_shim(2N) - I_shim(N)) - (I_plain(2N) - I_plain(N))) / N
@@ -189,7 +190,7 @@ if [[ $QUICK == 1 ]]; then
     # The guard: every count against the committed run. Table 1's rows are read by their
     # first two cells (pair in the fifth; a row without a free has its count in the third),
     # the launches and /bin/true by their first cell.
-    DOC=$ROOT/docs/performance.md
+    DOC=${BENCH_COMMITTED_DOC:-$ROOT/docs/performance.md}
     committed() { # FIRST-CELL [SECOND-CELL] -> the committed number
         awk -F '|' -v a="$1" -v b="${2:-}" '
             function t(s) { gsub(/^ +| +$/, "", s); return s }
@@ -234,8 +235,9 @@ if [[ $QUICK == 1 ]]; then
     committed_true=$(awk -F '|' '/^## Output of one `bench\/run.sh` run/ { on = 1 }
         on && $2 ~ /^ *librmcp.so *$/ { gsub(/ /, "", $4); print $4; exit }' "$DOC")
     guard "/bin/true start" "$committed_true" "$((true_shim - true_plain))"
+    GUARD=$MISSED
     echo
-    echo "## Targets"
+    echo "## Targets (informational here: the guard above decides the exit status)"
     echo
     echo "| target | measured | verdict |"
     echo "|---|---:|---|"
@@ -243,7 +245,7 @@ if [[ $QUICK == 1 ]]; then
     echo "| <= 300 added instructions per hipHostMalloc+hipHostFree and hipHostAlloc+hipHostFree pair | $PAIR_HOSTMALLOC / $PAIR_HOSTALLOC | $V |"
     verdict $(( LAUNCH_ADDED <= 60 && LAUNCH_MODULE_ADDED <= 60 ))
     echo "| <= 60 added instructions per kernel launch (hipLaunchKernel / hipModuleLaunchKernel) | $LAUNCH_ADDED / $LAUNCH_MODULE_ADDED | $V |"
-    exit $MISSED
+    exit $GUARD
 fi
 
 echo
