@@ -897,3 +897,156 @@ fn fault_flow_table_is_current() {
         "RMCP_BLESS=1 cargo test --all-features --test model_fault fault_flow_table_is_current",
     );
 }
+
+// ------------------------------------------------------------------ rmcp run --on-gpu-fault cpu
+
+/// `rmcp run --on-gpu-fault cpu -- <7.2.4 loader> --library-path ... ARGS`
+/// on the faulting model with `env`; returns (exit code, stdout, stderr).
+fn rmcp_run_cpu(
+    s: &Stack,
+    b: &Built,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let state = common::tempdir("run-cpu-state");
+    let topology = model::topology("rx6800xt");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+    model::clear_runtime_env(&mut cmd);
+    cmd.current_dir(&state)
+        .args(["run", "--on-gpu-fault", "cpu", "--"])
+        .arg(&s.loader)
+        .arg("--library-path")
+        .arg(std::env::join_paths([&b.rocr, &s.libdir]).unwrap())
+        .args(args)
+        .env("RMCP_LIBRARY", common::librmcp())
+        .env("XDG_STATE_HOME", &state)
+        .env("HSA_MODEL_TOPOLOGY", &topology)
+        .env("HSA_MODEL_LIB", &b.model_lib)
+        .env("HSA_ENABLE_SDMA", "0")
+        .env(
+            "RMCP_SYSFS_ROOT",
+            model::sysfs_root(&topology, "run-cpu-sysfs"),
+        )
+        .envs(env.iter().copied());
+    let out = throttled(|| model::output_within(&mut cmd, RUN_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&state);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const RERUN: &str = "re-running on CPU with HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1";
+
+/// The program aborts in the fault handler (HIP_SKIP_ABORT_ON_GPU_ERROR=0):
+/// rmcp run shows the report it collected and runs the program again with
+/// no GPU visible, where HIP finds no device.
+#[test]
+fn rmcp_run_on_gpu_fault_cpu_after_an_abort() {
+    let test = "rmcp_run_on_gpu_fault_cpu_after_an_abort";
+    let Some((s, b)) = env(test) else { return };
+    let (code, out, err) = rmcp_run_cpu(
+        s,
+        b,
+        &[
+            b.fault.as_os_str(),
+            b.code_object.as_os_str(),
+            "past-end".as_ref(),
+        ],
+        &[("HIP_SKIP_ABORT_ON_GPU_ERROR", "0")],
+    );
+    let report = format!("exit {code}\n--- stdout\n{out}--- stderr\n{err}");
+    assert!(
+        err.contains("Memory access fault by GPU node-1"),
+        "{report}"
+    );
+    assert!(
+        err.contains("rmcp: report: GPU memory fault at address ")
+            && err.contains("(killed by signal 6, SIGABRT); ")
+            && err.contains(RERUN),
+        "{report}"
+    );
+    // First run: the device; second run: none.
+    assert!(
+        out.contains("call hipModuleLoadData rc=0 name=hipSuccess\n"),
+        "{report}"
+    );
+    assert!(
+        out.contains("call hipModuleLoadData rc=100 name=hipErrorNoDevice\n"),
+        "{report}"
+    );
+    assert_eq!(code, 0, "{report}");
+}
+
+/// A Python program that calls HIP through ctypes raises on
+/// hipErrorIllegalAddress and exits 1 (ROCm 7's default: the process
+/// continues after the fault): rmcp run sees the report its audit library
+/// let librmcp.so write, and re-runs the program with no GPU; there the
+/// program fails again (it has no CPU path), and rmcp run exits with its status.
+#[test]
+fn rmcp_run_on_gpu_fault_cpu_after_illegal_address_in_python() {
+    let test = "rmcp_run_on_gpu_fault_cpu_after_illegal_address_in_python";
+    let Some((s, b)) = env(test) else { return };
+    let script = repo().join("tests/programs/hip_fault.py");
+    let (code, _out, err) = rmcp_run_cpu(
+        s,
+        b,
+        &[
+            "/usr/bin/python3".as_ref(),
+            script.as_os_str(),
+            b.code_object.as_os_str(),
+        ],
+        &[],
+    );
+    let report = format!("exit {code}\n--- stderr\n{err}");
+    assert!(
+        err.contains("RuntimeError: hipDeviceSynchronize failed: hipErrorIllegalAddress (700)"),
+        "{report}"
+    );
+    assert!(
+        err.contains("16 bytes past the end of hipMalloc of 67108864 bytes"),
+        "{report}"
+    );
+    assert!(
+        err.contains("(exit status 1); ") && err.contains(RERUN),
+        "{report}"
+    );
+    assert!(
+        err.contains("RuntimeError: hipModuleLoadData failed: hipErrorNoDevice (100)"),
+        "{report}"
+    );
+    assert_eq!(code, 1, "{report}");
+}
+
+/// The Python program catches the error and exits 0: rmcp run re-runs
+/// nothing and says why.
+#[test]
+fn rmcp_run_on_gpu_fault_cpu_when_the_program_handles_the_error() {
+    let test = "rmcp_run_on_gpu_fault_cpu_when_the_program_handles_the_error";
+    let Some((s, b)) = env(test) else { return };
+    let script = repo().join("tests/programs/hip_fault.py");
+    let (code, out, err) = rmcp_run_cpu(
+        s,
+        b,
+        &[
+            "/usr/bin/python3".as_ref(),
+            script.as_os_str(),
+            b.code_object.as_os_str(),
+            "--catch".as_ref(),
+        ],
+        &[],
+    );
+    let report = format!("exit {code}\n--- stdout\n{out}--- stderr\n{err}");
+    assert!(
+        out.contains("caught: hipDeviceSynchronize failed: hipErrorIllegalAddress (700)"),
+        "{report}"
+    );
+    assert!(
+        err.contains("exited 0 after 1 GPU memory fault report(s) from librmcp.so (it handled the error itself); not re-running it on the CPU"),
+        "{report}"
+    );
+    assert!(!err.contains(RERUN), "{report}");
+    assert_eq!(out.matches("caught: ").count(), 1, "{report}");
+    assert_eq!(code, 0, "{report}");
+}
