@@ -1369,7 +1369,9 @@ mod real_headers {
     #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
     use rmcp::abi::{self, device, host, hsa, managed, props};
-    use rmcp::hooks::{hip as hip_hooks, hsa as hsa_hooks};
+    // Every hook is at `rmcp::hooks::<name>`.
+    use rmcp::hooks as hip_hooks;
+    use rmcp::hooks as hsa_hooks;
     use std::ffi::{c_char, c_int, c_uint, c_void};
     use std::mem::{align_of, size_of, MaybeUninit};
 

@@ -145,11 +145,6 @@ impl Entry {
     pub fn from_index(i: usize) -> Option<Entry> {
         Entry::ALL.get(i).copied()
     }
-
-    /// An entry point of the HIP runtime (not HSA).
-    pub const fn is_hip(self) -> bool {
-        self.index() < Entry::HIP_COUNT
-    }
 }
 
 #[cfg(test)]
@@ -163,7 +158,6 @@ mod tests {
             assert_eq!(Entry::from_index(i), Some(*e));
             assert_eq!(Entry::from_name(e.name()), Some(*e));
             assert_eq!(e.c_name().to_str().unwrap(), e.name());
-            assert_eq!(e.is_hip(), e.name().starts_with("hip"), "{}", e.name());
         }
         assert_eq!(Entry::from_name("malloc"), None);
         assert_eq!(Entry::from_index(Entry::COUNT), None);

@@ -12,7 +12,7 @@
 //! not do: a cdylib's version script hides symbols that come from C.)
 #![allow(non_snake_case)]
 
-use super::{after, boundary, decide};
+use super::forward::{after, boundary, decide, ensure_fault_handler, forward_free, record_range};
 use crate::abi::{hsa, hsa_amd_memory_pool_t, hsa_status_t};
 use crate::core::entry::Entry;
 use crate::core::policy::{self, Forward};
@@ -111,7 +111,7 @@ extern "C" fn pool_allocate_from(
             if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && process::config().enabled {
                 // SAFETY: success: the runtime wrote *ptr.
                 let base = unsafe { *ptr } as usize;
-                super::record_range(
+                record_range(
                     entry,
                     base,
                     size,
@@ -121,7 +121,7 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
-            super::ensure_fault_handler();
+            ensure_fault_handler();
         });
         rc
     })
@@ -177,7 +177,7 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
                 Err(rc) => return rc,
             };
         // SAFETY: forwarding the caller's pointer.
-        super::forward_free(
+        forward_free(
             entry,
             ptr,
             |rc| rc == hsa::STATUS_SUCCESS,
