@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::tempdir;
+use common::{tempdir, Cli, CliRun};
 use serde_json::Value as Json;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn fixture(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -13,25 +13,23 @@ fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
-/// Runs doctor with a clean environment plus `env`.
-fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
-    c.arg("doctor").args(args);
-    for k in [
-        "HSA_OVERRIDE_GFX_VERSION",
-        "HIP_HOST_COHERENT",
-        "HSA_FORCE_FINE_GRAIN_PCIE",
-        "LD_PRELOAD",
-        "RMCP_MODE",
-        "RMCP_TARGETS",
-        "NO_COLOR",
-    ] {
-        c.env_remove(k);
-    }
+/// `rmcp doctor ARGS` through common's clean-environment runner, plus
+/// `env`, HOME=/home/alice (the user's files come from `<root>/home/alice`)
+/// and, unless `env` holds a `CWD` entry (a fixture directory),
+/// projects/plain as the current directory.
+fn doctor(args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    let mut c = Cli::new(&["doctor"])
+        .args(args)
+        .env("HOME", "/home/alice")
+        .current_dir(fixture("projects/plain"));
     for (k, v) in env {
-        c.env(k, v);
+        c = if *k == "CWD" {
+            c.current_dir(fixture(v))
+        } else {
+            c.env(k, v)
+        };
     }
-    c.output().unwrap()
+    c.run()
 }
 
 fn doctor_json(root: &str, log: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> (i32, Json) {
@@ -51,14 +49,7 @@ fn doctor_json(root: &str, log: Option<&str>, extra: &[&str], env: &[(&str, &str
     }
     args.extend_from_slice(extra);
     let out = doctor(&args, env);
-    let text = String::from_utf8(out.stdout).unwrap();
-    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {text}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap(), v)
+    (out.code, out.json())
 }
 
 fn findings(v: &Json) -> Vec<(String, String, String)> {
@@ -73,7 +64,10 @@ fn findings(v: &Json) -> Vec<(String, String, String)> {
                     .and_then(Json::as_str)
                     .unwrap()
                     .to_string(),
-                f.get("message").and_then(Json::as_str).unwrap().to_string(),
+                match f.get("fix").and_then(Json::as_str) {
+                    Some(fix) => format!("{} fix: {fix}", f["message"].as_str().unwrap()),
+                    None => f["message"].as_str().unwrap().to_string(),
+                },
             )
         })
         .collect()
@@ -238,22 +232,6 @@ fn rdna2_faults_and_live_parameters() {
 }
 
 #[test]
-fn rdna2_override_of_the_same_family_is_a_warning() {
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &[],
-        &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")],
-    );
-    assert_eq!(code, 0);
-    let fs = findings(&v);
-    let ov = find(&fs, "hsa-override-mismatch");
-    assert_eq!(ov.len(), 1);
-    assert_eq!(ov[0].1, "warning");
-    assert!(find(&fs, "gpu-vm-fault").is_empty() && find(&fs, "gpu-reset").is_empty());
-}
-
-#[test]
 fn apu_is_integrated_and_preloaded_via_etc() {
     let (code, v) = doctor_json(
         "apu-rembrandt",
@@ -286,80 +264,6 @@ fn apu_is_integrated_and_preloaded_via_etc() {
     );
 }
 
-/// The doctor reads each variable as its runtime (and librmcp) does: HIP
-/// takes "enable" as off and "yes" as on; ROCr takes only "1"; an empty
-/// RMCP_TARGETS is invalid for librmcp, so the doctor says so too.
-#[test]
-fn variables_are_read_as_the_runtimes_read_them() {
-    let (_, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &[],
-        &[
-            ("HIP_HOST_COHERENT", "enable"),
-            ("HSA_FORCE_FINE_GRAIN_PCIE", "true"),
-            ("RMCP_TARGETS", ""),
-        ],
-    );
-    let fs = findings(&v);
-    assert!(find(&fs, "hip-host-coherent").is_empty(), "{v:?}");
-    assert!(find(&fs, "fine-grain-pcie").is_empty(), "{v:?}");
-    assert_eq!(find(&fs, "rmcp-targets-invalid").len(), 1, "{v:?}");
-    let (_, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &[],
-        &[("HIP_HOST_COHERENT", "yes")],
-    );
-    assert_eq!(find(&findings(&v), "hip-host-coherent").len(), 1);
-}
-
-#[test]
-fn ld_preload_is_detected() {
-    let (_, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &[],
-        &[("LD_PRELOAD", "/opt/x/libfoo.so:/usr/local/lib/librmcp.so")],
-    );
-    let fs = findings(&v);
-    assert!(find(&fs, "rmcp-preloaded")[0].2.contains("LD_PRELOAD"));
-}
-
-#[test]
-fn rdna3_is_not_a_target() {
-    let (code, v) = doctor_json(
-        "rdna3-rx7900xtx",
-        Some("logs/clean.log"),
-        &[],
-        &[("HIP_HOST_COHERENT", "1")],
-    );
-    assert_eq!(code, 0);
-    let g = &gpus(&v)[0];
-    assert_eq!(g.get("gfx").and_then(Json::as_str), Some("gfx1100"));
-    assert_eq!(g.get("targeted"), Some(&Json::Bool(false)));
-    assert_eq!(
-        g.get("integrated"),
-        Some(&Json::Bool(false)),
-        "local_mem_size 0 must not make it integrated"
-    );
-    let fs = findings(&v);
-    assert!(find(&fs, "hip-host-coherent").is_empty());
-    assert!(find(&fs, "rmcp-not-preloaded").is_empty());
-    assert!(find(&fs, "kernel-param-value")
-        .iter()
-        .any(|f| f.2.contains("noretry=1: retry faults disabled")));
-
-    let (code, v) = doctor_json(
-        "rdna3-rx7900xtx",
-        Some("logs/clean.log"),
-        &[],
-        &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")],
-    );
-    assert_eq!(code, 1);
-    assert_eq!(find(&findings(&v), "hsa-override-mismatch")[0].1, "error");
-}
-
 #[test]
 fn empty_root_has_no_gpu_and_skips_the_live_log() {
     let root = tempdir("empty");
@@ -373,8 +277,8 @@ fn empty_root_has_no_gpu_and_skips_the_live_log() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0));
-    let v: Json = serde_json::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(out.code, (0));
+    let v = out.json();
     assert!(gpus(&v).is_empty());
     let fs = findings(&v);
     assert_eq!(find(&fs, "no-gpu")[0].1, "info");
@@ -389,8 +293,8 @@ fn empty_root_has_no_gpu_and_skips_the_live_log() {
 #[test]
 fn missing_explicit_paths_exit_2_with_one_line() {
     let out = doctor(&["--sysfs-root", "/nonexistent/rmcp-root"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.code, (2));
+    let err = &out.stderr;
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/nonexistent/rmcp-root"));
     assert!(out.stdout.is_empty());
@@ -405,16 +309,14 @@ fn missing_explicit_paths_exit_2_with_one_line() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.code, (2));
+    let err = &out.stderr;
     assert_eq!(err.lines().count(), 1);
     assert!(err.contains("/nonexistent/k.log"));
 
     let out = doctor(&["--frobnicate"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("--frobnicate"));
+    assert_eq!(out.code, (2));
+    assert!(out.stderr.contains("--frobnicate"));
 }
 
 #[test]
@@ -432,8 +334,8 @@ fn human_report_has_the_key_lines_and_no_colour_when_piped() {
         ],
         &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")],
     );
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.code, (1));
+    let text = &out.stdout;
     assert!(
         !text.contains('\x1b'),
         "no ANSI colour when stdout is not a terminal"
@@ -457,95 +359,6 @@ fn fake_python(tag: &str, body: &str) -> PathBuf {
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
-}
-
-#[test]
-fn torch_without_the_gpus_arch_is_an_error() {
-    let py = fake_python(
-        "torch-missing",
-        r#"echo '{"torch": "2.4.1+rocm6.1", "hip": "6.1.40091", "cuda": null, "arch_list": ["gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100"]}'"#,
-    );
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &["--python", py.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 1);
-    let fs = findings(&v);
-    let m = find(&fs, "torch-missing-arch");
-    assert_eq!(m.len(), 1);
-    assert_eq!(m[0].1, "error");
-    assert!(m[0].2.contains("gfx1031") && m[0].2.contains("2.4.1+rocm6.1"));
-    let t = v.get("pytorch").unwrap();
-    assert_eq!(t.get("hip").and_then(Json::as_str), Some("6.1.40091"));
-    assert_eq!(
-        t.get("arch_list").and_then(Json::as_array).map(|a| a.len()),
-        Some(6)
-    );
-
-    let py = fake_python(
-        "torch-ok",
-        r#"echo '{"torch": "2.4.1", "hip": "6.1", "cuda": null, "arch_list": ["gfx1031:xnack-"]}'"#,
-    );
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &["--python", py.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 0);
-    assert_eq!(find(&findings(&v), "torch-arch-ok").len(), 1);
-}
-
-#[test]
-fn torch_absence_and_garbage_are_info() {
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &["--python", "/nonexistent/python3"],
-        &[],
-    );
-    assert_eq!(code, 0);
-    assert_eq!(find(&findings(&v), "python-not-found")[0].1, "info");
-
-    let py = fake_python(
-        "torch-none",
-        r#"echo '{"torch": null, "error": "ModuleNotFoundError(\"No module named torch\")"}'"#,
-    );
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &["--python", py.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 0);
-    assert_eq!(find(&findings(&v), "torch-not-found")[0].1, "info");
-
-    let py = fake_python("torch-garbage", "echo 'Segmentation fault'; exit 139");
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &["--python", py.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 0);
-    assert_eq!(find(&findings(&v), "torch-probe-failed")[0].1, "info");
-
-    let py = fake_python(
-        "torch-cpu",
-        r#"echo '{"torch": "1.13.1", "hip": null, "cuda": null, "arch_list": []}'"#,
-    );
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &["--python", py.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 0);
-    assert!(find(&findings(&v), "torch-not-rocm")[0]
-        .2
-        .contains("CPU only"));
 }
 
 /// The real probe against a real PyTorch, when one is installed (Debian's
@@ -590,33 +403,552 @@ fn torch_probe_reads_a_real_torch() {
     }
 }
 
-#[test]
-fn rmcp_targets_is_honoured() {
-    let (_, v) = doctor_json(
-        "rdna3-rx7900xtx",
-        Some("logs/clean.log"),
-        &[],
-        &[("RMCP_TARGETS", "gfx1100")],
-    );
-    assert_eq!(v.get("targets").and_then(Json::as_str), Some("gfx1100"));
-    assert_eq!(gpus(&v)[0].get("targeted"), Some(&Json::Bool(true)));
-    assert_eq!(find(&findings(&v), "rmcp-not-preloaded").len(), 1);
+/// One run of `rmcp doctor --json` on a fixture and what its findings must
+/// show. Most behaviour is a row here; tests of their own remain only for
+/// what a row cannot say (JSON fields, exit 2, the human layout).
+struct Case {
+    name: &'static str,
+    root: &'static str,
+    log: Option<&'static str>,
+    /// Environment; `("CWD", dir)` runs doctor in fixture directory `dir`.
+    env: &'static [(&'static str, &'static str)],
+    /// Body of a fake `python3` answering the PyTorch probe, or an absolute
+    /// path used as the interpreter; None: --python none.
+    python: Option<&'static str>,
+    exit: i32,
+    /// (id, severity, texts): some finding with that id and severity
+    /// contains every text in its message or fix.
+    expect: &'static [(&'static str, &'static str, &'static [&'static str])],
+    /// Ids no finding may have.
+    absent: &'static [&'static str],
+    /// (JSON pointer, expected value as JSON text); "finding:ID/rest" points
+    /// inside the first finding with that id.
+    json: &'static [(&'static str, &'static str)],
+}
 
-    let (code, v) = doctor_json(
-        "rdna2-rx6700xt",
-        Some("logs/clean.log"),
-        &[],
-        &[("RMCP_TARGETS", "rdna2")],
-    );
-    assert_eq!(code, 0);
+const TORCH_ROCM61: &str = r#"echo '{"torch": "2.4.1+rocm6.1", "hip": "6.1.40091", "cuda": null, "arch_list": ["gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100"]}'"#;
+const TORCH_GENERIC: &str = r#"echo '{"torch": "2.9.0+rocm7.1", "hip": "7.1.25424", "cuda": null, "arch_list": ["gfx10-1-generic", "gfx10-3-generic", "gfx11-generic"]}'"#;
+const TORCH_GENERIC_RDNA2_ONLY: &str = r#"echo '{"torch": "2.9.0+rocm7.1", "hip": "7.1.25424", "cuda": null, "arch_list": ["gfx10-3-generic"]}'"#;
+
+const CASES: &[Case] = &[
+    Case {
+        name: "an override of the same family is a warning",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")],
+        python: None,
+        exit: 0,
+        expect: &[("hsa-override-mismatch", "warning", &["gfx1030", "gfx1031"])],
+        absent: &["gpu-vm-fault", "gpu-reset"],
+        json: &[],
+    },
+    Case {
+        name: "the per-node override is read before the global one (libhsakmt topology.c)",
+        root: "rdna1-rx5700xt",
+        log: Some("logs/clean.log"),
+        env: &[
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_1", "10.1.0"),
+        ],
+        python: None,
+        exit: 0,
+        expect: &[(
+            "hsa-override-redundant",
+            "info",
+            &["HSA_OVERRIDE_GFX_VERSION_1=10.1.0"],
+        )],
+        absent: &["hsa-override-mismatch"],
+        json: &[
+            ("/overrides/0/variable", r#""HSA_OVERRIDE_GFX_VERSION""#),
+            ("/overrides/0/effects/0/effect", r#""shadowed""#),
+        ],
+    },
+    Case {
+        name: "a per-node override for another node leaves this GPU to the global one",
+        root: "rdna1-rx5700xt",
+        log: Some("logs/clean.log"),
+        env: &[
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_2", "10.1.0"),
+        ],
+        python: None,
+        exit: 1,
+        expect: &[
+            (
+                "hsa-override-mismatch",
+                "error",
+                &["HSA_OVERRIDE_GFX_VERSION=10.3.0", "gfx1010"],
+            ),
+            ("hsa-override-unused-node", "info", &["node 2 is not a GPU"]),
+        ],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "an invalid per-node override stops libhsakmt",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[("HSA_OVERRIDE_GFX_VERSION_1", "gfx1030")],
+        python: None,
+        exit: 0,
+        expect: &[(
+            "hsa-override-invalid",
+            "warning",
+            &[
+                "HSA_OVERRIDE_GFX_VERSION_1=gfx1030",
+                "ROCm then finds no GPU",
+            ],
+        )],
+        absent: &["hsa-override-mismatch"],
+        json: &[],
+    },
+    Case {
+        name: "overrides in ~/.bashrc, environment.d and a systemd drop-in, each by file and line",
+        root: "rdna1-overrides",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: None,
+        exit: 1,
+        expect: &[
+            (
+                "hsa-override-in-file",
+                "error",
+                &[
+                    "/home/alice/.bashrc:10",
+                    "shell start-up file",
+                    "runs gfx1030 code on gfx1010 hardware",
+                ],
+            ),
+            (
+                "hsa-override-in-file",
+                "error",
+                &[
+                    "/etc/systemd/system/ollama.service.d/override.conf:2",
+                    "systemd drop-in",
+                ],
+            ),
+            (
+                "hsa-override-in-file",
+                "info",
+                &[
+                    "60-rocm.conf:1",
+                    "HSA_OVERRIDE_GFX_VERSION_1 (line 2, read first by libhsakmt) wins",
+                ],
+            ),
+            (
+                "hsa-override-in-file",
+                "info",
+                &["60-rocm.conf:2", "names its own ISA, harmless"],
+            ),
+        ],
+        absent: &["hsa-override-mismatch", "input-unreadable"],
+        json: &[
+            ("/overrides/0/file", r#""/home/alice/.bashrc""#),
+            ("/overrides/0/line", "10"),
+            ("/overrides/0/effects/0/effect", r#""wrong-isa""#),
+        ],
+    },
+    Case {
+        name: "compose and .env files of the current directory",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[("CWD", "projects/comfyui-rocm")],
+        python: None,
+        exit: 0,
+        expect: &[
+            (
+                "hsa-override-in-file",
+                "warning",
+                &[
+                    "compose.yaml:12",
+                    "compose file",
+                    "loads gfx1030 code on gfx1031 hardware, same family",
+                ],
+            ),
+            (
+                "hsa-override-in-file",
+                "warning",
+                &[".env:2", "compose .env file"],
+            ),
+        ],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "a fixture with no override files reports none",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[],
+        absent: &[
+            "hsa-override-in-file",
+            "hsa-override-mismatch",
+            "input-unreadable",
+        ],
+        json: &[("/overrides", "[]")],
+    },
+    Case {
+        name: "firmware that failed to load, and the failed GPU init that followed",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/firmware-missing.log"),
+        env: &[],
+        python: None,
+        exit: 1,
+        expect: &[
+            ("firmware-load-failed", "warning", &["4 firmware load failure lines", "amdgpu/vega20_ta.bin", "0000:01:00.0, 0000:19:00.0"]),
+            ("gpu-init-failed", "error", &["sw_init of IP block <gmc_v8_0> failed", "KFD and ROCm cannot use it"]),
+        ],
+        absent: &["kernel-log-clean"],
+        json: &[("/kernel_log/firmware_failures", "4"), ("/kernel_log/init_failures", "3")],
+    },
+    Case {
+        name: "MES queue removal failure before a reset",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/mes-remove-queue.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[
+            ("mes-queue-failure", "warning", &["MES failed to respond to msg=REMOVE_QUEUE", "cwsr_enable=0"]),
+            ("gpu-reset", "warning", &["0000:c5:00.0"]),
+        ],
+        absent: &[],
+        json: &[("/kernel_log/queue_failures", "2")],
+    },
+    Case {
+        name: "an SDMA0 fault decoded: client, write, permission bits, more faults",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/sdma-fault.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[("gpu-vm-fault", "warning", &[
+            "status 0x00841b5b",
+            "client SDMA0: the SDMA copy engine (a memory copy, not a kernel); a write; PERMISSION_FAULTS 0x5, MAPPING_ERROR 1, WALKER_ERROR 5; MORE_FAULTS 1",
+        ])],
+        absent: &[],
+        json: &[
+            ("finding:gpu-vm-fault/details/0/decoded/client", r#""SDMA0""#),
+            ("finding:gpu-vm-fault/details/0/decoded/access", r#""write""#),
+            ("finding:gpu-vm-fault/details/0/decoded/permission_faults", "5"),
+            ("finding:gpu-vm-fault/details/0/decoded/more_faults", "1"),
+        ],
+    },
+    Case {
+        name: "a tainted kernel from an oops line of the log",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/taint-oops.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[("kernel-tainted", "warning", &["(kernel log): W (kernel issued a warning)"])],
+        absent: &[],
+        json: &[("/system/taint", r#""W""#)],
+    },
+    Case {
+        name: "kernel 6.18.4, ROCm 7.1.1, out-of-tree modules: three known regressions and the taint",
+        root: "rdna2-kernel-6.18",
+        log: Some("logs/amdgpu-204.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[
+            ("known-regression", "warning", &["kernel 6.18.4-arch1-1", "sdma-page-fault-6.18", "https://github.com/ROCm/amdgpu/issues/204"]),
+            ("known-regression", "warning", &["ROCm 7.1.1-38", "cwsr-illegal-address-rocm7", "https://github.com/YanWenKun/ComfyUI-Docker/issues/157"]),
+            ("known-regression", "warning", &["comgr-gfx1030-crash-7.1.1", "https://github.com/ggml-org/llama.cpp/issues/27275"]),
+            ("kernel-tainted", "warning", &["/proc/sys/kernel/tainted", "O (out-of-tree module loaded", "E (unsigned module loaded)"]),
+            ("gpu-vm-fault", "warning", &["process python (pid 91762)"]),
+        ],
+        absent: &[],
+        json: &[("/system/kernel", r#""6.18.4-arch1-1""#), ("/system/rocm", r#""7.1.1-38""#), ("/known_regressions/0/regression", r#""sdma-page-fault-6.18""#)],
+    },
+    Case {
+        name: "kernel 6.1 from the log's Linux version line: no regression, no taint",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[("kernel-log-clean", "info", &[])],
+        absent: &["known-regression", "kernel-tainted", "firmware-load-failed", "mes-queue-failure"],
+        json: &[("/system/kernel", r#""6.1.0-18-amd64""#), ("/system/kernel_from", r#""kernel log""#), ("/known_regressions", "[]")],
+    },
+    Case {
+        name: "HIP takes 'enable' as off, ROCr takes only '1', an empty RMCP_TARGETS is invalid",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[
+            ("HIP_HOST_COHERENT", "enable"),
+            ("HSA_FORCE_FINE_GRAIN_PCIE", "true"),
+            ("RMCP_TARGETS", ""),
+        ],
+        python: None,
+        exit: 0,
+        expect: &[("rmcp-targets-invalid", "warning", &[])],
+        absent: &["hip-host-coherent", "fine-grain-pcie"],
+        json: &[],
+    },
+    Case {
+        name: "HIP takes 'yes' as on",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[("HIP_HOST_COHERENT", "yes")],
+        python: None,
+        exit: 0,
+        expect: &[("hip-host-coherent", "warning", &[])],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "LD_PRELOAD naming librmcp.so",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[("LD_PRELOAD", "/opt/x/libfoo.so:/usr/local/lib/librmcp.so")],
+        python: None,
+        exit: 0,
+        expect: &[("rmcp-preloaded", "info", &["LD_PRELOAD"])],
+        absent: &["rmcp-not-preloaded"],
+        json: &[],
+    },
+    Case {
+        name: "RDNA3 is not a target: coherent variables and preload are not its business",
+        root: "rdna3-rx7900xtx",
+        log: Some("logs/clean.log"),
+        env: &[("HIP_HOST_COHERENT", "1")],
+        python: None,
+        exit: 0,
+        expect: &[(
+            "kernel-param-value",
+            "info",
+            &["noretry=1: retry faults disabled"],
+        )],
+        absent: &["hip-host-coherent", "rmcp-not-preloaded"],
+        json: &[
+            ("/gpus/0/gfx", r#""gfx1100""#),
+            ("/gpus/0/targeted", "false"),
+            ("/gpus/0/integrated", "false"),
+        ],
+    },
+    Case {
+        name: "an RDNA2 override on RDNA3 is an error",
+        root: "rdna3-rx7900xtx",
+        log: Some("logs/clean.log"),
+        env: &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")],
+        python: None,
+        exit: 1,
+        expect: &[("hsa-override-mismatch", "error", &[])],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "RMCP_TARGETS=gfx1100 targets RDNA3",
+        root: "rdna3-rx7900xtx",
+        log: Some("logs/clean.log"),
+        env: &[("RMCP_TARGETS", "gfx1100")],
+        python: None,
+        exit: 0,
+        expect: &[("rmcp-not-preloaded", "info", &[])],
+        absent: &[],
+        json: &[("/targets", r#""gfx1100""#), ("/gpus/0/targeted", "true")],
+    },
+    Case {
+        name: "an invalid RMCP_TARGETS falls back to the default set",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[("RMCP_TARGETS", "rdna2")],
+        python: None,
+        exit: 0,
+        expect: &[("rmcp-targets-invalid", "warning", &["'rdna2'"])],
+        absent: &[],
+        json: &[
+            ("/targets", r#""gfx1010-gfx1013,gfx1030-gfx1036""#),
+            ("/gpus/0/targeted", "true"),
+        ],
+    },
+    Case {
+        name: "PyTorch without the GPU's code objects",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(TORCH_ROCM61),
+        exit: 1,
+        expect: &[("torch-missing-arch", "error", &["gfx1031", "2.4.1+rocm6.1"])],
+        absent: &["torch-arch-ok"],
+        json: &[("/pytorch/hip", r#""6.1.40091""#)],
+    },
+    Case {
+        name: "PyTorch with the exact architecture",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(
+            r#"echo '{"torch": "2.4.1", "hip": "6.1", "cuda": null, "arch_list": ["gfx1031:xnack-"]}'"#,
+        ),
+        exit: 0,
+        expect: &[("torch-arch-ok", "info", &["carries gfx1031 code"])],
+        absent: &["torch-missing-arch"],
+        json: &[],
+    },
+    Case {
+        name: "a generic-only build runs on RDNA2 (gfx10-3-generic covers gfx1031)",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(TORCH_GENERIC),
+        exit: 0,
+        expect: &[(
+            "torch-arch-ok",
+            "info",
+            &["gfx10-3-generic code, LLVM's generic target that runs on gfx1031"],
+        )],
+        absent: &["torch-missing-arch"],
+        json: &[],
+    },
+    Case {
+        name: "a generic-only build runs on RDNA1 (gfx10-1-generic covers gfx1010)",
+        root: "rdna1-rx5700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(TORCH_GENERIC),
+        exit: 0,
+        expect: &[("torch-arch-ok", "info", &["gfx10-1-generic"])],
+        absent: &["torch-missing-arch"],
+        json: &[],
+    },
+    Case {
+        name: "gfx10-3-generic does not cover RDNA1",
+        root: "rdna1-rx5700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(TORCH_GENERIC_RDNA2_ONLY),
+        exit: 1,
+        expect: &[(
+            "torch-missing-arch",
+            "error",
+            &["gfx1010", "gfx10-3-generic"],
+        )],
+        absent: &["torch-arch-ok"],
+        json: &[],
+    },
+    Case {
+        name: "no interpreter",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some("/nonexistent/python3"),
+        exit: 0,
+        expect: &[("python-not-found", "info", &[])],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "torch not importable",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(
+            r#"echo '{"torch": null, "error": "ModuleNotFoundError(\"No module named torch\")"}'"#,
+        ),
+        exit: 0,
+        expect: &[("torch-not-found", "info", &[])],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "a crashing probe",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some("echo 'Segmentation fault'; exit 139"),
+        exit: 0,
+        expect: &[("torch-probe-failed", "info", &[])],
+        absent: &[],
+        json: &[],
+    },
+    Case {
+        name: "a CPU build of PyTorch",
+        root: "rdna2-rx6700xt",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: Some(r#"echo '{"torch": "1.13.1", "hip": null, "cuda": null, "arch_list": []}'"#),
+        exit: 0,
+        expect: &[("torch-not-rocm", "info", &["CPU only"])],
+        absent: &[],
+        json: &[],
+    },
+];
+
+fn run_case(c: &Case) -> Result<(), String> {
+    let py = c
+        .python
+        .filter(|b| !b.starts_with('/'))
+        .map(|body| fake_python("case", body));
+    let py = py.or_else(|| c.python.map(PathBuf::from));
+    let py_arg = py
+        .as_ref()
+        .map_or("none".to_string(), |p| p.display().to_string());
+    let (code, v) = doctor_json(c.root, c.log, &["--python", &py_arg], c.env);
     let fs = findings(&v);
-    let bad = find(&fs, "rmcp-targets-invalid");
-    assert_eq!(bad.len(), 1);
-    assert_eq!(bad[0].1, "warning");
-    assert!(bad[0].2.contains("'rdna2'"));
-    assert_eq!(
-        v.get("targets").and_then(Json::as_str),
-        Some("gfx1010-gfx1013,gfx1030-gfx1036")
+    let mut problems = Vec::new();
+    if code != c.exit {
+        problems.push(format!("exit {code}, want {}", c.exit));
+    }
+    for (id, sev, texts) in c.expect {
+        let hit = fs
+            .iter()
+            .any(|f| f.0 == *id && f.1 == *sev && texts.iter().all(|t| f.2.contains(t)));
+        if !hit {
+            problems.push(format!("no {sev} {id} containing {texts:?}"));
+        }
+    }
+    for id in c.absent {
+        if !find(&fs, id).is_empty() {
+            problems.push(format!("unexpected {id}: {:?}", find(&fs, id)));
+        }
+    }
+    for (ptr, want) in c.json {
+        let want: Json = serde_json::from_str(want).unwrap();
+        // "finding:ID/rest": `rest` inside the first finding with that id.
+        let got = match ptr.strip_prefix("finding:") {
+            Some(rest) => {
+                let (id, rest) = rest.split_once('/').unwrap();
+                v["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["id"] == id)
+                    .and_then(|f| f.pointer(&format!("/{rest}")))
+            }
+            None => v.pointer(ptr),
+        };
+        if got != Some(&want) {
+            problems.push(format!("{ptr} is {got:?}, want {want}"));
+        }
+    }
+    if let Some(p) = py.filter(|p| p.exists()) {
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}\n  findings: {fs:?}",
+            c.name,
+            problems.join("; ")
+        ))
+    }
+}
+
+#[test]
+fn every_case_of_the_table() {
+    let failures: Vec<String> = CASES.iter().filter_map(|c| run_case(c).err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
     );
-    assert_eq!(gpus(&v)[0].get("targeted"), Some(&Json::Bool(true)));
 }

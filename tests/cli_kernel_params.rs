@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::tempdir;
+use common::{tempdir, Cli, CliRun};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const MARKER_START: &str = "# rmcp-managed:";
 
@@ -28,23 +27,19 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn kp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmcp"))
-        .arg("kernel-params")
-        .args(args)
-        .output()
-        .unwrap()
+fn kp(args: &[&str]) -> CliRun {
+    Cli::new(&["kernel-params"]).args(args).run()
 }
 
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn out(o: &CliRun) -> &str {
+    &o.stdout
 }
 
 #[test]
 fn prints_an_all_commented_snippet() {
     let root = fixture("rdna2-rx6700xt");
     let o = kp(&["--root", root.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.code, 0);
     let s = out(&o);
     assert!(s.starts_with(MARKER_START), "{s}");
     assert!(s.contains("node 1: gfx1031 (RDNA2, discrete) at 0000:0b:00.0"));
@@ -63,7 +58,7 @@ fn prints_an_all_commented_snippet() {
         !root.join("etc/modprobe.d/amdgpu-rmcp.conf").exists(),
         "printing writes nothing"
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--write"));
+    assert!(o.stderr.contains("--write"));
 
     let apu = kp(&["--root", fixture("apu-rembrandt").to_str().unwrap()]);
     assert!(out(&apu).contains("(RDNA2, integrated)") && out(&apu).contains("Integrated GPUs"));
@@ -74,7 +69,7 @@ fn no_targeted_gpu_writes_nothing() {
     let root = tempdir("rdna3");
     copy_tree(&fixture("rdna3-rx7900xtx"), &root);
     let o = kp(&["--root", root.to_str().unwrap(), "--write"]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.code, 0);
     assert!(out(&o).contains("no targeted GPU") && out(&o).contains("nothing written"));
     assert!(!root.join("etc/modprobe.d").exists());
     std::fs::remove_dir_all(root).unwrap();
@@ -88,12 +83,7 @@ fn writes_replaces_its_own_and_refuses_foreign_files() {
     let r = root.to_str().unwrap();
 
     let o = kp(&["--root", r, "--write"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.code, 0, "{o}");
     let first = std::fs::read_to_string(&conf).unwrap();
     assert!(first.starts_with(MARKER_START));
     assert!(first.contains("gfx1010 (RDNA1, discrete) at 0000:28:00.0"));
@@ -105,14 +95,14 @@ fn writes_replaces_its_own_and_refuses_foreign_files() {
     );
 
     // ours: replaced without --force
-    assert_eq!(kp(&["--root", r, "--write"]).status.code(), Some(0));
+    assert_eq!(kp(&["--root", r, "--write"]).code, 0);
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), first);
 
     // foreign: refused, left as it was
     std::fs::write(&conf, "options amdgpu noretry=1\n").unwrap();
     let o = kp(&["--root", r, "--write"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to replace"));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("refusing to replace"));
     assert_eq!(
         std::fs::read_to_string(&conf).unwrap(),
         "options amdgpu noretry=1\n"
@@ -120,7 +110,7 @@ fn writes_replaces_its_own_and_refuses_foreign_files() {
 
     // --force replaces it
     let o = kp(&["--root", r, "--write", "--force"]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.code, 0);
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), first);
 
     // no temporary files left behind
@@ -134,9 +124,9 @@ fn writes_replaces_its_own_and_refuses_foreign_files() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    assert_eq!(kp(&["--force"]).status.code(), Some(2));
-    assert_eq!(kp(&["--bogus"]).status.code(), Some(2));
+    assert_eq!(kp(&["--force"]).code, 2);
+    assert_eq!(kp(&["--bogus"]).code, 2);
     let o = kp(&["--root", "/nonexistent/rmcp-root"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/rmcp-root"));
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("/nonexistent/rmcp-root"));
 }

@@ -1,18 +1,17 @@
 //! `rmcp run`: environment, exit codes, signals, bad flags and the CPU fallback.
-//! librmcp.so is faked with RMCP_LIBRARY pointing at any existing file.
+//! librmcp.so is stood in for by an empty shared library (RMCP_LIBRARY), so
+//! the programs run exactly as they would without rmcp.
 
 mod common;
 
-use common::tempdir;
+use common::{stand_in_library, tempdir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A stand-in for librmcp.so (never loaded successfully: ld.so skips it with a warning).
+/// A stand-in for librmcp.so: an x86-64 shared library that does nothing.
 fn fake_lib(dir: &Path) -> PathBuf {
-    let p = dir.join("librmcp.so");
-    std::fs::write(&p, b"not really a library").unwrap();
-    p
+    stand_in_library(dir, "librmcp.so")
 }
 
 fn rmcp(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -179,7 +178,7 @@ fn faulting_program(d: &Path, report: &str) -> PathBuf {
         &format!(
             r#"echo "$RMCP_FAULT_REPORT" >> "{dir}/paths"
 if [ "$HIP_VISIBLE_DEVICES" != "-1" ]; then
-  cat "{dir}/report.json" > "$RMCP_FAULT_REPORT"
+  cat "{dir}/report.json" > "$(printf '%s' "$RMCP_FAULT_REPORT" | sed "s/%p/$$/g")"
   kill -ABRT $$
 fi
 echo "cpu run CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
@@ -324,5 +323,232 @@ fn sigterm_is_forwarded_to_the_command() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got-term");
     assert!(start.elapsed().as_secs() < 20);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Issue 18 item 11: an RMCP_LIBRARY that ld.so cannot preload (not ELF,
+/// another architecture) is refused with one line and exit status 2, before
+/// the command runs; `rmcp --print-library` refuses it too.
+#[test]
+fn a_library_this_machine_cannot_load_is_refused() {
+    let d = tempdir("badlib");
+    let junk = d.join("junk.so");
+    std::fs::write(&junk, b"not really a library").unwrap();
+    let arm = d.join("librmcp-arm.so");
+    common::wrong_architecture_copy(&fake_lib(&d), &arm);
+    let prog = script(&d, "p.sh", &format!("touch {}/ran", d.display()));
+    for (lib, why) in [
+        (&junk, "is not an ELF file"),
+        (&arm, "is a 64-bit library for "),
+    ] {
+        let env = [("RMCP_LIBRARY", lib.to_str().unwrap())];
+        let out = rmcp(&["--", prog.to_str().unwrap()], &env);
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.starts_with(&format!("rmcp: run: RMCP_LIBRARY={} {why}", lib.display()))
+                && e.contains("accepted: librmcp.so built for x86-64 Linux"),
+            "{e}"
+        );
+        assert!(!d.join("ran").exists(), "the command must not run");
+        let out = Command::new(env!("CARGO_BIN_EXE_rmcp"))
+            .arg("--print-library")
+            .env("RMCP_LIBRARY", lib)
+            .output()
+            .unwrap();
+        let e = stderr(&out);
+        assert!(!out.status.success(), "{e}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains(why), "{e}");
+    }
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Issue 18 item 4: with --on-gpu-fault cpu, an RMCP_FAULT_REPORT the user
+/// set still receives the GPU run's report (%p expanded, an existing file
+/// never overwritten), the output says where, and the CPU run keeps it.
+#[test]
+fn the_users_report_path_receives_the_gpu_faults_report() {
+    let d = tempdir("userreport");
+    let lib = fake_lib(&d);
+    let prog = faulting_program(&d, REPORT);
+    let mine = d.join("mine-%p.json");
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &[
+            ("RMCP_LIBRARY", lib.to_str().unwrap()),
+            ("RMCP_FAULT_REPORT", mine.to_str().unwrap()),
+        ],
+    );
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{e}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mine-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}\n{e}");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), REPORT);
+    assert!(
+        e.contains(&format!("is in {}\n", kept[0].display())),
+        "the output names the file\n{e}"
+    );
+    // The CPU run is given the user's path (the first run a private one).
+    let paths = std::fs::read_to_string(d.join("paths")).unwrap();
+    assert_eq!(
+        paths.lines().nth(1),
+        Some(mine.to_str().unwrap()),
+        "{paths}"
+    );
+
+    // A fixed name that already exists is kept; the report goes beside it.
+    let fixed = d.join("fixed.json");
+    std::fs::write(&fixed, "older\n").unwrap();
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &[
+            ("RMCP_LIBRARY", lib.to_str().unwrap()),
+            ("RMCP_FAULT_REPORT", fixed.to_str().unwrap()),
+        ],
+    );
+    let e = stderr(&out);
+    assert_eq!(std::fs::read_to_string(&fixed).unwrap(), "older\n");
+    let line = e
+        .lines()
+        .find(|l| l.contains("is in "))
+        .unwrap_or_else(|| panic!("{e}"));
+    let beside = PathBuf::from(line.rsplit("is in ").next().unwrap());
+    assert!(
+        beside
+            .to_string_lossy()
+            .starts_with(&format!("{}.", fixed.display())),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&beside).unwrap(), REPORT);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Issue 18 item 13: `rmcp run --on-gpu-fault cpu` inside another one leaves
+/// the fallback to the outer one: a command that faults every time runs
+/// twice (the GPU run and one CPU run), not four times.
+#[test]
+fn a_nested_fallback_runs_the_command_twice_not_four_times() {
+    let d = tempdir("nested");
+    let lib = fake_lib(&d);
+    std::fs::write(d.join("report.json"), REPORT).unwrap();
+    let prog = script(
+        &d,
+        "always.sh",
+        &format!(
+            "echo run >> {dir}/count\ncat {dir}/report.json > \"$(printf '%s' \"$RMCP_FAULT_REPORT\" | sed \"s/%p/$$/g\")\"\nkill -ABRT $$",
+            dir = d.display()
+        ),
+    );
+    let bin = env!("CARGO_BIN_EXE_rmcp");
+    let out = rmcp(
+        &[
+            "--on-gpu-fault",
+            "cpu",
+            "--",
+            bin,
+            "run",
+            "--on-gpu-fault",
+            "cpu",
+            "--",
+            prog.to_str().unwrap(),
+        ],
+        &[("RMCP_LIBRARY", lib.to_str().unwrap())],
+    );
+    let e = stderr(&out);
+    let runs = std::fs::read_to_string(d.join("count")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{e}");
+    assert_eq!(e.matches("re-running on CPU").count(), 1, "{e}");
+    assert_eq!(out.status.code(), Some(128 + 6), "{e}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Issue 18 item 14: when no private report directory can be made (a bad
+/// TMPDIR), the command still runs, without the fallback, and rmcp says so.
+#[test]
+fn a_bad_tmpdir_runs_the_command_without_the_fallback() {
+    let d = tempdir("tmpdir");
+    let lib = fake_lib(&d);
+    let out = rmcp(
+        &[
+            "--on-gpu-fault",
+            "cpu",
+            "--",
+            "sh",
+            "-c",
+            "echo ran; exit 4",
+        ],
+        &[
+            ("RMCP_LIBRARY", lib.to_str().unwrap()),
+            ("TMPDIR", "/nonexistent/tmp"),
+        ],
+    );
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{e}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("/nonexistent/tmp") && e.contains("without --on-gpu-fault cpu"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Issue 18 item 6: as PID 1 of a PID namespace (a container's ENTRYPOINT),
+/// `rmcp run` reaps the orphans of the command's tree: five double-forked
+/// `sleep`s that end while the command runs leave no zombie, and the
+/// command's exit status still comes through.
+#[test]
+fn as_pid_1_it_reaps_orphans_like_an_init() {
+    let ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        common::skip_test(
+            "as_pid_1_it_reaps_orphans_like_an_init",
+            "`unshare --pid --fork --mount-proc` is not permitted here",
+            "run as root (util-linux unshare)",
+        );
+        return;
+    }
+    let d = tempdir("init");
+    let lib = fake_lib(&d);
+    // The orphans are re-parented to PID 1; after they end, count zombies.
+    let body = r#"for i in 1 2 3 4 5; do (sleep 0.2 &); done
+sleep 1.5
+n=0
+for f in /proc/[0-9]*/stat; do
+  read -r l < "$f" 2>/dev/null || continue
+  case "${l##*) }" in Z*) n=$((n+1));; esac
+done
+echo "pid1=$(cut -d' ' -f2 /proc/1/stat) zombies=$n"
+exit 7"#;
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_rmcp"))
+        .args(["run", "--", "sh", "-c", body])
+        .env("RMCP_LIBRARY", &lib)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pid1=(rmcp) zombies=0\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     std::fs::remove_dir_all(d).unwrap();
 }

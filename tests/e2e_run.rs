@@ -87,3 +87,38 @@ fn without_the_fallback_a_gpu_fault_ends_like_a_shell_reports_it() {
     assert!(!r.stdout.contains("cpu run"), "{r}");
     assert!(r.stderr.contains("rmcp: address "), "{r}");
 }
+
+/// Issue 18 item 4, with the real library: `--on-gpu-fault cpu` no longer
+/// swallows the user's RMCP_FAULT_REPORT. The GPU fault's JSON (written by
+/// librmcp.so into rmcp's private directory) is copied to the user's path
+/// with %p expanded, and the output names the file.
+#[test]
+fn the_users_report_path_keeps_the_gpu_faults_json() {
+    let d = common::tempdir("e2e-user-report");
+    let r = Scenario::new(rmcp_bin())
+        .devices("gfx1030")
+        .env("RMCP_LIBRARY", librmcp())
+        .env("RMCP_FAULT_REPORT", d.join("fault-%p.json"))
+        .args(["run", "--on-gpu-fault", "cpu", "--", "sh", "-c"])
+        .arg(faulting_unless_hidden())
+        .run();
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}\n{r}");
+    let json = std::fs::read_to_string(&files[0]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let pid = v["process"]["pid"].as_u64().expect("pid");
+    assert_eq!(files[0], d.join(format!("fault-{pid}.json")));
+    assert_eq!(v["verdict"], "live", "{json}");
+    assert!(
+        r.stderr.contains(&format!(
+            "rmcp: the JSON report of process {pid} is in {}\n",
+            files[0].display()
+        )),
+        "{r}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

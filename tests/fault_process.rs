@@ -137,13 +137,12 @@ fn a_bad_rank_is_named_once_and_left_out() {
 /// `rmcp run --on-gpu-fault cpu` gives each process its own report file (RMCP_FAULT_REPORT
 /// with %p), prints every report that was written, and re-runs the command once. The
 /// command here is a script standing in for a two-worker job in which both workers wrote
-/// a report; librmcp.so is faked (any existing file: ld.so skips it with a warning).
+/// a report; librmcp.so is stood in for by an empty shared library.
 #[test]
 fn rmcp_run_prints_every_process_report_and_reruns_once() {
     use std::os::unix::fs::PermissionsExt;
     let d = tempdir("run-reports");
-    let lib = d.join("librmcp.so");
-    std::fs::write(&lib, b"not really a library").unwrap();
+    let lib = common::stand_in_library(&d, "librmcp.so");
     let report = |pid: u32, rank: u32| {
         format!(
             r#"{{"rmcp_fault_report":1,"text":"GPU memory fault at address 0x10 on gfx1030 (node 1, agent 0x1) in process {pid} (RANK {rank}); reason: page not present\n"}}"#

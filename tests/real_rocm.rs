@@ -64,14 +64,6 @@ fn rocm_root(name: &str) -> PathBuf {
     }
 }
 
-fn sid_root() -> PathBuf {
-    rocm_root("sid-root")
-}
-
-fn exp_root() -> PathBuf {
-    rocm_root("exp-root")
-}
-
 /// One real ROCm runtime: where its headers and libraries are, and how to run
 /// a program on it.
 #[derive(Clone, Debug)]
@@ -1523,7 +1515,10 @@ mod real_headers {
         // with hipHostAlloc's parameters; the hook was checked against
         // hipHostAlloc above, and the tables' typedef must still say so.
         let squash = |s: &str| s.split_whitespace().collect::<String>();
-        for (tag, root) in [("6.4.3", super::sid_root()), ("7.2.4", super::exp_root())] {
+        for (tag, root) in [
+            ("6.4.3", super::rocm_root("sid-root")),
+            ("7.2.4", super::rocm_root("exp-root")),
+        ] {
             let trace =
                 std::fs::read_to_string(root.join("usr/include/hip/amd_detail/hip_api_trace.hpp"))
                     .unwrap_or_else(|e| panic!("ROCm {tag} hip_api_trace.hpp: {e}"));

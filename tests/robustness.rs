@@ -336,17 +336,10 @@ fn a_panic_in_the_policy_fails_open_and_forwards_the_original_call() {
 // every RMCP_* variable: garbage, empty, very long
 // ---------------------------------------------------------------------------
 
-/// Every variable rmcp reads (RMCP_TEST_PANIC only in fault-injection
-/// builds; any value but "policy" must do nothing).
-const VARIABLES: &[&str] = &[
-    "RMCP_MODE",
-    "RMCP_TARGETS",
-    "RMCP_LOG",
-    "RMCP_HIP_LIBRARY",
-    "RMCP_HSA_LIBRARY",
-    "RMCP_FAULT_REPORT",
-    "RMCP_TEST_PANIC",
-];
+/// Every RMCP_* variable the library reads, from its own vocabulary
+/// (RMCP_TEST_PANIC only in fault-injection builds; any value but "policy"
+/// must do nothing).
+const VARIABLES: &[&str] = rmcp::config::RMCP_VARIABLES;
 
 const OPS: &[&str] = &[
     "hipHostMalloc:4096:0",
@@ -384,7 +377,8 @@ fn assert_one_line_each(r: &Run, expected: &[&str]) {
     for l in &lines {
         assert!(l.len() < 400, "long message: {l}");
         assert!(
-            l.starts_with("rmcp: warn: RMCP_") && l.contains(" is not valid ("),
+            l.starts_with("rmcp: warn: RMCP_")
+                && (l.contains(" is not valid (") || l.contains(", which is not expanded (")),
             "{l}\n{r}"
         );
         assert!(!l.chars().any(|c| c.is_control()), "{l:?}");
@@ -410,9 +404,18 @@ fn garbage_in_every_variable_gets_one_line_each_and_the_defaults() {
     let r = run_with_all(garbage);
     assert_defaults_applied(&r);
     // The path variables accept any non-empty name: RMCP_HIP_LIBRARY and
-    // RMCP_HSA_LIBRARY are not needed (the runtimes are loaded), and
-    // RMCP_FAULT_REPORT is only opened on a fault.
-    assert_one_line_each(&r, &["RMCP_MODE", "RMCP_TARGETS", "RMCP_LOG"]);
+    // RMCP_HSA_LIBRARY are not needed (the runtimes are loaded),
+    // RMCP_SYSFS_ROOT is read only for the fault report's GPU facts, and
+    // RMCP_FAULT_REPORT is kept, with one line naming its '%s' (only %p and
+    // %% are expanded).
+    assert_one_line_each(
+        &r,
+        &["RMCP_MODE", "RMCP_TARGETS", "RMCP_LOG", "RMCP_FAULT_REPORT"],
+    );
+    assert!(
+        r.stderr.contains("contains '%s', which is not expanded"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -428,6 +431,7 @@ fn empty_values_in_every_variable_get_one_line_each_and_the_defaults() {
             "RMCP_HIP_LIBRARY",
             "RMCP_HSA_LIBRARY",
             "RMCP_FAULT_REPORT",
+            "RMCP_SYSFS_ROOT",
         ],
     );
 }
@@ -447,6 +451,7 @@ fn very_long_values_in_every_variable_get_one_short_line_each() {
             "RMCP_HIP_LIBRARY",
             "RMCP_HSA_LIBRARY",
             "RMCP_FAULT_REPORT",
+            "RMCP_SYSFS_ROOT",
         ],
     );
     assert!(r.stderr.contains("(100000 bytes)"), "{r}");

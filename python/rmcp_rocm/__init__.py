@@ -17,22 +17,32 @@ and returns False), in:
   - a Jupyter/IPython kernel (notebook): the kernel's parent would lose its
     connection. Start the kernel itself under rmcp instead, e.g. a kernel spec
     whose argv begins with "rmcp", "run", "--";
-  - `python3 -c CODE` on Python < 3.10 (no sys.orig_argv to rebuild it from).
+  - `python3 -c CODE` on Python < 3.10 (no sys.orig_argv to rebuild it from);
+  - a script that cannot be read a second time: one read from a pipe
+    (`python3 <(cat s.py)`, `cat s.py | python3 /dev/stdin`), a FIFO, or a
+    file deleted or moved away since the interpreter started.
+When preload() returns False it leaves os.environ as it found it, so child
+processes are not handed a half-done LD_PRELOAD.
 Everything done before preload() in the script runs twice; side effects there
 (files written, output printed) happen twice too.
 """
 
 import os
 import re
+import stat
 import sys
 
 __all__ = ["library_path", "is_loaded", "preload"]
 
 _NAME = re.compile(r"librmcp\.so(\.[0-9]+)*$")
-# Holds the pid of a process that preload() re-executed: exec keeps the pid,
-# so a match means "this process was already re-executed once" and stops a
-# loop when the loader refused the library; children have other pids.
-_MARK = "RMCP_ROCM_REEXEC_PID"
+# A symbol only librmcp exports (include/rmcp.h): how is_loaded() knows the
+# library whatever its file is called.
+_SYMBOL = "rmcp_version"
+# Set by preload() just before it re-executes: who re-executed (see _self_id)
+# and what LD_PRELOAD held before (absent: it was unset), so the re-executed
+# process can tell it is that process and undo the change if loading failed.
+_MARK = "RMCP_ROCM_REEXEC"
+_SAVED = "RMCP_ROCM_SAVED_LD_PRELOAD"
 
 
 def _say(msg):
@@ -58,16 +68,45 @@ def _is_rmcp(path):
 
 
 def is_loaded():
-    """True when a librmcp.so (librmcp.so.N) is mapped into this process."""
+    """True when librmcp is loaded into this process's global symbol scope
+    (preloaded, in /etc/ld.so.preload, or linked), whatever its file name:
+    the process exports librmcp's rmcp_version."""
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and _is_rmcp(parts[5].strip()):
-                    return True
+        import ctypes
+
+        return hasattr(ctypes.CDLL(None), _SYMBOL)
+    except (ImportError, OSError):
+        return False
+
+
+def _self_id():
+    """This process across an exec, and no other: the pid namespace, the pid
+    in it and the start time (exec keeps all three; a child, or a pid 1 in
+    another namespace, differs in at least one)."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid")
     except OSError:
-        pass
-    return False
+        ns = "?"
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            # Field 22, counted after the ")" that ends the command name.
+            start = f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        start = "?"
+    return f"{ns}:{os.getpid()}:{start}"
+
+
+def _script_unreadable(path):
+    """Why the script at `path` cannot be read again by a new interpreter,
+    or None (a regular file, or a directory/zip application)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"the script {path!r} can no longer be opened ({e.strerror})"
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    return (f"the script {path!r} is not a regular file (a pipe, FIFO or "
+            "device): its text cannot be read a second time")
 
 
 def _why_not_reexec():
@@ -83,9 +122,11 @@ def _why_not_reexec():
     argv0 = sys.argv[0] if sys.argv else ""
     if argv0 in ("", "-"):
         return "the program was read from standard input"
-    if argv0 == "-c" and not hasattr(sys, "orig_argv"):
-        return "python -c on Python < 3.10 cannot be re-executed (no sys.orig_argv)"
-    return None
+    if argv0 == "-c":
+        if not hasattr(sys, "orig_argv"):
+            return "python -c on Python < 3.10 cannot be re-executed (no sys.orig_argv)"
+        return None
+    return _script_unreadable(argv0)
 
 
 def _preload_value(lib, old):
@@ -93,19 +134,35 @@ def _preload_value(lib, old):
     return ":".join([lib] + rest)
 
 
+def _restore(saved):
+    """Puts LD_PRELOAD back as it was before preload() changed it."""
+    if saved is None:
+        os.environ.pop("LD_PRELOAD", None)
+    else:
+        os.environ["LD_PRELOAD"] = saved
+    os.environ.pop(_MARK, None)
+    os.environ.pop(_SAVED, None)
+
+
 def preload(library=None):
     """Make sure librmcp.so is loaded in this Python process.
 
     Returns True when it already is. Otherwise re-executes the interpreter
     with it in LD_PRELOAD (does not return), or, where that cannot work,
-    prints why on stderr and returns False. `library` defaults to
-    $RMCP_LIBRARY, then the wheel's copy (library_path())."""
+    prints why on stderr and returns False with os.environ unchanged.
+    `library` defaults to $RMCP_LIBRARY, then the wheel's copy
+    (library_path())."""
+    mark = os.environ.pop(_MARK, None)
+    saved = os.environ.pop(_SAVED, None)
+    reexecuted = mark is not None and mark == _self_id()
     if is_loaded():
         return True
-    if os.environ.get(_MARK) == str(os.getpid()):
-        _say("librmcp.so is still not loaded after re-executing with LD_PRELOAD "
-             f"({os.environ.get('LD_PRELOAD', '')!r}); continuing without it "
-             "(see the loader's message above)")
+    if reexecuted:
+        tried = os.environ.get("LD_PRELOAD", "")
+        _restore(saved)
+        _say(f"librmcp.so is still not loaded after re-executing with LD_PRELOAD={tried!r} "
+             "(the dynamic loader refused it, see its message above, or that file "
+             "is not librmcp); continuing without it, LD_PRELOAD restored")
         return False
     why = _why_not_reexec()
     if why:
@@ -122,12 +179,16 @@ def preload(library=None):
         return False
     lib = os.path.abspath(lib)
     args = list(sys.orig_argv[1:]) if hasattr(sys, "orig_argv") else list(sys.argv)
-    os.environ["LD_PRELOAD"] = _preload_value(lib, os.environ.get("LD_PRELOAD"))
-    os.environ[_MARK] = str(os.getpid())
+    old = os.environ.get("LD_PRELOAD")
+    os.environ["LD_PRELOAD"] = _preload_value(lib, old)
+    os.environ[_MARK] = _self_id()
+    if old is not None:
+        os.environ[_SAVED] = old
     sys.stdout.flush()
     sys.stderr.flush()
     try:
         os.execv(sys.executable, [sys.executable] + args)
     except OSError as e:
+        _restore(old)
         _say(f"re-executing {sys.executable} failed ({e}); continuing without librmcp.so")
         return False

@@ -92,6 +92,89 @@ impl fmt::Display for Gfx {
     }
 }
 
+/// The variable libhsakmt reads for every GPU node; `<OVERRIDE_VAR>_<node>`
+/// (the per-node form) is read first (libhsakmt `topology.c`).
+pub const OVERRIDE_VAR: &str = "HSA_OVERRIDE_GFX_VERSION";
+
+/// Which override variable `name` is: `Some(None)` for
+/// HSA_OVERRIDE_GFX_VERSION, `Some(Some(n))` for the per-node
+/// HSA_OVERRIDE_GFX_VERSION_<n> (decimal KFD node number), None otherwise.
+pub fn override_var_node(name: &str) -> Option<Option<u32>> {
+    let rest = name.strip_prefix(OVERRIDE_VAR)?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let digits = rest.strip_prefix('_')?;
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Some)
+}
+
+/// The override that applies to KFD node `node`, with libhsakmt's
+/// precedence: HSA_OVERRIDE_GFX_VERSION_<node> when set (even to an invalid
+/// value), else HSA_OVERRIDE_GFX_VERSION. Returns (variable name, value).
+pub fn effective_override<'a>(
+    node: u32,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> Option<(String, &'a str)> {
+    let per_node = format!("{OVERRIDE_VAR}_{node}");
+    if let Some(v) = lookup(&per_node) {
+        return Some((per_node, v));
+    }
+    lookup(OVERRIDE_VAR).map(|v| (OVERRIDE_VAR.to_string(), v))
+}
+
+/// LLVM's generic processors (llvm/docs/AMDGPUUsage.rst, "Generic processor
+/// code objects"): code built for one runs on each listed architecture.
+pub const GENERIC_TARGETS: &[(&str, &[&str])] = &[
+    (
+        "gfx9-generic",
+        &["gfx900", "gfx902", "gfx904", "gfx906", "gfx909", "gfx90c"],
+    ),
+    ("gfx9-4-generic", &["gfx940", "gfx941", "gfx942", "gfx950"]),
+    (
+        "gfx10-1-generic",
+        &["gfx1010", "gfx1011", "gfx1012", "gfx1013"],
+    ),
+    (
+        "gfx10-3-generic",
+        &[
+            "gfx1030", "gfx1031", "gfx1032", "gfx1033", "gfx1034", "gfx1035", "gfx1036",
+        ],
+    ),
+    (
+        "gfx11-generic",
+        &[
+            "gfx1100", "gfx1101", "gfx1102", "gfx1103", "gfx1150", "gfx1151", "gfx1152", "gfx1153",
+        ],
+    ),
+    ("gfx12-generic", &["gfx1200", "gfx1201"]),
+];
+
+/// Does a code object built for `target` ("gfx1031", "gfx1031:xnack-",
+/// "gfx10-3-generic") run on `gpu`? Exact names match themselves; a generic
+/// name matches every architecture of its family.
+pub fn code_object_runs_on(target: &str, gpu: Gfx) -> bool {
+    let base = target.trim().split(':').next().unwrap_or("");
+    if let Some(g) = Gfx::parse(base) {
+        return g == gpu;
+    }
+    let name = gpu.to_string();
+    GENERIC_TARGETS.iter().any(|(generic, members)| {
+        base.eq_ignore_ascii_case(generic) && members.contains(&name.as_str())
+    })
+}
+
+/// The generic processor whose family includes `gpu`, if any.
+pub fn generic_target_of(gpu: Gfx) -> Option<&'static str> {
+    let name = gpu.to_string();
+    GENERIC_TARGETS
+        .iter()
+        .find(|(_, members)| members.contains(&name.as_str()))
+        .map(|(g, _)| *g)
+}
+
 /// An inclusive range of architectures; a single name is a range of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GfxRange {
@@ -131,16 +214,30 @@ impl Default for Targets {
     }
 }
 
+/// The first thing wrong in a targets list, borrowing from the text so a
+/// message can quote (and shorten) each piece on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadTargets<'a> {
+    EmptyItem,
+    /// `name` is not a gfx name; `item` is the list item it is part of.
+    NotAName {
+        name: &'a str,
+        item: &'a str,
+    },
+    /// A range whose end comes before its start.
+    Backwards(&'a str),
+}
+
 impl Targets {
     /// Parses a comma-separated list of names and inclusive ranges,
     /// e.g. "gfx1030,gfx1010-gfx1013". Whitespace around items is allowed.
     /// The error names the first bad item.
-    pub fn parse(text: &str) -> Result<Targets, String> {
+    pub fn parse(text: &str) -> Result<Targets, BadTargets<'_>> {
         let mut ranges = Vec::new();
         for item in text.split(',') {
             let item = item.trim();
             if item.is_empty() {
-                return Err("an empty item".to_string());
+                return Err(BadTargets::EmptyItem);
             }
             // An item with target features ("gfx90a:xnack-") is one name:
             // features may end in '-'. Range ends carry no features.
@@ -149,19 +246,18 @@ impl Targets {
             } else {
                 item.split_once('-')
             };
+            let bad = |name| BadTargets::NotAName { name, item };
             let range = match range_split {
                 Some((a, b)) => {
-                    let first =
-                        Gfx::parse(a).ok_or_else(|| format!("'{}' in '{}'", a.trim(), item))?;
-                    let last =
-                        Gfx::parse(b).ok_or_else(|| format!("'{}' in '{}'", b.trim(), item))?;
+                    let first = Gfx::parse(a).ok_or_else(|| bad(a.trim()))?;
+                    let last = Gfx::parse(b).ok_or_else(|| bad(b.trim()))?;
                     if last < first {
-                        return Err(format!("'{item}' (range runs backwards)"));
+                        return Err(BadTargets::Backwards(item));
                     }
                     GfxRange { first, last }
                 }
                 None => {
-                    let g = Gfx::parse(item).ok_or_else(|| format!("'{item}'"))?;
+                    let g = Gfx::parse(item).ok_or_else(|| bad(item))?;
                     GfxRange { first: g, last: g }
                 }
             };
@@ -199,6 +295,57 @@ impl fmt::Display for Targets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_node_override_is_read_first_as_libhsakmt_does() {
+        let env = [
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_2", "10.1.0"),
+        ];
+        let look = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        assert_eq!(
+            effective_override(2, look),
+            Some(("HSA_OVERRIDE_GFX_VERSION_2".to_string(), "10.1.0"))
+        );
+        assert_eq!(
+            effective_override(1, look),
+            Some(("HSA_OVERRIDE_GFX_VERSION".to_string(), "10.3.0"))
+        );
+        assert_eq!(effective_override(1, |_| None), None);
+        assert_eq!(override_var_node("HSA_OVERRIDE_GFX_VERSION"), Some(None));
+        assert_eq!(
+            override_var_node("HSA_OVERRIDE_GFX_VERSION_12"),
+            Some(Some(12))
+        );
+        for bad in [
+            "HSA_OVERRIDE_GFX_VERSION_",
+            "HSA_OVERRIDE_GFX_VERSION_x",
+            "HSA_OVERRIDE_GFX_VERSIONS",
+            "HSA_OVERRIDE",
+        ] {
+            assert_eq!(override_var_node(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn generic_code_objects_run_on_their_family_only() {
+        let g1031 = Gfx::new(10, 3, 1);
+        let g1010 = Gfx::new(10, 1, 0);
+        assert!(code_object_runs_on("gfx10-3-generic", g1031));
+        assert!(!code_object_runs_on("gfx10-3-generic", g1010));
+        assert!(code_object_runs_on("gfx10-1-generic", g1010));
+        assert!(code_object_runs_on("gfx1031:xnack-", g1031));
+        assert!(!code_object_runs_on("gfx1030", g1031));
+        assert!(!code_object_runs_on("sm_86", g1031));
+        assert_eq!(
+            generic_target_of(Gfx::new(10, 1, 3)),
+            Some("gfx10-1-generic")
+        );
+        assert_eq!(
+            generic_target_of(Gfx::new(10, 3, 6)),
+            Some("gfx10-3-generic")
+        );
+    }
 
     #[test]
     fn parses_names_with_features_and_case() {
@@ -293,10 +440,25 @@ mod tests {
         assert!(!t.contains_name("gfx1032"));
         assert!(Targets::parse("").is_err());
         assert!(Targets::parse("gfx1030,").is_err());
-        assert!(Targets::parse("gfx1036-gfx1030")
-            .unwrap_err()
-            .contains("backwards"));
-        assert!(Targets::parse("rdna2").unwrap_err().contains("rdna2"));
+        assert_eq!(Targets::parse("gfx1030,"), Err(BadTargets::EmptyItem));
+        assert_eq!(
+            Targets::parse("gfx1030, rdna2").unwrap_err(),
+            BadTargets::NotAName {
+                name: "rdna2",
+                item: "rdna2"
+            }
+        );
+        assert_eq!(
+            Targets::parse("gfx1030-x").unwrap_err(),
+            BadTargets::NotAName {
+                name: "x",
+                item: "gfx1030-x"
+            }
+        );
+        assert_eq!(
+            Targets::parse("gfx1031-gfx1030").unwrap_err(),
+            BadTargets::Backwards("gfx1031-gfx1030")
+        );
         // Feature suffixes are ignored, including ones ending in '-'.
         let t = Targets::parse("gfx90a:xnack-,gfx1030:xnack+").unwrap();
         assert!(t.contains_name("gfx90a") && t.contains_name("gfx1030"));

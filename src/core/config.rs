@@ -4,9 +4,43 @@
 //! Every invalid value yields one message naming the variable, the bad value
 //! and what is accepted, and the safe default is used instead.
 
-use crate::core::arch::{Targets, DEFAULT_TARGETS_TEXT};
+use crate::core::arch::{BadTargets, Targets, DEFAULT_TARGETS_TEXT};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+
+/// The names of the environment variables rmcp reads: the one vocabulary
+/// that the configuration, the CLI (`rmcp run`, `rmcp doctor`) and the tests
+/// use.
+pub mod var {
+    pub const MODE: &str = "RMCP_MODE";
+    pub const TARGETS: &str = "RMCP_TARGETS";
+    pub const LOG: &str = "RMCP_LOG";
+    pub const HIP_LIBRARY: &str = "RMCP_HIP_LIBRARY";
+    pub const HSA_LIBRARY: &str = "RMCP_HSA_LIBRARY";
+    pub const FAULT_REPORT: &str = "RMCP_FAULT_REPORT";
+    pub const SYSFS_ROOT: &str = "RMCP_SYSFS_ROOT";
+    /// Read only by builds with the `fault-injection` feature.
+    pub const TEST_PANIC: &str = "RMCP_TEST_PANIC";
+    /// ROCm's own variables, read as the runtimes read them.
+    pub const HIP_HOST_COHERENT: &str = "HIP_HOST_COHERENT";
+    pub const HSA_OVERRIDE_GFX_VERSION: &str = "HSA_OVERRIDE_GFX_VERSION";
+}
+
+/// Every `RMCP_*` variable librmcp.so reads (the CLI's `RMCP_LIBRARY`, which
+/// says where librmcp.so is, is not read by the library).
+pub const RMCP_VARIABLES: &[&str] = &[
+    var::MODE,
+    var::TARGETS,
+    var::LOG,
+    var::HIP_LIBRARY,
+    var::HSA_LIBRARY,
+    var::FAULT_REPORT,
+    var::SYSFS_ROOT,
+    var::TEST_PANIC,
+];
+
+/// The ROCm variables librmcp.so reads besides its own.
+pub const ROCM_VARIABLES: &[&str] = &[var::HIP_HOST_COHERENT, var::HSA_OVERRIDE_GFX_VERSION];
 
 /// What rmcp does to allocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,14 +54,20 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode, in the order of [`MODE_NAMES`].
+    pub const ALL: [Mode; 3] = [Mode::Auto, Mode::Force, Mode::Off];
+
     pub fn name(self) -> &'static str {
-        match self {
-            Mode::Auto => "auto",
-            Mode::Force => "force",
-            Mode::Off => "off",
-        }
+        MODE_NAMES[self as usize]
     }
 }
+
+/// The values RMCP_MODE (and `rmcp run --mode`) accepts.
+pub const MODE_NAMES: [&str; 3] = ["auto", "force", "off"];
+
+/// The values RMCP_LOG (and `rmcp run --log`) accepts; "warning" is also
+/// read as "warn".
+pub const LOG_LEVEL_NAMES: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// Log verbosity, mirroring `log::LevelFilter` without tying the pure
 /// config to the logger.
@@ -42,6 +82,16 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// Every level, in the order of [`LOG_LEVEL_NAMES`].
+    pub const ALL: [LogLevel; 6] = [
+        LogLevel::Off,
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
     pub fn to_filter(self) -> log::LevelFilter {
         match self {
             LogLevel::Off => log::LevelFilter::Off,
@@ -134,24 +184,16 @@ fn invalid(var: &str, value: &OsStr, accepted: &str, default: &str) -> String {
 
 /// RMCP_MODE as librmcp reads it; None for a value it does not accept.
 pub fn parse_mode(v: &OsStr) -> Option<Mode> {
-    match v.to_str()?.trim().to_ascii_lowercase().as_str() {
-        "auto" => Some(Mode::Auto),
-        "force" => Some(Mode::Force),
-        "off" => Some(Mode::Off),
-        _ => None,
-    }
+    let s = v.to_str()?.trim().to_ascii_lowercase();
+    let i = MODE_NAMES.iter().position(|n| *n == s)?;
+    Some(Mode::ALL[i])
 }
 
 fn parse_level(v: &OsStr) -> Option<LogLevel> {
-    match v.to_str()?.trim().to_ascii_lowercase().as_str() {
-        "off" => Some(LogLevel::Off),
-        "error" => Some(LogLevel::Error),
-        "warn" | "warning" => Some(LogLevel::Warn),
-        "info" => Some(LogLevel::Info),
-        "debug" => Some(LogLevel::Debug),
-        "trace" => Some(LogLevel::Trace),
-        _ => None,
-    }
+    let s = v.to_str()?.trim().to_ascii_lowercase();
+    let s = if s == "warning" { "warn" } else { &s };
+    let i = LOG_LEVEL_NAMES.iter().position(|n| *n == s)?;
+    Some(LogLevel::ALL[i])
 }
 
 fn parse_path(v: &OsStr) -> Result<OsString, &'static str> {
@@ -162,6 +204,28 @@ fn parse_path(v: &OsStr) -> Result<OsString, &'static str> {
     } else {
         Ok(v.to_os_string())
     }
+}
+
+/// The first `%` sequence of a report path that is not `%p` or `%%` (the
+/// only two RMCP_FAULT_REPORT expands; others are kept as written), read
+/// left to right as the expansion reads it: `%x`, or `%` at the end.
+fn unknown_percent(template: &[u8]) -> Option<String> {
+    let mut i = 0;
+    while i < template.len() {
+        if template[i] == b'%' {
+            match template.get(i + 1) {
+                Some(b'p') | Some(b'%') => i += 2,
+                Some(_) => {
+                    let c = String::from_utf8_lossy(&template[i + 1..]);
+                    return Some(format!("%{}", c.chars().next().unwrap_or('?')));
+                }
+                None => return Some("%".to_string()),
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// HIP's reading of a boolean environment flag (HIP_HOST_COHERENT):
@@ -187,12 +251,24 @@ pub fn read_targets(v: Option<&OsStr>) -> (Targets, Option<String>) {
     let Some(v) = v else {
         return (Targets::default(), None);
     };
+    // Each piece is shortened on its own, so every size quoted is that
+    // piece's own.
+    let q = |s: &str| shown(OsStr::new(s));
     let problem = match v.to_str().map(Targets::parse) {
         Some(Ok(t)) => return (t, None),
-        Some(Err(why)) => format!(
-            "RMCP_TARGETS='{}' is not valid ({} is not a gfx name; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using {DEFAULT_TARGETS_TEXT}",
+        Some(Err(bad)) => format!(
+            "RMCP_TARGETS='{}' is not valid ({}; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using {DEFAULT_TARGETS_TEXT}",
             shown(v),
-            shown(OsStr::new(&why))
+            match bad {
+                BadTargets::EmptyItem => "an empty item".to_string(),
+                BadTargets::NotAName { name, item } if name == item => {
+                    format!("'{}' is not a gfx name", q(name))
+                }
+                BadTargets::NotAName { name, item } => {
+                    format!("'{}' in '{}' is not a gfx name", q(name), q(item))
+                }
+                BadTargets::Backwards(item) => format!("'{}' is a range that runs backwards", q(item)),
+            }
         ),
         None => invalid(
             "RMCP_TARGETS",
@@ -220,35 +296,51 @@ impl Config {
             cfg.log_level = LogLevel::Off;
             return (cfg, problems);
         }
-        if let Some(v) = get("RMCP_MODE") {
+        if let Some(v) = get(var::MODE) {
             match parse_mode(&v) {
                 Some(m) => cfg.mode = m,
-                None => problems.push(invalid("RMCP_MODE", &v, "auto, force, off", "auto")),
+                None => problems.push(invalid(
+                    var::MODE,
+                    &v,
+                    &MODE_NAMES.join(", "),
+                    Mode::Auto.name(),
+                )),
             }
         }
-        let (targets, problem) = read_targets(get("RMCP_TARGETS").as_deref());
+        let (targets, problem) = read_targets(get(var::TARGETS).as_deref());
         cfg.targets = targets;
         problems.extend(problem);
-        if let Some(v) = get("RMCP_LOG") {
+        if let Some(v) = get(var::LOG) {
             match parse_level(&v) {
                 Some(l) => cfg.log_level = l,
                 None => problems.push(invalid(
-                    "RMCP_LOG",
+                    var::LOG,
                     &v,
-                    "off, error, warn, info, debug, trace",
-                    "warn",
+                    &LOG_LEVEL_NAMES.join(", "),
+                    LOG_LEVEL_NAMES[LogLevel::Warn as usize],
                 )),
             }
         }
         for (var, slot) in [
-            ("RMCP_HIP_LIBRARY", &mut cfg.hip_library),
-            ("RMCP_HSA_LIBRARY", &mut cfg.hsa_library),
-            ("RMCP_FAULT_REPORT", &mut cfg.fault_report),
-            ("RMCP_SYSFS_ROOT", &mut cfg.sysfs_root),
+            (var::HIP_LIBRARY, &mut cfg.hip_library),
+            (var::HSA_LIBRARY, &mut cfg.hsa_library),
+            (var::FAULT_REPORT, &mut cfg.fault_report),
+            (var::SYSFS_ROOT, &mut cfg.sysfs_root),
         ] {
             if let Some(v) = get(var) {
                 match parse_path(&v) {
-                    Ok(p) => *slot = Some(p),
+                    Ok(p) => {
+                        if var == var::FAULT_REPORT {
+                            if let Some(seq) = unknown_percent(p.as_bytes()) {
+                                problems.push(format!(
+                                    "{var}='{}' contains '{}', which is not expanded (accepted: %p for the process id, %% for a %); it is kept as written",
+                                    shown(&p),
+                                    shown(OsStr::new(&seq))
+                                ));
+                            }
+                        }
+                        *slot = Some(p)
+                    }
                     Err(why) => problems.push(format!(
                         "{var}='{}' is not valid ({why}; accepted: a file path); ignoring it",
                         shown(&v)
@@ -256,13 +348,13 @@ impl Config {
                 }
             }
         }
-        cfg.host_coherent_env = get("HIP_HOST_COHERENT").is_some_and(|v| env_flag_is_set(&v));
-        cfg.hsa_override = get("HSA_OVERRIDE_GFX_VERSION")
+        cfg.host_coherent_env = get(var::HIP_HOST_COHERENT).is_some_and(|v| env_flag_is_set(&v));
+        cfg.hsa_override = get(var::HSA_OVERRIDE_GFX_VERSION)
             .filter(|v| !v.is_empty())
             .map(|v| v.to_string_lossy().chars().take(SHOWN_VALUE_MAX).collect());
         #[cfg(feature = "fault-injection")]
         {
-            cfg.test_panic = get("RMCP_TEST_PANIC").is_some_and(|v| v == "policy");
+            cfg.test_panic = get(var::TEST_PANIC).is_some_and(|v| v == "policy");
         }
         (cfg, problems)
     }
@@ -306,6 +398,38 @@ mod tests {
         let (c, p) = cfg(&[("RMCP_SYSFS_ROOT", "")]);
         assert_eq!(c.sysfs_root, None);
         assert!(p[0].starts_with("RMCP_SYSFS_ROOT='' is not valid"), "{p:?}");
+    }
+
+    #[test]
+    fn reads_exactly_the_listed_variables() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(
+            |k| {
+                asked.borrow_mut().push(k.to_string());
+                None
+            },
+            false,
+        );
+        let mut asked = asked.into_inner();
+        let mut listed: Vec<String> = RMCP_VARIABLES
+            .iter()
+            .chain(ROCM_VARIABLES)
+            .map(|v| v.to_string())
+            .filter(|v| cfg!(feature = "fault-injection") || v != var::TEST_PANIC)
+            .collect();
+        asked.sort();
+        listed.sort();
+        assert_eq!(asked, listed);
+    }
+
+    #[test]
+    fn names_and_values_agree() {
+        for m in Mode::ALL {
+            assert_eq!(parse_mode(OsStr::new(m.name())), Some(m));
+        }
+        for (l, n) in LogLevel::ALL.iter().zip(LOG_LEVEL_NAMES) {
+            assert_eq!(parse_level(OsStr::new(n)), Some(*l));
+        }
     }
 
     #[test]
@@ -377,6 +501,60 @@ mod tests {
         assert_eq!(p[2], "RMCP_LOG='loud' is not valid (accepted: off, error, warn, info, debug, trace); using warn");
         assert!(p[3].starts_with("RMCP_HIP_LIBRARY='' is not valid (it is empty"));
         assert!(p.iter().all(|m| !m.contains('\n')));
+    }
+
+    /// Issue 18 item 15: each size a message quotes is the size of the
+    /// piece it quotes (a 130 KB value was quoted as 130002 bytes).
+    #[test]
+    fn a_long_targets_value_quotes_its_own_size() {
+        let long = "a".repeat(130_000);
+        let (_, p) = cfg(&[("RMCP_TARGETS", &long)]);
+        let head = "a".repeat(SHOWN_VALUE_MAX);
+        assert_eq!(
+            p,
+            vec![format!("RMCP_TARGETS='{head}... (130000 bytes)' is not valid ('{head}... (130000 bytes)' is not a gfx name; accepted: comma-separated names and ranges such as gfx1030,gfx1010-gfx1013); using gfx1010-gfx1013,gfx1030-gfx1036")]
+        );
+        let range = format!("gfx1030-{long}");
+        let (_, p) = cfg(&[("RMCP_TARGETS", &range)]);
+        assert!(
+            p[0].contains(&format!("('{head}... (130000 bytes)' in 'gfx1030-")),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[0].contains("... (130008 bytes)' is not a gfx name"),
+            "{}",
+            p[0]
+        );
+        let (_, p) = cfg(&[("RMCP_TARGETS", "gfx1031-gfx1030")]);
+        assert!(
+            p[0].contains("('gfx1031-gfx1030' is a range that runs backwards;"),
+            "{}",
+            p[0]
+        );
+    }
+
+    /// Issue 18 item 15: RMCP_FAULT_REPORT expands %p and %% only; any other
+    /// % sequence is kept, and said so once.
+    #[test]
+    fn an_unknown_percent_in_the_report_path_is_named() {
+        for (path, seq) in [
+            ("/r/fault-%d.json", Some("%d")),
+            ("/r/100%", Some("%")),
+            ("/r/%%d-%p-%t", Some("%t")),
+            ("/r/%%p-%p.json", None),
+            ("/r/plain.json", None),
+        ] {
+            let (c, p) = cfg(&[("RMCP_FAULT_REPORT", path)]);
+            assert_eq!(c.fault_report.as_deref(), Some(OsStr::new(path)));
+            match seq {
+                Some(seq) => assert_eq!(
+                    p,
+                    vec![format!("RMCP_FAULT_REPORT='{path}' contains '{seq}', which is not expanded (accepted: %p for the process id, %% for a %); it is kept as written")]
+                ),
+                None => assert!(p.is_empty(), "{path}: {p:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The entry points rmcp interposes and the runtime functions it calls,
 //! declared once in `hook_table!`. Everything that lists them is generated
 //! from that table: the `Entry` enum (stats, registry, C API), the symbol
-//! tables the runtimes are resolved with (`crate::interpose::process::{hip_sym, hsa_sym}`),
+//! tables the runtimes are resolved with (`crate::interpose::symbols::{hip_sym, hsa_sym}`),
 //! the real functions' pointer types (`hip_fn`, `hsa_fn`), the
 //! hipGetProcAddress redirection (`crate::interpose::hooks::own_hook`), the list of
 //! exported hooks the export audit checks (`crate::interpose::hooks::EXPORTED`), and a
@@ -158,6 +158,12 @@ mod tests {
             assert_eq!(Entry::from_index(i), Some(*e));
             assert_eq!(Entry::from_name(e.name()), Some(*e));
             assert_eq!(e.c_name().to_str().unwrap(), e.name());
+            assert_eq!(
+                i < Entry::HIP_COUNT,
+                e.name().starts_with("hip"),
+                "{}",
+                e.name()
+            );
         }
         assert_eq!(Entry::from_name("malloc"), None);
         assert_eq!(Entry::from_index(Entry::COUNT), None);

@@ -45,6 +45,110 @@ pub fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
+/// The `rmcp` command under test, run in a clean environment: every variable
+/// that changes what it reports or what its child sees (librmcp's own and
+/// ROCm's from `rmcp::config`, `RMCP_LIBRARY`, the preload and audit lists,
+/// the visible-device lists, `NO_COLOR`) is removed; `env` sets what a test
+/// needs.
+///
+/// ```ignore
+/// let out = Cli::new(&["doctor", "--json"]).env("RMCP_MODE", "off").run();
+/// assert_eq!(out.code, 0, "{out}");
+/// ```
+pub struct Cli {
+    cmd: Command,
+}
+
+/// What one [`Cli`] run printed and how it ended.
+pub struct CliRun {
+    /// The exit status; a run ended by a signal panics in [`Cli::run`].
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cli {
+    pub fn new(args: &[&str]) -> Cli {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+        cmd.args(args);
+        let others = [
+            "RMCP_LIBRARY",
+            "HSA_FORCE_FINE_GRAIN_PCIE",
+            "LD_PRELOAD",
+            "LD_AUDIT",
+            "HIP_VISIBLE_DEVICES",
+            "CUDA_VISIBLE_DEVICES",
+            "NO_COLOR",
+        ];
+        for k in rmcp::config::RMCP_VARIABLES
+            .iter()
+            .chain(rmcp::config::ROCM_VARIABLES)
+            .chain(&others)
+        {
+            cmd.env_remove(k);
+        }
+        Cli { cmd }
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cli {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args<A: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = A>) -> Cli {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Cli {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Cli {
+        self.cmd.envs(vars.iter().copied());
+        self
+    }
+
+    pub fn current_dir(mut self, d: impl AsRef<Path>) -> Cli {
+        self.cmd.current_dir(d);
+        self
+    }
+
+    pub fn run(mut self) -> CliRun {
+        let out = self.cmd.output().expect("run the rmcp binary");
+        let run = CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            out.status.code().is_some(),
+            "rmcp ended by {:?}\n{run}",
+            out.status.signal()
+        );
+        run
+    }
+}
+
+impl CliRun {
+    /// stdout as JSON; panics with both outputs when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{self}"))
+    }
+}
+
+impl fmt::Display for CliRun {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
 /// Root of the crate (where Cargo.toml is).
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -182,6 +286,27 @@ pub fn compile_c(out: &Path, sources: &[PathBuf], extra: &[&str]) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A harmless x86-64 shared object named `name` in `dir`: stands in for
+/// librmcp.so where a test needs `rmcp run` to accept RMCP_LIBRARY (an ELF
+/// library for this machine) without the shim being loaded.
+pub fn stand_in_library(dir: &Path, name: &str) -> PathBuf {
+    let c = dir.join("stand_in.c");
+    std::fs::write(&c, "int rmcp_test_stand_in;\n").expect("write stand_in.c");
+    let out = dir.join(name);
+    compile_c(&out, &[c], &["-shared"]);
+    out
+}
+
+/// A copy of the ELF file `from` at `to` that claims another machine
+/// (e_machine = AArch64): a library for the wrong architecture.
+pub fn wrong_architecture_copy(from: &Path, to: &Path) {
+    let mut bytes = std::fs::read(from).expect("read ELF file");
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not ELF", from.display());
+    // e_machine: 2 bytes little-endian at offset 18; EM_AARCH64 = 183.
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(to, bytes).expect("write wrong-architecture copy");
 }
 
 fn symlink(target: &str, link: &Path) {

@@ -32,7 +32,7 @@
 //! - valid architecture names and target lists round-trip through Display.
 
 use rmcp::arch::{Gfx, Targets};
-use rmcp::config::{env_flag_is_set, Config, LogLevel, Mode};
+use rmcp::config::{env_flag_is_set, Config, LogLevel, Mode, RMCP_VARIABLES, ROCM_VARIABLES};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -61,15 +61,10 @@ impl Rng {
     }
 }
 
-const VARS: &[&str] = &[
-    "RMCP_MODE",
-    "RMCP_TARGETS",
-    "RMCP_LOG",
-    "RMCP_HIP_LIBRARY",
-    "RMCP_HSA_LIBRARY",
-    "RMCP_FAULT_REPORT",
-    "HIP_HOST_COHERENT",
-];
+/// Every variable the library reads, from its own vocabulary (rmcp::config).
+fn vars() -> impl Iterator<Item = &'static &'static str> {
+    RMCP_VARIABLES.iter().chain(ROCM_VARIABLES)
+}
 
 // ---------------------------------------------------------------------------
 // generators
@@ -254,6 +249,18 @@ fn oracle_path_ok(v: &OsStr) -> bool {
     !v.is_empty() && v.len() <= 4096
 }
 
+/// A report path with a `%` that is neither `%p` nor `%%` (kept as written,
+/// with a warning).
+fn oracle_unknown_percent(v: &OsStr) -> bool {
+    let mut bytes = v.as_bytes().iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'%' && !matches!(bytes.next(), Some(b'p' | b'%')) {
+            return true;
+        }
+    }
+    false
+}
+
 // ---------------------------------------------------------------------------
 // the property
 // ---------------------------------------------------------------------------
@@ -305,24 +312,36 @@ fn check(env: &BTreeMap<&str, OsString>) -> Result<(), String> {
             "RMCP_TARGETS" => match v.to_str().filter(|s| oracle_targets_ok(s)) {
                 Some(s) => {
                     expect.targets = Targets::parse(s)
-                        .map_err(|e| format!("oracle accepts, parse refuses: {e}"))?
+                        .map_err(|e| format!("oracle accepts, parse refuses: {e:?}"))?
                 }
                 None => invalid.push(k),
             },
-            "RMCP_HIP_LIBRARY" | "RMCP_HSA_LIBRARY" | "RMCP_FAULT_REPORT" => {
+            "RMCP_HIP_LIBRARY" | "RMCP_HSA_LIBRARY" | "RMCP_FAULT_REPORT" | "RMCP_SYSFS_ROOT" => {
                 if oracle_path_ok(v) {
                     let slot = match k {
                         "RMCP_HIP_LIBRARY" => &mut expect.hip_library,
                         "RMCP_HSA_LIBRARY" => &mut expect.hsa_library,
+                        "RMCP_SYSFS_ROOT" => &mut expect.sysfs_root,
                         _ => &mut expect.fault_report,
                     };
                     *slot = Some(v.clone());
+                    if k == "RMCP_FAULT_REPORT" && oracle_unknown_percent(v) {
+                        invalid.push(k);
+                    }
                 } else {
                     invalid.push(k);
                 }
             }
             "HIP_HOST_COHERENT" => expect.host_coherent_env = env_flag_is_set(v),
-            _ => {}
+            // Kept as given (lossy UTF-8, at most 48 characters) for the report.
+            "HSA_OVERRIDE_GFX_VERSION" => {
+                expect.hsa_override =
+                    (!v.is_empty()).then(|| v.to_string_lossy().chars().take(48).collect())
+            }
+            "RMCP_TEST_PANIC" => {
+                expect.test_panic = cfg!(feature = "fault-injection") && v == "policy"
+            }
+            other => return Err(format!("the oracle does not know {other}")),
         }
     }
     if cfg != expect {
@@ -337,16 +356,18 @@ fn check(env: &BTreeMap<&str, OsString>) -> Result<(), String> {
     }
     let mut named: Vec<&str> = Vec::new();
     for msg in &problems {
-        let var = VARS
-            .iter()
+        let var = vars()
             .find(|v| msg.starts_with(&format!("{v}='")))
             .ok_or_else(|| format!("message does not start by naming a variable: {msg:?}"))?;
         named.push(var);
         if msg.len() >= 400 || msg.chars().any(|c| c.is_control()) {
             return Err(format!("message not one short printable line: {msg:?}"));
         }
-        if !(msg.contains(" is not valid (")
-            && (msg.contains("; using ") || msg.contains("; ignoring it")))
+        let kept =
+            msg.contains(", which is not expanded (") && msg.ends_with("; it is kept as written");
+        if !kept
+            && !(msg.contains(" is not valid (")
+                && (msg.contains("; using ") || msg.contains("; ignoring it")))
         {
             return Err(format!("message does not say what happens: {msg:?}"));
         }
@@ -436,7 +457,7 @@ fn random_environments_satisfy_every_property() {
         let mut r = Rng::new(seed);
         for case in 0..cases {
             let mut env = BTreeMap::new();
-            for &var in VARS {
+            for &var in vars() {
                 if r.chance(2) {
                     env.insert(var, value_for(&mut r, var));
                 }
@@ -503,8 +524,7 @@ fn the_corpus_satisfies_every_property() {
             let (var, value) = line
                 .split_once('=')
                 .unwrap_or_else(|| panic!("{}:{}: not VAR=value", f.display(), i + 1));
-            let var = VARS
-                .iter()
+            let var = vars()
                 .find(|v| **v == var)
                 .unwrap_or_else(|| panic!("{}:{}: unknown variable {var}", f.display(), i + 1));
             let mut value = unescape(value);

@@ -61,7 +61,7 @@ pub struct Scan {
 /// The target set librmcp will use (RMCP_TARGETS read as the library reads
 /// it), and the library's warning when RMCP_TARGETS is not valid.
 pub fn targets_from_env() -> (Targets, Option<String>) {
-    rmcp::config::read_targets(std::env::var_os("RMCP_TARGETS").as_deref())
+    rmcp::config::read_targets(std::env::var_os(rmcp::config::var::TARGETS).as_deref())
 }
 
 pub fn topology_dir(root: &Path) -> PathBuf {

@@ -9,7 +9,8 @@
 //!   `/usr/lib/x86_64-linux-gnu/librmcp.so` -> `librmcp.so.0`;
 //! - then the usual library directories.
 //!
-//! `RMCP_LIBRARY` (handled by the caller) overrides all of these.
+//! `RMCP_LIBRARY` overrides all of these. `run` and `--print-library` both
+//! use [`find_library`]; this module depends on no other of the CLI's.
 
 use std::path::{Path, PathBuf};
 
@@ -78,10 +79,58 @@ pub fn is_rmcp_file_name(entry: &str) -> bool {
     }
 }
 
+/// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
+fn installed_candidates() -> Vec<PathBuf> {
+    candidates(std::env::current_exe().ok().as_deref())
+}
+
+/// The directories librmcp.so is looked for in, with `file` instead.
+pub fn candidates_named(file: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = Vec::new();
+    for c in installed_candidates() {
+        if let Some(p) = c.parent().map(|d| d.join(file)) {
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+/// librmcp.so: `RMCP_LIBRARY` if set, else the first existing candidate.
+pub fn find_library() -> Result<PathBuf, String> {
+    const ACCEPTED: &str = "accepted: librmcp.so built for x86-64 Linux";
+    if let Some(p) = std::env::var_os("RMCP_LIBRARY").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(format!("RMCP_LIBRARY={} is not a file", p.display()));
+        }
+        crate::library_file::check(&p)
+            .map_err(|why| format!("RMCP_LIBRARY={} {why} ({ACCEPTED})", p.display()))?;
+        return Ok(std::fs::canonicalize(&p).unwrap_or(p));
+    }
+    let c = installed_candidates();
+    for p in &c {
+        if p.is_file() {
+            crate::library_file::check(p).map_err(|why| {
+                format!("{} {why} ({ACCEPTED}; or set RMCP_LIBRARY)", p.display())
+            })?;
+            return Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+        }
+    }
+    Err(format!(
+        "librmcp.so not found (looked in: {}); set RMCP_LIBRARY=/path/to/librmcp.so",
+        c.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// `rmcp --print-library`: the path `rmcp run` would preload, on stdout
 /// (for `LD_PRELOAD=$(rmcp --print-library) python3 train.py`).
 pub fn print_library() -> i32 {
-    match crate::run::find_library() {
+    match find_library() {
         Ok(p) => {
             println!("{}", p.display());
             0

@@ -6,6 +6,7 @@ mod doctor;
 mod json;
 mod kernel_params;
 mod kfd;
+mod library_file;
 mod locate;
 mod preload;
 mod run;

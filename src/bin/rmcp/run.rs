@@ -2,6 +2,8 @@
 //! and optionally re-run it on the CPU after a GPU memory fault.
 
 use crate::json;
+use clap::builder::PossibleValuesParser;
+use rmcp::config::{self, var};
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
@@ -19,6 +21,13 @@ librmcp-audit.so (looked for beside librmcp.so, then in the same places as
 librmcp.so) is put first in LD_AUDIT: it lets the hooks see programs that
 dlopen the runtime and call dlsym on its handle (Python ctypes, hipew-style
 loaders).
+A RMCP_LIBRARY that is not a shared library for this machine (not ELF,
+another architecture) is refused with exit status 2.
+With --on-gpu-fault cpu, an RMCP_FAULT_REPORT you set still receives each
+report (rmcp says where); an `rmcp run` inside CMD leaves the fallback to
+this one, so CMD runs at most twice.
+As PID 1 (a container's ENTRYPOINT) rmcp reaps the orphaned processes of
+CMD's tree, as an init does.
 The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 
 /// `rmcp run [OPTIONS] [--] CMD [ARGS...]`: options stop at `--` or at the
@@ -28,10 +37,10 @@ The exit status is CMD's; when CMD is killed by signal N it is 128+N.";
 pub struct Args {
     /// RMCP_MODE for the library (default: RMCP_MODE from the environment,
     /// else auto)
-    #[arg(long, value_parser = ["auto", "force", "off"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(config::MODE_NAMES))]
     pub mode: Option<String>,
     /// RMCP_LOG for the library
-    #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+    #[arg(long, value_name = "LEVEL", value_parser = PossibleValuesParser::new(config::LOG_LEVEL_NAMES))]
     pub log: Option<String>,
     /// If CMD dies after a GPU memory fault that librmcp.so reported, print
     /// the reports (one per faulting process of CMD's tree) and run CMD once more with HIP_VISIBLE_DEVICES=-1
@@ -48,24 +57,6 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-/// Where librmcp.so is looked for, in order (RMCP_LIBRARY is handled first).
-fn candidates() -> Vec<PathBuf> {
-    crate::locate::candidates(std::env::current_exe().ok().as_deref())
-}
-
-/// The directories librmcp.so is looked for in, with `file` instead.
-fn candidates_named(file: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = Vec::new();
-    for c in candidates() {
-        if let Some(p) = c.parent().map(|d| d.join(file)) {
-            if !v.contains(&p) {
-                v.push(p);
-            }
-        }
-    }
-    v
-}
-
 /// The LD_AUDIT value for the command: librmcp-audit.so (beside `lib`, else
 /// where librmcp.so would be looked for) first, then the old entries minus
 /// any other librmcp-audit.so. Err names where it looked: the caller then
@@ -74,7 +65,7 @@ fn candidates_named(file: &str) -> Vec<PathBuf> {
 pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
     const FILE: &str = "librmcp-audit.so";
     let mut places: Vec<PathBuf> = lib.parent().map(|d| d.join(FILE)).into_iter().collect();
-    places.extend(candidates_named(FILE));
+    places.extend(crate::locate::candidates_named(FILE));
     let Some(found) = places.iter().find(|p| p.is_file()) else {
         return Err(format!(
             "{FILE} not found (looked in: {})",
@@ -85,6 +76,7 @@ pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
                 .join(", ")
         ));
     };
+    crate::library_file::check(found).map_err(|why| format!("{} {why}", found.display()))?;
     let audit = std::fs::canonicalize(found).unwrap_or_else(|_| found.clone());
     let audit = audit.to_string_lossy();
     let rest: Vec<&str> = old
@@ -96,30 +88,6 @@ pub fn audit_value(lib: &Path, old: Option<&str>) -> Result<String, String> {
         .chain(rest)
         .collect::<Vec<_>>()
         .join(":"))
-}
-
-pub fn find_library() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("RMCP_LIBRARY").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(std::fs::canonicalize(&p).unwrap_or(p))
-        } else {
-            Err(format!("RMCP_LIBRARY={} is not a file", p.display()))
-        };
-    }
-    let c = candidates();
-    for p in &c {
-        if p.is_file() {
-            return Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
-        }
-    }
-    Err(format!(
-        "librmcp.so not found (looked in: {}); set RMCP_LIBRARY=/path/to/librmcp.so",
-        c.iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
 }
 
 /// `lib` first, then the old entries minus any librmcp.so (two copies of the
@@ -209,6 +177,10 @@ fn outcome(cmd: &str, st: ExitStatus) -> (i32, Option<String>) {
     (1, Some(format!("rmcp: {cmd} ended with {st}")))
 }
 
+/// Set in the environment of a command run with `--on-gpu-fault cpu` (to
+/// rmcp's pid): an `rmcp run` inside it leaves the fallback to the outer one.
+const NESTED: &str = "RMCP_RUN_ON_GPU_FAULT_PID";
+
 /// Pid of the running command, for the forwarding handler (0: none).
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
@@ -259,7 +231,11 @@ fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> 
         }
         (ignored, old)
     };
-    let st = child.wait();
+    let st = if std::process::id() == 1 {
+        wait_as_init(child.id())
+    } else {
+        child.wait()
+    };
     CHILD.store(0, Ordering::SeqCst);
     // SAFETY: restores the dispositions saved above, unchanged.
     unsafe {
@@ -271,6 +247,36 @@ fn run_once(cmd: &mut Command, name: &str) -> Result<ExitStatus, (i32, String)> 
         }
     }
     st.map_err(|e| (1, format!("rmcp: waiting for {name}: {e}")))
+}
+
+/// Waits for `pid` as a container's PID 1 must: every orphan of the
+/// command's tree is re-parented to PID 1, and nobody else reaps it, so each
+/// one that ends is reaped here (as tini does) until `pid` ends; zombies
+/// already waiting then are reaped too.
+fn wait_as_init(pid: u32) -> std::io::Result<ExitStatus> {
+    let reap = |flags: libc::c_int| -> std::io::Result<(libc::pid_t, libc::c_int)> {
+        let mut status = 0;
+        loop {
+            // SAFETY: status is a valid out-pointer; -1 waits for any child.
+            let r = unsafe { libc::waitpid(-1, &mut status, flags) };
+            if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return if r < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok((r, status))
+            };
+        }
+    };
+    let status = loop {
+        let (r, status) = reap(0)?;
+        if u32::try_from(r).is_ok_and(|r| r == pid) {
+            break status;
+        }
+    };
+    while matches!(reap(libc::WNOHANG), Ok((r, _)) if r > 0) {}
+    Ok(ExitStatus::from_raw(status))
 }
 
 /// A fresh private directory for the fault report (mode 0700).
@@ -300,8 +306,9 @@ fn private_dir() -> Result<PathBuf, String> {
 }
 
 /// The non-empty reports the command's processes wrote into `dir`, oldest
-/// first; the files and the directory are removed.
-fn take_reports(dir: &Path) -> Vec<Vec<u8>> {
+/// first, each with the pid in its file name (`fault-report-<pid>.json`, if
+/// there is one); the files and the directory are removed.
+fn take_reports(dir: &Path) -> Vec<(Option<u32>, Vec<u8>)> {
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
@@ -318,13 +325,72 @@ fn take_reports(dir: &Path) -> Vec<Vec<u8>> {
     files.sort();
     let reports = files
         .iter()
-        .filter_map(|(_, p)| std::fs::read(p).ok().filter(|r| !r.is_empty()))
+        .filter_map(|(_, p)| {
+            let pid = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("fault-report-")?.strip_suffix(".json"))
+                .and_then(|n| n.parse().ok());
+            Some((pid, std::fs::read(p).ok().filter(|r| !r.is_empty())?))
+        })
         .collect();
     for (_, p) in &files {
         let _ = std::fs::remove_file(p);
     }
     let _ = std::fs::remove_dir(dir);
     reports
+}
+
+/// Copies a report of process `pid` to where the user's RMCP_FAULT_REPORT
+/// (`template`) asks, as librmcp.so would have written it: `%p` expanded,
+/// never over an existing file (then `<path>.<pid>`, `<path>.<pid>.<n>`).
+/// Returns the path written, or a line saying why not.
+fn keep_report(template: &std::ffi::OsStr, pid: u32, raw: &[u8]) -> Result<PathBuf, String> {
+    use std::io::Write;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut buf = vec![0u8; template.len() * 10 + 16];
+    let path = rmcp::report::expand_report_path(template.as_bytes(), pid, b"", &mut buf)
+        .map(|n| PathBuf::from(OsString::from_vec(buf[..n].to_vec())))
+        .ok_or_else(|| {
+            format!(
+                "RMCP_FAULT_REPORT={} cannot be expanded",
+                template.to_string_lossy()
+            )
+        })?;
+    let mut last = None;
+    for n in 0..100u32 {
+        let p = match n {
+            0 => path.clone(),
+            1 => PathBuf::from(format!("{}.{pid}", path.display())),
+            _ => PathBuf::from(format!("{}.{pid}.{n}", path.display())),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+        {
+            Ok(mut f) => {
+                return f
+                    .write_all(raw)
+                    .map(|()| p.clone())
+                    .map_err(|e| format!("could not write {}: {e}", p.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(p),
+            Err(e) => return Err(format!("could not create {}: {e}", p.display())),
+        }
+    }
+    Err(format!(
+        "could not create {}: it and 99 other names beside it exist",
+        last.unwrap_or(path).display()
+    ))
+}
+
+/// The pid a report names (`"process":{"pid":N}`), if it can be read.
+fn report_pid(raw: &[u8]) -> Option<u32> {
+    let v = json::parse(std::str::from_utf8(raw).ok()?)?;
+    u32::try_from(v.get("process")?.get("pid")?.as_u64()?).ok()
 }
 
 /// The human text of a fault report, or why it could not be read.
@@ -359,7 +425,7 @@ pub fn report_text(raw: &[u8]) -> Result<String, String> {
 }
 
 pub fn main(o: Args) -> i32 {
-    let lib = match find_library() {
+    let lib = match crate::locate::find_library() {
         Ok(l) => l,
         Err(e) => {
             eprintln!("rmcp: run: {e}");
@@ -395,47 +461,75 @@ pub fn main(o: Args) -> i32 {
         }
         match &o.mode {
             Some(m) => {
-                c.env("RMCP_MODE", m);
+                c.env(var::MODE, m);
             }
-            None if std::env::var_os("RMCP_MODE").is_none() => {
-                c.env("RMCP_MODE", "auto");
+            None if std::env::var_os(var::MODE).is_none() => {
+                c.env(var::MODE, config::Mode::Auto.name());
             }
             None => {}
         }
         if let Some(l) = &o.log {
-            c.env("RMCP_LOG", l);
+            c.env(var::LOG, l);
         }
         c
     };
 
-    if o.on_gpu_fault.is_none() {
-        return match run_once(&mut build(), &name) {
-            Ok(st) => {
-                let (code, msg) = outcome(&name, st);
-                if let Some(m) = msg {
-                    eprintln!("{m}");
-                }
-                code
+    let plain = |mut c: Command| match run_once(&mut c, &name) {
+        Ok(st) => {
+            let (code, msg) = outcome(&name, st);
+            if let Some(m) = msg {
+                eprintln!("{m}");
             }
-            Err((code, msg)) => {
-                eprintln!("{msg}");
-                code
-            }
-        };
+            code
+        }
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            code
+        }
+    };
+    // Under another `rmcp run --on-gpu-fault cpu` (NESTED is set), that one
+    // collects the reports and re-runs the whole command once; this one only
+    // runs it, or the command would run up to four times.
+    if o.on_gpu_fault.is_none() || std::env::var_os(NESTED).is_some() {
+        return plain(build());
     }
 
     let dir = match private_dir() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("rmcp: run: {e}");
-            return 2;
+            eprintln!("rmcp: run: {e}; running {name} without --on-gpu-fault cpu (no fault report can be collected, so there will be no CPU re-run)");
+            return plain(build());
         }
+    };
+    let user_report = std::env::var_os(var::FAULT_REPORT).filter(|v| !v.is_empty());
+    let nested = |c: &mut Command| {
+        c.env(NESTED, std::process::id().to_string());
     };
     // %p: one file per process of the command's tree (librmcp.so expands it).
     let mut first = build();
-    first.env("RMCP_FAULT_REPORT", dir.join("fault-report-%p.json"));
+    first.env(var::FAULT_REPORT, dir.join("fault-report-%p.json"));
+    nested(&mut first);
     let result = run_once(&mut first, &name);
     let raws = take_reports(&dir);
+    // The user's RMCP_FAULT_REPORT gets each report, as without the fallback.
+    let kept: Vec<String> = match &user_report {
+        Some(t) => raws
+            .iter()
+            .map(|(pid, raw)| {
+                let pid = pid.or_else(|| report_pid(raw)).unwrap_or(0);
+                match keep_report(t, pid, raw) {
+                    Ok(p) => format!(
+                        "rmcp: the JSON report of process {pid} is in {}",
+                        p.display()
+                    ),
+                    Err(e) => {
+                        format!("rmcp: run: {e}; the JSON report of process {pid} was not kept")
+                    }
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let st = match result {
         Ok(st) => st,
         Err((code, msg)) => {
@@ -448,13 +542,14 @@ pub fn main(o: Args) -> i32 {
         eprintln!("{m}");
     }
     if st.success() {
+        kept.iter().for_each(|l| eprintln!("{l}"));
         return code;
     }
     if raws.is_empty() {
         eprintln!("rmcp: {name} failed without a GPU fault report from librmcp.so; not re-running it on the CPU");
         return code;
     }
-    for raw in &raws {
+    for (_, raw) in &raws {
         match report_text(raw) {
             Ok(t) => {
                 // The report's line naming its JSON file names the private
@@ -473,6 +568,7 @@ pub fn main(o: Args) -> i32 {
             ),
         }
     }
+    kept.iter().for_each(|l| eprintln!("{l}"));
     let how = match msg {
         Some(_) => {
             let n = st.signal().unwrap_or(0);
@@ -488,19 +584,8 @@ pub fn main(o: Args) -> i32 {
     second
         .env("HIP_VISIBLE_DEVICES", "-1")
         .env("CUDA_VISIBLE_DEVICES", "-1");
-    match run_once(&mut second, &name) {
-        Ok(st) => {
-            let (code, msg) = outcome(&name, st);
-            if let Some(m) = msg {
-                eprintln!("{m}");
-            }
-            code
-        }
-        Err((code, msg)) => {
-            eprintln!("{msg}");
-            code
-        }
-    }
+    nested(&mut second);
+    plain(second)
 }
 
 #[cfg(test)]
@@ -532,12 +617,18 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let lib = d.join("librmcp.so");
         let audit = d.join("librmcp-audit.so");
-        std::fs::write(&audit, b"x").unwrap();
+        // Any shared object for this machine will do: this test (a PIE).
+        std::fs::copy(std::env::current_exe().unwrap(), &audit).unwrap();
         let a = std::fs::canonicalize(&audit).unwrap().display().to_string();
         assert_eq!(audit_value(&lib, None).unwrap(), a);
         assert_eq!(
             audit_value(&lib, Some("/x/libother-audit.so:/old/librmcp-audit.so")).unwrap(),
             format!("{a}:/x/libother-audit.so")
+        );
+        std::fs::write(&audit, b"x").unwrap();
+        assert_eq!(
+            audit_value(&lib, None).unwrap_err(),
+            format!("{} is not an ELF file", audit.display())
         );
         std::fs::remove_file(&audit).unwrap();
         // Not beside librmcp.so: the other candidates (the test binary's dir,

@@ -1,5 +1,5 @@
 //! HIP allocation hooks. Prototypes match ROCm's hip_runtime_api.h
-//! (checked against the real 5.2.3 and 6.4.3 headers by tests/real_rocm.rs).
+//! (checked against the real 5.2.3, 6.4.3 and 7.2.4 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
 use super::forward::{

@@ -5,13 +5,15 @@ use super::{Finding, Severity};
 use crate::json::{Json, JsonObj};
 use crate::kfd::Gpu;
 use crate::preload::{is_rmcp_lib, preload_entries};
-use rmcp::arch::Gfx;
+use rmcp::arch::{effective_override, override_var_node, Gfx};
 use rmcp::config::{env_flag_is_set, parse_mode, rocr_flag_is_set, Mode};
 use std::ffi::OsStr;
 use std::path::Path;
 
 pub struct EnvSnapshot {
     pub hsa_override: Option<String>,
+    /// Every HSA_OVERRIDE_GFX_VERSION and HSA_OVERRIDE_GFX_VERSION_<node>.
+    pub overrides: Vec<(String, String)>,
     pub hip_host_coherent: Option<String>,
     pub fine_grain_pcie: Option<String>,
     pub ld_preload: Option<String>,
@@ -21,8 +23,17 @@ pub struct EnvSnapshot {
 impl EnvSnapshot {
     pub fn from_process() -> EnvSnapshot {
         let get = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+        let mut overrides: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                override_var_node(&k)?;
+                Some((k, v.to_string_lossy().into_owned()))
+            })
+            .collect();
+        overrides.sort();
         EnvSnapshot {
             hsa_override: get("HSA_OVERRIDE_GFX_VERSION"),
+            overrides,
             hip_host_coherent: get("HIP_HOST_COHERENT"),
             fine_grain_pcie: get("HSA_FORCE_FINE_GRAIN_PCIE"),
             ld_preload: get("LD_PRELOAD"),
@@ -34,55 +45,70 @@ impl EnvSnapshot {
 pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Finding>) -> Json {
     let targeted: Vec<&Gpu> = gpus.iter().filter(|g| g.targeted).collect();
 
-    // HSA_OVERRIDE_GFX_VERSION
-    if let Some(ov) = env.hsa_override.as_deref() {
+    // HSA_OVERRIDE_GFX_VERSION_<node>, else HSA_OVERRIDE_GFX_VERSION, per
+    // GPU, as libhsakmt reads them.
+    let lookup = |k: &str| {
+        env.overrides
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut invalid_reported: Vec<String> = Vec::new();
+    for g in gpus {
+        let Some((var, ov)) = effective_override(g.node, lookup) else {
+            continue;
+        };
+        let Some(card) = g.gfx else { continue };
         match Gfx::from_override(ov) {
-            None => findings.push(Finding::new(
-                "hsa-override-invalid",
-                Severity::Warning,
-                format!("HSA_OVERRIDE_GFX_VERSION={ov} is not of the form MAJOR.MINOR.STEPPING (e.g. 10.3.0)."),
-                Some("unset HSA_OVERRIDE_GFX_VERSION".to_string()),
-            )),
+            None => {
+                if invalid_reported.contains(&var) {
+                    continue;
+                }
+                invalid_reported.push(var.clone());
+                findings.push(Finding::new(
+                    "hsa-override-invalid",
+                    Severity::Warning,
+                    format!("{var}={ov} is not of the form MAJOR.MINOR.STEPPING (e.g. 10.3.0); libhsakmt rejects it and ROCm then finds no GPU."),
+                    Some(format!("unset {var}")),
+                ))
+            }
             Some(o) => {
-                for g in gpus {
-                    let Some(card) = g.gfx else { continue };
-                    if card == o {
-                        findings.push(Finding::new(
-                            "hsa-override-redundant",
-                            Severity::Info,
-                            format!(
-                                "HSA_OVERRIDE_GFX_VERSION={ov} names {o}, which is what {} already is; it changes nothing there.",
-                                g.label()
-                            ),
-                            Some("unset HSA_OVERRIDE_GFX_VERSION".to_string()),
-                        ));
-                    } else if card.major == o.major && card.minor == o.minor {
-                        findings.push(Finding::new(
-                            "hsa-override-mismatch",
-                            Severity::Warning,
-                            format!(
-                                "HSA_OVERRIDE_GFX_VERSION={ov} makes ROCm treat {} as {o}: it loads {o} code objects on {card} hardware. \
-                                 The two are in the same family, which is why this often works, but AMD says the override \
-                                 \"is meant for internal debugging, not as an official workaround\".",
-                                g.label()
-                            ),
-                            Some(format!("use a build that ships {card} code objects and unset HSA_OVERRIDE_GFX_VERSION")),
-                        ));
-                    } else {
-                        findings.push(Finding::new(
-                            "hsa-override-mismatch",
-                            Severity::Error,
-                            format!(
-                                "HSA_OVERRIDE_GFX_VERSION={ov} makes ROCm treat {} as {o}: it runs {o} code on {card} hardware, \
-                                 a different instruction set. Expect \"invalid device function\", aperture violations and memory \
-                                 access faults. AMD says the override \"is meant for internal debugging, not as an official workaround\".",
-                                g.label()
-                            ),
-                            Some(format!(
-                                "unset HSA_OVERRIDE_GFX_VERSION and use a PyTorch/ROCm build compiled for {card} (official PyTorch ROCm wheels ship no gfx101x code objects)"
-                            )),
-                        ));
-                    }
+                if card == o {
+                    findings.push(Finding::new(
+                        "hsa-override-redundant",
+                        Severity::Info,
+                        format!(
+                            "{var}={ov} names {o}, which is what {} already is; it changes nothing there.",
+                            g.label()
+                        ),
+                        Some(format!("unset {var}")),
+                    ));
+                } else if card.major == o.major && card.minor == o.minor {
+                    findings.push(Finding::new(
+                        "hsa-override-mismatch",
+                        Severity::Warning,
+                        format!(
+                            "{var}={ov} makes ROCm treat {} as {o}: it loads {o} code objects on {card} hardware. \
+                             The two are in the same family, which is why this often works, but AMD says the override \
+                             \"is meant for internal debugging, not as an official workaround\".",
+                            g.label()
+                        ),
+                        Some(format!("use a build that ships {card} code objects and unset {var}")),
+                    ));
+                } else {
+                    findings.push(Finding::new(
+                        "hsa-override-mismatch",
+                        Severity::Error,
+                        format!(
+                            "{var}={ov} makes ROCm treat {} as {o}: it runs {o} code on {card} hardware, \
+                             a different instruction set. Expect \"invalid device function\", aperture violations and memory \
+                             access faults. AMD says the override \"is meant for internal debugging, not as an official workaround\".",
+                            g.label()
+                        ),
+                        Some(format!(
+                            "unset {var} and use a PyTorch/ROCm build compiled for {card} (official PyTorch ROCm wheels ship no gfx101x code objects)"
+                        )),
+                    ));
                 }
             }
         }

@@ -33,6 +33,22 @@ const GFX103_CLIENTS: &[&str] = &[
     "SDMA3",
 ];
 
+/// What each UTCL2 client is, in a user's terms.
+fn client_role(name: &str) -> &'static str {
+    match name {
+        "TCP" => "a shader's memory loads/stores, i.e. a kernel",
+        "SQC (inst)" => "a shader's instruction fetch (code address)",
+        "SQC (data)" | "SQG" => "a shader's scalar loads (kernel arguments, constants)",
+        "CPF" | "CPC" | "CPG" => "the command processor reading a queue or its packets",
+        "RLC" => "the run-list controller (firmware)",
+        "CB/DB" => "the graphics pipeline's colour/depth output",
+        "GE1" | "GE2" => "the graphics geometry engine",
+        "GCR" => "a cache flush/invalidate request",
+        n if n.starts_with("SDMA") => "the SDMA copy engine (a memory copy, not a kernel)",
+        _ => "an unnamed client",
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StatusFields {
     pub more_faults: u32,
@@ -52,6 +68,26 @@ pub fn decode_status(s: u32) -> StatusFields {
         cid: (s >> 9) & 0x1ff,
         rw: (s >> 18) & 1,
     }
+}
+
+/// The status register decoded (gfxhub of gfx10 and later, whose client
+/// table Linux's gfxhub_v2_0/v2_1/v3_0 share).
+pub fn decoded_json(s: u32) -> Json {
+    let f = decode_status(s);
+    let client = GFX103_CLIENTS
+        .get(f.cid as usize)
+        .copied()
+        .unwrap_or("unknown");
+    Json::obj()
+        .with("client", client)
+        .with("client_id", f.cid)
+        .with("client_role", client_role(client))
+        .with("access", if f.rw == 1 { "write" } else { "read" })
+        .with("permission_faults", f.permission_faults)
+        .with("mapping_error", f.mapping_error)
+        .with("walker_error", f.walker_error)
+        .with("more_faults", f.more_faults)
+        .with("vmid", (s >> 20) & 0xf)
 }
 
 #[derive(Clone, Debug, Default)]
@@ -103,6 +139,30 @@ impl VmFault {
         }
     }
 
+    /// The status, when the GC hub's layout applies (not for mmhub faults).
+    pub fn gfx_hub_status(&self) -> Option<u32> {
+        self.status.filter(|_| !self.hub.starts_with("mmhub"))
+    }
+
+    /// "client TCP (...), read, PERMISSION_FAULTS 0x3, ..." for messages.
+    pub fn summary(&self) -> Option<String> {
+        let s = self.gfx_hub_status()?;
+        let f = decode_status(s);
+        let client = GFX103_CLIENTS
+            .get(f.cid as usize)
+            .copied()
+            .unwrap_or("unknown");
+        Some(format!(
+            "client {client}: {}; a {}; PERMISSION_FAULTS 0x{:x}, MAPPING_ERROR {}, WALKER_ERROR {}; MORE_FAULTS {}",
+            client_role(client),
+            if f.rw == 1 { "write" } else { "read" },
+            f.permission_faults,
+            f.mapping_error,
+            f.walker_error,
+            if f.more_faults == 1 { "1: more faults followed that the kernel did not log" } else { "0" }
+        ))
+    }
+
     pub fn to_json(&self) -> Json {
         let fields = Json::Object(
             self.fields()
@@ -121,6 +181,7 @@ impl VmFault {
             .with("address", self.address.clone())
             .with("status", self.status.map(|s| format!("0x{s:08x}")))
             .with("fields", fields)
+            .with("decoded", self.gfx_hub_status().map(decoded_json))
     }
 }
 
@@ -135,7 +196,26 @@ pub struct LogScan {
     pub faults: Vec<VmFault>,
     /// Ring timeouts, reset begin/succeeded/failed lines, in order.
     pub resets: Vec<Reset>,
+    /// "Direct firmware load for amdgpu/X failed" and "Failed to load
+    /// firmware" lines.
+    pub firmware: Vec<Reset>,
+    /// Failed GPU initialisation ("Fatal error during GPU init", "sw_init of
+    /// IP block <...> failed", "amdgpu_device_ip_init failed").
+    pub init_failed: Vec<Reset>,
+    /// MES (the RDNA3+ firmware scheduler) and queue removal failures.
+    pub queue_failures: Vec<Reset>,
 }
+
+/// Lines of a failed MES command or queue removal (amdgpu's own texts).
+const QUEUE_FAILURE_TEXTS: &[&str] = &[
+    "MES failed to respond",
+    "MES failed to response",
+    "failed to remove hardware queue",
+    "MES might be in unrecoverable state",
+    "failed to unmap legacy queue",
+    "Queue preemption time out",
+    "Failed to evict process queues",
+];
 
 /// Strips the "[  12.3] ", "[Tue Jul 15 19:00:37 2025] " or
 /// "Aug 23 23:38:11 host kernel: " prefix.
@@ -298,6 +378,30 @@ pub fn scan(text: &str) -> LogScan {
                 }
             }
         }
+        let keep = |v: &mut Vec<Reset>| {
+            v.push(Reset {
+                pci: pci.clone(),
+                line: line.to_string(),
+            })
+        };
+        if line.contains("amdgpu")
+            && (line.contains("Direct firmware load for amdgpu/")
+                || (line.contains("Failed to load firmware") && line.contains("amdgpu/")))
+        {
+            keep(&mut out.firmware);
+            continue;
+        }
+        if line.contains("Fatal error during GPU init")
+            || line.contains("amdgpu_device_ip_init failed")
+            || (line.contains("sw_init of IP block") && line.contains("failed"))
+        {
+            keep(&mut out.init_failed);
+            continue;
+        }
+        if QUEUE_FAILURE_TEXTS.iter().any(|t| line.contains(t)) {
+            keep(&mut out.queue_failures);
+            continue;
+        }
         let lower = line.to_ascii_lowercase();
         let is_reset = lower.contains("amdgpu")
             && (lower.contains("gpu reset begin")
@@ -330,7 +434,37 @@ pub fn check(
         let ls = scan(body);
         log_json = log_json
             .with("vm_faults", ls.faults.len())
-            .with("resets", ls.resets.len());
+            .with("resets", ls.resets.len())
+            .with("firmware_failures", ls.firmware.len())
+            .with("init_failures", ls.init_failed.len())
+            .with("queue_failures", ls.queue_failures.len());
+        lines_finding(
+            "firmware-load-failed",
+            Severity::Warning,
+            &ls.firmware,
+            "firmware load failure",
+            "amdgpu could not load a firmware file it asked for; depending on the file the GPU runs without that feature or fails to initialise (see gpu-init-failed)",
+            "install the distribution's current firmware package (linux-firmware / firmware-amd-graphics) and rebuild the initramfs; a kernel newer than its firmware asks for files that do not exist yet",
+            findings,
+        );
+        lines_finding(
+            "gpu-init-failed",
+            Severity::Error,
+            &ls.init_failed,
+            "GPU initialisation failure",
+            "amdgpu gave up initialising the GPU, so KFD and ROCm cannot use it",
+            "the lines before it name the IP block and the firmware that failed; fix that first",
+            findings,
+        );
+        lines_finding(
+            "mes-queue-failure",
+            Severity::Warning,
+            &ls.queue_failures,
+            "MES/queue removal failure",
+            "The GPU's scheduler firmware did not complete a queue removal or preemption, which usually ends in a GPU reset; reports link it to compute wave save/restore",
+            "include these lines in bug reports; amdgpu.cwsr_enable=0 on the kernel command line is the workaround reported in https://github.com/ROCm/legacy-rocm-build/issues/6658",
+            findings,
+        );
         // one finding per (device, process)
         let mut groups: Vec<(Option<String>, Option<String>, Vec<&VmFault>)> = Vec::new();
         for f in &ls.faults {
@@ -373,6 +507,9 @@ pub fn check(
                 let f: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
                 msg.push_str(&format!(" ({})", f.join(", ")));
             }
+            if let Some(sum) = first.summary() {
+                msg.push_str(&format!(". Decoded: {sum}"));
+            }
             msg.push_str(". The GPU accessed an address its page tables do not map, or map without the access it needed: typically freed or never-mapped memory, or code built for another GPU.");
             let fix = if gpu.is_some_and(|g| g.targeted) {
                 "rerun under `rmcp run --` to get the allocation behind the faulting address, and check the hsa-override/torch findings"
@@ -390,12 +527,17 @@ pub fn check(
             ));
             findings.push(fnd);
         }
-        if ls.faults.is_empty() && ls.resets.is_empty() {
+        if ls.faults.is_empty()
+            && ls.resets.is_empty()
+            && ls.firmware.is_empty()
+            && ls.init_failed.is_empty()
+            && ls.queue_failures.is_empty()
+        {
             findings.push(Finding::new(
                 "kernel-log-clean",
                 Severity::Info,
                 format!(
-                    "kernel log ({}): no amdgpu VM page faults or GPU resets.",
+                    "kernel log ({}): no amdgpu VM page faults, GPU resets, firmware or queue failures.",
                     log_source.unwrap_or("?")
                 ),
                 None,
@@ -419,7 +561,7 @@ pub fn check(
                     begins,
                     if begins == 1 { "" } else { "s" },
                     if pcis.is_empty() { "an amdgpu device".to_string() } else { pcis.join(", ") },
-                    ls.resets[0].line
+                    clip(&ls.resets[0].line)
                 ),
                 Some("a GPU reset ends the work of every program using that GPU; the log lines just before it usually show what hung or faulted".to_string()),
             );
@@ -436,9 +578,102 @@ pub fn check(
     log_json
 }
 
+/// A log line as quoted in a message: at most 300 characters.
+fn clip(line: &str) -> String {
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+/// One finding for a kind of line, naming the devices, the count and the
+/// first line; `details` keeps up to 16 lines.
+fn lines_finding(
+    id: &'static str,
+    severity: Severity,
+    lines: &[Reset],
+    what: &str,
+    meaning: &str,
+    fix: &str,
+    findings: &mut Vec<Finding>,
+) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut pcis: Vec<String> = lines.iter().filter_map(|r| r.pci.clone()).collect();
+    pcis.sort();
+    pcis.dedup();
+    let mut f = Finding::new(
+        id,
+        severity,
+        format!(
+            "{} {what} line{} in the kernel log on {}; first: \"{}\". {meaning}.",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            if pcis.is_empty() {
+                "an amdgpu device".to_string()
+            } else {
+                pcis.join(", ")
+            },
+            clip(&lines[0].line)
+        ),
+        Some(fix.to_string()),
+    );
+    f.details = Some(Json::Array(
+        lines
+            .iter()
+            .take(16)
+            .map(|r| Json::String(r.line.clone()))
+            .collect(),
+    ));
+    findings.push(f);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every fixture fault the kernel printed decoded lines for: rmcp's
+    /// decoding of the status register says the same.
+    #[test]
+    fn rmcp_decoding_agrees_with_the_kernels_lines() {
+        let logs = [
+            include_str!("../../../../tests/fixtures/doctor/logs/sdma-fault.log"),
+            include_str!("../../../../tests/fixtures/doctor/logs/rdna2-vm-faults.log"),
+            "[1] amdgpu 0000:2b:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:153 vmid:0 pasid:0, for process  pid 0 thread  pid 0)
+[1] amdgpu 0000:2b:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0x00000B32
+[1] amdgpu 0000:2b:00.0: amdgpu:          Faulty UTCL2 client ID: CPC (0x5)
+[1] amdgpu 0000:2b:00.0: amdgpu:          MORE_FAULTS: 0x0
+[1] amdgpu 0000:2b:00.0: amdgpu:          WALKER_ERROR: 0x1
+[1] amdgpu 0000:2b:00.0: amdgpu:          PERMISSION_FAULTS: 0x3
+[1] amdgpu 0000:2b:00.0: amdgpu:          MAPPING_ERROR: 0x1
+[1] amdgpu 0000:2b:00.0: amdgpu:          RW: 0x0",
+        ];
+        let mut checked = 0;
+        for log in logs {
+            for f in scan(log).faults {
+                let (Some(status), false) = (f.status, f.printed.is_empty()) else {
+                    continue;
+                };
+                let d = decode_status(status);
+                let client = GFX103_CLIENTS[d.cid as usize];
+                for (k, v) in &f.printed {
+                    let want = match k.as_str() {
+                        "Faulty UTCL2 client ID" => format!("{client} (0x{:x})", d.cid),
+                        "MORE_FAULTS" => format!("0x{:x}", d.more_faults),
+                        "WALKER_ERROR" => format!("0x{:x}", d.walker_error),
+                        "PERMISSION_FAULTS" => format!("0x{:x}", d.permission_faults),
+                        "MAPPING_ERROR" => format!("0x{:x}", d.mapping_error),
+                        "RW" => format!("0x{:x}", d.rw),
+                        _ => continue,
+                    };
+                    assert_eq!(v, &want, "0x{status:08x} {k}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 12, "{checked}");
+    }
 
     #[test]
     fn decodes_the_common_status() {

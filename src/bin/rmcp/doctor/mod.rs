@@ -3,13 +3,17 @@
 
 pub mod env;
 mod gpus;
+pub mod input;
 pub mod kernel_log;
+pub mod overrides;
 pub mod params;
+pub mod regressions;
+pub mod system;
 pub mod torch;
 
 use crate::json::{Json, JsonObj};
 use crate::kfd;
-use rmcp::arch::Gfx;
+use rmcp::arch::{code_object_runs_on, generic_target_of, Gfx};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -88,9 +92,9 @@ pub struct Args {
     /// Machine-readable report (schema rmcp_doctor 1)
     #[arg(long)]
     pub json: bool,
-    /// Read sys/, etc/, proc/ below DIR instead of / (the live kernel log is
-    /// then not read; pass --kernel-log)
-    #[arg(long, value_name = "DIR")]
+    /// Read sys/, etc/, proc/, home/ and every other scanned path below DIR
+    /// instead of / (the live kernel log is then not read; pass --kernel-log)
+    #[arg(long, visible_alias = "root", value_name = "DIR")]
     pub sysfs_root: Option<PathBuf>,
     /// Read the kernel log from FILE instead of journalctl/dmesg
     #[arg(long, value_name = "FILE")]
@@ -126,10 +130,19 @@ fn live_kernel_log() -> Result<(String, String), String> {
             .output()
         {
             Ok(o) if o.status.success() && !o.stdout.is_empty() => {
-                return Ok((
-                    cmd.to_string(),
-                    String::from_utf8_lossy(&o.stdout).into_owned(),
-                ))
+                // The newest LOG_CAP bytes, as for --kernel-log files.
+                let cap = input::LOG_CAP as usize;
+                let tail = &o.stdout[o.stdout.len().saturating_sub(cap)..];
+                let source = if o.stdout.len() > cap {
+                    format!(
+                        "{cmd} (last {} MiB of {} MiB)",
+                        cap >> 20,
+                        o.stdout.len() >> 20
+                    )
+                } else {
+                    cmd.to_string()
+                };
+                return Ok((source, String::from_utf8_lossy(tail).into_owned()));
             }
             Ok(o) => why.push(format!("{cmd} exited with {}", o.status)),
             Err(e) => why.push(format!("{cmd}: {e}")),
@@ -153,19 +166,24 @@ pub fn collect(o: &Options) -> Result<Report, String> {
             return Err(format!("--sysfs-root {}: no such directory", r.display()));
         }
     }
+    let mut findings: Vec<Finding> = Vec::new();
+    // An explicit log that does not exist is a usage error (exit 2); one
+    // that exists but cannot be read as text is a finding.
     let log_text = match &o.kernel_log {
-        Some(p) => match std::fs::read(p) {
-            Ok(b) => Some((
-                format!("file {}", p.display()),
-                String::from_utf8_lossy(&b).into_owned(),
-            )),
-            Err(e) => return Err(format!("--kernel-log {}: {}", p.display(), e)),
-        },
+        Some(p) => {
+            if let Err(e) = std::fs::symlink_metadata(p) {
+                return Err(format!("--kernel-log {}: {}", p.display(), e));
+            }
+            let shown = format!("--kernel-log {}", p.display());
+            match input::read_text(p, &shown, input::LOG_CAP, input::Keep::Tail, &mut findings) {
+                input::Text::Ok { text, .. } => Some(Some((format!("file {}", p.display()), text))),
+                _ => Some(None),
+            }
+        }
         None => None,
     };
 
     let (targets, targets_problem) = kfd::targets_from_env();
-    let mut findings: Vec<Finding> = Vec::new();
     if let Some(p) = targets_problem {
         findings.push(Finding::new(
             "rmcp-targets-invalid",
@@ -186,10 +204,22 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     }
 
     // Environment
-    let env_json = env::check(
-        &env::EnvSnapshot::from_process(),
+    let snapshot = env::EnvSnapshot::from_process();
+    let env_json = env::check(&snapshot, &scan.gpus, &root, &mut findings);
+
+    // Overrides in the environment and in the files that set environments
+    let places = overrides::Places {
+        root: &root,
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute()),
+        cwd: std::env::current_dir().ok(),
+    };
+    let from_files = overrides::scan_files(&places, &mut findings);
+    let overrides_json = overrides::check(
+        &overrides::from_environment(&snapshot.overrides),
+        &from_files,
         &scan.gpus,
-        &root,
         &mut findings,
     );
 
@@ -198,7 +228,8 @@ pub fn collect(o: &Options) -> Result<Report, String> {
 
     // Kernel log
     let (log_source, log_body) = match log_text {
-        Some((s, t)) => (Some(s), Some(t)),
+        Some(Some((s, t))) => (Some(s), Some(t)),
+        Some(None) => (None, None),
         None if o.sysfs_root.is_some() => {
             findings.push(Finding::new(
                 "kernel-log-not-read",
@@ -229,6 +260,16 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         &mut findings,
     );
 
+    // Versions, taint and the known regressions they fall into
+    let sys = system::read(&root, log_body.as_deref(), &mut findings);
+    let system_json = system::check(&sys, &mut findings);
+    let regressions_json = regressions::check(
+        sys.kernel.as_deref(),
+        sys.rocm.as_deref(),
+        &scan.gpus,
+        &mut findings,
+    );
+
     // PyTorch
     let torch_json = match &o.python {
         None => Json::Null,
@@ -245,8 +286,11 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         .with("targets", targets.to_string())
         .with("gpus", gpus_json)
         .with("environment", env_json)
+        .with("overrides", overrides_json)
         .with("kernel_params", params.json)
         .with("kernel_log", log_json)
+        .with("system", system_json)
+        .with("known_regressions", regressions_json)
         .with("pytorch", torch_json)
         .with(
             "findings",
@@ -367,11 +411,28 @@ fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json
             }
             for g in gpus.iter().filter(|g| g.targeted) {
                 let name = g.gfx_name();
-                if archs.iter().any(|a| torch::arch_base(a) == name) {
+                // Exact code objects first, then LLVM's generic ones.
+                let carried = g.gfx.and_then(|card| {
+                    let mut fits = archs.iter().filter(|a| code_object_runs_on(a, card));
+                    let first = fits.next()?;
+                    Some(
+                        archs
+                            .iter()
+                            .find(|a| torch::arch_base(a) == name)
+                            .unwrap_or(first),
+                    )
+                });
+                if let Some(carried) = carried {
+                    let base = torch::arch_base(carried);
+                    let how = if base == name {
+                        format!("{name} code")
+                    } else {
+                        format!("{base} code, LLVM's generic target that runs on {name}")
+                    };
                     findings.push(Finding::new(
                         "torch-arch-ok",
                         Severity::Info,
-                        format!("PyTorch {version} carries {name} code for {}.", g.label()),
+                        format!("PyTorch {version} carries {how} for {}.", g.label()),
                         None,
                     ));
                 } else {
@@ -385,9 +446,12 @@ fn torch_check(py: &str, gpus: &[kfd::Gpu], findings: &mut Vec<Finding>) -> Json
                             archs.join(" "),
                             g.label()
                         ),
-                        Some(format!(
-                            "use a PyTorch build compiled for {name} (official ROCm wheels ship no gfx101x code objects; build from source with PYTORCH_ROCM_ARCH={name})"
-                        )),
+                        Some(match g.gfx.and_then(generic_target_of) {
+                            Some(generic) => format!(
+                                "use a PyTorch build compiled for {name} or {generic} (official ROCm wheels ship no gfx101x code objects; build from source with PYTORCH_ROCM_ARCH={name})"
+                            ),
+                            None => format!("use a PyTorch build compiled for {name}"),
+                        }),
                     ));
                 }
             }
