@@ -463,3 +463,82 @@ fn override_different_from_the_real_gpu_is_named_first() {
         "{unknown}"
     );
 }
+
+/// Issue 18 item 3: while 15 threads loop hipMalloc/hipFree, the GPU faults
+/// inside a live 1 MiB buffer. The registry's shards are often held for a
+/// moment by an allocating thread; the report must still name the buffer,
+/// in every one of 30 runs (the lookup waits for a busy shard, within a
+/// bound, instead of giving up at the first one).
+#[test]
+fn a_fault_while_15_threads_allocate_still_names_the_allocation() {
+    let mut missed = Vec::new();
+    for run in 0..30 {
+        let r = Scenario::new(Program::DriverExe)
+            .devices("gfx1030")
+            .preload(true)
+            // 15 threads' calls would fill the record; nothing reads it here.
+            .env_remove("FAKE_HIP_LOG")
+            .args([
+                "hsa_init",
+                "hipMalloc:1048576",
+                "churn:15",
+                "sleep_ms:20",
+                "hsa_fault:live+4096:1",
+            ])
+            .run();
+        assert_eq!(r.signal(), Some(libc::SIGABRT), "{r}");
+        assert!(r.stdout.contains("churn:15 rc=0 started=15"), "{r}");
+        if !r
+            .stderr
+            .contains("is 4096 bytes into a live allocation: hipMalloc of 1048576 bytes")
+        {
+            missed.push(format!("run {run}:\n{}", r.stderr));
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} of 30 reports did not name the buffer:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
+
+/// Issue 18 item 12: a program that makes 40 allocations before hsa_init
+/// (more than the allocation path's 32 registration attempts) still gets its
+/// fault report: hsa_init registers the handler whatever happened before.
+#[test]
+fn forty_allocations_before_hsa_init_still_get_a_report() {
+    let mut ops: Vec<&str> = vec!["hipMalloc:4096"; 40];
+    ops.extend(["hsa_init", "hipHostMalloc:4096:0", "hsa_fault:live+16:1"]);
+    let r = fault_run("gfx1030", &ops, None);
+    assert!(
+        r.stderr
+            .contains("is 16 bytes into a live allocation: hipHostMalloc of 4096 bytes"),
+        "{r}"
+    );
+    assert_runtime_message_follows(&r);
+}
+
+/// Issue 18 item 12: when the runtime refuses the handler after hsa_init,
+/// rmcp says so once (not at every hsa_init or allocation).
+#[test]
+fn a_handler_the_runtime_refuses_is_said_once() {
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .env("FAKE_HSA_HANDLER_SLOTS", "0")
+        .args([
+            "hsa_init",
+            "hipMalloc:4096",
+            "hsa_init",
+            "hipHostMalloc:4096:0",
+        ])
+        .run();
+    r.assert_success();
+    let lines: Vec<&str> = rmcp_lines(&r);
+    assert_eq!(
+        lines,
+        vec!["rmcp: warn: could not register the GPU memory-fault handler with the HSA runtime (hsa_amd_register_system_event_handler returned 0x1008); GPU memory faults will not be reported"],
+        "{r}"
+    );
+}

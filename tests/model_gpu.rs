@@ -159,6 +159,8 @@ struct Built {
     module: PathBuf,
     host: PathBuf,
     direct: PathBuf,
+    /// librccl.so.1: a library named like RCCL making HIP allocations.
+    rccl: PathBuf,
     rmcp_dir: PathBuf,
     logs: PathBuf,
 }
@@ -183,6 +185,7 @@ fn built(s: &Stack) -> &'static Built {
             module: dir.join("libprobe_module.so"),
             host: dir.join("host"),
             direct: dir.join("probe_direct"),
+            rccl: dir.join("librccl.so.1"),
             rmcp_dir,
             logs,
         };
@@ -212,6 +215,11 @@ fn built(s: &Stack) -> &'static Built {
                 common::compile_c(&b.module, &[t("model/probe.c")], &a)
             });
             sc.spawn(|| common::compile_c(&b.host, &[t("real/host.c")], &["-ldl"]));
+            sc.spawn(|| {
+                let mut a = vec!["-DROCMLIKE_HIP", "-shared", "-Wl,-soname,librccl.so.1"];
+                a.extend_from_slice(&hip[2..]);
+                common::compile_c(&b.rccl, &[t("programs/rocmlike_lib.c")], &a)
+            });
             sc.spawn(|| {
                 // Mode (c): librmcp linked before the runtime.
                 let mut a = vec!["-Wl,--no-as-needed", &lr, "-lrmcp"];
@@ -648,6 +656,7 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     cmd.env("HSA_MODEL_TOPOLOGY", &topology)
         .env("HSA_MODEL_LIB", &b.model_lib)
         .env("RMCP_MODEL_LOG", &log)
+        .env("PROBE_RCCL_LIB", &b.rccl)
         // The model serves AQL queues only: copies then run as blit kernels.
         .env("HSA_ENABLE_SDMA", "0")
         // Completion signals without KFD events (ROCr polls them): with
@@ -826,8 +835,12 @@ fn key(topo: Topo, load: Load, mode: Option<&'static str>) -> Key {
 
 // ------------------------------------------------------------------ expectations
 
-/// Rows rmcp rewrites on a target (README, "What rmcp changes").
+/// Rows rmcp rewrites on a target (README, "What rmcp changes"). Calls made
+/// from inside a ROCm library (librccl) are never rewritten.
 fn rewritable(label: &str) -> bool {
+    if label.starts_with("librccl:") {
+        return false;
+    }
     let base = label.split('@').next().unwrap();
     let base = base.rsplit(':').next().unwrap();
     matches!(
@@ -1167,6 +1180,41 @@ fn rx7900xt_gfx1100_untargeted_control() {
         Topo::Rx7900xt,
         SOME_LOADS,
     );
+}
+
+/// ROCm's own libraries get exactly what they ask for: RCCL's host flags
+/// (hipHostMalloc(Mapped), polled by GPU kernels) allocated from inside a
+/// library named like RCCL reach the driver COHERENT under rmcp, in every load
+/// mode, while the application's identical call loses COHERENT.
+#[test]
+fn rccl_like_library_keeps_its_coherent_host_flags() {
+    let test = "rccl_like_library_keeps_its_coherent_host_flags";
+    let Some((s, b)) = env(test) else { return };
+    let base = probe(s, b, key(Topo::Rx6800xt, Load::Plain, None));
+    let flags = |r: &ProbeRun, label: &str| {
+        r.kfd_of(label)
+            .and_then(Kfd::flags)
+            .unwrap_or_else(|| panic!("{label}: no KFD allocation\n{r}"))
+    };
+    assert_ne!(
+        flags(&base, "librccl:hipHostMalloc(Mapped)") & COHERENT,
+        0,
+        "{base}"
+    );
+    for load in [Load::Preload, Load::Module, Load::Direct] {
+        let run = probe(s, b, key(Topo::Rx6800xt, load, Some("auto")));
+        assert!(run.status.success(), "{run}");
+        assert_eq!(
+            flags(&run, "librccl:hipHostMalloc(Mapped)"),
+            flags(&base, "librccl:hipHostMalloc(Mapped)"),
+            "{load:?}: RCCL's flags must reach the driver as asked\n{run}"
+        );
+        assert_eq!(
+            flags(&run, "hipHostMalloc(Mapped)") & COHERENT,
+            0,
+            "{load:?}: the application's hipHostMalloc(Mapped) is rewritten\n{run}"
+        );
+    }
 }
 
 /// The rewrite must change what reaches the driver on a target: the rows the

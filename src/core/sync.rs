@@ -161,6 +161,27 @@ impl<T> SpinLock<T> {
             .map(|_| SpinGuard { lock: self })
     }
 
+    /// The lock, waiting for it (spinning briefly, then yielding the CPU to
+    /// the holder) only while `patient()` says so: bounded waiting for the
+    /// fault path, where the holder may never let go.
+    pub fn try_lock_while(&self, mut patient: impl FnMut() -> bool) -> Option<SpinGuard<'_, T>> {
+        let mut spins = 0u32;
+        loop {
+            if let Some(g) = self.try_lock() {
+                return Some(g);
+            }
+            if spins < 100 {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            if !patient() {
+                return None;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Takes the lock and keeps it (before fork).
     pub fn lock_and_keep(&self) {
         std::mem::forget(self.lock());

@@ -5,10 +5,11 @@
 //! its own message and ends the process as it always does. Nothing here
 //! repairs anything: the kernel has already evicted the queues.
 //!
-//! The handler runs while the process is dying: it allocates nothing, takes
-//! no lock it could wait on (the registry is read with try-locks, the launch
-//! rings without waiting), fills static buffers, and writes with write(2).
-//! It only gathers facts; the report's words are `crate::core::fault_report`.
+//! The handler runs while the process is dying: it allocates nothing, waits
+//! for no lock without bound (the registry's shards are waited for at most
+//! `registry::LOOKUP_PATIENCE_NS` in all; the launch rings are read without
+//! waiting), fills static buffers, and writes with write(2). It only
+//! gathers facts; the report's words are `crate::core::fault_report`.
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
 use crate::core::causes::{self, KfdArchs};
@@ -116,15 +117,37 @@ fn read_small_file(path: &std::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
 
 /// Registers the fault handler once, if an HSA runtime is already in the
 /// process and initialised. Never loads a runtime. Cheap after success.
+/// Called from the allocation path, which gives up after `MAX_ATTEMPTS`
+/// (a HIP runtime that never opens HSA); `register_at_hsa_init` tries again
+/// whatever happened here.
 pub fn ensure_handler() {
     if REGISTERED.load(Ordering::Relaxed) || ATTEMPTS.load(Ordering::Relaxed) >= MAX_ATTEMPTS {
         return;
     }
-    let cfg = process::config();
-    if !cfg.enabled {
+    if !process::config().enabled {
         return;
     }
-    ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+    if ATTEMPTS.fetch_add(1, Ordering::Relaxed) + 1 == MAX_ATTEMPTS {
+        log::debug!(
+            "no HSA runtime to register the GPU memory-fault handler with after {MAX_ATTEMPTS} allocations; trying again at hsa_init"
+        );
+    }
+    try_register(false);
+}
+
+/// hsa_init succeeded: the runtime is initialised, so registration is tried
+/// now whatever happened before, and a failure is said once (without the
+/// handler no GPU memory fault is reported).
+pub fn register_at_hsa_init() {
+    if REGISTERED.load(Ordering::Relaxed) || !process::config().enabled {
+        return;
+    }
+    try_register(true);
+}
+
+fn try_register(runtime_initialised: bool) {
+    static FAILURE_SAID: AtomicBool = AtomicBool::new(false);
+    let cfg = process::config();
     if !HSA.is_loaded() || REGISTERING.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -159,8 +182,17 @@ pub fn ensure_handler() {
         REGISTERED.store(true, Ordering::Release);
         log::debug!("GPU memory-fault handler registered with the HSA runtime");
     } else {
-        // Not initialised yet: try again at a later allocation or hsa_init.
-        log::trace!("hsa_amd_register_system_event_handler returned {rc:#x}");
+        // Before hsa_init the runtime answers NOT_INITIALIZED: that is no
+        // failure, only too early.
+        let failed = runtime_initialised || rc != hsa::STATUS_ERROR_NOT_INITIALIZED;
+        if failed && !FAILURE_SAID.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "could not register the GPU memory-fault handler with the HSA runtime (hsa_amd_register_system_event_handler returned {rc:#x}); GPU memory faults will not be reported"
+            );
+        } else {
+            // Not initialised yet: tried again at a later allocation or hsa_init.
+            log::trace!("hsa_amd_register_system_event_handler returned {rc:#x}");
+        }
         REGISTERING.store(false, Ordering::Release);
     }
 }

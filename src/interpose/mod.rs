@@ -18,8 +18,8 @@
 //!
 //! In detail: `hooks` -> hip, hsa, launch, forward, process, symbols;
 //! hip -> forward, devices, process, symbols; hsa -> forward, fault,
-//! topology, runtime, process, symbols; launch -> forward, launch_state,
-//! devices, threads, process, symbols; forward -> fault, process, symbols;
+//! topology, process, symbols; launch -> forward, launch_state, devices,
+//! threads, process, symbols; forward -> fault, runtime, process, symbols;
 //! `fault` -> launch_state, topology, process, symbols; `launch_state` ->
 //! core only; `process` -> devices, threads, symbols (to reset and
 //! summarise them); `topology`, `devices` -> symbols; `symbols` -> runtime.

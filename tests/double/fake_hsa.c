@@ -24,6 +24,9 @@
  *   hsa_amd_register_system_event_handler rc=0
  * rc is decimal (4107 = 0x100B NOT_INITIALIZED).
  *
+ * FAKE_HSA_HANDLER_SLOTS=N (default 16) limits how many system event handlers can be
+ * registered; past that, registration fails with OUT_OF_RESOURCES.
+ *
  * Test-only export: fake_hsa_raise_memory_fault(gpu_index, address, reason_mask) delivers
  * a GPU memory fault event the way ROCr does and then aborts.
  */
@@ -478,7 +481,11 @@ EXPORT hsa_status_t hsa_amd_register_system_event_handler(hsa_amd_system_event_c
         rc = HSA_STATUS_ERROR_INVALID_ARGUMENT;
     else {
         pthread_mutex_lock(&lock);
-        if (nhandlers < MAX_HANDLERS) {
+        const char *slots_env = getenv("FAKE_HSA_HANDLER_SLOTS");
+        int slots = slots_env ? atoi(slots_env) : MAX_HANDLERS;
+        if (slots > MAX_HANDLERS)
+            slots = MAX_HANDLERS;
+        if (nhandlers < slots) {
             handlers[nhandlers].cb = cb;
             handlers[nhandlers].data = data;
             nhandlers++;

@@ -40,6 +40,9 @@
  *   threads:N                      prints "threads:N rc=0", then runs ALL remaining ops in N
  *                                  threads at once (each with its own allocation stack and
  *                                  current device 0), joins, stops
+ *   churn:N                        starts N threads that loop hipMalloc(4096) / hipFree until
+ *                                  the process ends (allocating threads behind a fault), then
+ *                                  goes on with the next op on this thread
  *   fork                           the child runs the remaining ops and _exits 0 if all
  *                                  returned 0 else 1; the parent prints
  *                                  "fork child=<exit status>" (or child=sig<N>) and stops
@@ -56,6 +59,10 @@
  *                                  fault message)
  *   advise:ADVICE:DEVICE           hipMemAdvise over the most recent live allocation
  *   rocmlike_alloc:GPUIDX:KIND:SIZE  the same allocation made from inside librocblas.so.4
+ *   rccl:NAME:SIZE[:FLAGS]         the HIP allocation NAME (hipHostMalloc, hipHostAlloc,
+ *                                  hipExtHostAlloc, hipMemAllocHost, hipExtMallocWithFlags,
+ *                                  hipMallocManaged, hipMalloc) made from inside librccl.so.1
+ *                                  (dlopen by soname; "rc=missing" if absent)
  *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | absolute
  *                                  hex address; prints "addr=", then calls
  *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
@@ -280,6 +287,17 @@ static void *thread_main(void *p)
     run_ops(st, ta->argc, ta->argv);
     ta->failures = st->failures;
     free(st);
+    return NULL;
+}
+
+static void *churn_main(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        void *p = NULL;
+        if (hipMalloc(&p, 4096) == 0)
+            hipFree(p);
+    }
     return NULL;
 }
 
@@ -626,6 +644,18 @@ static int run_ops(struct state *st, int argc, char **argv)
             if (started != n)
                 st->failures++;
             return argc;
+        } else if (!strcmp(op, "churn")) {
+            int n = (int)num(f[1]);
+            int started = 0;
+            for (int t = 0; t < n && t < 256; t++) {
+                pthread_t tid;
+                if (pthread_create(&tid, NULL, churn_main, NULL) == 0) {
+                    pthread_detach(tid);
+                    started++;
+                }
+            }
+            rc = started == n ? 0 : -1;
+            emit("%s rc=%d started=%d", item, rc, started);
         } else if (!strcmp(op, "fork")) {
             pid_t pid = fork();
             if (pid < 0) {
@@ -687,6 +717,24 @@ static int run_ops(struct state *st, int argc, char **argv)
                 if (rc == 0 && outp)
                     push(st, p, size, A_HSA);
                 emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(outp ? p : NULL));
+            }
+        } else if (!strcmp(op, "rccl")) {
+            const char *name = f[1] ? f[1] : "";
+            void *lib = dlopen("librccl.so.1", RTLD_NOW | RTLD_LOCAL);
+            void *sym = lib ? dlsym(lib, "rocmlike_hip_alloc") : NULL;
+            size = size_arg(f[2]);
+            flags = (unsigned)num(nf > 3 ? f[3] : NULL);
+            if (!sym) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else {
+                int (*fn)(const char *, size_t, unsigned, void **);
+                memcpy(&fn, &sym, sizeof fn);
+                kind = !strcmp(name, "hipExtMallocWithFlags") || !strcmp(name, "hipMallocManaged") ||
+                               !strcmp(name, "hipMalloc")
+                           ? A_DEVICE
+                           : A_HOST;
+                ALLOC_OP(fn(name, size, flags, outp));
             }
         } else if (!strcmp(op, "hsa_free")) {
             int j;

@@ -3,7 +3,8 @@
 #![allow(non_snake_case)]
 
 use super::forward::{
-    after, boundary, decide, forward_free, real, record_alloc, record_range, rules,
+    after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, record_alloc,
+    record_range, rules,
 };
 use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED,
@@ -81,11 +82,19 @@ unsafe fn host_malloc_like(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
+    // Asked outside `decide`, so the panic boundary's closure stays small
+    // enough to be inlined: this is the hottest hook (bench/run.sh).
+    let rocm = caller_is_rocm(caller);
     let fwd = decide(|cfg| {
-        policy::host_malloc(flags, has_memory(ptr, size), rules(cfg), || {
-            devices::any_target(cfg)
-        })
+        policy::host_malloc(
+            flags,
+            has_memory(ptr, size),
+            rules(cfg),
+            || devices::any_target(cfg),
+            || rocm,
+        )
     })
     .unwrap_or(Forward::unchanged(Called, flags));
     // SAFETY: both entry points have hipHostMalloc's prototype; `Called`:
@@ -93,47 +102,73 @@ unsafe fn host_malloc_like(
     unsafe { forward_flags_malloc(entry, entry.index(), fwd, ptr, size, flags, Memory::Host) }
 }
 
-/// # Safety
-/// As the HIP runtime's hipHostMalloc.
-#[no_mangle]
-pub unsafe extern "C" fn hipHostMalloc(
+hook_with_caller! {
+    /// hipHostMalloc: a trampoline to `host_malloc_from` (the caller rule
+    /// needs the return address).
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipHostMalloc.
+    fn hipHostMalloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => host_malloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipHostMalloc called from `caller`.
+unsafe extern "C" fn host_malloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     // SAFETY: the caller upholds hipHostMalloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags) }
+    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags, caller) }
 }
 
-/// # Safety
-/// As the HIP runtime's hipExtHostAlloc (ROCm >= 6.3).
-#[no_mangle]
-pub unsafe extern "C" fn hipExtHostAlloc(
+hook_with_caller! {
+    /// # Safety
+    /// As the HIP runtime's hipExtHostAlloc (ROCm >= 6.3).
+    fn hipExtHostAlloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => ext_host_alloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipExtHostAlloc called from `caller`.
+unsafe extern "C" fn ext_host_alloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     // SAFETY: the caller upholds hipExtHostAlloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags) }
+    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags, caller) }
 }
 
-/// hipHostAlloc: see `policy::host_alloc` for where a rewritten call goes.
-///
-/// # Safety
-/// As the HIP runtime's hipHostAlloc.
-#[no_mangle]
-pub unsafe extern "C" fn hipHostAlloc(
+hook_with_caller! {
+    /// hipHostAlloc: see `policy::host_alloc` for where a rewritten call goes.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipHostAlloc.
+    fn hipHostAlloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => host_alloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipHostAlloc called from `caller`.
+unsafe extern "C" fn host_alloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let rocm = caller_is_rocm(caller);
         let fwd = decide(|cfg| {
-            policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
-                devices::any_target(cfg)
-            })
+            policy::host_alloc(
+                flags,
+                has_memory(ptr, size),
+                rules(cfg),
+                || devices::any_target(cfg),
+                || rocm,
+            )
         })
         .unwrap_or(Forward::unchanged(Entry::HipHostAlloc, flags));
         // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
@@ -151,18 +186,30 @@ pub unsafe extern "C" fn hipHostAlloc(
     })
 }
 
-/// hipMemAllocHost: see `policy::mem_alloc_host`.
-///
-/// # Safety
-/// As the HIP runtime's hipMemAllocHost.
-#[no_mangle]
-pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
+hook_with_caller! {
+    /// hipMemAllocHost: see `policy::mem_alloc_host`.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipMemAllocHost.
+    fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t
+        => mem_alloc_host_from, x86: "rdx", arm: "x2"
+}
+
+/// hipMemAllocHost called from `caller`.
+unsafe extern "C" fn mem_alloc_host_from(
+    ptr: *mut *mut c_void,
+    size: usize,
+    caller: usize,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAllocHost;
         let fwd = decide(|cfg| {
-            policy::mem_alloc_host(has_memory(ptr, size), rules(cfg), || {
-                devices::any_target(cfg)
-            })
+            policy::mem_alloc_host(
+                has_memory(ptr, size),
+                rules(cfg),
+                || devices::any_target(cfg),
+                || caller_is_rocm(caller),
+            )
         })
         .unwrap_or(Forward::unchanged(entry, 0));
         let rc = if fwd.target == Entry::HipHostMalloc {
@@ -189,23 +236,33 @@ pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> 
     })
 }
 
-/// hipExtMallocWithFlags: see `policy::ext_malloc`.
-///
-/// # Safety
-/// As the HIP runtime's hipExtMallocWithFlags.
-#[no_mangle]
-pub unsafe extern "C" fn hipExtMallocWithFlags(
+hook_with_caller! {
+    /// hipExtMallocWithFlags: see `policy::ext_malloc`.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipExtMallocWithFlags.
+    fn hipExtMallocWithFlags(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => ext_malloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipExtMallocWithFlags called from `caller`.
+unsafe extern "C" fn ext_malloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipExtMallocWithFlags;
         let (fwd, dev) = decide(|cfg| {
             let dev = current_device(cfg);
-            let fwd = policy::ext_malloc(flags, has_memory(ptr, size), rules(cfg), || {
-                is_target(cfg, dev)
-            });
+            let fwd = policy::ext_malloc(
+                flags,
+                has_memory(ptr, size),
+                rules(cfg),
+                || is_target(cfg, dev),
+                || caller_is_rocm(caller),
+            );
             (fwd, dev)
         })
         .unwrap_or((Forward::unchanged(Called, flags), -1));
@@ -224,26 +281,34 @@ pub unsafe extern "C" fn hipExtMallocWithFlags(
     })
 }
 
-/// hipMallocManaged: forwarded unchanged, then advised coarse-grained with
-/// hipMemAdvise(SetCoarseGrain) on a target device. A refused advice is
-/// reported, not turned into a failure.
-///
-/// # Safety
-/// As the HIP runtime's hipMallocManaged.
-#[no_mangle]
-pub unsafe extern "C" fn hipMallocManaged(
+hook_with_caller! {
+    /// hipMallocManaged: forwarded unchanged, then advised coarse-grained
+    /// with hipMemAdvise(SetCoarseGrain) on a target device. A refused
+    /// advice is reported, not turned into a failure.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipMallocManaged.
+    fn hipMallocManaged(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => malloc_managed_from, x86: "rcx", arm: "x3"
+}
+
+/// hipMallocManaged called from `caller`.
+unsafe extern "C" fn malloc_managed_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocManaged;
         let (advise, dev) = decide(|cfg| {
             let dev = current_device(cfg);
-            (
-                policy::advise_managed_coarse(rules(cfg), || is_target(cfg, dev)),
-                dev,
-            )
+            let advise = policy::advise_managed_coarse(
+                rules(cfg),
+                || is_target(cfg, dev),
+                || caller_is_rocm(caller),
+            );
+            (advise, dev)
         })
         .unwrap_or((false, -1));
         // SAFETY: hipMallocManaged's prototype.
