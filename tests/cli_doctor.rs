@@ -665,6 +665,21 @@ const CASES: &[Case] = &[
         json: &[("/system/kernel", r#""6.18.4-arch1-1""#), ("/system/rocm", r#""7.1.1-38""#), ("/known_regressions/0/regression", r#""sdma-page-fault-6.18""#)],
     },
     Case {
+        name: "ROCm 7.0 with amdgpu.cwsr_enable=0 already set: the regression is info and says so",
+        root: "rdna2-rocm7-cwsr-off",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[(
+            "known-regression",
+            "info",
+            &["ROCm 7.0.2-56", "cwsr-illegal-address-rocm7", "The workaround amdgpu.cwsr_enable=0 is already set here."],
+        )],
+        absent: &["kernel-tainted"],
+        json: &[("/known_regressions/0/regression", r#""cwsr-illegal-address-rocm7""#)],
+    },
+    Case {
         name: "kernel 6.1 from the log's Linux version line: no regression, no taint",
         root: "rdna2-rx6700xt",
         log: Some("logs/clean.log"),
@@ -1050,4 +1065,74 @@ fn bug_report_to_an_unwritable_place_is_one_line_and_exit_2() {
         last.starts_with("rmcp: --bug-report /nonexistent/dir/report.md: "),
         "{run}"
     );
+}
+
+/// The finding ids SCHEMA.md's tables document.
+fn documented_ids() -> Vec<String> {
+    let schema =
+        std::fs::read_to_string(common::manifest_dir().join("src/bin/rmcp/doctor/SCHEMA.md"))
+            .unwrap();
+    schema
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or("").to_string();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every id the doctor's code can emit (the first string after each
+/// `Finding::new(` / `lines_finding(`) is documented in SCHEMA.md, and
+/// every top-level key of `--json` is in its layout.
+#[test]
+fn schema_documents_every_finding_id_and_key() {
+    let ids = documented_ids();
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    let dirs = ["src/bin/rmcp/doctor", "src/bin/rmcp"];
+    for d in dirs {
+        for e in std::fs::read_dir(common::manifest_dir().join(d))
+            .unwrap()
+            .flatten()
+        {
+            if e.path().extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let src = std::fs::read_to_string(e.path()).unwrap();
+            for marker in ["Finding::new(", "lines_finding("] {
+                for (i, _) in src.match_indices(marker) {
+                    let rest = &src[i + marker.len()..];
+                    let Some(q) = rest.find('"') else { continue };
+                    // only a literal that is the first argument
+                    if !rest[..q].trim().is_empty() {
+                        continue;
+                    }
+                    let id = rest[q + 1..].split('"').next().unwrap();
+                    seen += 1;
+                    if !ids.iter().any(|d| d == id) {
+                        missing.push(format!("{}: {id}", e.path().display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen >= 40, "only {seen} ids found in the sources");
+    assert!(missing.is_empty(), "not in SCHEMA.md: {missing:?}");
+
+    let schema =
+        std::fs::read_to_string(common::manifest_dir().join("src/bin/rmcp/doctor/SCHEMA.md"))
+            .unwrap();
+    let (_, v) = doctor_json("rdna2-kernel-6.18", Some("logs/amdgpu-204.log"), &[], &[]);
+    for key in v.as_object().unwrap().keys() {
+        assert!(
+            schema.contains(&format!("\"{key}\":")),
+            "top-level key {key} not in SCHEMA.md"
+        );
+    }
 }

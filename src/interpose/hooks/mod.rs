@@ -16,8 +16,8 @@ pub mod hip;
 pub mod hsa;
 pub mod launch;
 
-// Every hook at one path (`rmcp::hooks::hipMalloc`), for the table below and
-// the tests that check prototypes.
+// Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs
+// checks each one of `hook_table!` there; the table below finds them here).
 pub use hip::*;
 pub use hsa::*;
 pub use launch::*;

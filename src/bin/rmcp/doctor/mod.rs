@@ -282,10 +282,20 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     // Versions, taint and the known regressions they fall into
     let sys = system::read(&root, log_body.as_deref(), &mut findings);
     let system_json = system::check(&sys, &mut findings);
+    // A parameter's live value, else the last configured one.
+    let param = |name: &str| -> Option<String> {
+        let live = params.json.pointer(&format!("/live/{name}"));
+        let set = params.json["settings"]
+            .as_array()
+            .and_then(|a| a.iter().rev().find(|s| s["name"] == name))
+            .map(|s| &s["value"]);
+        live.or(set).and_then(Json::as_str).map(str::to_string)
+    };
     let regressions_json = regressions::check(
         sys.kernel.as_deref(),
         sys.rocm.as_deref(),
         &scan.gpus,
+        &param,
         &mut findings,
     );
 
