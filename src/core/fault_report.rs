@@ -42,8 +42,11 @@ pub struct Facts<'a> {
     pub found: Result<Lookup, Busy>,
     /// CLOCK_MONOTONIC at the report.
     pub now_ns: u64,
-    /// What HSA_OVERRIDE_GFX_VERSION does to this GPU, when it matters.
+    /// What HSA_OVERRIDE_GFX_VERSION (or its per-node form) does to this
+    /// GPU, when it matters.
     pub gfx_override: Option<Override<'a>>,
+    /// The override came from HSA_OVERRIDE_GFX_VERSION_<node>.
+    pub override_per_node: bool,
     pub launches: InFlight<'a>,
     pub json_file: JsonFile<'a>,
     pub next: NextStep,
@@ -209,6 +212,7 @@ fn causes_of<'a>(f: &Facts<'a>) -> Causes<'a> {
         addr: f.addr,
         node: f.gpu.node,
         gfx_override: f.gfx_override,
+        override_per_node: f.override_per_node,
         place: causes::place(f.addr, f.found),
     }
 }
@@ -433,6 +437,7 @@ mod tests {
             found,
             now_ns: 13_000_000,
             gfx_override: None,
+            override_per_node: false,
             launches: InFlight {
                 device: Some(0),
                 recorded: 0,

@@ -12,7 +12,7 @@
 //! gathers facts; the report's words are `crate::core::fault_report`.
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::core::causes::{self, KfdArchs};
+use crate::core::causes::{self, KfdArchs, NodeOverrides};
 use crate::core::fault_report::{
     self, Facts, InFlight, JsonFile, NextStep, JSON_BYTES, STDERR_BYTES, TEXT_BYTES,
 };
@@ -62,6 +62,8 @@ fn rank_from_env(name: &str) -> Option<u32> {
 /// Each KFD node's real architecture, read from sysfs once when the handler
 /// is registered: the handler itself opens no file.
 static KFD_ARCHS: OnceCell<KfdArchs> = OnceCell::new();
+/// HSA_OVERRIDE_GFX_VERSION_<node> for those nodes, read at the same time.
+static NODE_OVERRIDES: OnceCell<NodeOverrides> = OnceCell::new();
 
 /// Reads `gfx_target_version` of nodes 0, 1, ... under
 /// `<root>/sys/class/kfd/kfd/topology/nodes` (KFD numbers them from 0 with
@@ -162,6 +164,11 @@ fn try_register(runtime_initialised: bool) {
                 .as_deref()
                 .unwrap_or(std::ffi::OsStr::new("")),
         )
+    });
+    NODE_OVERRIDES.get_or_init(|| {
+        NodeOverrides::read(0..KfdArchs::MAX_NODES as u32, |k| {
+            std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
+        })
     });
     RANKS.get_or_init(|| (rank_from_env("RANK"), rank_from_env("LOCAL_RANK")));
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
@@ -341,6 +348,11 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         },
         _ => JsonFile::NotRequested,
     };
+    let (override_value, override_per_node) = causes::node_override(
+        NODE_OVERRIDES.get().and_then(|o| o.get(node)),
+        process::config().hsa_override.as_deref(),
+    )
+    .map_or((None, false), |(v, per_node)| (Some(v), per_node));
     let facts = Facts {
         addr,
         reasons,
@@ -353,9 +365,10 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         found: REGISTRY.try_lookup(addr),
         now_ns: now_ns(),
         gfx_override: causes::override_cause(
-            process::config().hsa_override.as_deref(),
+            override_value,
             KFD_ARCHS.get().and_then(|k| k.get(node)),
         ),
+        override_per_node,
         launches: InFlight {
             device,
             recorded,
