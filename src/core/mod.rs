@@ -9,6 +9,7 @@ pub mod demangle;
 /// cbindgen:ignore
 pub mod entry;
 pub mod fault_outcome;
+pub mod fault_report;
 pub mod launches;
 pub mod policy;
 pub mod registry;
