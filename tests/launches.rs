@@ -92,7 +92,7 @@ fn fault_lists_the_unsynchronised_launches_of_the_faulting_gpu_newest_first() {
     assert!(lines[head + 2].ends_with(" ms before the fault"), "{r}");
     // Only device 1's launches, and the list ends before the closing line.
     assert!(
-        lines[head + 3].starts_with("rmcp: the runtime will now print"),
+        lines[head + 3].starts_with("rmcp: next: the runtime will now print"),
         "{r}"
     );
     // The list comes before the runtime's own message.
@@ -364,7 +364,7 @@ fn long_kernel_names_leave_both_fault_reports_complete() {
             "{r}"
         );
         assert!(
-            lines[head + 18].starts_with("rmcp: the runtime will now print its own message"),
+            lines[head + 18].starts_with("rmcp: next: the runtime will now print its own message"),
             "{r}"
         );
         assert_eq!(

@@ -59,6 +59,9 @@ pub enum CoreLimit {
     Bytes(u64),
 }
 
+/// The last line when the process goes on.
+pub const CONTINUES: &str = "next: the process goes on (HIP 7's default: core dumps off, HIP_SKIP_ABORT_ON_GPU_ERROR not 0); the runtime prints nothing more, the program gets hipErrorIllegalAddress at its next synchronisation and every HIP call after that fails the same way (PyTorch raises torch.AcceleratorError); the work queued on this GPU is lost";
+
 /// What comes next for the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -141,9 +144,7 @@ impl Outcome {
                     ),
                 }
             }
-            Outcome::ContinuesWithIllegalAddress => w.write_str(
-                "the process goes on (HIP 7's default: core dumps off, HIP_SKIP_ABORT_ON_GPU_ERROR not 0); the runtime prints nothing more, the program gets hipErrorIllegalAddress at its next synchronisation and every HIP call after that fails the same way (PyTorch raises torch.AcceleratorError); the work queued on this GPU is lost",
-            ),
+            Outcome::ContinuesWithIllegalAddress => w.write_str(&CONTINUES["next: ".len()..]),
             Outcome::NotKnown(why) => {
                 w.write_str("not known to rmcp (")?;
                 match why {
