@@ -310,6 +310,16 @@ pub fn write_host_registration(w: &mut impl Write, addr: usize, a: &Allocation) 
     )
 }
 
+/// Whether the VMM records are worth asking about `p`: the address is inside
+/// a reserved range, live or freed.
+pub fn in_vmm_reservation(p: &Place) -> bool {
+    matches!(
+        p,
+        Place::InLive { alloc, .. } | Place::Freed { alloc, .. }
+            if alloc.entry == Entry::HipMemAddressReserve
+    )
+}
+
 /// The cause id of the hipHostRegister line.
 pub const HOST_REGISTRATION_ID: &str = "host-pointer-of-registered-memory";
 
@@ -344,6 +354,9 @@ pub struct Causes<'a> {
     pub gfx_override: Option<Override<'a>>,
     /// The override came from HSA_OVERRIDE_GFX_VERSION_<node>.
     pub override_per_node: bool,
+    /// When the address is inside a VMM reservation (hipMemAddressReserve):
+    /// what the VMM records say about it.
+    pub vmm: Option<crate::core::vmm::VmmPlace>,
     pub place: Place,
 }
 
@@ -360,6 +373,11 @@ pub fn write_lines(w: &mut impl Write, c: &Causes, prefix: &str, now_ns: u64) ->
     if let Some(a) = host_registration(&c.place) {
         w.write_str(prefix)?;
         write_host_registration(w, c.addr, a)?;
+        w.write_char('\n')?;
+    }
+    if let Some(v) = &c.vmm {
+        w.write_str(prefix)?;
+        crate::core::vmm::write_place(w, c.addr, v, now_ns)?;
         w.write_char('\n')?;
     }
     w.write_str(prefix)?;
@@ -446,6 +464,13 @@ pub fn write_json(w: &mut impl Write, c: &Causes, now_ns: u64) -> fmt::Result {
         write_json_allocation(w, a, c.addr, now_ns, None)?;
         w.write_str(",\"text\":\"")?;
         write_host_registration(&mut JsonText(w), c.addr, a)?;
+        w.write_str("\"},")?;
+    }
+    if let Some(v) = &c.vmm {
+        write!(w, "{{\"id\":\"{}\",", v.id())?;
+        crate::core::vmm::write_json_fields(w, v, now_ns)?;
+        w.write_str("\"text\":\"")?;
+        crate::core::vmm::write_place(&mut JsonText(w), c.addr, v, now_ns)?;
         w.write_str("\"},")?;
     }
     w.write_str("{\"id\":\"check-doctor\",\"text\":\"")?;
@@ -616,6 +641,7 @@ mod tests {
             node: 1,
             gfx_override: override_cause(Some("10.3.0"), Some(100100)),
             override_per_node: false,
+            vmm: None,
             place: Place::PastEnd {
                 bytes: 16,
                 alloc: buf,
@@ -682,6 +708,7 @@ mod host_register_tests {
             node: 1,
             gfx_override: None,
             override_per_node: false,
+            vmm: None,
             place: place(addr, Ok(Lookup::Live(reg))),
         };
         let mut b = FixedBuf::<2048>::new();
@@ -763,6 +790,7 @@ mod node_override_tests {
             node: 1,
             gfx_override: override_cause(Some("10.3.0"), Some(100100)),
             override_per_node: true,
+            vmm: None,
             place: Place::Nothing,
         };
         let mut b = FixedBuf::<2048>::new();

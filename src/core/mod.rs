@@ -13,5 +13,5 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod stats;
-pub mod vmm;
 pub mod sync;
+pub mod vmm;

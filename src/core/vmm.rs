@@ -21,7 +21,7 @@ pub struct Handle {
     /// The opaque hipMemGenericAllocationHandle_t value.
     pub id: usize,
     pub size: usize,
-    /// The device of the allocation's location (-1: not a device).
+    /// The current device when it was created (-1: unknown).
     pub device: i32,
     pub created_ns: u64,
     /// When hipMemRelease returned success.
@@ -93,7 +93,7 @@ fn write_handle(w: &mut impl Write, id: usize, h: Option<&Handle>, now_ns: u64) 
     if let Some(h) = h {
         write!(w, " (hipMemCreate, {} bytes", h.size)?;
         if h.device >= 0 {
-            write!(w, ", device {}", h.device)?;
+            write!(w, ", created on device {}", h.device)?;
         }
         w.write_char(')')?;
         if let Some(r) = h.released_ns {
@@ -391,10 +391,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Past the last piece: never mapped.
-        assert_eq!(
-            v.place(0x7000_0000_0000 + 3 * MB2),
-            VmmPlace::NeverMapped
-        );
+        assert_eq!(v.place(0x7000_0000_0000 + 3 * MB2), VmmPlace::NeverMapped);
     }
 
     #[test]
@@ -452,7 +449,7 @@ mod tests {
         };
         assert_eq!(
             line(0x10_0000_0040),
-            "VMM memory: address 0x1000000040 is at offset 64 of physical handle 0xabc (hipMemCreate, 2097152 bytes, device 0), mapped at 0x1000000000-0x1000200000 by hipMemMap; no hipMemSetAccess granted access to this mapping, so every GPU access to it faults"
+            "VMM memory: address 0x1000000040 is at offset 64 of physical handle 0xabc (hipMemCreate, 2097152 bytes, created on device 0), mapped at 0x1000000000-0x1000200000 by hipMemMap; no hipMemSetAccess granted access to this mapping, so every GPU access to it faults"
         );
         assert_eq!(v.place(0x10_0000_0040).id(), "vmm-mapped-without-access");
         v.access_set(0x10_0000_0000, MB2);
@@ -461,7 +458,7 @@ mod tests {
         v.released(0xabc, 2_000_000);
         assert_eq!(
             line(0x10_0000_0040),
-            "VMM memory unmapped 4 ms ago: address 0x1000000040 was at offset 64 of physical handle 0xabc (hipMemCreate, 2097152 bytes, device 0), released by hipMemRelease 3 ms ago, mapped at 0x1000000000-0x1000200000 until hipMemUnmap; something still used the range after it shrank"
+            "VMM memory unmapped 4 ms ago: address 0x1000000040 was at offset 64 of physical handle 0xabc (hipMemCreate, 2097152 bytes, created on device 0), released by hipMemRelease 3 ms ago, mapped at 0x1000000000-0x1000200000 until hipMemUnmap; something still used the range after it shrank"
         );
         let mut j = String::from("{");
         write_json_fields(&mut j, &v.place(0x10_0000_0040), 5_000_000).unwrap();

@@ -16,7 +16,7 @@ use crate::core::registry::Lookup;
 use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
 use crate::core::sync::now_ns;
 use crate::interpose::hooks::launch::{self as launch_hooks, NAMES};
-use crate::interpose::process::{self, REGISTRY};
+use crate::interpose::process::{self, REGISTRY, VMM};
 use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
 use crate::interpose::topology::{agent_for_report, gpu_ordinal, topology};
 use once_cell::sync::OnceCell;
@@ -373,6 +373,7 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         process::config().hsa_override.as_deref(),
     )
     .map_or((None, false), |(v, per_node)| (Some(v), per_node));
+    let place = causes::place(addr, found);
     let cause = Causes {
         addr,
         node,
@@ -381,7 +382,10 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             KFD_ARCHS.get().and_then(|k| k.get(node)),
         ),
         override_per_node,
-        place: causes::place(addr, found),
+        vmm: causes::in_vmm_reservation(&place)
+            .then(|| VMM.try_place(addr))
+            .flatten(),
+        place,
     };
     let _ = causes::write_lines(&mut b.body, &cause, "likely cause: ", now);
     let device = gpu_ordinal(agent.handle);

@@ -14,6 +14,7 @@
 pub mod hip;
 pub mod hsa;
 pub mod launch;
+pub mod vmm;
 
 // Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs
 // checks each one of `hook_table!` there).
