@@ -499,6 +499,13 @@ mod tests {
         assert_eq!((f.flags, f.rewritten), (MAPPED | NON_COHERENT, true));
         let f = host_alloc(0x10, true, AUTO, || true, app);
         assert_eq!(f, Forward::unchanged(Entry::HipHostAlloc, 0x10));
+        // The hipHostAlloc hook tells the two targets apart by `rewritten`.
+        for flags in (0..64).chain([NON_COHERENT, COHERENT, u32::MAX]) {
+            for target in [true, false] {
+                let f = host_alloc(flags, true, AUTO, || target, app);
+                assert_eq!(f.target == Entry::HipHostMalloc, f.rewritten, "{flags:#x}");
+            }
+        }
         let f = mem_alloc_host(true, AUTO, || true, app);
         assert_eq!(
             (f.target, f.flags, f.rewritten),

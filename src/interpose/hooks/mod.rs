@@ -15,6 +15,11 @@ pub mod hip;
 pub mod hsa;
 pub mod launch;
 
+// Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs
+// checks each one of `hook_table!` there).
+pub use hip::*;
+pub use hsa::*;
+
 macro_rules! define_hook_lists {
     (
         hip_hooks { $($hv:ident $hs:ident ($($ha:ty),*) -> $hr:ty;)* }
