@@ -101,6 +101,9 @@ pub fn parse_line(line: &str) -> Vec<Assignment> {
         let value_start = match b.get(k) {
             Some(b'=') if k == j => k + 1,
             Some(b':') => k + 1,
+            // ~/.pam_environment: `VAR DEFAULT=value` / `VAR OVERRIDE=value`
+            Some(_) if k > j && line[k..].starts_with("DEFAULT=") => k + 8,
+            Some(_) if k > j && line[k..].starts_with("OVERRIDE=") => k + 9,
             Some(_) if fish_set && k > j => k,
             _ => continue,
         };
@@ -641,6 +644,8 @@ mod tests {
             "      \"HSA_OVERRIDE_GFX_VERSION\": \"10.3.0\"",
             "alias sd='HSA_OVERRIDE_GFX_VERSION=10.3.0 python3 launch.py'",
             "      - HSA_OVERRIDE_GFX_VERSION=${GFX_OVERRIDE:-10.3.0}",
+            "HSA_OVERRIDE_GFX_VERSION DEFAULT=10.3.0",
+            "HSA_OVERRIDE_GFX_VERSION\tOVERRIDE=\"10.3.0\"",
         ] {
             assert_eq!(one(line), want, "{line}");
         }
