@@ -8,8 +8,7 @@
 //! the address hit, or that the piece was unmapped or never mapped.
 #![allow(non_snake_case)]
 
-use super::hip::real;
-use super::{after, boundary, forward_free, record_range};
+use super::forward::{after, boundary, forward_free, real, record_range};
 use crate::abi::{
     hipError_t, hipExtent, hipMemGenericAllocationHandle_t, hipPitchedPtr,
     HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS,
