@@ -14,6 +14,7 @@ use crate::core::causes::{self, Causes, KfdArchs};
 use crate::core::launches::{self as launches, Launch, Shown, DEVICES, SLOTS};
 use crate::core::registry::Lookup;
 use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
+use crate::core::report_path;
 use crate::core::sync::now_ns;
 use crate::interpose::hooks::launch::{self as launch_hooks, NAMES};
 use crate::interpose::process::{self, REGISTRY};
@@ -288,16 +289,28 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     (name, node)
 }
 
-/// Creates the report file for process `pid`: RMCP_FAULT_REPORT with `%p`
-/// expanded, or, if that file exists (another process of the same run wrote
-/// its report there, or a stale one), `<that>.<pid>`. Never opens an
-/// existing file, so no process overwrites another's report. `buf` receives
-/// the path. No allocation: called from the fault handler.
-fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<i32> {
-    let mut digits = FixedBuf::<16>::new();
-    let _ = write!(digits, ".{pid}");
-    for suffix in [&b""[..], digits.as_bytes()] {
-        report::expand_report_path(template, pid, suffix, buf)?;
+/// Creates the report file for process `pid`: the names
+/// `core::report_path::candidate` gives, in order (RMCP_FAULT_REPORT with
+/// `%p` expanded, then unique names beside it), never opening an existing
+/// file, so no report overwrites another and none is lost because an older
+/// one has the name. `buf` receives the path. Ok: the file and the path's
+/// length; Err: the length of the path that failed (0: none fitted) and the
+/// errno. No allocation: called from the fault handler.
+fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Result<(i32, usize), (usize, i32)> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let unix_ns = (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64);
+    let mut last = (0, libc::EEXIST);
+    for attempt in 0..report_path::ATTEMPTS {
+        let Some(len) = report_path::candidate(template, pid, unix_ns, attempt, buf) else {
+            return Err((0, libc::ENAMETOOLONG));
+        };
         // SAFETY: buf holds a NUL-terminated path; flags and mode are constants.
         let fd = unsafe {
             libc::open(
@@ -307,13 +320,15 @@ fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<i32> {
             )
         };
         if fd >= 0 {
-            return Some(fd);
+            return Ok((fd, len));
         }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-            return None;
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        last = (len, errno);
+        if errno != libc::EEXIST {
+            break;
         }
     }
-    None
+    Err(last)
 }
 
 /// Writes the report to stderr and, if configured, as JSON to the report
@@ -420,18 +435,44 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             },
         );
         match open_report(path.as_bytes(), process.pid, &mut b.path) {
-            Some(fd) => {
+            Ok((fd, len)) => {
                 write_fd(fd, b.json.as_bytes());
                 // SAFETY: fd was opened by open_report.
                 unsafe { libc::close(fd) };
+                b.out.clear();
+                let _ = b.out.write_str("rmcp: the report as JSON: ");
+                let _ = write_lossy(&mut b.out, &b.path[..len]);
+                let _ = b.out.write_char('\n');
+                write_fd(2, b.out.as_bytes());
             }
-            None => write_fd(
-                2,
-                b"rmcp: could not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n",
-            ),
+            Err((len, errno)) => {
+                b.out.clear();
+                let tried = if len > 0 {
+                    &b.path[..len]
+                } else {
+                    path.as_bytes()
+                };
+                let _ = b.out.write_str("rmcp: could not create the JSON report ");
+                let _ = write_lossy(&mut b.out, tried);
+                let _ = b.out.write_str(" (");
+                let _ = process::write_errno(&mut b.out, errno);
+                let _ = b.out.write_str("); the report above is the only copy\n");
+                write_fd(2, b.out.as_bytes());
+            }
         }
     }
     BUSY.store(false, Ordering::Release);
+}
+
+/// `bytes` as text, invalid UTF-8 as U+FFFD, without allocating.
+fn write_lossy(w: &mut impl Write, bytes: &[u8]) -> std::fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        w.write_str(chunk.valid())?;
+        if !chunk.invalid().is_empty() {
+            w.write_char(char::REPLACEMENT_CHARACTER)?;
+        }
+    }
+    Ok(())
 }
 
 /// What the ring(s) held for the faulting GPU.
