@@ -11,14 +11,37 @@
 
 use std::path::{Path, PathBuf};
 
-/// The C functions librmcp.so exports (hipExtHostAlloc has no public
-/// prototype in either version; the test handles it separately).
-const FUNCTIONS: &str =
-    "hipMalloc|hipFree|hipHostMalloc|hipHostAlloc|hipMallocHost|hipMemAllocHost|\
-hipHostFree|hipFreeHost|hipExtMallocWithFlags|hipMallocManaged|hipHostRegister|hipHostUnregister|\
-hipMallocAsync|hipMallocFromPoolAsync|hipFreeAsync|hipGetProcAddress|\
-hsa_init|hsa_amd_memory_pool_allocate|hsa_amd_memory_pool_free|\
-hipGetDeviceProperties|hipGetDevicePropertiesR0000|hipGetDevicePropertiesR0600|hipMemAdvise";
+/// The functions bindgen keeps: every function of `hook_table!` (the hooks
+/// and the runtime functions rmcp calls, read from src/core/entry.rs, the one
+/// list), and `hipGetDevicePropertiesR0000`, whose struct layout the test
+/// compares with rmcp::abi. (hipExtHostAlloc and hipExtModuleLaunchKernel
+/// have no C prototype in these headers; the test says how it checks them.)
+fn functions(manifest: &Path) -> String {
+    let entry = manifest.join("src/core/entry.rs");
+    println!("cargo:rerun-if-changed={}", entry.display());
+    let text = std::fs::read_to_string(&entry)
+        .unwrap_or_else(|e| panic!("feature real-headers: reading {}: {e}", entry.display()));
+    let start = text
+        .find("macro_rules! hook_table")
+        .expect("hook_table! in src/core/entry.rs");
+    let end = start
+        + text[start..]
+            .find("\n}\n")
+            .expect("the end of hook_table! in src/core/entry.rs");
+    // A table line: `[Variant] symbol(argument types) -> return type;`.
+    let mut names: Vec<&str> = text[start..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("//") && l.ends_with(';') && l.contains(") -> "))
+        .filter_map(|l| l.split('(').next()?.split_whitespace().last())
+        .collect();
+    assert!(
+        names.len() >= 30 && names.contains(&"hipMalloc") && names.contains(&"hsa_init"),
+        "hook_table! in src/core/entry.rs no longer reads as expected: {names:?}"
+    );
+    names.push("hipGetDevicePropertiesR0000");
+    names.join("|")
+}
 
 const TYPES: &str = "hipDeviceProp_t|hipDeviceProp_tR0000|hipDeviceProp_tR0600|hipError_t|\
 hsa_status_t|hsa_amd_event_t|hsa_amd_gpu_memory_fault_info_t|hsa_amd_memory_pool_global_flag_t|\
@@ -36,6 +59,7 @@ pub fn generate() {
     println!("cargo:rerun-if-changed={}", wrapper.display());
     println!("cargo:rerun-if-changed=build/real_headers.rs");
     println!("cargo:rerun-if-env-changed=RMCP_ROCM_DIR");
+    let functions = functions(&manifest);
     let unpacked = |root: &str| match std::env::var_os("RMCP_ROCM_DIR") {
         Some(d) => PathBuf::from(d).join(root).join("usr/include"),
         None => manifest.join(".rocm").join(root).join("usr/include"),
@@ -58,16 +82,21 @@ pub fn generate() {
             "cargo:rerun-if-changed={}",
             include.join("hsa/hsa_ext_amd.h").display()
         );
-        generate_one(&wrapper, &include, &out.join(format!("real_rocm_{tag}.rs")));
+        generate_one(
+            &wrapper,
+            &include,
+            &functions,
+            &out.join(format!("real_rocm_{tag}.rs")),
+        );
     }
 }
 
-fn generate_one(wrapper: &Path, include: &Path, out: &Path) {
+fn generate_one(wrapper: &Path, include: &Path, functions: &str, out: &Path) {
     let bindings = bindgen::Builder::default()
         .header(wrapper.to_str().unwrap())
         .clang_arg(format!("-I{}", include.display()))
         .clang_arg("-D__HIP_PLATFORM_AMD__")
-        .allowlist_function(FUNCTIONS)
+        .allowlist_function(functions)
         .allowlist_type(TYPES)
         .allowlist_var(VARS)
         // Enums become distinct newtypes, so a hook that used a plain integer

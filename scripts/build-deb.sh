@@ -12,12 +12,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo-deb >/dev/null || { echo "build-deb: cargo-deb not found; install it with: cargo install --locked cargo-deb" >&2; exit 1; }
 export CARGO_TARGET_DIR="$PWD/target/deb"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-mkdir -p "$CARGO_TARGET_DIR/release"
-# rmcp.pc for the package's layout; cargo-deb reads it as target/release/rmcp.pc.
+# rmcp.pc for the package's layout, where Cargo.toml's assets name it (a plain
+# `cargo deb` stops there, with the directory's name as the hint).
+PC_DIR=$CARGO_TARGET_DIR/release/run-scripts-build-deb.sh-not-plain-cargo-deb
+mkdir -p "$PC_DIR"
 # The loader searches /usr/lib/x86_64-linux-gnu anyway, so no rpath there.
 sed -e "s|@PREFIX@|/usr|g" -e "s|@VERSION@|$version|g" \
     -e 's|^libdir=\${prefix}/lib$|libdir=${prefix}/lib/x86_64-linux-gnu|' \
-    -e 's| -Wl,-rpath,\${libdir}||' rmcp.pc.in > "$CARGO_TARGET_DIR/release/rmcp.pc"
-grep -q '^libdir=${prefix}/lib/x86_64-linux-gnu$' "$CARGO_TARGET_DIR/release/rmcp.pc" || { echo "build-deb: rmcp.pc.in changed: libdir not rewritten" >&2; exit 1; }
-if grep -q rpath "$CARGO_TARGET_DIR/release/rmcp.pc"; then echo "build-deb: rmcp.pc.in changed: rpath not removed" >&2; exit 1; fi
+    -e 's| -Wl,-rpath,\${libdir}||' rmcp.pc.in > "$PC_DIR/rmcp.pc"
+grep -q '^libdir=${prefix}/lib/x86_64-linux-gnu$' "$PC_DIR/rmcp.pc" || { echo "build-deb: rmcp.pc.in changed: libdir not rewritten" >&2; exit 1; }
+if grep -q rpath "$PC_DIR/rmcp.pc"; then echo "build-deb: rmcp.pc.in changed: rpath not removed" >&2; exit 1; fi
 RMCP_SONAME=librmcp.so.0 cargo deb --locked --output target/debian "$@"

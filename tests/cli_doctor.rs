@@ -665,6 +665,21 @@ const CASES: &[Case] = &[
         json: &[("/system/kernel", r#""6.18.4-arch1-1""#), ("/system/rocm", r#""7.1.1-38""#), ("/known_regressions/0/regression", r#""sdma-page-fault-6.18""#)],
     },
     Case {
+        name: "ROCm 7.0 with amdgpu.cwsr_enable=0 already set: the regression is info and says so",
+        root: "rdna2-rocm7-cwsr-off",
+        log: Some("logs/clean.log"),
+        env: &[],
+        python: None,
+        exit: 0,
+        expect: &[(
+            "known-regression",
+            "info",
+            &["ROCm 7.0.2-56", "cwsr-illegal-address-rocm7", "The workaround amdgpu.cwsr_enable=0 is already set here."],
+        )],
+        absent: &["kernel-tainted"],
+        json: &[("/known_regressions/0/regression", r#""cwsr-illegal-address-rocm7""#)],
+    },
+    Case {
         name: "kernel 6.1 from the log's Linux version line: no regression, no taint",
         root: "rdna2-rx6700xt",
         log: Some("logs/clean.log"),
@@ -951,4 +966,173 @@ fn every_case_of_the_table() {
         CASES.len(),
         failures.join("\n")
     );
+}
+
+/// `--bug-report FILE` on the RDNA1 fixture with overrides in ~/.bashrc and a
+/// systemd drop-in, a journal-format kernel log and a fault report kept by
+/// `rmcp run`: every section is there, and the user name, home directory
+/// and host name are not.
+#[test]
+fn bug_report_has_what_maintainers_ask_for_and_redacts_the_user() {
+    let out_dir = tempdir("bug-report");
+    let file = out_dir.join("report.md");
+    let root = fixture("rdna1-overrides");
+    let log = fixture("logs/amdgpu-204.log");
+    let run = doctor(
+        &[
+            "--python",
+            "none",
+            "--root",
+            root.to_str().unwrap(),
+            "--kernel-log",
+            log.to_str().unwrap(),
+            "--bug-report",
+            file.to_str().unwrap(),
+        ],
+        &[
+            ("USER", "alice"),
+            ("AMD_LOG_LEVEL", "4"),
+            ("PYTORCH_HIP_ALLOC_CONF", "expandable_segments:True"),
+            ("HIP_CACHE_DIR", "/home/alice/.cache/hip"),
+            ("MIOPEN_USER_DB_PATH", "/srv/alice/alice-desktop/miopen"),
+            ("UNRELATED_SECRET", "alice-token"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("bug report written to"), "{run}");
+    let md = std::fs::read_to_string(&file).unwrap();
+    for want in [
+        "# GPU bug report from `rmcp doctor`",
+        "## Findings",
+        "**error** `hsa-override-in-file`: ~/.bashrc:10 (shell start-up file) sets HSA_OVERRIDE_GFX_VERSION=10.3.0",
+        "/etc/systemd/system/ollama.service.d/override.conf:2 (systemd drop-in)",
+        "## Versions",
+        "- Kernel: 6.1.0-18-amd64 (from /proc/sys/kernel/osrelease)",
+        "- Kernel taint: none",
+        "- OS: Debian GNU/Linux 12 (bookworm)",
+        "## Topology",
+        "  Name:                    gfx1010",
+        "  Chip ID:                 29471(0x731f)",
+        "  Firmware (fw_version):   160",
+        "## Overrides",
+        "`HSA_OVERRIDE_GFX_VERSION=10.3.0` in ~/.bashrc:10 (shell start-up file): node 1 gfx1010: wrong-isa",
+        "## Environment",
+        "AMD_LOG_LEVEL=4",
+        "PYTORCH_HIP_ALLOC_CONF=expandable_segments:True",
+        "HIP_CACHE_DIR=~/.cache/hip",
+        "MIOPEN_USER_DB_PATH=/srv/<user>/<host>/miopen",
+        "## Kernel log",
+        "Jan 09 18:55:45 <host> kernel: amdgpu 0000:0b:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32792)",
+        "## Fault reports kept by `rmcp run`",
+        "### fault-report-4242.json",
+        "rmcp: 16 bytes into a 4096-byte hipHostMalloc block freed 3 ms ago",
+        "rmcp: program: ~/venv/bin/python3 ~/sd/train.py",
+        "## Not included",
+        "AMD_SERIALIZE_KERNEL=3",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+    }
+    // What was redacted, said without repeating it.
+    assert!(
+        md.contains("Redacted before writing: the home directory (")
+            && md.contains("the host name (3 places, written as <host>")
+            && md.contains("the user name (1 place, written as <user>)"),
+        "{md}"
+    );
+    for secret in ["alice", "/home/", "alexpc", "UNRELATED_SECRET"] {
+        assert!(!md.contains(secret), "{secret:?} left in\n{md}");
+    }
+    std::fs::remove_dir_all(out_dir).unwrap();
+}
+
+#[test]
+fn bug_report_to_an_unwritable_place_is_one_line_and_exit_2() {
+    let root = fixture("rdna2-rx6700xt");
+    let run = doctor(
+        &[
+            "--python",
+            "none",
+            "--root",
+            root.to_str().unwrap(),
+            "--bug-report",
+            "/nonexistent/dir/report.md",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{run}");
+    let last = run.stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("rmcp: --bug-report /nonexistent/dir/report.md: "),
+        "{run}"
+    );
+}
+
+/// The finding ids SCHEMA.md's tables document.
+fn documented_ids() -> Vec<String> {
+    let schema =
+        std::fs::read_to_string(common::manifest_dir().join("src/bin/rmcp/doctor/SCHEMA.md"))
+            .unwrap();
+    schema
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or("").to_string();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every id the doctor's code can emit (the first string after each
+/// `Finding::new(` / `lines_finding(`) is documented in SCHEMA.md, and
+/// every top-level key of `--json` is in its layout.
+#[test]
+fn schema_documents_every_finding_id_and_key() {
+    let ids = documented_ids();
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    let dirs = ["src/bin/rmcp/doctor", "src/bin/rmcp"];
+    for d in dirs {
+        for e in std::fs::read_dir(common::manifest_dir().join(d))
+            .unwrap()
+            .flatten()
+        {
+            if e.path().extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let src = std::fs::read_to_string(e.path()).unwrap();
+            for marker in ["Finding::new(", "lines_finding("] {
+                for (i, _) in src.match_indices(marker) {
+                    let rest = &src[i + marker.len()..];
+                    let Some(q) = rest.find('"') else { continue };
+                    // only a literal that is the first argument
+                    if !rest[..q].trim().is_empty() {
+                        continue;
+                    }
+                    let id = rest[q + 1..].split('"').next().unwrap();
+                    seen += 1;
+                    if !ids.iter().any(|d| d == id) {
+                        missing.push(format!("{}: {id}", e.path().display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen >= 40, "only {seen} ids found in the sources");
+    assert!(missing.is_empty(), "not in SCHEMA.md: {missing:?}");
+
+    let schema =
+        std::fs::read_to_string(common::manifest_dir().join("src/bin/rmcp/doctor/SCHEMA.md"))
+            .unwrap();
+    let (_, v) = doctor_json("rdna2-kernel-6.18", Some("logs/amdgpu-204.log"), &[], &[]);
+    for key in v.as_object().unwrap().keys() {
+        assert!(
+            schema.contains(&format!("\"{key}\":")),
+            "top-level key {key} not in SCHEMA.md"
+        );
+    }
 }

@@ -28,6 +28,11 @@ fn rmcp(args: &[&str], env: &[(&str, &str)]) -> Output {
     ] {
         c.env_remove(k);
     }
+    // The fault reports `rmcp run` keeps go to a test directory, not ~.
+    c.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join(format!("rmcp-test-state-{}", std::process::id())),
+    );
     for (k, v) in env {
         c.env(k, v);
     }
@@ -67,14 +72,21 @@ fn preload_is_prepended_and_mode_and_log_are_set() {
         &[
             ("RMCP_LIBRARY", lib.to_str().unwrap()),
             ("LD_PRELOAD", "/nonexistent/libother.so"),
+            ("XDG_STATE_HOME", d.join("state").to_str().unwrap()),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let line = String::from_utf8(out.stdout).unwrap();
+    // Fault reports go to the state directory, kept for doctor --bug-report.
+    let kept = d.join("state/rmcp/fault-reports");
     assert_eq!(
         line.trim(),
-        format!("{lib_s}:/nonexistent/libother.so|force|debug|unset")
+        format!(
+            "{lib_s}:/nonexistent/libother.so|force|debug|{}/fault-report-%p.json",
+            kept.display()
+        )
     );
+    assert!(kept.is_dir());
 
     // no --mode: auto, unless the environment already has one; RMCP_LOG untouched
     let out = rmcp(
@@ -220,6 +232,35 @@ fn gpu_fault_falls_back_to_cpu() {
     assert!(!lines[0].is_empty() && lines[1].is_empty(), "{paths}");
     let p = Path::new(lines[0]);
     assert!(!p.exists() && !p.parent().unwrap().exists());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// The reports of a faulting run are kept (newest KEEP) in the state
+/// directory for `rmcp doctor --bug-report`, with and without the fallback.
+#[test]
+fn fault_reports_are_kept_for_the_bug_report() {
+    let d = tempdir("kept");
+    let lib = fake_lib(&d);
+    let prog = faulting_program(&d, REPORT);
+    let state = d.join("state");
+    let env = [
+        ("RMCP_LIBRARY", lib.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    let out = rmcp(
+        &["--on-gpu-fault", "cpu", "--", prog.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = rmcp(&["--", prog.to_str().unwrap()], &env);
+    assert_ne!(out.status.code(), Some(0));
+    let kept: Vec<_> = std::fs::read_dir(state.join("rmcp/fault-reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|r| r == REPORT));
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -590,3 +590,106 @@ fn exports_only_hooks_and_the_c_api() {
     // Unversioned: a versioned definition would not bind hip_4.2 references.
     assert!(!text.contains('@'), "{text}");
 }
+
+/// The rewriting entry points, each as the application calls them and as
+/// librccl.so.1 (a library named like RCCL, `tests/programs/rocmlike_lib.c`)
+/// calls them from its own code: RCCL's host flags (hipHostMalloc(Mapped))
+/// and cross-GPU flags (hipExtMallocWithFlags(Finegrained)) and the others.
+const ROCM_CALLER_OPS: &[&str] = &[
+    "rccl:hipHostMalloc:4096:0x2",
+    "rccl:hipHostAlloc:4096:0",
+    "rccl:hipExtHostAlloc:4096:0",
+    "rccl:hipMemAllocHost:4096",
+    "rccl:hipExtMallocWithFlags:64:1",
+    "rccl:hipMallocManaged:64:1",
+    "hipHostMalloc:4096:0x2",
+    "hipHostAlloc:4096:0",
+    "hipExtHostAlloc:4096:0",
+    "hipMemAllocHost:4096",
+    "hipExtMallocWithFlags:64:1",
+    "hipMallocManaged:64:1",
+    "freeall",
+];
+
+/// What the runtime double received for `ROCM_CALLER_OPS`:
+/// (hipHostMalloc flags, hipHostAlloc flags, hipExtHostAlloc flags,
+/// hipMemAllocHost calls, hipExtMallocWithFlags flags, hipMemAdvise calls).
+fn received(r: &Run) -> (Vec<u64>, Vec<u64>, Vec<u64>, usize, Vec<u64>, usize) {
+    (
+        r.flags_of("hipHostMalloc"),
+        r.flags_of("hipHostAlloc"),
+        r.flags_of("hipExtHostAlloc"),
+        r.calls_named("hipMemAllocHost").len(),
+        r.flags_of("hipExtMallocWithFlags"),
+        r.calls_named("hipMemAdvise").len(),
+    )
+}
+
+#[test]
+fn rocm_libraries_get_exactly_what_they_ask_for() {
+    for program in [
+        Program::DriverExe,
+        Program::DlopenHost,
+        Program::DriverDirect,
+    ] {
+        let r = run(program.clone(), RDNA2, ROCM_CALLER_OPS);
+        r.assert_success();
+        assert!(
+            r.ops().iter().all(|o| o.rc() == "0"),
+            "{program:?}: a call failed\n{r}"
+        );
+        // librccl.so.1's calls arrive as it made them; the application's
+        // identical calls are rewritten (hipHostAlloc and hipMemAllocHost
+        // become hipHostMalloc(NonCoherent), managed memory is advised).
+        assert_eq!(
+            received(&r),
+            (
+                vec![0x2, NON_COHERENT | 0x2, NON_COHERENT, NON_COHERENT],
+                vec![0],
+                vec![0, NON_COHERENT],
+                1,
+                vec![1, 0],
+                1,
+            ),
+            "{program:?}\n{r}"
+        );
+        assert!(rmcp_lines(&r).is_empty(), "{r}");
+    }
+}
+
+#[test]
+fn rocm_callers_include_switch_rewrites_them_too() {
+    let r = Scenario::new(Program::DriverExe)
+        .devices(RDNA2)
+        .preload(true)
+        .env("RMCP_ROCM_CALLERS", "include")
+        .args(ROCM_CALLER_OPS)
+        .run();
+    r.assert_success();
+    assert_eq!(
+        received(&r),
+        (
+            vec![NON_COHERENT | 0x2, NON_COHERENT, NON_COHERENT]
+                .into_iter()
+                .chain([NON_COHERENT | 0x2, NON_COHERENT, NON_COHERENT])
+                .collect(),
+            vec![],
+            vec![NON_COHERENT, NON_COHERENT],
+            0,
+            vec![0, 0],
+            2,
+        ),
+        "{r}"
+    );
+    // Without rmcp both callers get the same, unchanged.
+    let plain = Scenario::new(Program::DriverExe)
+        .devices(RDNA2)
+        .args(ROCM_CALLER_OPS)
+        .run();
+    plain.assert_success();
+    assert_eq!(
+        received(&plain),
+        (vec![0x2, 0x2], vec![0, 0], vec![0, 0], 2, vec![1, 1], 0),
+        "{plain}"
+    );
+}

@@ -179,6 +179,38 @@ fn fault_inside_a_live_allocation_names_it() {
     );
 }
 
+/// hipMalloc's record names the thread's current device as rmcp's
+/// hipSetDevice hook noted it (0 before any), without asking the runtime.
+#[test]
+fn a_device_allocation_is_filed_under_the_threads_current_device() {
+    for (ops, device) in [
+        (
+            &["hsa_init", "hipMalloc:65536", "hsa_fault:live+16:1"][..],
+            0,
+        ),
+        (
+            &[
+                "hsa_init",
+                "setdev:1",
+                "hipMalloc:65536",
+                "hsa_fault:live+16:1:1",
+            ][..],
+            1,
+        ),
+    ] {
+        let r = fault_run(MIXED, ops, None);
+        let lines = rmcp_lines(&r);
+        assert!(
+            lines[1].contains(&format!("; device {device}; thread ")),
+            "{r}"
+        );
+        if !ops.contains(&"setdev:1") {
+            // (rmcp's hipSetDevice hook asks it once for the thread's word.)
+            assert!(r.calls_named("hipGetDevice").is_empty(), "{r}");
+        }
+    }
+}
+
 #[test]
 fn fault_in_freed_memory_says_use_after_free() {
     let r = fault_run(

@@ -1361,7 +1361,6 @@ mod real_headers {
     #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
     use rmcp::abi::{self, device, host, hsa, managed, props};
-    use rmcp::hooks::{hip as hip_hooks, hsa as hsa_hooks};
     use std::ffi::{c_char, c_int, c_uint, c_void};
     use std::mem::{align_of, size_of, MaybeUninit};
 
@@ -1398,21 +1397,34 @@ mod real_headers {
     fn_ptr!(A1 B1, A2 B2, A3 B3);
     fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4);
     fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5, A6 B6);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5, A6 B6, A7 B7);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5, A6 B6, A7 B7, A8 B8);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5, A6 B6, A7 B7, A8 B8, A9 B9);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5, A6 B6, A7 B7, A8 B8, A9 B9, A10 B10);
+    fn_ptr!(A1 B1, A2 B2, A3 B3, A4 B4, A5 B5, A6 B6, A7 B7, A8 B8, A9 B9, A10 B10, A11 B11);
 
     /// The deliberate differences, per header version:
     /// - C enums (bindgen: 4-byte newtypes over c_uint) that rmcp passes as
     ///   i32 (`rmcp::abi::hipError_t`, `hsa_status_t`, the status out-param of
     ///   hipGetProcAddress): same size and register class; every value is < 2^31;
     /// - `void*` for the opaque handle structs behind hipStream_t / hipMemPool_t;
-    /// - rmcp's own `#[repr(C)]` copy of hsa_amd_memory_pool_t (layout asserted).
+    /// - rmcp's own `#[repr(C)]` copies of hsa_amd_memory_pool_t and dim3
+    ///   (layouts asserted).
     macro_rules! per_header {
         ($r:ident) => {
             impl AbiEq<$r::hipError_t> for i32 {}
             impl AbiEq<$r::hsa_status_t> for i32 {}
             impl AbiEq<$r::ihipStream_t> for c_void {}
             impl AbiEq<$r::ihipMemPoolHandle_t> for c_void {}
+            impl AbiEq<$r::ihipModuleSymbol_t> for c_void {}
+            impl AbiEq<$r::ihipEvent_t> for c_void {}
+            impl AbiEq<$r::hipGraphExec> for c_void {}
             impl AbiEq<$r::hsa_amd_memory_pool_t> for abi::hsa_amd_memory_pool_t {}
+            impl AbiEq<$r::dim3> for abi::dim3 {}
             const _: () = {
+                assert!(size_of::<$r::dim3>() == size_of::<abi::dim3>());
+                assert!(align_of::<$r::dim3>() == align_of::<abi::dim3>());
                 assert!(size_of::<$r::hipError_t>() == size_of::<i32>());
                 assert!(size_of::<$r::hsa_status_t>() == size_of::<i32>());
                 assert!(
@@ -1442,76 +1454,107 @@ mod real_headers {
     /// Compiles only if `ours` may stand for the real prototype `real` selects.
     fn same<Ours: AbiEq<Real>, Real, Api>(_ours: Ours, _real: fn(&Api) -> &Real) {}
 
-    /// `check!(api; hook(arity placeholders) => RealApi field, ...)`
-    macro_rules! check {
-        ($api:ty; $($hook:path [$($u:tt)*] => $field:ident),* $(,)?) => {{
-            let mut n = 0;
-            $(
-                same($hook as unsafe extern "C" fn($($u)*) -> _, |a: &$api| &a.$field);
-                n += 1;
-            )*
-            n
+    /// One hook against header version `$r`: its `RealApi` field, or the
+    /// reason it has none, pushed to `$skipped`.
+    macro_rules! check_one {
+        // No C prototype anywhere: declared only in the C++ header
+        // hip/hip_ext.h (default arguments, `extern "C"` blocks), which
+        // bindgen's C reading of wrapper.h cannot include. For 6.4.3 and
+        // 7.2.4 the dispatch table's typedef is compared below instead.
+        ($r:ident, $checked:ident, $skipped:ident, hipExtModuleLaunchKernel, $($t:tt)*) => {
+            $skipped.push(("hipExtModuleLaunchKernel", "only in the C++ header hip/hip_ext.h"));
+        };
+        // ROCm 5.2.3 has no hipGetProcAddress, and declares hipExtLaunchKernel
+        // only in hip/hip_ext.h (6.x moved it to hip_runtime_api.h).
+        (r523, $checked:ident, $skipped:ident, hipGetProcAddress, $($t:tt)*) => {
+            $skipped.push(("hipGetProcAddress", "not in ROCm 5.2.3"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipExtLaunchKernel, $($t:tt)*) => {
+            $skipped.push(("hipExtLaunchKernel", "only in ROCm 5.2.3's C++ header hip/hip_ext.h"));
+        };
+        // No public prototype: the dispatch tables declare it with
+        // hipHostAlloc's parameters (compared below), so it is checked
+        // against hipHostAlloc.
+        ($r:ident, $checked:ident, $skipped:ident, hipExtHostAlloc, $hook:path, ($($a:ty),*) -> $ret:ty) => {
+            same($hook as unsafe extern "C" fn($($a),*) -> $ret, |a: &$r::RealApi| &a.hipHostAlloc);
+            $checked.push("hipExtHostAlloc");
+        };
+        ($r:ident, $checked:ident, $skipped:ident, $name:ident, $hook:path, ($($a:ty),*) -> $ret:ty) => {
+            same($hook as unsafe extern "C" fn($($a),*) -> $ret, |a: &$r::RealApi| &a.$name);
+            $checked.push(stringify!($name));
+        };
+    }
+
+    /// Every exported hook of `hook_table!` against header version `$r`:
+    /// (checked, skipped with the reason).
+    macro_rules! check_table {
+        (
+            $r:ident
+            hip_hooks { $($hv:ident $hs:ident ($($ha:ty),*) -> $hr:ty;)* }
+            hsa_hooks { $($sv:ident $ss:ident ($($sa:ty),*) -> $sr:ty;)* }
+            hsa_other_hooks { $($os:ident ($($oa:ty),*) -> $or:ty;)* }
+            $($calls:tt)*
+        ) => {{
+            let mut checked: Vec<&str> = Vec::new();
+            let mut skipped: Vec<(&str, &str)> = Vec::new();
+            $(check_one!($r, checked, skipped, $hs, rmcp::hooks::$hs, ($($ha),*) -> $hr);)*
+            $(check_one!($r, checked, skipped, $ss, rmcp::hooks::$ss, ($($sa),*) -> $sr);)*
+            $(check_one!($r, checked, skipped, $os, rmcp::hooks::$os, ($($oa),*) -> $or);)*
+            (checked, skipped)
         }};
     }
 
     #[test]
     fn hook_prototypes_match_real_headers() {
-        let v5 = check!(r523::RealApi;
-            hip_hooks::hipMalloc [_, _] => hipMalloc,
-            hip_hooks::hipFree [_] => hipFree,
-            hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
-            hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
-            hip_hooks::hipMallocHost [_, _] => hipMallocHost,
-            hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
-            hip_hooks::hipHostFree [_] => hipHostFree,
-            hip_hooks::hipFreeHost [_] => hipFreeHost,
-            hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
-            hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
-            hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
-            hip_hooks::hipHostUnregister [_] => hipHostUnregister,
-            hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
-            hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
-            hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
-            // No public prototype exists for hipExtHostAlloc; see below.
-            hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
-            hsa_hooks::hsa_init [] => hsa_init,
-            hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
-            hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
-        );
-        // ROCm 6.4.3 and 7.2.4 declare the same hooks (5.2.3 has no
-        // hipGetProcAddress): one list, checked against both.
-        macro_rules! check_rocm6_and_later {
-            ($api:ty) => {
-                check!($api;
-                    hip_hooks::hipMalloc [_, _] => hipMalloc,
-                    hip_hooks::hipFree [_] => hipFree,
-                    hip_hooks::hipHostMalloc [_, _, _] => hipHostMalloc,
-                    hip_hooks::hipHostAlloc [_, _, _] => hipHostAlloc,
-                    hip_hooks::hipMallocHost [_, _] => hipMallocHost,
-                    hip_hooks::hipMemAllocHost [_, _] => hipMemAllocHost,
-                    hip_hooks::hipHostFree [_] => hipHostFree,
-                    hip_hooks::hipFreeHost [_] => hipFreeHost,
-                    hip_hooks::hipExtMallocWithFlags [_, _, _] => hipExtMallocWithFlags,
-                    hip_hooks::hipMallocManaged [_, _, _] => hipMallocManaged,
-                    hip_hooks::hipHostRegister [_, _, _] => hipHostRegister,
-                    hip_hooks::hipHostUnregister [_] => hipHostUnregister,
-                    hip_hooks::hipMallocAsync [_, _, _] => hipMallocAsync,
-                    hip_hooks::hipMallocFromPoolAsync [_, _, _, _] => hipMallocFromPoolAsync,
-                    hip_hooks::hipFreeAsync [_, _] => hipFreeAsync,
-                    hip_hooks::hipGetProcAddress [_, _, _, _, _] => hipGetProcAddress,
-                    hip_hooks::hipExtHostAlloc [_, _, _] => hipHostAlloc,
-                    hsa_hooks::hsa_init [] => hsa_init,
-                    hsa_hooks::hsa_amd_memory_pool_allocate [_, _, _, _] => hsa_amd_memory_pool_allocate,
-                    hsa_hooks::hsa_amd_memory_pool_free [_] => hsa_amd_memory_pool_free,
-                )
+        // The table's own type names, as its consumers in rmcp see them.
+        use abi::{
+            dim3, hipError_t, hipEvent_t, hipFunction_t, hipGraphExec_t, hipMemPool_t, hipStream_t,
+            hsa_amd_memory_pool_t, hsa_status_t,
+        };
+        let every: Vec<&str> = rmcp::hooks::EXPORTED.to_vec();
+        let mut counts = Vec::new();
+        for (tag, (checked, skipped)) in [
+            ("5.2.3", rmcp::hook_table!(check_table r523)),
+            ("6.4.3", rmcp::hook_table!(check_table r643)),
+            ("7.2.4", rmcp::hook_table!(check_table r724)),
+        ] {
+            // Every exported hook is either checked or skipped for a reason
+            // stated above, and only these are skipped.
+            let mut seen: Vec<&str> = checked
+                .iter()
+                .copied()
+                .chain(skipped.iter().map(|s| s.0))
+                .collect();
+            seen.sort();
+            let mut all = every.clone();
+            all.sort();
+            assert_eq!(seen, all, "ROCm {tag}");
+            let mut names: Vec<&str> = skipped.iter().map(|s| s.0).collect();
+            names.sort();
+            let expected: &[&str] = if tag == "5.2.3" {
+                &[
+                    "hipExtLaunchKernel",
+                    "hipExtModuleLaunchKernel",
+                    "hipGetProcAddress",
+                ]
+            } else {
+                &["hipExtModuleLaunchKernel"]
             };
+            assert_eq!(names, expected, "ROCm {tag}");
+            counts.push(format!(
+                "ROCm {tag}: {} hooks match, not checked: {}",
+                checked.len(),
+                skipped
+                    .iter()
+                    .map(|(n, why)| format!("{n} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
-        let v6 = check_rocm6_and_later!(r643::RealApi);
-        let v7 = check_rocm6_and_later!(r724::RealApi);
-        // hipExtHostAlloc: ROCm 6.4.3 and 7.2.4 declare it only in their C++
-        // dispatch table (hip/amd_detail/hip_api_trace.hpp, t_hipExtHostAlloc),
-        // with hipHostAlloc's parameters; the hook was checked against
-        // hipHostAlloc above, and the tables' typedef must still say so.
+        // hipExtHostAlloc and hipExtModuleLaunchKernel: ROCm 6.4.3 and 7.2.4
+        // declare their prototypes in the C++ dispatch table
+        // (hip/amd_detail/hip_api_trace.hpp); the typedefs must still say
+        // what the hooks were checked against.
         let squash = |s: &str| s.split_whitespace().collect::<String>();
         for (tag, root) in [
             ("6.4.3", super::rocm_root("sid-root")),
@@ -1526,9 +1569,21 @@ mod real_headers {
                 )),
                 "t_hipExtHostAlloc in ROCm {tag}'s hip_api_trace.hpp no longer has hipHostAlloc's parameters"
             );
+            // The table's line, as C: (hipFunction_t, u32 x6, usize,
+            // hipStream_t, void**, void**, hipEvent_t, hipEvent_t, u32).
+            assert!(
+                squash(&trace).contains(&squash(
+                    "typedef hipError_t (*t_hipExtModuleLaunchKernel)(hipFunction_t f, uint32_t globalWorkSizeX, \
+                     uint32_t globalWorkSizeY, uint32_t globalWorkSizeZ, uint32_t localWorkSizeX, uint32_t localWorkSizeY, \
+                     uint32_t localWorkSizeZ, size_t sharedMemBytes, hipStream_t hStream, void** kernelParams, \
+                     void** extra, hipEvent_t startEvent, hipEvent_t stopEvent, uint32_t flags);"
+                )),
+                "t_hipExtModuleLaunchKernel in ROCm {tag}'s hip_api_trace.hpp differs from hook_table!'s line"
+            );
         }
         super::say(&format!(
-            "signatures: {v5} hooks match ROCm 5.2.3's prototypes, {v6} match ROCm 6.4.3's, {v7} match ROCm 7.2.4's (bindgen on wrapper.h)"
+            "signatures (bindgen on wrapper.h): {}",
+            counts.join("; ")
         ));
     }
 

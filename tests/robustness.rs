@@ -410,7 +410,13 @@ fn garbage_in_every_variable_gets_one_line_each_and_the_defaults() {
     // %% are expanded).
     assert_one_line_each(
         &r,
-        &["RMCP_MODE", "RMCP_TARGETS", "RMCP_LOG", "RMCP_FAULT_REPORT"],
+        &[
+            "RMCP_MODE",
+            "RMCP_TARGETS",
+            "RMCP_LOG",
+            "RMCP_FAULT_REPORT",
+            "RMCP_ROCM_CALLERS",
+        ],
     );
     assert!(
         r.stderr.contains("contains '%s', which is not expanded"),
@@ -432,6 +438,7 @@ fn empty_values_in_every_variable_get_one_line_each_and_the_defaults() {
             "RMCP_HSA_LIBRARY",
             "RMCP_FAULT_REPORT",
             "RMCP_SYSFS_ROOT",
+            "RMCP_ROCM_CALLERS",
         ],
     );
 }
@@ -452,6 +459,7 @@ fn very_long_values_in_every_variable_get_one_short_line_each() {
             "RMCP_HSA_LIBRARY",
             "RMCP_FAULT_REPORT",
             "RMCP_SYSFS_ROOT",
+            "RMCP_ROCM_CALLERS",
         ],
     );
     assert!(r.stderr.contains("(100000 bytes)"), "{r}");

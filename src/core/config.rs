@@ -19,6 +19,7 @@ pub mod var {
     pub const HSA_LIBRARY: &str = "RMCP_HSA_LIBRARY";
     pub const FAULT_REPORT: &str = "RMCP_FAULT_REPORT";
     pub const SYSFS_ROOT: &str = "RMCP_SYSFS_ROOT";
+    pub const ROCM_CALLERS: &str = "RMCP_ROCM_CALLERS";
     /// Read only by builds with the `fault-injection` feature.
     pub const TEST_PANIC: &str = "RMCP_TEST_PANIC";
     /// ROCm's own variables, read as the runtimes read them.
@@ -36,6 +37,7 @@ pub const RMCP_VARIABLES: &[&str] = &[
     var::HSA_LIBRARY,
     var::FAULT_REPORT,
     var::SYSFS_ROOT,
+    var::ROCM_CALLERS,
     var::TEST_PANIC,
 ];
 
@@ -119,6 +121,10 @@ pub struct Config {
     /// HIP_HOST_COHERENT as the HIP runtime reads it: it makes flagless host
     /// allocations coherent, so the policy has to know it.
     pub host_coherent_env: bool,
+    /// RMCP_ROCM_CALLERS=include: rewrite HIP allocations that ROCm's own
+    /// libraries (RCCL, MIOpen, ...) make too. Off by default: they may need
+    /// the fine-grained memory they ask for (RCCL's flags). For experiments.
+    pub include_rocm_callers: bool,
     /// HSA_OVERRIDE_GFX_VERSION as ROCm reads it (the fault report compares
     /// it with the GPU's real architecture). Kept as given; parsed when used.
     pub hsa_override: Option<String>,
@@ -141,6 +147,7 @@ impl Default for Config {
             hsa_library: None,
             fault_report: None,
             host_coherent_env: false,
+            include_rocm_callers: false,
             hsa_override: None,
             sysfs_root: None,
             enabled: true,
@@ -204,6 +211,20 @@ fn parse_level(v: &OsStr) -> Option<LogLevel> {
     let s = if s == "warning" { "warn" } else { &s };
     let i = LOG_LEVEL_NAMES.iter().position(|n| *n == s)?;
     Some(LogLevel::ALL[i])
+}
+
+/// RMCP_ROCM_CALLERS's values: index 0 ("leave", the default) leaves calls
+/// from ROCm's own libraries untouched, 1 ("include") rewrites them too.
+pub const ROCM_CALLERS_NAMES: [&str; 2] = ["leave", "include"];
+
+/// RMCP_ROCM_CALLERS: true for "include", false for "leave"; None for
+/// anything else.
+pub fn parse_rocm_callers(v: &OsStr) -> Option<bool> {
+    let v = v.to_str()?.trim().to_ascii_lowercase();
+    ROCM_CALLERS_NAMES
+        .iter()
+        .position(|n| *n == v)
+        .map(|i| i == 1)
 }
 
 fn parse_path(v: &OsStr) -> Result<OsString, &'static str> {
@@ -328,6 +349,17 @@ impl Config {
                     &v,
                     &LOG_LEVEL_NAMES.join(", "),
                     LOG_LEVEL_NAMES[LogLevel::Warn as usize],
+                )),
+            }
+        }
+        if let Some(v) = get(var::ROCM_CALLERS) {
+            match parse_rocm_callers(&v) {
+                Some(include) => cfg.include_rocm_callers = include,
+                None => problems.push(invalid(
+                    var::ROCM_CALLERS,
+                    &v,
+                    &ROCM_CALLERS_NAMES.join(", "),
+                    ROCM_CALLERS_NAMES[0],
                 )),
             }
         }
@@ -615,6 +647,22 @@ mod tests {
         assert!(why.unwrap().starts_with("RMCP_TARGETS='' is not valid"));
         let (t, why) = read_targets(Some(OsStr::new("gfx1100")));
         assert!(t.contains_name("gfx1100") && why.is_none());
+    }
+
+    #[test]
+    fn rocm_callers_are_left_alone_unless_included() {
+        assert!(!cfg(&[]).0.include_rocm_callers);
+        for (v, include) in [("include", true), (" Include ", true), ("leave", false)] {
+            let (c, p) = cfg(&[("RMCP_ROCM_CALLERS", v)]);
+            assert_eq!(c.include_rocm_callers, include, "{v}");
+            assert!(p.is_empty());
+        }
+        let (c, p) = cfg(&[("RMCP_ROCM_CALLERS", "1")]);
+        assert!(!c.include_rocm_callers);
+        assert_eq!(
+            p,
+            ["RMCP_ROCM_CALLERS='1' is not valid (accepted: leave, include); using leave"]
+        );
     }
 
     #[test]

@@ -14,10 +14,16 @@
 /// The table. Each line: `Variant symbol(argument types) -> return type;`
 /// (hooks) or `symbol(argument types) -> return type;` (functions rmcp only
 /// calls). Expands `$then! { ... }` with the whole table, so each consumer
-/// takes the parts it needs.
+/// takes the parts it needs; tokens after `$then` come first (the tests'
+/// consumers take a parameter that way). Exported for the tests
+/// (tests/real_rocm.rs checks every hook against the real headers with it)
+/// and build/real_headers.rs reads its text: it is the one list.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! hook_table {
-    ($then:ident) => {
+    ($then:ident $($first:tt)*) => {
         $then! {
+            $($first)*
             // Exported hooks that are entry points (stats, registry, C API),
             // in stats-table order. HIP's come first: a HIP entry point's
             // index is also its index in `hip_sym`.
@@ -80,7 +86,7 @@ macro_rules! hook_table {
         }
     };
 }
-pub(crate) use hook_table;
+pub(crate) use crate::hook_table;
 
 /// `concat!(name, "\0")` as a `&CStr`, at compile time.
 pub(crate) const fn c_str(with_nul: &'static str) -> &'static std::ffi::CStr {

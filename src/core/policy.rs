@@ -72,6 +72,19 @@ pub struct Rules {
     pub mode: Mode,
     /// HIP_HOST_COHERENT is set (flagless host memory is then coherent).
     pub host_coherent_env: bool,
+    /// RMCP_ROCM_CALLERS=include: calls from ROCm's own libraries are
+    /// rewritten too.
+    pub include_rocm_callers: bool,
+}
+
+/// The caller rule, shared by every rewriting hook: a call from a ROCm
+/// library is never rewritten (they may need the memory they ask for:
+/// RCCL's host flags, polled by GPU kernels; signals; kernel arguments),
+/// unless RMCP_ROCM_CALLERS=include. Asked only once the mode and the device
+/// would allow a rewrite.
+#[inline(always)]
+fn caller_may_be_rewritten(rules: Rules, caller_is_rocm: impl FnOnce() -> bool) -> bool {
+    rules.include_rocm_callers || !caller_is_rocm()
 }
 
 /// hipHostMalloc and hipExtHostAlloc: forwarded to themselves, with the
@@ -85,8 +98,12 @@ pub fn host_malloc(
     has_memory: bool,
     rules: Rules,
     any_target: impl FnOnce() -> bool,
+    caller_is_rocm: impl FnOnce() -> bool,
 ) -> Forward<Called> {
-    let rw = if has_memory && applies(rules.mode, any_target) {
+    let rw = if has_memory
+        && applies(rules.mode, any_target)
+        && caller_may_be_rewritten(rules, caller_is_rocm)
+    {
         rewrite_host_malloc(flags, rules.host_coherent_env)
     } else {
         None
@@ -103,8 +120,12 @@ pub fn host_alloc(
     has_memory: bool,
     rules: Rules,
     any_target: impl FnOnce() -> bool,
+    caller_is_rocm: impl FnOnce() -> bool,
 ) -> Forward<Entry> {
-    let rw = if has_memory && applies(rules.mode, any_target) {
+    let rw = if has_memory
+        && applies(rules.mode, any_target)
+        && caller_may_be_rewritten(rules, caller_is_rocm)
+    {
         rewrite_host_alloc(flags, rules.host_coherent_env)
     } else {
         None
@@ -121,8 +142,12 @@ pub fn mem_alloc_host(
     has_memory: bool,
     rules: Rules,
     any_target: impl FnOnce() -> bool,
+    caller_is_rocm: impl FnOnce() -> bool,
 ) -> Forward<Entry> {
-    let rw = (has_memory && applies(rules.mode, any_target)).then_some(MEM_ALLOC_HOST_REWRITE);
+    let rw = (has_memory
+        && applies(rules.mode, any_target)
+        && caller_may_be_rewritten(rules, caller_is_rocm))
+    .then_some(MEM_ALLOC_HOST_REWRITE);
     Forward::rewrite_or(rw, Entry::HipHostMalloc, Entry::HipMemAllocHost, 0)
 }
 
@@ -135,8 +160,12 @@ pub fn ext_malloc(
     has_memory: bool,
     rules: Rules,
     device_is_target: impl FnOnce() -> bool,
+    caller_is_rocm: impl FnOnce() -> bool,
 ) -> Forward<Called> {
-    let rw = if applies(rules.mode, device_is_target) && has_memory {
+    let rw = if applies(rules.mode, device_is_target)
+        && has_memory
+        && caller_may_be_rewritten(rules, caller_is_rocm)
+    {
         rewrite_ext_malloc(flags)
     } else {
         None
@@ -147,8 +176,12 @@ pub fn ext_malloc(
 /// hipMallocManaged: always forwarded unchanged; true when the returned
 /// range is then to be advised coarse-grained (hipMemAdvise SetCoarseGrain).
 #[inline(always)]
-pub fn advise_managed_coarse(rules: Rules, device_is_target: impl FnOnce() -> bool) -> bool {
-    applies(rules.mode, device_is_target)
+pub fn advise_managed_coarse(
+    rules: Rules,
+    device_is_target: impl FnOnce() -> bool,
+    caller_is_rocm: impl FnOnce() -> bool,
+) -> bool {
+    applies(rules.mode, device_is_target) && caller_may_be_rewritten(rules, caller_is_rocm)
 }
 
 /// True when the HIP runtime would hand out coherent (fine-grained) host
@@ -440,40 +473,106 @@ mod tests {
     const AUTO: Rules = Rules {
         mode: Mode::Auto,
         host_coherent_env: false,
+        include_rocm_callers: false,
     };
+
+    /// The application's call (not a ROCm library); never asked when
+    /// nothing would be rewritten.
+    fn app() -> bool {
+        false
+    }
 
     #[test]
     fn decisions_name_the_function_the_call_goes_to() {
-        let f = host_malloc(0, true, AUTO, || true);
+        let f = host_malloc(0, true, AUTO, || true, app);
         assert_eq!((f.flags, f.rewritten), (NON_COHERENT, true));
         let unchanged = Forward::unchanged(Called, 0);
-        assert_eq!(host_malloc(0, false, AUTO, || unreachable!()), unchanged);
-        assert_eq!(host_malloc(0, true, AUTO, || false), unchanged);
+        let not_asked = || -> bool { unreachable!("caller not asked") };
+        assert_eq!(
+            host_malloc(0, false, AUTO, || unreachable!(), not_asked),
+            unchanged
+        );
+        assert_eq!(host_malloc(0, true, AUTO, || false, not_asked), unchanged);
         // hipHostAlloc has no NonCoherent flag: a rewrite goes to hipHostMalloc.
-        let f = host_alloc(MAPPED, true, AUTO, || true);
+        let f = host_alloc(MAPPED, true, AUTO, || true, app);
         assert_eq!(f.target, Entry::HipHostMalloc);
         assert_eq!((f.flags, f.rewritten), (MAPPED | NON_COHERENT, true));
-        let f = host_alloc(0x10, true, AUTO, || true);
+        let f = host_alloc(0x10, true, AUTO, || true, app);
         assert_eq!(f, Forward::unchanged(Entry::HipHostAlloc, 0x10));
-        let f = mem_alloc_host(true, AUTO, || true);
+        // The hipHostAlloc hook tells the two targets apart by `rewritten`.
+        for flags in (0..64).chain([NON_COHERENT, COHERENT, u32::MAX]) {
+            for target in [true, false] {
+                let f = host_alloc(flags, true, AUTO, || target, app);
+                assert_eq!(f.target == Entry::HipHostMalloc, f.rewritten, "{flags:#x}");
+            }
+        }
+        let f = mem_alloc_host(true, AUTO, || true, app);
         assert_eq!(
             (f.target, f.flags, f.rewritten),
             (Entry::HipHostMalloc, NON_COHERENT, true)
         );
         assert_eq!(
-            mem_alloc_host(true, AUTO, || false),
+            mem_alloc_host(true, AUTO, || false, not_asked),
             Forward::unchanged(Entry::HipMemAllocHost, 0)
         );
         // The device is asked about even for a request without memory.
         let mut asked = false;
-        let f = ext_malloc(device::FINEGRAINED, false, AUTO, || {
-            asked = true;
-            true
-        });
+        let f = ext_malloc(
+            device::FINEGRAINED,
+            false,
+            AUTO,
+            || {
+                asked = true;
+                true
+            },
+            not_asked,
+        );
         assert!(asked);
         assert_eq!(f, Forward::unchanged(Called, 1));
-        assert!(advise_managed_coarse(AUTO, || true));
-        assert!(!advise_managed_coarse(AUTO, || false));
+        assert!(advise_managed_coarse(AUTO, || true, app));
+        assert!(!advise_managed_coarse(AUTO, || false, not_asked));
+    }
+
+    #[test]
+    fn rocm_libraries_get_what_they_ask_for_unless_included() {
+        let rocm = || true;
+        let include = Rules {
+            include_rocm_callers: true,
+            ..AUTO
+        };
+        let force = Rules {
+            mode: Mode::Force,
+            ..AUTO
+        };
+        // RCCL's host flags and cross-GPU flags, from RCCL: untouched.
+        assert_eq!(
+            host_malloc(MAPPED, true, force, || true, rocm),
+            Forward::unchanged(Called, MAPPED)
+        );
+        assert_eq!(
+            ext_malloc(device::FINEGRAINED, true, force, || true, rocm),
+            Forward::unchanged(Called, device::FINEGRAINED)
+        );
+        assert_eq!(
+            host_alloc(0, true, AUTO, || true, rocm),
+            Forward::unchanged(Entry::HipHostAlloc, 0)
+        );
+        assert_eq!(
+            mem_alloc_host(true, AUTO, || true, rocm),
+            Forward::unchanged(Entry::HipMemAllocHost, 0)
+        );
+        assert!(!advise_managed_coarse(AUTO, || true, rocm));
+        // The same calls from the application, or with the switch: rewritten.
+        for (rules, caller) in [(AUTO, false), (include, true)] {
+            let is = || caller;
+            assert!(host_malloc(MAPPED, true, rules, || true, is).rewritten);
+            assert!(ext_malloc(device::FINEGRAINED, true, rules, || true, is).rewritten);
+            assert!(host_alloc(0, true, rules, || true, is).rewritten);
+            assert!(mem_alloc_host(true, rules, || true, is).rewritten);
+            assert!(advise_managed_coarse(rules, || true, is));
+        }
+        // With the switch the caller is not even looked up.
+        assert!(host_malloc(0, true, include, || true, || unreachable!()).rewritten);
     }
 
     #[test]

@@ -115,6 +115,25 @@ pub fn slow_word() -> u64 {
     WORD.with(|w| w.get())
 }
 
+/// The calling thread's current HIP device as rmcp noted it (its
+/// hipSetDevice hook, or the thread's first launch, which asks the runtime
+/// once), without a call into the runtime. A thread with nothing noted is on
+/// device 0: HIP starts every thread there, and another thread's
+/// hipSetDevice does not move it. (A device chosen by means no hook sees,
+/// such as the deprecated hipCtxSetCurrent, is not followed.)
+#[inline(always)]
+pub fn current_device() -> i32 {
+    let w = match word() {
+        Some((w, _)) => w,
+        None => slow_word(),
+    };
+    if w == 0 {
+        0
+    } else {
+        crate::core::launches::word_device(w)
+    }
+}
+
 /// Sets the calling thread's word (and its aux), claiming its home slot if
 /// it is free.
 pub fn set_word(word: u64, aux: usize) {
@@ -159,6 +178,23 @@ pub fn after_fork_in_child() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_current_device_is_the_threads_own_and_starts_at_0() {
+        use crate::core::launches::thread_word;
+        std::thread::spawn(|| {
+            assert_eq!(current_device(), 0, "nothing noted: HIP's device 0");
+            set_word(thread_word(7, 3), 0);
+            assert_eq!(current_device(), 3);
+            std::thread::spawn(|| assert_eq!(current_device(), 0, "not another thread's"))
+                .join()
+                .unwrap();
+            set_word(thread_word(7, 0), 0);
+            assert_eq!(current_device(), 0);
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn each_thread_sees_its_own_word_and_frees_its_slot() {

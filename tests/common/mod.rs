@@ -12,6 +12,7 @@
 //! libamdhip64.so.6  libamdhip64.so -> .so.6     ROCm-6-like HIP double
 //! libhsa-runtime64.so.1  libhsa-runtime64.so     HSA double
 //! librocblas.so.4                                 "ROCm library" allocating from HSA pools
+//! librccl.so.1                                    "ROCm library" making HIP allocations
 //! libctor_early.so                                calls hipHostMalloc from its constructor
 //! libinterposer.so                                self-test only: preloadable hipHostMalloc
 //! libdriver_module.so                             driver as a module (mode b)
@@ -22,6 +23,8 @@
 //! driver_direct                                   mode (c), built on first use
 //! ```
 #![allow(dead_code)]
+
+pub mod model;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -434,6 +437,20 @@ fn build_fixtures() -> Fixtures {
                     "-shared",
                     "-Wl,-soname,librocblas.so.4",
                     l6,
+                    "-lhsa-runtime64",
+                ],
+            )
+        });
+        sc.spawn(move || {
+            compile_c(
+                &dir.join("librccl.so.1"),
+                &[src("programs/rocmlike_lib.c")],
+                &[
+                    "-DROCMLIKE_HIP",
+                    "-shared",
+                    "-Wl,-soname,librccl.so.1",
+                    l6,
+                    "-lamdhip64",
                     "-lhsa-runtime64",
                 ],
             )

@@ -1,5 +1,6 @@
 //! Property tests ("fuzzing") of the environment parsers: `Config::from_lookup`,
-//! `Targets::parse`, `Gfx::parse`, `env_flag_is_set`.
+//! `Targets::parse`, `Gfx::parse`, `env_flag_is_set`; and, in `doctor.rs`,
+//! of `rmcp doctor`'s override, kernel-log, version and taint parsers.
 //!
 //! No dependency: a seeded xorshift generator builds inputs from a grammar of
 //! near-valid pieces (names, ranges, separators, case, whitespace), random
@@ -30,6 +31,8 @@
 //!   default; valid variables yield no message and take effect;
 //! - an AT_SECURE lookup yields the disabled config and no message;
 //! - valid architecture names and target lists round-trip through Display.
+
+mod doctor;
 
 use rmcp::arch::{Gfx, Targets};
 use rmcp::config::{env_flag_is_set, Config, LogLevel, Mode, RMCP_VARIABLES, ROCM_VARIABLES};
@@ -332,6 +335,11 @@ fn check(env: &BTreeMap<&str, OsString>) -> Result<(), String> {
                     invalid.push(k);
                 }
             }
+            "RMCP_ROCM_CALLERS" => match v.to_str().map(|s| s.trim().to_ascii_lowercase()) {
+                Some(s) if s == "include" => expect.include_rocm_callers = true,
+                Some(s) if s == "leave" => expect.include_rocm_callers = false,
+                _ => invalid.push(k),
+            },
             "HIP_HOST_COHERENT" => expect.host_coherent_env = env_flag_is_set(v),
             // Kept as given (lossy UTF-8, at most 48 characters) for the report.
             "HSA_OVERRIDE_GFX_VERSION" => {

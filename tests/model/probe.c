@@ -21,6 +21,7 @@
  *   count entry=E calls=N                    (the probe's own calls per entry point)
  *
  * PROBE_WHAT=all (default) or hostregister (hipHostRegister alone).
+ * PROBE_RCCL_LIB: path of librccl.so.1 (rccl_allocations).
  * HIP_VISIBLE_DEVICES etc. are left to the caller. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -276,6 +277,26 @@ static void host_allocations(int dev)
         dlclose(hip);
 }
 
+/* RCCL's own allocations, made from inside a library named like RCCL
+ * (tests/programs/rocmlike_lib.c built as librccl.so.1, PROBE_RCCL_LIB): its
+ * host-side flags (hipHostMalloc(Mapped)) and cross-GPU flags
+ * (hipExtMallocWithFlags(Finegrained)). rmcp must forward both as asked. */
+static void rccl_allocations(int dev)
+{
+    const char *path = getenv("PROBE_RCCL_LIB");
+    void *lib = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+    void *sym = lib ? dlsym(lib, "rocmlike_hip_alloc") : NULL;
+    printf("rccl lib=%s loaded=%d\n", path ? path : "(unset)", sym != NULL);
+    if (!sym)
+        return;
+    int (*fn)(const char *, size_t, unsigned, void **);
+    memcpy(&fn, &sym, sizeof fn);
+    HIP_ALLOC("librccl:hipHostMalloc(Mapped)", "hipHostMalloc", dev, 1,
+              fn("hipHostMalloc", size, hipHostMallocMapped, &p));
+    HIP_ALLOC("librccl:hipExtMallocWithFlags(Finegrained)", "hipExtMallocWithFlags", dev, 0,
+              fn("hipExtMallocWithFlags", size, hipDeviceMallocFinegrained, &p));
+}
+
 /* hipMemcpy both ways between a hipHostMalloc(0) buffer (the PyTorch pinned
  * memory case, rewritten on targets) and device memory. With SDMA off the
  * runtime copies with blit kernels, whose packets the model retires; no data
@@ -419,6 +440,7 @@ int main(void)
     }
 
     host_allocations(0);
+    rccl_allocations(0);
     host_register();
     for (int dev = 0; dev < ndev; dev++) {
         hipSetDevice(dev);

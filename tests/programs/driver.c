@@ -59,6 +59,10 @@
  *                                  fault message)
  *   advise:ADVICE:DEVICE           hipMemAdvise over the most recent live allocation
  *   rocmlike_alloc:GPUIDX:KIND:SIZE  the same allocation made from inside librocblas.so.4
+ *   rccl:NAME:SIZE[:FLAGS]         the HIP allocation NAME (hipHostMalloc, hipHostAlloc,
+ *                                  hipExtHostAlloc, hipMemAllocHost, hipExtMallocWithFlags,
+ *                                  hipMallocManaged, hipMalloc) made from inside librccl.so.1
+ *                                  (dlopen by soname; "rc=missing" if absent)
  *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | absolute
  *                                  hex address; prints "addr=", then calls
  *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
@@ -714,6 +718,24 @@ static int run_ops(struct state *st, int argc, char **argv)
                 if (rc == 0 && outp)
                     push(st, p, size, A_HSA);
                 emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(outp ? p : NULL));
+            }
+        } else if (!strcmp(op, "rccl")) {
+            const char *name = f[1] ? f[1] : "";
+            void *lib = dlopen("librccl.so.1", RTLD_NOW | RTLD_LOCAL);
+            void *sym = lib ? dlsym(lib, "rocmlike_hip_alloc") : NULL;
+            size = size_arg(f[2]);
+            flags = (unsigned)num(nf > 3 ? f[3] : NULL);
+            if (!sym) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else {
+                int (*fn)(const char *, size_t, unsigned, void **);
+                memcpy(&fn, &sym, sizeof fn);
+                kind = !strcmp(name, "hipExtMallocWithFlags") || !strcmp(name, "hipMallocManaged") ||
+                               !strcmp(name, "hipMalloc")
+                           ? A_DEVICE
+                           : A_HOST;
+                ALLOC_OP(fn(name, size, flags, outp));
             }
         } else if (!strcmp(op, "hsa_free")) {
             int j;

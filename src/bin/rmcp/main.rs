@@ -4,6 +4,7 @@
 
 mod doctor;
 mod json;
+mod kept_reports;
 mod kernel_params;
 mod kfd;
 mod library_file;

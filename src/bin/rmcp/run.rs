@@ -453,6 +453,7 @@ pub fn main(o: Args) -> i32 {
             }
         }
     };
+    let keep_template = crate::kept_reports::template();
     let build = || {
         let mut c = Command::new(&o.command[0]);
         c.args(&o.command[1..]);
@@ -474,6 +475,16 @@ pub fn main(o: Args) -> i32 {
         }
         c
     };
+    // Fault reports are kept for `rmcp doctor --bug-report`, unless the user
+    // (or an outer `rmcp run`) chose where they go.
+    let keeping = |mut c: Command| {
+        if std::env::var_os(var::FAULT_REPORT).is_none() {
+            if let Some(t) = &keep_template {
+                c.env(var::FAULT_REPORT, t);
+            }
+        }
+        c
+    };
 
     let plain = |mut c: Command| match run_once(&mut c, &name) {
         Ok(st) => {
@@ -492,14 +503,14 @@ pub fn main(o: Args) -> i32 {
     // collects the reports and re-runs the whole command once; this one only
     // runs it, or the command would run up to four times.
     if o.on_gpu_fault.is_none() || std::env::var_os(NESTED).is_some() {
-        return plain(build());
+        return plain(keeping(build()));
     }
 
     let dir = match private_dir() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("rmcp: run: {e}; running {name} without --on-gpu-fault cpu (no fault report can be collected, so there will be no CPU re-run)");
-            return plain(build());
+            return plain(keeping(build()));
         }
     };
     let user_report = std::env::var_os(var::FAULT_REPORT).filter(|v| !v.is_empty());
@@ -512,6 +523,9 @@ pub fn main(o: Args) -> i32 {
     nested(&mut first);
     let result = run_once(&mut first, &name);
     let raws = take_reports(&dir);
+    for (pid, raw) in &raws {
+        crate::kept_reports::store(*pid, raw);
+    }
     // The user's RMCP_FAULT_REPORT gets each report, as without the fallback.
     let kept: Vec<String> = match &user_report {
         Some(t) => raws

@@ -2,7 +2,9 @@
 //! (checked against the real 5.2.3, 6.4.3 and 7.2.4 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
-use super::{boundary, decide, forward_free, record_alloc, rules};
+use super::{
+    boundary, caller_is_rocm, decide, forward_free, hook_with_caller, record_alloc, rules,
+};
 use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED,
     HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
@@ -14,6 +16,7 @@ use crate::core::registry::Memory;
 use crate::interpose::devices;
 use crate::interpose::process::{self, STATS};
 use crate::interpose::symbols::{self, hip_fn, hip_sym, HIP};
+use crate::interpose::threads;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 // The launch hooks live in their own module; the hook table finds every
@@ -98,9 +101,11 @@ fn is_target(cfg: &Config, dev: i32) -> bool {
     dev >= 0 && devices::is_target(cfg, dev)
 }
 
-/// The current device for the record, without deciding anything.
+/// The device a record is filed under: the thread's current device as the
+/// hooks noted it (`threads::current_device`). Asking the runtime's
+/// hipGetDevice instead cost 288 instructions per hipMalloc on ROCm 7.2.4.
 fn record_device() -> i32 {
-    decide(current_device).unwrap_or(-1)
+    threads::current_device()
 }
 
 /// Calls real function `index` (the decision's target, one with
@@ -141,11 +146,19 @@ unsafe fn host_malloc_like(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
+    // Asked outside `decide`, so the panic boundary's closure stays small
+    // enough to be inlined: this is the hottest hook (bench/run.sh).
+    let rocm = caller_is_rocm(caller);
     let fwd = decide(|cfg| {
-        policy::host_malloc(flags, has_memory(ptr, size), rules(cfg), || {
-            devices::any_target(cfg)
-        })
+        policy::host_malloc(
+            flags,
+            has_memory(ptr, size),
+            rules(cfg),
+            || devices::any_target(cfg),
+            || rocm,
+        )
     })
     .unwrap_or(Forward::unchanged(Called, flags));
     // SAFETY: both entry points have hipHostMalloc's prototype; `Called`:
@@ -153,76 +166,127 @@ unsafe fn host_malloc_like(
     unsafe { forward_flags_malloc(entry, entry.index(), fwd, ptr, size, flags, Memory::Host) }
 }
 
-/// # Safety
-/// As the HIP runtime's hipHostMalloc.
-#[no_mangle]
-pub unsafe extern "C" fn hipHostMalloc(
+hook_with_caller! {
+    /// hipHostMalloc: a trampoline to `host_malloc_from` (the caller rule
+    /// needs the return address).
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipHostMalloc.
+    fn hipHostMalloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => host_malloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipHostMalloc called from `caller`.
+unsafe extern "C" fn host_malloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     // SAFETY: the caller upholds hipHostMalloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags) }
+    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags, caller) }
 }
 
-/// # Safety
-/// As the HIP runtime's hipExtHostAlloc (ROCm >= 6.3).
-#[no_mangle]
-pub unsafe extern "C" fn hipExtHostAlloc(
+hook_with_caller! {
+    /// # Safety
+    /// As the HIP runtime's hipExtHostAlloc (ROCm >= 6.3).
+    fn hipExtHostAlloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => ext_host_alloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipExtHostAlloc called from `caller`.
+unsafe extern "C" fn ext_host_alloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     // SAFETY: the caller upholds hipExtHostAlloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags) }
+    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags, caller) }
 }
 
-/// hipHostAlloc: see `policy::host_alloc` for where a rewritten call goes.
-///
-/// # Safety
-/// As the HIP runtime's hipHostAlloc.
-#[no_mangle]
-pub unsafe extern "C" fn hipHostAlloc(
+hook_with_caller! {
+    /// hipHostAlloc: see `policy::host_alloc` for where a rewritten call goes.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipHostAlloc.
+    fn hipHostAlloc(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => host_alloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipHostAlloc called from `caller`.
+unsafe extern "C" fn host_alloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        let fwd = decide(|cfg| {
-            policy::host_alloc(flags, has_memory(ptr, size), rules(cfg), || {
-                devices::any_target(cfg)
-            })
-        })
-        .unwrap_or(Forward::unchanged(Entry::HipHostAlloc, flags));
-        // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
-        unsafe {
-            forward_flags_malloc(
-                Entry::HipHostAlloc,
-                fwd.target.index(),
-                fwd,
-                ptr,
-                size,
-                flags,
-                Memory::Host,
-            )
+    // No `boundary`, as in `host_malloc_like`. The decision leaves its
+    // panic boundary as flags and `rewritten` only (8 bytes, in a register;
+    // the whole `Forward<Entry>` cost 19 instructions per call): the
+    // policy's target is hipHostMalloc exactly when it rewrote the call
+    // (`policy::host_alloc`, unit-tested there).
+    let rocm = caller_is_rocm(caller);
+    let fwd = decide(|cfg| {
+        let f = policy::host_alloc(
+            flags,
+            has_memory(ptr, size),
+            rules(cfg),
+            || devices::any_target(cfg),
+            || rocm,
+        );
+        Forward {
+            target: Called,
+            flags: f.flags,
+            rewritten: f.rewritten,
         }
     })
+    .unwrap_or(Forward::unchanged(Called, flags));
+    let index = if fwd.rewritten {
+        hip_sym::hipHostMalloc
+    } else {
+        hip_sym::hipHostAlloc
+    };
+    // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
+    unsafe {
+        forward_flags_malloc(
+            Entry::HipHostAlloc,
+            index,
+            fwd,
+            ptr,
+            size,
+            flags,
+            Memory::Host,
+        )
+    }
 }
 
-/// hipMemAllocHost: see `policy::mem_alloc_host`.
-///
-/// # Safety
-/// As the HIP runtime's hipMemAllocHost.
-#[no_mangle]
-pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t {
+hook_with_caller! {
+    /// hipMemAllocHost: see `policy::mem_alloc_host`.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipMemAllocHost.
+    fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> hipError_t
+        => mem_alloc_host_from, x86: "rdx", arm: "x2"
+}
+
+/// hipMemAllocHost called from `caller`.
+unsafe extern "C" fn mem_alloc_host_from(
+    ptr: *mut *mut c_void,
+    size: usize,
+    caller: usize,
+) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAllocHost;
         let fwd = decide(|cfg| {
-            policy::mem_alloc_host(has_memory(ptr, size), rules(cfg), || {
-                devices::any_target(cfg)
-            })
+            policy::mem_alloc_host(
+                has_memory(ptr, size),
+                rules(cfg),
+                || devices::any_target(cfg),
+                || caller_is_rocm(caller),
+            )
         })
         .unwrap_or(Forward::unchanged(entry, 0));
         let rc = if fwd.target == Entry::HipHostMalloc {
@@ -249,23 +313,33 @@ pub unsafe extern "C" fn hipMemAllocHost(ptr: *mut *mut c_void, size: usize) -> 
     })
 }
 
-/// hipExtMallocWithFlags: see `policy::ext_malloc`.
-///
-/// # Safety
-/// As the HIP runtime's hipExtMallocWithFlags.
-#[no_mangle]
-pub unsafe extern "C" fn hipExtMallocWithFlags(
+hook_with_caller! {
+    /// hipExtMallocWithFlags: see `policy::ext_malloc`.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipExtMallocWithFlags.
+    fn hipExtMallocWithFlags(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => ext_malloc_from, x86: "rcx", arm: "x3"
+}
+
+/// hipExtMallocWithFlags called from `caller`.
+unsafe extern "C" fn ext_malloc_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipExtMallocWithFlags;
         let (fwd, dev) = decide(|cfg| {
             let dev = current_device(cfg);
-            let fwd = policy::ext_malloc(flags, has_memory(ptr, size), rules(cfg), || {
-                is_target(cfg, dev)
-            });
+            let fwd = policy::ext_malloc(
+                flags,
+                has_memory(ptr, size),
+                rules(cfg),
+                || is_target(cfg, dev),
+                || caller_is_rocm(caller),
+            );
             (fwd, dev)
         })
         .unwrap_or((Forward::unchanged(Called, flags), -1));
@@ -284,26 +358,34 @@ pub unsafe extern "C" fn hipExtMallocWithFlags(
     })
 }
 
-/// hipMallocManaged: forwarded unchanged, then advised coarse-grained with
-/// hipMemAdvise(SetCoarseGrain) on a target device. A refused advice is
-/// reported, not turned into a failure.
-///
-/// # Safety
-/// As the HIP runtime's hipMallocManaged.
-#[no_mangle]
-pub unsafe extern "C" fn hipMallocManaged(
+hook_with_caller! {
+    /// hipMallocManaged: forwarded unchanged, then advised coarse-grained
+    /// with hipMemAdvise(SetCoarseGrain) on a target device. A refused
+    /// advice is reported, not turned into a failure.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipMallocManaged.
+    fn hipMallocManaged(ptr: *mut *mut c_void, size: usize, flags: c_uint) -> hipError_t
+        => malloc_managed_from, x86: "rcx", arm: "x3"
+}
+
+/// hipMallocManaged called from `caller`.
+unsafe extern "C" fn malloc_managed_from(
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
+    caller: usize,
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocManaged;
         let (advise, dev) = decide(|cfg| {
             let dev = current_device(cfg);
-            (
-                policy::advise_managed_coarse(rules(cfg), || is_target(cfg, dev)),
-                dev,
-            )
+            let advise = policy::advise_managed_coarse(
+                rules(cfg),
+                || is_target(cfg, dev),
+                || caller_is_rocm(caller),
+            );
+            (advise, dev)
         })
         .unwrap_or((false, -1));
         // SAFETY: hipMallocManaged's prototype.

@@ -6,10 +6,9 @@
 //! the same agent's coarse-grained pool. Allocations made by the ROCm
 //! libraries themselves are never touched: the HIP runtime allocates
 //! signals and kernel arguments through this symbol and needs them
-//! fine-grained. Knowing the caller needs the return address, which Rust
-//! cannot read, so the exported symbol is a two-instruction naked
-//! trampoline that passes it on as an extra argument. (A C trampoline would
-//! not do: a cdylib's version script hides symbols that come from C.)
+//! fine-grained. The exported symbol is a trampoline that passes the
+//! caller's address on (`super::hook_with_caller`), as the HIP allocation
+//! hooks' are.
 #![allow(non_snake_case)]
 
 use super::{after, boundary, decide};
@@ -22,7 +21,6 @@ use crate::interpose::process::{self, STATS};
 use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym};
 use crate::interpose::topology::topology;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The real function `index` as `F`, or the status to return when the HSA
 /// runtime or the function is missing (warned once per entry point).
@@ -41,25 +39,6 @@ unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hsa_status_t> {
             Err(hsa::STATUS_ERROR_NOT_INITIALIZED)
         }
     }
-}
-
-/// Whether the code at `caller` belongs to a ROCm library. Cached in a small
-/// direct-mapped table: the answer for an address never changes while the
-/// library stays loaded, and dladdr takes the loader lock.
-pub fn caller_is_rocm(caller: usize) -> bool {
-    const SLOTS: usize = 64;
-    // Each slot holds (caller << 1 | verdict); 0 means empty. User-space
-    // addresses on x86-64 and aarch64 fit in 48 bits.
-    static CACHE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-    let slot = &CACHE[(caller.wrapping_mul(0x9E37_79B9) >> 7) % SLOTS];
-    let cached = slot.load(Ordering::Relaxed);
-    if cached != 0 && (cached >> 1) as usize == caller {
-        return cached & 1 == 1;
-    }
-    let verdict = crate::interpose::runtime::object_of(caller)
-        .is_some_and(|path| policy::is_rocm_library(path.to_bytes()));
-    slot.store(((caller as u64) << 1) | verdict as u64, Ordering::Relaxed);
-    verdict
 }
 
 /// The Rust side of the trampoline: the exported symbol's arguments plus
@@ -91,7 +70,7 @@ extern "C" fn pool_allocate_from(
                     coarse_sibling: info.coarse_sibling.map(|s| (s, info.coarse_sibling_flags)),
                     agent_target: info.agent_target,
                 },
-                || caller_is_rocm(caller),
+                || super::caller_is_rocm(caller),
             );
             Some((fwd, info.kind.global_flags, info.agent_node as i32))
         })
@@ -127,41 +106,18 @@ extern "C" fn pool_allocate_from(
     })
 }
 
-/// hsa_amd_memory_pool_allocate, exported: passes its return address to
-/// `pool_allocate_from` as a fifth argument and tail-jumps there, so the
-/// stack is untouched and `pool_allocate_from` returns straight to the
-/// caller.
-///
-/// # Safety
-/// As the HSA runtime's hsa_amd_memory_pool_allocate.
-#[cfg(target_arch = "x86_64")]
-#[unsafe(naked)]
-#[no_mangle]
-pub unsafe extern "C" fn hsa_amd_memory_pool_allocate(
-    pool: hsa_amd_memory_pool_t,
-    size: usize,
-    flags: u32,
-    ptr: *mut *mut c_void,
-) -> hsa_status_t {
-    // SysV: pool in rdi, size rsi, flags edx, ptr rcx; the 5th argument goes
-    // in r8. At entry [rsp] holds the return address.
-    core::arch::naked_asm!("mov r8, [rsp]", "jmp {target}", target = sym pool_allocate_from)
-}
-
-/// See the x86_64 version; AAPCS64 keeps the return address in x30.
-///
-/// # Safety
-/// As the HSA runtime's hsa_amd_memory_pool_allocate.
-#[cfg(target_arch = "aarch64")]
-#[unsafe(naked)]
-#[no_mangle]
-pub unsafe extern "C" fn hsa_amd_memory_pool_allocate(
-    pool: hsa_amd_memory_pool_t,
-    size: usize,
-    flags: u32,
-    ptr: *mut *mut c_void,
-) -> hsa_status_t {
-    core::arch::naked_asm!("mov x4, x30", "b {target}", target = sym pool_allocate_from)
+super::hook_with_caller! {
+    /// hsa_amd_memory_pool_allocate, exported: a trampoline that hands its
+    /// return address to `pool_allocate_from`.
+    ///
+    /// # Safety
+    /// As the HSA runtime's hsa_amd_memory_pool_allocate.
+    fn hsa_amd_memory_pool_allocate(
+        pool: hsa_amd_memory_pool_t,
+        size: usize,
+        flags: u32,
+        ptr: *mut *mut c_void
+    ) -> hsa_status_t => pool_allocate_from, x86: "r8", arm: "x4"
 }
 
 /// # Safety
@@ -208,17 +164,4 @@ pub unsafe extern "C" fn hsa_init() -> hsa_status_t {
         }
         rc
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn caller_cache_answers_consistently() {
-        let here = caller_cache_answers_consistently as fn() as usize;
-        assert!(!caller_is_rocm(here));
-        assert!(!caller_is_rocm(here)); // cached
-        assert!(!caller_is_rocm(1));
-    }
 }

@@ -15,6 +15,11 @@ pub mod hip;
 pub mod hsa;
 pub mod launch;
 
+// Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs
+// checks each one of `hook_table!` there).
+pub use hip::*;
+pub use hsa::*;
+
 macro_rules! define_hook_lists {
     (
         hip_hooks { $($hv:ident $hs:ident ($($ha:ty),*) -> $hr:ty;)* }
@@ -57,7 +62,7 @@ use crate::core::sync::{now_ns, thread_id};
 use crate::interpose::process::{self, REGISTRY, STATS};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 /// The policy's view of the configuration.
 #[inline(always)]
@@ -65,7 +70,76 @@ pub(crate) fn rules(cfg: &Config) -> Rules {
     Rules {
         mode: cfg.mode,
         host_coherent_env: cfg.host_coherent_env,
+        include_rocm_callers: cfg.include_rocm_callers,
     }
+}
+
+/// Defines an exported hook as a two-instruction naked trampoline that
+/// passes its return address (the caller) to `$target` as one more
+/// argument and tail-jumps there: the stack is untouched and `$target`
+/// returns straight to the caller. Knowing the caller needs the return
+/// address, which Rust cannot read; a C trampoline would not do (a cdylib's
+/// version script hides symbols that come from C). `$x86` and `$arm` name
+/// the register of the extra argument (SysV / AAPCS64: the argument after
+/// the hook's own).
+macro_rules! hook_with_caller {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $target:path, x86: $x86:literal, arm: $arm:literal
+    ) => {
+        $(#[$meta])*
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // At entry [rsp] holds the return address.
+            core::arch::naked_asm!(concat!("mov ", $x86, ", [rsp]"), "jmp {target}", target = sym $target)
+        }
+
+        $(#[$meta])*
+        #[cfg(target_arch = "aarch64")]
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // AAPCS64 keeps the return address in x30.
+            core::arch::naked_asm!(concat!("mov ", $arm, ", x30"), "b {target}", target = sym $target)
+        }
+    };
+}
+pub(crate) use hook_with_caller;
+
+/// Whether the code at `caller` belongs to a ROCm library
+/// (`policy::is_rocm_library`). Cached in a small direct-mapped table: the
+/// answer for an address never changes while the library stays loaded, and
+/// dladdr takes the loader lock. A slot holds the caller itself when it is
+/// application code (the common case: a multiply, a shift, one compare with
+/// memory) and its complement when it is a ROCm library; 0 is empty.
+#[inline(always)]
+pub(crate) fn caller_is_rocm(caller: usize) -> bool {
+    let slot = &CALLERS[(caller.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) & (CALLER_SLOTS - 1)];
+    let cached = slot.load(Ordering::Relaxed);
+    if cached == caller {
+        return false;
+    }
+    if cached == !caller {
+        return true;
+    }
+    caller_is_rocm_slow(slot, caller)
+}
+
+const CALLER_SLOTS: usize = 64;
+static CALLERS: [AtomicUsize; CALLER_SLOTS] = [const { AtomicUsize::new(0) }; CALLER_SLOTS];
+
+#[cold]
+#[inline(never)]
+fn caller_is_rocm_slow(slot: &AtomicUsize, caller: usize) -> bool {
+    // Unknown (a panic while asking the loader): the application's call.
+    let verdict = boundary(false, || {
+        crate::interpose::runtime::object_of(caller)
+            .is_some_and(|path| crate::core::policy::is_rocm_library(path.to_bytes()))
+    });
+    slot.store(if verdict { !caller } else { caller }, Ordering::Relaxed);
+    verdict
 }
 
 /// Runs the policy for a call. Returns `None` (forward unchanged) when rmcp
@@ -208,4 +282,18 @@ pub(crate) fn forward_free(
         });
     }
     rc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_cache_answers_consistently() {
+        let here = caller_cache_answers_consistently as fn() as usize;
+        assert!(!caller_is_rocm(here));
+        assert!(!caller_is_rocm(here)); // cached
+        assert!(!caller_is_rocm(1));
+        assert!(!caller_is_rocm(0));
+    }
 }

@@ -280,7 +280,7 @@ fn process_of(line: &str) -> Option<(String, Option<u32>)> {
     let i = lower.find("process ")? + 8;
     let rest = &line[i..];
     let name_end = rest.find(" pid ")?;
-    let name = rest[..name_end].trim().to_string();
+    let name: String = rest[..name_end].trim().chars().take(64).collect();
     let pid = num_after(&rest[name_end..], " pid ");
     Some((name, pid))
 }
@@ -301,7 +301,7 @@ pub fn scan(text: &str) -> LogScan {
                 .and_then(|s| {
                     head[s + 1..]
                         .find(']')
-                        .map(|e| head[s + 1..s + 1 + e].to_string())
+                        .map(|e| head[s + 1..s + 1 + e].chars().take(32).collect())
                 })
                 .unwrap_or_default();
             let retry = if head.contains("no-retry") {
@@ -335,6 +335,7 @@ pub fn scan(text: &str) -> LogScan {
                 let addr: String = line[i + 25..]
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric())
+                    .take(40)
                     .collect();
                 f.address = Some(addr);
                 continue;
@@ -369,7 +370,7 @@ pub fn scan(text: &str) -> LogScan {
                     if i > 0 && line.as_bytes()[i - 1].is_ascii_alphanumeric() {
                         continue;
                     }
-                    let v = line[i + pat.len()..].trim().to_string();
+                    let v: String = line[i + pat.len()..].trim().chars().take(80).collect();
                     if key == "Faulty UTCL2 client ID" {
                         f.client_name = Some(v.clone());
                     }

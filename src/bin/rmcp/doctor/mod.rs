@@ -1,6 +1,7 @@
 //! `rmcp doctor`: what is on this machine, what in its configuration is known
 //! to cause GPU memory faults on RDNA1/RDNA2, and what the kernel logged.
 
+pub mod bug_report;
 pub mod env;
 mod gpus;
 pub mod input;
@@ -55,8 +56,8 @@ impl Finding {
         Finding {
             id,
             severity,
-            message,
-            fix,
+            message: printable(&message),
+            fix: fix.map(|f| printable(&f)),
             details: None,
         }
     }
@@ -74,8 +75,18 @@ impl Finding {
     }
 }
 
+/// `s` with control characters (NUL, escape sequences, newlines from
+/// scanned files) shown as U+FFFD: findings quote files and logs, and a
+/// terminal or a Markdown file must get one plain line.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 pub struct Options {
     pub json: bool,
+    pub bug_report: Option<PathBuf>,
     pub sysfs_root: Option<PathBuf>,
     pub kernel_log: Option<PathBuf>,
     /// Interpreter for the PyTorch probe; None skips it.
@@ -99,6 +110,10 @@ pub struct Args {
     /// Read the kernel log from FILE instead of journalctl/dmesg
     #[arg(long, value_name = "FILE")]
     pub kernel_log: Option<PathBuf>,
+    /// Also write a Markdown bug report for a ROCm/PyTorch issue to FILE
+    /// (user name, home directory and host name redacted)
+    #[arg(long, value_name = "FILE")]
+    pub bug_report: Option<PathBuf>,
     /// Interpreter for the PyTorch check; 'none' skips it
     #[arg(long, value_name = "PATH|none", default_value = "python3")]
     pub python: String,
@@ -108,6 +123,7 @@ impl Args {
     pub fn options(self) -> Options {
         Options {
             json: self.json,
+            bug_report: self.bug_report,
             sysfs_root: self.sysfs_root,
             kernel_log: self.kernel_log,
             python: (self.python != "none").then_some(self.python),
@@ -156,6 +172,9 @@ pub struct Report {
     pub json: Json,
     pub findings: Vec<Finding>,
     pub gpus: Vec<kfd::Gpu>,
+    pub root: PathBuf,
+    /// (source, text) of the kernel log, when it was read.
+    pub log: Option<(String, String)>,
 }
 
 /// Runs every check. Err(message) when the report cannot be produced (exit 2).
@@ -263,10 +282,20 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     // Versions, taint and the known regressions they fall into
     let sys = system::read(&root, log_body.as_deref(), &mut findings);
     let system_json = system::check(&sys, &mut findings);
+    // A parameter's live value, else the last configured one.
+    let param = |name: &str| -> Option<String> {
+        let live = params.json.pointer(&format!("/live/{name}"));
+        let set = params.json["settings"]
+            .as_array()
+            .and_then(|a| a.iter().rev().find(|s| s["name"] == name))
+            .map(|s| &s["value"]);
+        live.or(set).and_then(Json::as_str).map(str::to_string)
+    };
     let regressions_json = regressions::check(
         sys.kernel.as_deref(),
         sys.rocm.as_deref(),
         &scan.gpus,
+        &param,
         &mut findings,
     );
 
@@ -308,6 +337,8 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         json,
         findings,
         gpus: scan.gpus,
+        root,
+        log: log_source.zip(log_body),
     })
 }
 
@@ -552,6 +583,23 @@ pub fn main(args: Args) -> i32 {
         println!("{}", crate::json::pretty(&r.json));
     } else {
         print!("{}", render_human(&r, colour_enabled()));
+    }
+    if let Some(file) = &o.bug_report {
+        let inputs = bug_report::Inputs {
+            root: &r.root,
+            log: r.log.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
+            python_checked: o.python.is_some(),
+        };
+        match bug_report::write(&r, &inputs, file) {
+            Ok(_) => eprintln!(
+                "rmcp: bug report written to {} (user name, home directory and host name redacted; the file says where); attach it to your issue",
+                file.display()
+            ),
+            Err(e) => {
+                eprintln!("rmcp: {e}");
+                return 2;
+            }
+        }
     }
     if r.findings.iter().any(|f| f.severity == Severity::Error) {
         1

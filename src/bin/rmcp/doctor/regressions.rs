@@ -88,11 +88,27 @@ pub fn parse(table: &str) -> Result<Vec<Row<'_>>, String> {
     Ok(out)
 }
 
+/// The `amdgpu.NAME=VALUE` a workaround text asks for, if any.
+pub fn workaround_param(text: &str) -> Option<(&str, &str)> {
+    let i = text.find("amdgpu.")? + 7;
+    let (name, rest) = text[i..].split_once('=')?;
+    let value = rest
+        .split(|c: char| c.is_whitespace() || c == ')' || c == ',')
+        .next()?;
+    (!name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && !value.is_empty())
+    .then_some((name, value))
+}
+
 /// `known-regression` findings for the running kernel and installed ROCm.
+/// `param` answers an amdgpu parameter's value (live, else as configured),
+/// so a workaround already applied is said to be (and the finding is info).
 pub fn check(
     kernel: Option<&str>,
     rocm: Option<&str>,
     gpus: &[Gpu],
+    param: &dyn Fn(&str) -> Option<String>,
     findings: &mut Vec<Finding>,
 ) -> Json {
     let rows = match rows() {
@@ -130,17 +146,25 @@ pub fn check(
         if affected.is_empty() {
             continue;
         }
+        let applied = workaround_param(r.workaround)
+            .filter(|(n, v)| param(n).is_some_and(|have| have == *v))
+            .map(|(n, v)| format!(" The workaround amdgpu.{n}={v} is already set here."));
         let mut f = Finding::new(
             "known-regression",
-            Severity::Warning,
+            if applied.is_some() {
+                Severity::Info
+            } else {
+                Severity::Warning
+            },
             format!(
-                "{name} {text} is in the range of a known regression ({}, {name} {}-{}): {}; affects {}. Sources: {}",
+                "{name} {text} is in the range of a known regression ({}, {name} {}-{}): {}; affects {}. Sources: {}{}",
                 r.id,
                 dotted(&r.first),
                 dotted(&r.last),
                 r.what,
                 affected.join(", "),
-                r.sources.join(" ")
+                r.sources.join(" "),
+                applied.as_deref().unwrap_or("")
             ),
             Some(r.workaround.to_string()),
         );
@@ -189,6 +213,15 @@ mod tests {
         assert!(!in_range(&[7, 1, 0], &a, &b));
         assert!(in_range(&[7, 1, 1], &[7, 1, 1], &[7, 1, 1]));
         assert!(in_range(&[7, 1, 5], &[7, 0], &[7, 1]));
+    }
+
+    #[test]
+    fn workarounds_name_their_parameter() {
+        assert_eq!(
+            workaround_param("add amdgpu.cwsr_enable=0 to the kernel command line"),
+            Some(("cwsr_enable", "0"))
+        );
+        assert_eq!(workaround_param("boot a 6.12 LTS kernel"), None);
     }
 
     #[test]
