@@ -332,3 +332,28 @@ fn restarts_as_pid_1_never_lose_a_report() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// What held (issue 18): a report file name that is a symlink is never
+/// followed: the target is untouched and the report goes beside the link.
+#[test]
+fn a_symlink_at_the_report_path_is_never_followed() {
+    let d = tempdir("fault-symlink");
+    let target = d.join("target.txt");
+    std::fs::write(&target, "not yours\n").unwrap();
+    std::os::unix::fs::symlink(&target, d.join("fault.json")).unwrap();
+    std::os::unix::fs::symlink(d.join("dangling"), d.join("dangling.json")).unwrap();
+    for link in ["fault.json", "dangling.json"] {
+        let r = fault(&d.join(link), &[]);
+        let pid = reported_pid(&r);
+        assert!(
+            files(&d)
+                .iter()
+                .any(|n| n.starts_with(&format!("{link}.{pid}-"))),
+            "{:?}\n{r}",
+            files(&d)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not yours\n");
+    assert!(!d.join("dangling").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
