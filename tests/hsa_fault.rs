@@ -466,7 +466,7 @@ fn override_different_from_the_real_gpu_is_named_first() {
     );
     let json = std::fs::read_to_string(&report).expect("report");
     assert!(
-        json.contains("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,"),
+        json.contains("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"variable\":\"HSA_OVERRIDE_GFX_VERSION\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,"),
         "{json}"
     );
 
@@ -571,6 +571,114 @@ fn a_handler_the_runtime_refuses_is_said_once() {
     assert_eq!(
         lines,
         vec!["rmcp: warn: could not register the GPU memory-fault handler with the HSA runtime (hsa_amd_register_system_event_handler returned 0x1008); GPU memory faults will not be reported"],
+        "{r}"
+    );
+}
+
+/// Issue 19 item 4 (sglang #33968 / #38967): a fault at an address inside
+/// host memory registered with hipHostRegister (the GPU was handed the host
+/// pointer) gets a cause line naming the registration and
+/// hipHostGetDevicePointer, in the text and in the JSON report.
+#[test]
+fn a_fault_inside_registered_host_memory_points_at_hip_host_get_device_pointer() {
+    let dir = common::tempdir("fault-hostregister");
+    let report = dir.join("report.json");
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "hipHostRegister:65536:0",
+            "hsa_fault:live+0x40:0x1",
+        ],
+        Some(&report),
+    );
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("host pointer handed to the GPU"))
+        .unwrap_or_else(|| panic!("no hipHostRegister cause\n{r}"));
+    assert!(
+        line.contains("registered with hipHostRegister (65536 bytes at 0x")
+            && line.contains("hipHostGetDevicePointer"),
+        "{line}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).unwrap();
+    let ids: Vec<&str> = json["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "in-bounds",
+            "host-pointer-of-registered-memory",
+            "check-doctor"
+        ],
+        "{json}"
+    );
+    // A fault in other memory gets no such line.
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "hipHostMalloc:65536:0",
+            "hsa_fault:live+0x40:0x1",
+        ],
+        None,
+    );
+    assert!(!r.stderr.contains("host pointer handed to the GPU"), "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 19 item 4: libhsakmt reads HSA_OVERRIDE_GFX_VERSION_<node> before
+/// HSA_OVERRIDE_GFX_VERSION (`topology.c`); the fault causes follow the same
+/// precedence and name the variable that applies to the faulting node.
+#[test]
+fn the_per_node_override_is_read_first_as_libhsakmt_does() {
+    let run = |env: &[(&str, &str)]| {
+        let mut s = Scenario::new(Program::DriverExe)
+            .devices("gfx1010")
+            .preload(true)
+            .env("RMCP_SYSFS_ROOT", fixture_root("rdna1-rx5700xt"));
+        for (k, v) in env {
+            s = s.env(k, v);
+        }
+        let r = s
+            .args(["hsa_init", "hipMalloc:4096", "hsa_fault:live+0:1"])
+            .run();
+        assert_eq!(r.signal(), Some(libc::SIGABRT), "{r}");
+        r
+    };
+    // The faulting GPU is node 1: its per-node value wins over the global one.
+    let r = run(&[
+        ("HSA_OVERRIDE_GFX_VERSION_1", "10.3.0"),
+        ("HSA_OVERRIDE_GFX_VERSION", "10.1.0"),
+    ]);
+    assert!(
+        cause_lines(&r)[0].starts_with(
+            "rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION_1=10.3.0 makes ROCm run gfx1030 code on this gfx1010 GPU (node 1;"
+        ),
+        "{r}"
+    );
+    // A per-node value that names the GPU's own architecture: no override
+    // line, although the global one differs (libhsakmt ignores it here).
+    let r = run(&[
+        ("HSA_OVERRIDE_GFX_VERSION_1", "10.1.0"),
+        ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+    ]);
+    assert!(!r.stderr.contains("makes ROCm run"), "{r}");
+    // Another node's value does not apply; the global one does.
+    let r = run(&[
+        ("HSA_OVERRIDE_GFX_VERSION_2", "10.1.0"),
+        ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+    ]);
+    assert!(
+        cause_lines(&r)[0].starts_with(
+            "rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm run gfx1030"
+        ),
         "{r}"
     );
 }

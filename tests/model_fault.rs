@@ -218,11 +218,16 @@ impl FaultRun {
             Some((rc.parse().ok()?, name.to_string()))
         })
     }
-    /// Every call line, in order.
+    /// Every call line, in order. In a run that aborted, without the
+    /// faulting launch's own line: the fault arrives on ROCr's event thread
+    /// while the launch returns, so the abort may come before that line is
+    /// printed or after (a race in the program, with or without rmcp).
     fn calls(&self) -> Vec<&str> {
+        let aborted = self.status.signal() == Some(libc::SIGABRT);
         self.stdout
             .lines()
             .filter(|l| l.starts_with("call "))
+            .filter(|l| !(aborted && l.starts_with("call hipModuleLaunchKernel rc=")))
             .collect()
     }
     /// The address fault.c passed to the kernel.
@@ -758,4 +763,292 @@ fn dlsym_client_fault_is_attributed_with_the_audit_mode() {
         "{run}"
     );
     assert!(!text.contains(KERNEL), "{run}");
+}
+
+// ------------------------------------------------------------------ fault flow
+
+/// One cell: the result of a call, or "not reached".
+fn call_cell(run: &FaultRun, what: &str) -> String {
+    match run.call(what) {
+        Some((0, _)) => "hipSuccess".into(),
+        Some((rc, name)) => format!("{name} ({rc})"),
+        None => "not reached".into(),
+    }
+}
+
+/// Which of rmcp's report, HIP's own fault handler (its AMD_LOG_LEVEL=1 line
+/// "Memory Fault Error") and ROCr's message come first in stderr.
+fn handler_order(run: &FaultRun) -> Vec<&'static str> {
+    let at = |needle: &str| run.stderr.find(needle);
+    let mut found: Vec<(usize, &'static str)> = [
+        (
+            at("rmcp: GPU memory fault at address"),
+            "rmcp's handler (its report)",
+        ),
+        (
+            at("Memory Fault Error"),
+            "HIP's handler (it logs `Memory Fault Error` at AMD_LOG_LEVEL=1)",
+        ),
+        (
+            at("Memory access fault by GPU"),
+            "ROCr's own message, after every handler has returned, then `abort()`",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(i, what)| i.map(|i| (i, what)))
+    .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, w)| w).collect()
+}
+
+/// Runs every setting with and without rmcp and writes the table.
+fn fault_flow_doc(s: &Stack, b: &Built) -> String {
+    let mut doc = std::fs::read_to_string(repo().join("tests/model/fault-flow.head.md"))
+        .expect("tests/model/fault-flow.head.md");
+    doc.push_str(
+        "\n| RLIMIT_CORE | HIP_SKIP_ABORT_ON_GPU_ERROR | The process | The runtime's own message | hipDeviceSynchronize | hipGetLastError (twice) | hipMalloc after | Second faulting launch, then hipDeviceSynchronize | rmcp's last line |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let settings: Vec<(u64, Option<&'static str>)> = [0u64, 1]
+        .into_iter()
+        .flat_map(|core| [None, Some("0"), Some("1")].map(|v| (core, v)))
+        .collect();
+    let runs: Vec<(FaultRun, FaultRun)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = settings
+            .iter()
+            .map(|&(core, skip)| {
+                sc.spawn(move || {
+                    let mut st = setup("past-end", true);
+                    st.twice = true;
+                    st.core = core;
+                    st.skip_abort = skip;
+                    with_and_without_rmcp(s, b, &st)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((core, skip), (without, with)) in settings.iter().zip(&runs) {
+        let process = match without.outcome().as_str() {
+            "exit 0" => "continues; exits 0".to_string(),
+            "SIGABRT" => "aborted (SIGABRT) in the fault handler".to_string(),
+            other => other.to_string(),
+        };
+        let message = match without.runtime_lines() {
+            l if l.is_empty() => "(none)".to_string(),
+            l => l
+                .iter()
+                .map(|x| format!("`{x}`"))
+                .collect::<Vec<_>>()
+                .join("<br>"),
+        };
+        let last = with
+            .rmcp_lines()
+            .last()
+            .map_or("(no report)".to_string(), |l| format!("\"{l}\""));
+        doc.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {}, {} | {} | {}, then {} | {} |\n",
+            if *core == 0 { "0" } else { "1 byte (non-zero)" },
+            skip.map_or("unset".to_string(), |v| format!("`{v}`")),
+            process,
+            message,
+            call_cell(without, "hipDeviceSynchronize"),
+            call_cell(without, "hipGetLastError"),
+            call_cell(without, "hipGetLastError:again"),
+            call_cell(without, "hipMalloc:after"),
+            call_cell(without, "hipModuleLaunchKernel:second"),
+            call_cell(without, "hipDeviceSynchronize:second"),
+            last,
+        ));
+        // One fault reached the model and one report came out of rmcp,
+        // whatever happened next.
+        assert_eq!(without.model_faults().len(), 1, "{without}");
+        assert_eq!(with.json_reports().len(), 1, "{with}");
+    }
+
+    // The order of the handlers, in an aborting run with HIP's log on.
+    let mut st = setup("past-end", true);
+    st.skip_abort = Some("0");
+    st.hip_log = true;
+    let logged = run_fault(s, b, &st);
+    let order = handler_order(&logged);
+    assert_eq!(order.len(), 3, "{logged}");
+    doc.push_str("\n## Who runs when\n\n");
+    doc.push_str(
+        "ROCr's event thread receives the fault and calls every registered system-event handler in the order they were registered, then, only if none of them returned success, prints its message and aborts. In a run with `HIP_SKIP_ABORT_ON_GPU_ERROR=0` and `AMD_LOG_LEVEL=1` (rmcp registers its handler while HIP initialises, before HIP registers its own) stderr shows:\n\n",
+    );
+    for (i, what) in order.iter().enumerate() {
+        doc.push_str(&format!("{}. {what}\n", i + 1));
+    }
+    doc.push_str(
+        "\nSo rmcp's report is written before HIP's handler decides, and rmcp cannot ask it: what rmcp says comes next is its reading of the same two settings HIP reads (its returning an error changes nothing: ROCr aborts only when no handler returns success, and HIP's answer alone decides that).\n\n\
+         ## A second fault\n\n\
+         In every run that continued, the second launch was refused by HIP itself (`hipErrorIllegalAddress`): after a fault HIP fails every call, so no second kernel reaches the GPU through HIP, and the model raised one fault per process. ROCr 7.2.4 also stops listening for memory faults after the first one (its VM-fault handler returns `false`, which removes it from the event thread's list; read in the source, not provoked here).\n",
+    );
+    doc
+}
+
+/// docs/fault-flow.md is what the runs above produce.
+#[test]
+fn fault_flow_table_is_current() {
+    let test = "fault_flow_table_is_current";
+    let Some((s, b)) = env(test) else { return };
+    let doc = fault_flow_doc(s, b);
+    model::check_generated_doc(
+        "docs/fault-flow.md",
+        &doc,
+        "RMCP_BLESS=1 cargo test --all-features --test model_fault fault_flow_table_is_current",
+    );
+}
+
+// ------------------------------------------------------------------ rmcp run --on-gpu-fault cpu
+
+/// `rmcp run --on-gpu-fault cpu -- <7.2.4 loader> --library-path ... ARGS`
+/// on the faulting model with `env`; returns (exit code, stdout, stderr).
+fn rmcp_run_cpu(
+    s: &Stack,
+    b: &Built,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let state = common::tempdir("run-cpu-state");
+    let topology = model::topology("rx6800xt");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+    model::clear_runtime_env(&mut cmd);
+    cmd.current_dir(&state)
+        .args(["run", "--on-gpu-fault", "cpu", "--"])
+        .arg(&s.loader)
+        .arg("--library-path")
+        .arg(std::env::join_paths([&b.rocr, &s.libdir]).unwrap())
+        .args(args)
+        .env("RMCP_LIBRARY", common::librmcp())
+        .env("XDG_STATE_HOME", &state)
+        .env("HSA_MODEL_TOPOLOGY", &topology)
+        .env("HSA_MODEL_LIB", &b.model_lib)
+        .env("HSA_ENABLE_SDMA", "0")
+        .env(
+            "RMCP_SYSFS_ROOT",
+            model::sysfs_root(&topology, "run-cpu-sysfs"),
+        )
+        .envs(env.iter().copied());
+    let out = throttled(|| model::output_within(&mut cmd, RUN_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&state);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const RERUN: &str = "re-running on CPU with HIP_VISIBLE_DEVICES=-1 CUDA_VISIBLE_DEVICES=-1";
+
+/// The program aborts in the fault handler (HIP_SKIP_ABORT_ON_GPU_ERROR=0):
+/// rmcp run shows the report it collected and runs the program again with
+/// no GPU visible, where HIP finds no device.
+#[test]
+fn rmcp_run_on_gpu_fault_cpu_after_an_abort() {
+    let test = "rmcp_run_on_gpu_fault_cpu_after_an_abort";
+    let Some((s, b)) = env(test) else { return };
+    let (code, out, err) = rmcp_run_cpu(
+        s,
+        b,
+        &[
+            b.fault.as_os_str(),
+            b.code_object.as_os_str(),
+            "past-end".as_ref(),
+        ],
+        &[("HIP_SKIP_ABORT_ON_GPU_ERROR", "0")],
+    );
+    let report = format!("exit {code}\n--- stdout\n{out}--- stderr\n{err}");
+    assert!(
+        err.contains("Memory access fault by GPU node-1"),
+        "{report}"
+    );
+    assert!(
+        err.contains("rmcp: report: GPU memory fault at address ")
+            && err.contains("(killed by signal 6, SIGABRT); ")
+            && err.contains(RERUN),
+        "{report}"
+    );
+    // First run: the device; second run: none.
+    assert!(
+        out.contains("call hipModuleLoadData rc=0 name=hipSuccess\n"),
+        "{report}"
+    );
+    assert!(
+        out.contains("call hipModuleLoadData rc=100 name=hipErrorNoDevice\n"),
+        "{report}"
+    );
+    assert_eq!(code, 0, "{report}");
+}
+
+/// A Python program that calls HIP through ctypes raises on
+/// hipErrorIllegalAddress and exits 1 (ROCm 7's default: the process
+/// continues after the fault): rmcp run sees the report its audit library
+/// let librmcp.so write, and re-runs the program with no GPU; there the
+/// program fails again (it has no CPU path), and rmcp run exits with its status.
+#[test]
+fn rmcp_run_on_gpu_fault_cpu_after_illegal_address_in_python() {
+    let test = "rmcp_run_on_gpu_fault_cpu_after_illegal_address_in_python";
+    let Some((s, b)) = env(test) else { return };
+    let script = repo().join("tests/programs/hip_fault.py");
+    let (code, _out, err) = rmcp_run_cpu(
+        s,
+        b,
+        &[
+            "/usr/bin/python3".as_ref(),
+            script.as_os_str(),
+            b.code_object.as_os_str(),
+        ],
+        &[],
+    );
+    let report = format!("exit {code}\n--- stderr\n{err}");
+    assert!(
+        err.contains("RuntimeError: hipDeviceSynchronize failed: hipErrorIllegalAddress (700)"),
+        "{report}"
+    );
+    assert!(
+        err.contains("16 bytes past the end of hipMalloc of 67108864 bytes"),
+        "{report}"
+    );
+    assert!(
+        err.contains("(exit status 1); ") && err.contains(RERUN),
+        "{report}"
+    );
+    assert!(
+        err.contains("RuntimeError: hipModuleLoadData failed: hipErrorNoDevice (100)"),
+        "{report}"
+    );
+    assert_eq!(code, 1, "{report}");
+}
+
+/// The Python program catches the error and exits 0: rmcp run re-runs
+/// nothing and says why.
+#[test]
+fn rmcp_run_on_gpu_fault_cpu_when_the_program_handles_the_error() {
+    let test = "rmcp_run_on_gpu_fault_cpu_when_the_program_handles_the_error";
+    let Some((s, b)) = env(test) else { return };
+    let script = repo().join("tests/programs/hip_fault.py");
+    let (code, out, err) = rmcp_run_cpu(
+        s,
+        b,
+        &[
+            "/usr/bin/python3".as_ref(),
+            script.as_os_str(),
+            b.code_object.as_os_str(),
+            "--catch".as_ref(),
+        ],
+        &[],
+    );
+    let report = format!("exit {code}\n--- stdout\n{out}--- stderr\n{err}");
+    assert!(
+        out.contains("caught: hipDeviceSynchronize failed: hipErrorIllegalAddress (700)"),
+        "{report}"
+    );
+    assert!(
+        err.contains("exited 0 after 1 GPU memory fault report(s) from librmcp.so (it handled the error itself); not re-running it on the CPU"),
+        "{report}"
+    );
+    assert!(!err.contains(RERUN), "{report}");
+    assert_eq!(out.matches("caught: ").count(), 1, "{report}");
+    assert_eq!(code, 0, "{report}");
 }

@@ -1755,3 +1755,113 @@ fn dlsym_client_is_rewritten_at_the_driver_only_with_the_audit_mode() {
         flag_names(new[0].1)
     );
 }
+
+/// Issue 19 item 5 on the real ROCm 7.2.4: a Python script that reaches HIP
+/// through ctypes (dlopen + dlsym) and starts with `rmcp_rocm.preload()`
+/// gets its hipHostMalloc(0) to the driver without COHERENT: preload()
+/// re-executes the interpreter with librmcp.so and the audit module found
+/// beside it. Without librmcp-audit.so beside librmcp.so, preload alone: the
+/// call reaches the driver COHERENT, as without rmcp. The interpreter is
+/// Debian's python3 run by the 7.2.4 root's loader (the runtime needs its
+/// newer glibc), through a wrapper script that is also what preload()
+/// re-executes (`sys.executable`).
+#[test]
+fn python_script_starting_with_preload_is_rewritten_at_the_driver() {
+    let test = "python_script_starting_with_preload_is_rewritten_at_the_driver";
+    let Some((s, b)) = env(test) else { return };
+    let python = PathBuf::from("/usr/bin/python3");
+    if !python.is_file() {
+        if common::prerequisites_required() {
+            panic!("{test}: /usr/bin/python3 is missing");
+        }
+        skip(test, "/usr/bin/python3 is missing");
+        return;
+    }
+    let dir = b.logs.join("preload-py");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (with, without) = (dir.join("with"), dir.join("without"));
+    for d in [&with, &without] {
+        std::fs::create_dir_all(d).unwrap();
+        std::os::unix::fs::symlink(common::librmcp(), d.join("librmcp.so")).unwrap();
+    }
+    std::os::unix::fs::symlink(common::librmcp_audit(), with.join("librmcp-audit.so")).unwrap();
+    let wrapper = dir.join("python3");
+    let libpath = std::env::join_paths([&s.gfx10, &s.libdir]).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' --library-path '{}' --argv0 \"$0\" '{}' \"$@\"\n",
+            s.loader.display(),
+            libpath.to_string_lossy(),
+            python.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A size no allocation of the runtime's own has: 1 MiB + 28 KiB.
+    const SIZE: u64 = (1 << 20) + 7 * 4096;
+    let script = dir.join("client.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import rmcp_rocm\n\
+             rmcp_rocm.preload()\n\
+             import ctypes, os\n\
+             hip = ctypes.CDLL('libamdhip64.so.7')\n\
+             p = ctypes.c_void_p()\n\
+             rc = hip.hipHostMalloc(ctypes.byref(p), ctypes.c_size_t({SIZE}), ctypes.c_uint(0))\n\
+             print('hipHostMalloc rc=%d audit=%s' % (rc, 'librmcp-audit.so' in os.environ.get('LD_AUDIT', '')), flush=True)\n"
+        ),
+    )
+    .unwrap();
+    let run = |lib_dir: &PathBuf| -> (String, Vec<u32>) {
+        let log = lib_dir.join("model.log");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Command::new(&wrapper);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if [
+                "LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_", "PYTHON",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.arg(&script)
+            .env("PYTHONPATH", repo().join("python"))
+            .env("RMCP_LIBRARY", lib_dir.join("librmcp.so"))
+            .env("HSA_MODEL_TOPOLOGY", Topo::Rx6800xt.path())
+            .env("HSA_MODEL_LIB", &b.model_lib)
+            .env("RMCP_MODEL_LOG", &log)
+            .env("HSA_ENABLE_SDMA", "0")
+            .env("HSA_ENABLE_INTERRUPT", "0")
+            .stdin(Stdio::null());
+        let out = throttled(|| cmd.output().expect("run python on the model"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stderr.contains("rmcp"), "{stderr}");
+        let events = parse_events(&std::fs::read_to_string(&log).unwrap_or_default());
+        let flags = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Alloc { size, flags, .. } if *size == SIZE => Some(*flags),
+                _ => None,
+            })
+            .collect();
+        (stdout, flags)
+    };
+    let (out, flags) = run(&with);
+    assert_eq!(out, "hipHostMalloc rc=0 audit=True\n");
+    assert_eq!(flags.len(), 1, "{flags:x?}");
+    assert_eq!(flags[0] & COHERENT, 0, "{}", flag_names(flags[0]));
+    let (out, alone) = run(&without);
+    assert_eq!(out, "hipHostMalloc rc=0 audit=False\n");
+    assert_eq!(alone, vec![flags[0] | COHERENT], "{}", flag_names(alone[0]));
+}

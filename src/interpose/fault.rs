@@ -10,7 +10,7 @@
 //! `registry::LOOKUP_PATIENCE_NS` in all), and writes with write(2).
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::core::causes::{self, Causes, KfdArchs};
+use crate::core::causes::{self, Causes, KfdArchs, NodeOverrides};
 use crate::core::launches::{self as launches, Launch, Shown, DEVICES, SLOTS};
 use crate::core::registry::Lookup;
 use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
@@ -59,6 +59,8 @@ fn rank_from_env(name: &str) -> Option<u32> {
 /// Each KFD node's real architecture, read from sysfs once when the handler
 /// is registered: the handler itself opens no file.
 static KFD_ARCHS: OnceCell<KfdArchs> = OnceCell::new();
+/// HSA_OVERRIDE_GFX_VERSION_<node> for those nodes, read at the same time.
+static NODE_OVERRIDES: OnceCell<NodeOverrides> = OnceCell::new();
 
 /// Reads `gfx_target_version` of nodes 0, 1, ... under
 /// `<root>/sys/class/kfd/kfd/topology/nodes` (KFD numbers them from 0 with
@@ -159,6 +161,11 @@ fn try_register(runtime_initialised: bool) {
                 .as_deref()
                 .unwrap_or(std::ffi::OsStr::new("")),
         )
+    });
+    NODE_OVERRIDES.get_or_init(|| {
+        NodeOverrides::read(0..KfdArchs::MAX_NODES as u32, |k| {
+            std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
+        })
     });
     RANKS.get_or_init(|| (rank_from_env("RANK"), rank_from_env("LOCAL_RANK")));
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
@@ -376,13 +383,19 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         _ => "the GPU had no valid page-table entry for this address at the time of the access",
     });
     let _ = b.body.write_char('\n');
+    let (override_value, override_per_node) = causes::node_override(
+        NODE_OVERRIDES.get().and_then(|o| o.get(node)),
+        process::config().hsa_override.as_deref(),
+    )
+    .map_or((None, false), |(v, per_node)| (Some(v), per_node));
     let cause = Causes {
         addr,
         node,
         gfx_override: causes::override_cause(
-            process::config().hsa_override.as_deref(),
+            override_value,
             KFD_ARCHS.get().and_then(|k| k.get(node)),
         ),
+        override_per_node,
         place: causes::place(addr, found),
     };
     let _ = causes::write_lines(&mut b.body, &cause, "likely cause: ", now);

@@ -558,6 +558,14 @@ pub fn main(o: Args) -> i32 {
     }
     if st.success() {
         kept.iter().for_each(|l| eprintln!("{l}"));
+        if !raws.is_empty() {
+            // ROCm 7 by default lets a process go on after a fault (HIP calls
+            // then fail): this one handled that and ended well.
+            eprintln!(
+                "rmcp: {name} exited 0 after {} GPU memory fault report(s) from librmcp.so (it handled the error itself); not re-running it on the CPU",
+                raws.len()
+            );
+        }
         return code;
     }
     if raws.is_empty() {

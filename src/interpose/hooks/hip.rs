@@ -75,7 +75,7 @@ fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
                 process::warn_once(
                     entry,
                     format_args!(
-                        "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
+                        "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, the program's library search path and the default one for libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
                         entry.name()
                     ),
                 );
