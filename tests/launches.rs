@@ -304,3 +304,89 @@ fn repeated_launches_take_the_fast_path_and_are_recorded_exactly() {
     }
     assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 1, "{r}");
 }
+
+/// `void at::native::elementwise_kernel<L, ..., L>(int, float*)` with `n`
+/// template arguments `L` = `at::native::Loader<float>`: mangled with
+/// substitutions (S3_) so that the runtime double's 255-byte names hold
+/// it, and its demangled spelling (as c++filt writes it).
+fn template_kernel(n: usize) -> (String, String) {
+    let mangled = format!(
+        "_ZN2at6native18elementwise_kernelINS0_6LoaderIfEE{}EEviPf",
+        "S3_".repeat(n - 1)
+    );
+    let args = vec!["at::native::Loader<float>"; n].join(", ");
+    let demangled = format!("void at::native::elementwise_kernel<{args} >(int, float*)");
+    (mangled, demangled)
+}
+
+#[test]
+fn long_kernel_names_leave_both_fault_reports_complete() {
+    // 64 launches in flight (what a ring holds) of a PyTorch-like template
+    // kernel with a demangled name of 211 and of 400 bytes. The cache keeps
+    // 375 bytes of a name: the longer one is shown shortened, with a marker.
+    for (n, len) in [(6, 211), (13, 400)] {
+        let (mangled, demangled) = template_kernel(n);
+        assert_eq!(demangled.len(), len);
+        let dir = common::tempdir("launches-long-names");
+        let report = dir.join("fault.json");
+        let kernel = format!("kernel:0:{mangled}");
+        let mut ops = vec!["hsa_init", kernel.as_str()];
+        ops.extend(std::iter::repeat_n("launch:kernel:0:1:1:0", 64));
+        ops.extend(["hipMalloc:4096", "hsa_fault:live+0:1"]);
+        let r = fault_run("gfx1030", &ops, &report);
+        let shown = if len < 375 {
+            demangled.clone()
+        } else {
+            format!("{}... ({len} bytes, shortened)", &demangled[..375])
+        };
+
+        let lines = rmcp_lines(&r);
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with("rmcp: kernels launched on"))
+            .unwrap_or_else(|| panic!("no launch list\n{r}"));
+        assert!(
+            lines[head].ends_with("(64 of 64 recorded; 0 completed at a synchronisation):"),
+            "{r}"
+        );
+        for (i, seq) in (48..64).rev().enumerate() {
+            assert!(
+                lines[head + 1 + i].starts_with(&format!(
+                    "rmcp:   #{seq} {shown} via hipLaunchKernel: grid 1x1x1"
+                )),
+                "{len}: line {i}\n{r}"
+            );
+        }
+        // The text ends with its closing lines.
+        assert_eq!(
+            lines[head + 17],
+            "rmcp:   ... and 48 older (all of them in RMCP_FAULT_REPORT)",
+            "{r}"
+        );
+        assert!(
+            lines[head + 18].starts_with("rmcp: the runtime will now print its own message"),
+            "{r}"
+        );
+        assert_eq!(
+            lines[head + 19],
+            format!("rmcp: the report as JSON: {}", report.display()),
+            "{r}"
+        );
+        assert_eq!(lines.len(), head + 20, "{r}");
+
+        // The JSON is valid and lists all 64 launches with the same name.
+        let text = std::fs::read_to_string(&report).expect("report");
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{len}: not valid JSON ({e}), {} bytes", text.len()));
+        let listed = json["launches"]["not_completed"].as_array().unwrap();
+        assert_eq!(listed.len(), 64, "{len}");
+        assert_eq!(json["launches"]["not_completed_omitted"], 0);
+        assert!(
+            listed.iter().all(|l| l["kernel"] == shown.as_str()),
+            "{len}: {text}"
+        );
+        assert!(listed.iter().all(|l| l["kernel_shortened"] == (len >= 375)));
+        // Only the first launch asked the runtime for the name.
+        assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 1, "{r}");
+    }
+}

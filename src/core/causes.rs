@@ -10,7 +10,7 @@
 use crate::arch::Gfx;
 use crate::entry::Entry;
 use crate::registry::{Allocation, Busy, Lookup};
-use crate::report::{write_json_allocation, write_json_str};
+use crate::report::{write_json_allocation, write_json_str, Escaped};
 use std::fmt::{self, Write};
 
 /// An address this close to an allocation (before its start or past its
@@ -236,15 +236,18 @@ pub fn write_override(w: &mut impl Write, o: &Override, node: u32, per_node: boo
             target_version,
         } => write!(
             w,
-            "{var}={value} makes ROCm run {runs} code on this {real} GPU (node {node}; KFD gfx_target_version {target_version}), a different instruction set; unset it and use a build with {real} code objects"
+            "{var}={} makes ROCm run {runs} code on this {real} GPU (node {node}; KFD gfx_target_version {target_version}), a different instruction set; unset it and use a build with {real} code objects",
+            Escaped(value)
         ),
         Override::RealUnknown { value, runs } => write!(
             w,
-            "{var}={value} makes ROCm run {runs} code on this GPU (node {node}), whose real architecture KFD sysfs did not give; if it is not {runs}, unset the override"
+            "{var}={} makes ROCm run {runs} code on this GPU (node {node}), whose real architecture KFD sysfs did not give; if it is not {runs}, unset the override",
+            Escaped(value)
         ),
         Override::Invalid { value } => write!(
             w,
-            "{var}='{value}' is set but is not MAJOR.MINOR.STEPPING (e.g. 10.3.0); unset it"
+            "{var}='{}' is set but is not MAJOR.MINOR.STEPPING (e.g. 10.3.0); unset it",
+            Escaped(value)
         ),
     }
 }

@@ -196,18 +196,28 @@ impl log::Log for StderrLogger {
             record.level().as_str().to_ascii_lowercase(),
             record.args()
         );
-        let mut rest = line.as_bytes();
-        while !rest.is_empty() {
-            // SAFETY: rest is a valid readable slice; fd 2 may be closed, in
-            // which case write fails and the line is dropped.
-            let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
-            if n <= 0 {
-                break;
-            }
-            rest = &rest[n as usize..];
-        }
+        write_all(2, line.as_bytes());
     }
     fn flush(&self) {}
+}
+
+/// Writes all of `bytes` to `fd` with write(2), again after a signal
+/// interrupts it; gives up on any other error (fd 2 may be closed: the
+/// bytes are then dropped). The one write loop of the library: the logger
+/// and the fault report (which must not allocate or lock) use it.
+pub fn write_all(fd: i32, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: rest is a valid readable slice.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
 }
 
 extern "C" fn before_fork() {

@@ -575,7 +575,13 @@ pub fn main(o: Args) -> i32 {
     for (_, raw) in &raws {
         match report_text(raw) {
             Ok(t) => {
-                for line in t.trim_end().lines() {
+                // The report's line naming its JSON file names the private
+                // file read (and removed) here, not one the user can open.
+                for line in t
+                    .trim_end()
+                    .lines()
+                    .filter(|l| !l.starts_with("the report as JSON: "))
+                {
                     eprintln!("rmcp: report: {line}");
                 }
             }
