@@ -248,14 +248,15 @@ fn text(w: &mut impl Write, f: &Facts, lim: Limits) -> fmt::Result {
     closing(w, f)
 }
 
-/// The last lines: what happens next, and where the JSON went.
+/// The closing lines: where the JSON went, then what happens next (always
+/// the last line).
 fn closing(w: &mut impl Write, f: &Facts) -> fmt::Result {
-    w.write_str(f.next.line())?;
     match f.json_file {
-        JsonFile::NotRequested => Ok(()),
-        JsonFile::Created(path) => write!(w, "\nthe report as JSON: {}", Escaped(path)),
-        JsonFile::NotCreated => w.write_str("\ncould not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written"),
+        JsonFile::NotRequested => {}
+        JsonFile::Created(path) => writeln!(w, "the report as JSON: {}", Escaped(path))?,
+        JsonFile::NotCreated => w.write_str("could not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n")?,
     }
+    w.write_str(f.next.line())
 }
 
 /// The entry points whose launches rmcp records, from the hook table:
@@ -652,11 +653,11 @@ mod tests {
             lines[head + 17],
             "  ... and 4 older (all of them in RMCP_FAULT_REPORT)"
         );
-        assert_eq!(lines[head + 18], CLOSING);
         assert_eq!(
-            lines[head + 19],
+            lines[head + 18],
             "the report as JSON: /tmp/r/fault-4321.json"
         );
+        assert_eq!(lines[head + 19], CLOSING);
         assert_eq!(lines.len(), head + 20);
         let l = &b.json["launches"];
         assert_eq!(
@@ -684,7 +685,7 @@ mod tests {
         f.json_file = JsonFile::NotCreated;
         let b = build(&f);
         assert!(b.text.contains("\nkernels in flight: none; all 3 launches recorded on any HIP device (rmcp could not tell which device this GPU is) had completed at a synchronisation before the fault\n"), "{}", b.text);
-        assert!(b.text.ends_with(&format!("{CLOSING}\ncould not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written")));
+        assert!(b.text.ends_with(&format!("\ncould not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n{CLOSING}")));
         assert!(b.json["launches"]["device"].is_null());
     }
 
@@ -751,7 +752,7 @@ mod tests {
             let b = build(&f);
             assert!(
                 b.text
-                    .ends_with(&format!("{CLOSING}\nthe report as JSON: /r/fault.json")),
+                    .ends_with(&format!("\nthe report as JSON: /r/fault.json\n{CLOSING}")),
                 "{len}: {}",
                 b.text
             );
@@ -819,10 +820,8 @@ mod tests {
             f.gfx_override = Some(Override::Invalid { value: worst });
             f.json_file = JsonFile::Created(worst);
             let b = build(&f);
-            assert!(
-                b.text.contains(&format!("{CLOSING}\nthe report as JSON: ")),
-                "closing lines kept"
-            );
+            assert!(b.text.contains("\nthe report as JSON: "), "{}", b.text);
+            assert!(b.text.ends_with(CLOSING), "closing lines kept");
             let l = &b.json["launches"];
             let n = l["not_completed"].as_array().unwrap().len() as u64;
             assert_eq!(
