@@ -92,6 +92,7 @@
  *                                  dlsym(RTLD_DEFAULT) ("rc=missing" if absent).
  *   devsync / streamsync:S         hipDeviceSynchronize / hipStreamSynchronize(stream slot S)
  *   sleep_ms:N
+ *   chdir:DIR                      chdir(DIR), as programs do after start-up
  *   print_rmcp                     (built with -DDRIVER_WITH_RMCP) prints rmcp_version=
  *
  * Written in C99 so the DRIVER_WITH_RMCP build can use -std=c99 with include/rmcp.h.
@@ -979,6 +980,9 @@ static int run_ops(struct state *st, int argc, char **argv)
             emit("%s rc=%d", item, rc);
         } else if (!strcmp(op, "streamsync")) {
             rc = call_named("hipStreamSynchronize", 1, stream_slot(f[1]), NULL, NULL);
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "chdir")) {
+            rc = chdir(f[1] ? f[1] : "/");
             emit("%s rc=%d", item, rc);
         } else if (!strcmp(op, "sleep_ms")) {
             sleep_ms((unsigned long)num(f[1]));
