@@ -90,9 +90,14 @@ fn fault_lists_the_unsynchronised_launches_of_the_faulting_gpu_newest_first() {
         "{r}"
     );
     assert!(lines[head + 2].ends_with(" ms before the fault"), "{r}");
-    // Only device 1's launches, and the list ends before the closing line.
+    // Only device 1's launches, and the list ends before the closing lines.
+    assert_eq!(
+        lines[head + 3],
+        format!("rmcp: the report as JSON: {}", report.display()),
+        "{r}"
+    );
     assert!(
-        lines[head + 3].starts_with("rmcp: next: the runtime will now print"),
+        lines[head + 4].starts_with("rmcp: next: the runtime will now print"),
         "{r}"
     );
     // The list comes before the runtime's own message.
@@ -363,13 +368,13 @@ fn long_kernel_names_leave_both_fault_reports_complete() {
             "rmcp:   ... and 48 older (all of them in RMCP_FAULT_REPORT)",
             "{r}"
         );
-        assert!(
-            lines[head + 18].starts_with("rmcp: next: the runtime will now print its own message"),
+        assert_eq!(
+            lines[head + 18],
+            format!("rmcp: the report as JSON: {}", report.display()),
             "{r}"
         );
-        assert_eq!(
-            lines[head + 19],
-            format!("rmcp: the report as JSON: {}", report.display()),
+        assert!(
+            lines[head + 19].starts_with("rmcp: next: the runtime will now print its own message"),
             "{r}"
         );
         assert_eq!(lines.len(), head + 20, "{r}");

@@ -279,6 +279,8 @@ struct Key {
     built_rocr: bool,
     /// HSA_OVERRIDE_GFX_VERSION for the run.
     gfx_override: Option<&'static str>,
+    /// HSA_OVERRIDE_GFX_VERSION_<node> for the run: (node, value).
+    node_override: Option<(u32, &'static str)>,
 }
 
 // ------------------------------------------------------------------ a run
@@ -635,6 +637,9 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     if let Some(v) = key.gfx_override {
         cmd.env("HSA_OVERRIDE_GFX_VERSION", v);
     }
+    if let Some((node, v)) = key.node_override {
+        cmd.env(format!("HSA_OVERRIDE_GFX_VERSION_{node}"), v);
+    }
     let command = format!("{cmd:?}");
     let out = model::output_within(&mut cmd, RUN_TIMEOUT);
     let status = out.status;
@@ -729,6 +734,7 @@ fn key(topo: Topo, load: Load, mode: Option<&'static str>) -> Key {
         stock_rocr: false,
         built_rocr: false,
         gfx_override: None,
+        node_override: None,
     }
 }
 
@@ -1208,6 +1214,7 @@ fn host_register_without_svm_aborts_alike_with_and_without_rmcp() {
             stock_rocr: false,
             built_rocr: false,
             gfx_override: None,
+            node_override: None,
         };
         let run = probe(s, b, k);
         assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run}");
@@ -1484,6 +1491,59 @@ fn override_makes_real_hip_report_gfx1030_on_gfx1010_and_doctor_flags_it() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("[hsa-override-mismatch]") && text.contains("gfx1010"),
+        "{text}"
+    );
+}
+
+/// libhsakmt reads HSA_OVERRIDE_GFX_VERSION_<node> before
+/// HSA_OVERRIDE_GFX_VERSION, on the real 7.2.4 stack: with the global
+/// override 10.3.0 and HSA_OVERRIDE_GFX_VERSION_1=10.1.0 the RX 5700 XT
+/// (node 1) stays gfx1010; with only the per-node 10.3.0 it becomes gfx1030.
+/// `rmcp doctor` on the same tree and variables says the same.
+#[test]
+fn per_node_override_wins_on_the_real_stack_and_in_doctor() {
+    let test = "per_node_override_wins_on_the_real_stack_and_in_doctor";
+    let Some((s, b)) = env(test) else { return };
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.gfx_override = Some("10.3.0");
+    k.node_override = Some((1, "10.1.0"));
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1010"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(
+        Topo::Rx5700xt,
+        &[
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_1", "10.1.0"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("[hsa-override-redundant] HSA_OVERRIDE_GFX_VERSION_1=10.1.0")
+            && !text.contains("[hsa-override-mismatch]"),
+        "{text}"
+    );
+
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.node_override = Some((1, "10.3.0"));
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1030"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(Topo::Rx5700xt, &[("HSA_OVERRIDE_GFX_VERSION_1", "10.3.0")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[hsa-override-mismatch] HSA_OVERRIDE_GFX_VERSION_1=10.3.0")
+            && text.contains("gfx1010"),
         "{text}"
     );
 }

@@ -45,6 +45,8 @@ pub struct Facts<'a> {
     pub process: FaultProcess,
     /// What the registry said about `addr`.
     pub found: Result<Lookup, Busy>,
+    /// What the VMM records say, when `addr` is in a VMM reservation.
+    pub vmm: Option<crate::core::vmm::VmmPlace>,
     /// CLOCK_MONOTONIC at the report.
     pub now_ns: u64,
     /// What HSA_OVERRIDE_GFX_VERSION (or its per-node form) does to this
@@ -78,8 +80,9 @@ pub enum JsonFile<'a> {
     NotRequested,
     /// Created at this path (the JSON is written after the text).
     Created(&'a str),
-    /// Neither the path nor `<path>.<pid>` could be created.
-    NotCreated,
+    /// No file could be created: the last path tried, and why (the error
+    /// and its errno), so the line names both.
+    NotCreated { path: &'a str, why: &'a str },
 }
 
 /// How much of the launch list a report shows.
@@ -203,6 +206,7 @@ fn causes_of<'a>(f: &Facts<'a>) -> Causes<'a> {
         node: f.gpu.node,
         gfx_override: f.gfx_override,
         override_per_node: f.override_per_node,
+        vmm: f.vmm,
         place: causes::place(f.addr, f.found),
     }
 }
@@ -238,14 +242,19 @@ fn text(w: &mut impl Write, f: &Facts, lim: Limits) -> fmt::Result {
     closing(w, f)
 }
 
-/// The last lines: what happens next, and where the JSON went.
+/// The closing lines: where the JSON went, then what happens next (always
+/// the last line).
 fn closing(w: &mut impl Write, f: &Facts) -> fmt::Result {
-    f.next.write_line(w)?;
     match f.json_file {
-        JsonFile::NotRequested => Ok(()),
-        JsonFile::Created(path) => write!(w, "\nthe report as JSON: {}", Escaped(path)),
-        JsonFile::NotCreated => w.write_str("\ncould not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written"),
+        JsonFile::NotRequested => {}
+        JsonFile::Created(path) => writeln!(w, "the report as JSON: {}", Escaped(path))?,
+        JsonFile::NotCreated { path, why } => writeln!(
+            w,
+            "could not create the JSON report {} ({why}); this text is the only copy",
+            Escaped(path)
+        )?,
     }
+    f.next.write_line(w)
 }
 
 /// The entry points whose launches rmcp records, from the hook table:
@@ -431,6 +440,7 @@ mod tests {
                 local_rank: None,
             },
             found,
+            vmm: None,
             now_ns: 13_000_000,
             gfx_override: None,
             override_per_node: false,
@@ -648,11 +658,11 @@ mod tests {
             lines[head + 17],
             "  ... and 4 older (all of them in RMCP_FAULT_REPORT)"
         );
-        assert_eq!(lines[head + 18], CLOSING);
         assert_eq!(
-            lines[head + 19],
+            lines[head + 18],
             "the report as JSON: /tmp/r/fault-4321.json"
         );
+        assert_eq!(lines[head + 19], CLOSING);
         assert_eq!(lines.len(), head + 20);
         let l = &b.json["launches"];
         assert_eq!(
@@ -677,10 +687,13 @@ mod tests {
             completed: 3,
             listed: &[],
         };
-        f.json_file = JsonFile::NotCreated;
+        f.json_file = JsonFile::NotCreated {
+            path: "/r/missing/fault-4321.json",
+            why: "No such file or directory, errno 2",
+        };
         let b = build(&f);
         assert!(b.text.contains("\nkernels in flight: none; all 3 launches recorded on any HIP device (rmcp could not tell which device this GPU is) had completed at a synchronisation before the fault\n"), "{}", b.text);
-        assert!(b.text.ends_with(&format!("{CLOSING}\ncould not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written")));
+        assert!(b.text.ends_with(&format!("\ncould not create the JSON report /r/missing/fault-4321.json (No such file or directory, errno 2); this text is the only copy\n{CLOSING}")));
         assert!(b.json["launches"]["device"].is_null());
     }
 
@@ -747,7 +760,7 @@ mod tests {
             let b = build(&f);
             assert!(
                 b.text
-                    .ends_with(&format!("{CLOSING}\nthe report as JSON: /r/fault.json")),
+                    .ends_with(&format!("\nthe report as JSON: /r/fault.json\n{CLOSING}")),
                 "{len}: {}",
                 b.text
             );
@@ -815,10 +828,8 @@ mod tests {
             f.gfx_override = Some(Override::Invalid { value: worst });
             f.json_file = JsonFile::Created(worst);
             let b = build(&f);
-            assert!(
-                b.text.contains(&format!("{CLOSING}\nthe report as JSON: ")),
-                "closing lines kept"
-            );
+            assert!(b.text.contains("\nthe report as JSON: "), "{}", b.text);
+            assert!(b.text.ends_with(CLOSING), "closing lines kept");
             let l = &b.json["launches"];
             let n = l["not_completed"].as_array().unwrap().len() as u64;
             assert_eq!(
