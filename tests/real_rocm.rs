@@ -841,6 +841,8 @@ fn hooks_probe_calls(rt: &Runtime) -> Vec<String> {
                 && !(rt.tag == "5.2.3"
                     && (h == "hipGetProcAddress" || h == "hipExtModuleLaunchKernel"))
                 && !(rt.tag != "7.2.4" && h.starts_with("hipGetDriverEntryPoint"))
+                && !(rt.tag == "5.2.3"
+                    && (h == "hipGraphLaunch_spt" || h == "hipModuleLaunchCooperativeKernel"))
         })
         .collect()
 }
@@ -982,6 +984,12 @@ fn expected_export(rt: &Runtime, name: &str) -> Option<(&'static str, &'static s
         "hipGetProcAddress" | "hipGetDevicePropertiesR0600" | "hipGetDevicePropertiesR0000" => None,
         "hipMallocAsync" | "hipMallocFromPoolAsync" | "hipFreeAsync" => Some(("hip_5.1", hip)),
         "hipGraphLaunch" => Some(("hip_4.3", hip)),
+        "hipLaunchKernel_spt" | "hipLaunchCooperativeKernel_spt" | "hipStreamSynchronize_spt" => {
+            Some(("hip_5.2", hip))
+        }
+        "hipGraphLaunch_spt" | "hipModuleLaunchCooperativeKernel" if rocm5 => None,
+        "hipGraphLaunch_spt" => Some(("hip_5.3", hip)),
+        "hipModuleLaunchCooperativeKernel" => Some(("hip_5.5", hip)),
         "hipMemAddressReserve"
         | "hipMemAddressFree"
         | "hipMemCreate"
@@ -1510,6 +1518,12 @@ mod real_headers {
         (r643, $checked:ident, $skipped:ident, hipGetDriverEntryPoint, $($t:tt)*) => {
             $skipped.push(("hipGetDriverEntryPoint", "not before ROCm 7.1"));
         };
+        (r523, $checked:ident, $skipped:ident, hipGraphLaunch_spt, $($t:tt)*) => {
+            $skipped.push(("hipGraphLaunch_spt", "not in ROCm 5.2.3"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipModuleLaunchCooperativeKernel, $($t:tt)*) => {
+            $skipped.push(("hipModuleLaunchCooperativeKernel", "not in ROCm 5.2.3"));
+        };
         (r523, $checked:ident, $skipped:ident, hipGetDriverEntryPoint_spt, $($t:tt)*) => {
             $skipped.push(("hipGetDriverEntryPoint_spt", "not before ROCm 7.1"));
         };
@@ -1586,6 +1600,8 @@ mod real_headers {
                     "hipGetDriverEntryPoint",
                     "hipGetDriverEntryPoint_spt",
                     "hipGetProcAddress",
+                    "hipGraphLaunch_spt",
+                    "hipModuleLaunchCooperativeKernel",
                 ],
                 "6.4.3" => &[
                     "hipExtModuleLaunchKernel",

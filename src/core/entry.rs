@@ -70,6 +70,13 @@ macro_rules! hook_table {
                 HipSetDevice hipSetDevice(c_int) -> hipError_t;
                 HipDeviceSynchronize hipDeviceSynchronize() -> hipError_t;
                 HipStreamSynchronize hipStreamSynchronize(hipStream_t) -> hipError_t;
+                // The per-thread-default-stream (_spt) forms, and the
+                // cooperative module launch.
+                HipLaunchKernelSpt hipLaunchKernel_spt(*const c_void, dim3, dim3, *mut *mut c_void, usize, hipStream_t) -> hipError_t;
+                HipLaunchCooperativeKernelSpt hipLaunchCooperativeKernel_spt(*const c_void, dim3, dim3, *mut *mut c_void, u32, hipStream_t) -> hipError_t;
+                HipGraphLaunchSpt hipGraphLaunch_spt(hipGraphExec_t, hipStream_t) -> hipError_t;
+                HipStreamSynchronizeSpt hipStreamSynchronize_spt(hipStream_t) -> hipError_t;
+                HipModuleLaunchCooperativeKernel hipModuleLaunchCooperativeKernel(hipFunction_t, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, hipStream_t, *mut *mut c_void) -> hipError_t;
             }
             hsa_hooks {
                 HsaMemoryPoolAllocate hsa_amd_memory_pool_allocate(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;

@@ -86,12 +86,15 @@
  *                                  hipcc's start-up code does
  *   modfunc:SLOT:NAME              hipModuleLoadData + hipModuleGetFunction(NAME) into slot SLOT
  *   stream:N                       hipStreamCreate into stream slot N (1-7; slot 0 = NULL stream)
- *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop (host stub SLOT) | module |
- *                                  extmodule (module function SLOT; extmodule passes
- *                                  GRID*BLOCK as the global size) | graph (handle 0x1000+SLOT);
+ *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop | kernel_spt | coop_spt (host stub
+ *                                  SLOT) | module | modcoop | extmodule (module function SLOT;
+ *                                  extmodule passes
+ *                                  GRID*BLOCK as the global size) | graph | graph_spt (handle
+ *                                  0x1000+SLOT);
  *                                  GRID and BLOCK as X or XxYxZ; S = stream slot. All through
  *                                  dlsym(RTLD_DEFAULT) ("rc=missing" if absent).
  *   devsync / streamsync:S         hipDeviceSynchronize / hipStreamSynchronize(stream slot S)
+ *   streamsync_spt:S               hipStreamSynchronize_spt(stream slot S)
  *   sleep_ms:N
  *   chdir:DIR                      chdir(DIR), as programs do after start-up
  *   print_rmcp                     (built with -DDRIVER_WITH_RMCP) prints rmcp_version=
@@ -389,13 +392,19 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
                        : !strcmp(api, "module")    ? "hipModuleLaunchKernel"
                        : !strcmp(api, "extmodule") ? "hipExtModuleLaunchKernel"
                        : !strcmp(api, "graph")     ? "hipGraphLaunch"
+                       : !strcmp(api, "kernel_spt") ? "hipLaunchKernel_spt"
+                       : !strcmp(api, "coop_spt")  ? "hipLaunchCooperativeKernel_spt"
+                       : !strcmp(api, "graph_spt") ? "hipGraphLaunch_spt"
+                       : !strcmp(api, "modcoop")   ? "hipModuleLaunchCooperativeKernel"
                                                    : NULL;
+    typedef hipError_t (*modcoop_fn)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                     unsigned, unsigned, void *, void **);
     void *sym = name ? dlsym(RTLD_DEFAULT, name) : NULL;
     if (!sym || slot >= 8)
         return -1;
     const void *stub = &stubs[slot];
     void *func = module_funcs[slot];
-    if (!strcmp(api, "kernel")) {
+    if (!strcmp(api, "kernel") || !strcmp(api, "kernel_spt")) {
         launch_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(stub, g, b, NULL, 0, stream);
@@ -403,7 +412,7 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
         ext_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(stub, g, b, NULL, 0, stream, NULL, NULL, 0);
-    } else if (!strcmp(api, "coop")) {
+    } else if (!strcmp(api, "coop") || !strcmp(api, "coop_spt")) {
         coop_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(stub, g, b, NULL, 0, stream);
@@ -411,6 +420,10 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
         module_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(func, g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL, NULL);
+    } else if (!strcmp(api, "modcoop")) {
+        modcoop_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(func, g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL);
     } else if (!strcmp(api, "extmodule")) {
         extmodule_fn f;
         memcpy(&f, &sym, sizeof f);
@@ -979,8 +992,9 @@ static int run_ops(struct state *st, int argc, char **argv)
         } else if (!strcmp(op, "devsync")) {
             rc = call_named("hipDeviceSynchronize", 0, NULL, NULL, NULL);
             emit("%s rc=%d", item, rc);
-        } else if (!strcmp(op, "streamsync")) {
-            rc = call_named("hipStreamSynchronize", 1, stream_slot(f[1]), NULL, NULL);
+        } else if (!strcmp(op, "streamsync") || !strcmp(op, "streamsync_spt")) {
+            rc = call_named(op[10] ? "hipStreamSynchronize_spt" : "hipStreamSynchronize", 1,
+                            stream_slot(f[1]), NULL, NULL);
             emit("%s rc=%d", item, rc);
         } else if (!strcmp(op, "chdir")) {
             rc = chdir(f[1] ? f[1] : "/");

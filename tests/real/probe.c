@@ -170,6 +170,15 @@ int main(void)
            hipExtModuleLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL, NULL, NULL, 0));
 #endif
         RC("hipGraphLaunch(NULL)", hipGraphLaunch(NULL, NULL));
+        RC("hipLaunchKernel_spt(NULL)", hipLaunchKernel_spt(NULL, one, one, NULL, 0, NULL));
+        RC("hipLaunchCooperativeKernel_spt(NULL)",
+           hipLaunchCooperativeKernel_spt(NULL, one, one, NULL, 0, NULL));
+        RC("hipStreamSynchronize_spt(NULL)", hipStreamSynchronize_spt(NULL));
+#if HIP_VERSION_MAJOR >= 6
+        RC("hipGraphLaunch_spt(NULL)", hipGraphLaunch_spt(NULL, NULL));
+        RC("hipModuleLaunchCooperativeKernel(NULL)",
+           hipModuleLaunchCooperativeKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL));
+#endif
         RC("hipStreamSynchronize(NULL)", hipStreamSynchronize(NULL));
         RC("hipDeviceSynchronize", hipDeviceSynchronize());
     }
