@@ -268,9 +268,14 @@ extern "C" fn at_exit() {
         }
         if log::log_enabled!(log::Level::Info) {
             log::info!(
-                "summary: calls/rewritten: {}; GPU memory faults: {faults}; {}",
+                "summary: calls/rewritten: {}; {}{}",
                 STATS.summary(),
-                crate::interpose::devices::summary()
+                crate::interpose::devices::summary(),
+                if faults > 0 {
+                    format!("; GPU memory faults: {faults}")
+                } else {
+                    String::new()
+                }
             );
         }
     });
