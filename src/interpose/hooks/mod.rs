@@ -109,28 +109,22 @@ macro_rules! hook_with_caller {
 pub(crate) use hook_with_caller;
 
 /// Whether the code at `caller` belongs to a ROCm library
-/// (`policy::is_rocm_library`). Cached in a small table of two-way sets: the
+/// (`policy::is_rocm_library`). Cached in a small direct-mapped table: the
 /// answer for an address never changes while the library stays loaded, and
 /// dladdr takes the loader lock. A slot holds the caller itself when it is
 /// application code (the common case: a multiply, a shift, one compare with
-/// memory) and its complement when it is a ROCm library; 0 is empty. Two
-/// ways, because one hot call site per set thrashed: on the real ROCm 7.2.4
-/// stack an application's hipHostMalloc call site and the runtime's own call
-/// into hsa_amd_memory_pool_allocate can share a set, and with one way each
-/// pair then asked dladdr twice (bench/model.sh: +580 instructions per pair).
+/// memory) and its complement when it is a ROCm library; 0 is empty.
 #[inline(always)]
 pub(crate) fn caller_is_rocm(caller: usize) -> bool {
-    let set = (caller.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize & (CALLER_SLOTS - 2);
-    for slot in &CALLERS[set..set + 2] {
-        let cached = slot.load(Ordering::Relaxed);
-        if cached == caller {
-            return false;
-        }
-        if cached == !caller {
-            return true;
-        }
+    let slot = &CALLERS[(caller.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) & (CALLER_SLOTS - 1)];
+    let cached = slot.load(Ordering::Relaxed);
+    if cached == caller {
+        return false;
     }
-    caller_is_rocm_slow(set, caller)
+    if cached == !caller {
+        return true;
+    }
+    caller_is_rocm_slow(slot, caller)
 }
 
 const CALLER_SLOTS: usize = 64;
@@ -138,16 +132,13 @@ static CALLERS: [AtomicUsize; CALLER_SLOTS] = [const { AtomicUsize::new(0) }; CA
 
 #[cold]
 #[inline(never)]
-fn caller_is_rocm_slow(set: usize, caller: usize) -> bool {
+fn caller_is_rocm_slow(slot: &AtomicUsize, caller: usize) -> bool {
     // Unknown (a panic while asking the loader): the application's call.
     let verdict = boundary(false, || {
         crate::interpose::runtime::object_of(caller)
             .is_some_and(|path| crate::core::policy::is_rocm_library(path.to_bytes()))
     });
-    // The newest first; the set's other entry moves to the second way.
-    let first = CALLERS[set].load(Ordering::Relaxed);
-    CALLERS[set + 1].store(first, Ordering::Relaxed);
-    CALLERS[set].store(if verdict { !caller } else { caller }, Ordering::Relaxed);
+    slot.store(if verdict { !caller } else { caller }, Ordering::Relaxed);
     verdict
 }
 
