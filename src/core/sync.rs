@@ -7,7 +7,7 @@
 //! constructor calling back into a hook while rmcp is loading it).
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 const NEW: u32 = 0;
 const RUNNING: u32 = 1;
@@ -239,20 +239,24 @@ pub fn thread_id() -> u32 {
     })
 }
 
-/// In a fork child: forget the cached thread id, and the clock measurement
-/// a thread of the parent may have been making.
-pub fn after_fork_in_child() {
+/// Forget the cached thread id (fork child).
+pub fn forget_thread_id() {
     TID.with(|t| t.set(0));
-    MEASURING.store(false, Ordering::Relaxed);
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, read by clock_gettime.
+/// CLOCK_MONOTONIC_COARSE in nanoseconds.
 #[inline]
-fn clock_ns() -> u64 {
-    // Not zero-initialised: the timespec is always written on success.
+pub fn now_ns() -> u64 {
+    // Not zero-initialised: this runs twice per allocation and free. The
+    // coarse clock (one tick, 1-4 ms) is plenty for "allocated N ms ago" and
+    // costs the vDSO about half of the precise one. The time-stamp counter
+    // mapped through a measured rate was tried (issue 17): about 55 fewer
+    // counted instructions per call on ROCm 7.2.4, but a virtual machine may
+    // trap rdtsc: here it took 97-100 ns a read against 32-49 ns for this
+    // call, and the wall-clock ratio of table 3 of bench/run.sh doubled.
     let mut ts = std::mem::MaybeUninit::<libc::timespec>::uninit();
     // SAFETY: ts is a valid out-pointer.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) } != 0 {
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, ts.as_mut_ptr()) } != 0 {
         return 0;
     }
     // SAFETY: clock_gettime succeeded, so it filled ts in.
@@ -260,107 +264,11 @@ fn clock_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The time-stamp counter mapping of `now_ns`: nanoseconds =
-/// `BASE_NS + (ticks - BASE_TICKS) * RATE >> 32`. BASE_* are set once; until
-/// `NEXT_TICKS` (0 until RATE is first measured, stored after it) the
-/// mapping is used; past it the next call measures RATE again, over the
-/// whole span since the base, and doubles the interval.
-static BASE_TICKS: AtomicU64 = AtomicU64::new(0);
-static BASE_NS: AtomicU64 = AtomicU64::new(0);
-static RATE: AtomicU64 = AtomicU64::new(0);
-static NEXT_TICKS: AtomicU64 = AtomicU64::new(0);
-static MEASURING: AtomicBool = AtomicBool::new(false);
-/// The shortest span RATE is measured over (about 40 ms at 3 GHz).
-const MIN_SPAN_TICKS: u64 = 1 << 27;
-
-/// CLOCK_MONOTONIC in nanoseconds, for the registry's "allocated / freed N
-/// ms ago" (two reads per allocation and free). Where there is a time-stamp
-/// counter, this is the counter (one instruction) mapped linearly through a
-/// rate measured against clock_gettime, which is called only while the rate
-/// is being measured and then at doubling intervals: a clock_gettime costs
-/// about 55 instructions even in the vDSO. Agrees with clock_gettime at
-/// each measurement, and between them within the counter's drift (parts
-/// per million). Not inlined: the hooks' panic-boundary closures that call
-/// it then stay small enough to be inlined themselves.
-#[inline(never)]
-pub fn now_ns() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: rdtsc exists on every x86-64 CPU and has no side effects.
-        let t = unsafe { core::arch::x86_64::_rdtsc() };
-        // NEXT_TICKS is 0 until RATE is set (Release after it).
-        if t < NEXT_TICKS.load(Ordering::Acquire) {
-            // A counter behind the base (another socket's) maps to the base.
-            let ticks = t.saturating_sub(BASE_TICKS.load(Ordering::Relaxed));
-            let ns = (ticks as u128 * RATE.load(Ordering::Relaxed) as u128) >> 32;
-            return BASE_NS.load(Ordering::Relaxed) + ns as u64;
-        }
-        measure(t)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        clock_ns()
-    }
-}
-
-/// `now_ns` when the mapping cannot be used: clock_gettime, and the base or
-/// a new rate when this thread is the only one measuring (another one
-/// measuring, or a counter behind the base, leave them as they are).
-#[cold]
-#[inline(never)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn measure(t: u64) -> u64 {
-    let ns = clock_ns();
-    if ns == 0
-        || MEASURING
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-    {
-        return ns;
-    }
-    let base = BASE_TICKS.load(Ordering::Relaxed);
-    if base == 0 {
-        BASE_NS.store(ns, Ordering::Relaxed);
-        BASE_TICKS.store(t, Ordering::Relaxed);
-    } else if t > base && t - base >= MIN_SPAN_TICKS {
-        let span_ns = ns.saturating_sub(BASE_NS.load(Ordering::Relaxed));
-        let rate = ((span_ns as u128) << 32) / (t - base) as u128;
-        if rate > 0 && rate <= u64::MAX as u128 {
-            RATE.store(rate as u64, Ordering::Relaxed);
-            NEXT_TICKS.store(t.saturating_add(t - base), Ordering::Release);
-        }
-    }
-    MEASURING.store(false, Ordering::Release);
-    ns
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
-
-    #[test]
-    fn the_mapped_clock_follows_clock_gettime() {
-        // Long enough for the rate to be measured and used.
-        let start = std::time::Instant::now();
-        let mut last = now_ns();
-        while start.elapsed() < std::time::Duration::from_millis(300) {
-            let n = now_ns();
-            let c = clock_ns();
-            // Within 1 ms of clock_gettime (plus the time between the reads).
-            assert!(n.abs_diff(c) < 1_000_000, "mapped {n}, clock {c}");
-            assert!(n + 1_000_000 >= last, "went back: {last} -> {n}");
-            last = n;
-            std::thread::sleep(std::time::Duration::from_millis(7));
-        }
-        #[cfg(target_arch = "x86_64")]
-        assert_ne!(
-            NEXT_TICKS.load(Ordering::Relaxed),
-            0,
-            "the rate was measured"
-        );
-    }
 
     #[test]
     fn runs_once_across_racing_threads() {

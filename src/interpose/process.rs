@@ -117,7 +117,7 @@ extern "C" fn after_fork_in_parent() {
 extern "C" fn after_fork_in_child() {
     // SAFETY: locked by before_fork in the parent thread that became us.
     unsafe { REGISTRY.unlock_all_after_fork() };
-    crate::core::sync::after_fork_in_child();
+    crate::core::sync::forget_thread_id();
     crate::interpose::threads::after_fork_in_child();
     HIP.after_fork_in_child();
     HSA.after_fork_in_child();
