@@ -21,6 +21,19 @@
 #      issued on gfx10 and not implemented by model mode; see
 #      docs/verified-where.md). The input and the output are checked by sha256.
 #
+#   4. A ROCr whose model mode can raise GPU memory faults (tests/model_fault.rs),
+#      built from upstream source: ROCr at the commit kept in the shared
+#      upstream directory ($RMCP_UPSTREAM_DIR, else ../shared/upstream beside
+#      the clone, or beside the main checkout of a git worktree), checked by
+#      sha256, with tests/model/hsakmt-model-memory-fault.patch (model mode
+#      interface 0.5) and tests/model/rocr-build-clang19.patch, built with
+#      bookworm's clang-19, plus tests/model/rocr_ais_stubs.c (two symbols
+#      Debian's HIP 7.2.4 needs). Built once per set of inputs into
+#      ${XDG_CACHE_HOME:-~/.cache}/rmcp/rocr-<hash of the inputs> (outside
+#      the clone: a second run, or another clone on the machine, reuses it)
+#      and linked as $RMCP_ROCM_DIR/exp-fault. Only the fault tests use it;
+#      every other test runs Debian's own 7.2.4.
+#
 # Idempotent: a second run installs nothing and downloads nothing (pass
 # --refresh to re-resolve sid). Needs root (or sudo) for step 1 only.
 # Environment: RMCP_ROCM_DIR (unpack location), RMCP_SID_MIRROR (Debian mirror
@@ -44,7 +57,11 @@ SID_HIP_VERSION_PREFIX="6.4.3"
 
 # bookworm packages. hipcc's Depends (clang-15, lld-15, rocm-device-libs,
 # libamdhip64-dev, ...) are all it needs to compile; recommends are skipped.
-BOOKWORM_PKGS=(libamdhip64-dev libhsa-runtime-dev hipcc rocminfo libclang-dev)
+# The rest build the faulting ROCr (step 4): clang-19 (bookworm's clang-15 is
+# too old for ROCr's gfx12 / code-object-v5 shaders) and ROCr's own build deps.
+BOOKWORM_PKGS=(libamdhip64-dev libhsa-runtime-dev hipcc rocminfo libclang-dev
+               clang-19 llvm-19-dev libclang-19-dev lld-19 cmake make g++ libnuma-dev
+               libdrm-dev libelf-dev xxd)
 
 log() { printf 'setup-rocm: %s\n' "$*" >&2; }
 die() { printf 'setup-rocm: error: %s\n' "$*" >&2; exit 1; }
@@ -219,6 +236,72 @@ experimental's ROCr changed; the trap-handler patch offset must be found again (
     mv "$hsa_out.tmp" "$hsa_out"
     (cd "$EXP_GFX10" && sha256sum libhsa-runtime64.so.1 > .sha256)
     log "patched ROCr copy for gfx10 in $hsa_out"
+fi
+
+# ---------------------------------------------------------------- faulting ROCr
+ROCR_TAR_NAME=rocr-runtime-1b1610fc2.tar.xz
+ROCR_TAR_SHA256=c597830a3ec5422196ac4189812971be97c9094661c73da560c1948ef1d7d868
+ROCR_SO=libhsa-runtime64.so.1.18.0
+ROCR_INPUTS=(tests/model/hsakmt-model-memory-fault.patch tests/model/rocr-build-clang19.patch
+             tests/model/rocr_ais_stubs.c tests/model/rocr_ais_stubs.map)
+ROCR_CMAKE_ARGS=(-DIMAGE_SUPPORT=OFF -DBUILD_SHARED_LIBS=ON -DCMAKE_BUILD_TYPE=Release
+                 -DCMAKE_PREFIX_PATH=/usr/lib/llvm-19)
+EXP_FAULT="$ROCM_DIR/exp-fault"
+upstream_dir() {
+    local d
+    for d in "${RMCP_UPSTREAM_DIR:-}" "$REPO/../shared/upstream" \
+        "$(cd "$REPO" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null)/../../shared/upstream"; do
+        [ -n "$d" ] && [ -e "$d/$ROCR_TAR_NAME" ] && { (cd "$d" && pwd); return; }
+    done
+    die "$ROCR_TAR_NAME not found (set RMCP_UPSTREAM_DIR to the directory holding it; looked beside the clone in ../shared/upstream)"
+}
+rocr_tar="$(upstream_dir)/$ROCR_TAR_NAME"
+# The key: everything the build depends on. A change to any input builds anew.
+rocr_key=$( { echo "$ROCR_TAR_SHA256"; (cd "$REPO" && sha256sum "${ROCR_INPUTS[@]}");
+    echo "${ROCR_CMAKE_ARGS[*]}"; dpkg-query -W -f='${Version}\n' clang-19 gcc; } | sha256sum | cut -c1-16)
+ROCR_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/rmcp/rocr-$rocr_key"
+if [ -e "$ROCR_CACHE/.complete" ] && (cd "$ROCR_CACHE" && sha256sum --status -c .sha256 2>/dev/null); then
+    log "faulting ROCr already built in $ROCR_CACHE"
+else
+    got=$(sha256sum "$rocr_tar" | cut -d' ' -f1)
+    [ "$got" = "$ROCR_TAR_SHA256" ] || die "$rocr_tar has sha256 $got, expected $ROCR_TAR_SHA256"
+    build_start=$(date +%s)
+    work="$ROCR_CACHE.build"
+    rm -rf "$work" "$ROCR_CACHE" "$ROCR_CACHE.tmp"
+    mkdir -p "$work"
+    tar -xJf "$rocr_tar" -C "$work"
+    src="$work/projects/rocr-runtime"
+    for p in tests/model/hsakmt-model-memory-fault.patch tests/model/rocr-build-clang19.patch; do
+        (cd "$src" && git apply "$REPO/$p") || die "$p does not apply to $ROCR_TAR_NAME"
+    done
+    log "building the faulting ROCr (model mode 0.5) in $work; a few minutes"
+    mkdir -p "$work/lib"
+    cc -O2 -Wall -shared -fPIC -o "$work/lib/librocr_ais_stubs.so" "$REPO/tests/model/rocr_ais_stubs.c" \
+        -Wl,--version-script="$REPO/tests/model/rocr_ais_stubs.map" -Wl,-soname,librocr_ais_stubs.so
+    # HIP 7.2.4 needs the stubs at load time: ROCr itself names them
+    # (DT_NEEDED), found on the same library path as ROCr.
+    (cd "$src" && mkdir -p build && cd build \
+        && PATH="/usr/lib/llvm-19/bin:$PATH" cmake .. "${ROCR_CMAKE_ARGS[@]}" \
+            -DCMAKE_SHARED_LINKER_FLAGS="-L$work/lib -Wl,--no-as-needed -lrocr_ais_stubs -Wl,--as-needed" \
+            > "$work/cmake.log" 2>&1 \
+        && PATH="/usr/lib/llvm-19/bin:$PATH" make -j"$(nproc)" hsa-runtime64 > "$work/make.log" 2>&1) \
+        || die "building ROCr failed; see $work/cmake.log and $work/make.log"
+    built="$src/build/rocr/lib/$ROCR_SO"
+    [ -e "$built" ] || die "$built missing after the build"
+    mkdir -p "$ROCR_CACHE.tmp"
+    cp "$built" "$ROCR_CACHE.tmp/libhsa-runtime64.so.1"
+    cp "$work/lib/librocr_ais_stubs.so" "$ROCR_CACHE.tmp/"
+    cp "$src/LICENSE.txt" "$ROCR_CACHE.tmp/LICENSE-rocr.txt"
+    { echo "ROCr $ROCR_TAR_NAME (sha256 $ROCR_TAR_SHA256)"; (cd "$REPO" && sha256sum "${ROCR_INPUTS[@]}");
+      echo "cmake ${ROCR_CMAKE_ARGS[*]}"; echo "built in $(( $(date +%s) - build_start ))s"; } > "$ROCR_CACHE.tmp/INPUTS"
+    (cd "$ROCR_CACHE.tmp" && sha256sum libhsa-runtime64.so.1 librocr_ais_stubs.so > .sha256 && touch .complete)
+    mv "$ROCR_CACHE.tmp" "$ROCR_CACHE"
+    rm -rf "$work"
+    log "faulting ROCr built in $(( $(date +%s) - build_start ))s: $ROCR_CACHE"
+fi
+if [ "$(readlink "$EXP_FAULT" 2>/dev/null)" != "$ROCR_CACHE" ]; then
+    rm -rf "$EXP_FAULT"
+    ln -s "$ROCR_CACHE" "$EXP_FAULT"
 fi
 
 # ---------------------------------------------------------------- sid clients

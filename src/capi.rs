@@ -6,11 +6,11 @@
 //! writes its out-parameters only when it returns `RMCP_OK`.
 
 use crate::core::entry::Entry;
-use crate::core::launches::{self, Launch, Launcher, DEVICES, SLOTS};
+use crate::core::launches::{self, Launch, Launcher, SLOTS};
 use crate::core::registry::{Allocation, Lookup};
 use crate::core::report::{self, FixedBuf};
 use crate::core::sync::now_ns;
-use crate::interpose::hooks::launch::{self as launch_hooks, NAMES, RINGS};
+use crate::interpose::launch_state::{self, NAMES};
 use crate::interpose::process::{REGISTRY, STATS};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -297,42 +297,34 @@ pub unsafe extern "C" fn rmcp_recent_launches(
         if device < -1 {
             return rmcp_result::RMCP_ERR_INVALID_ARGUMENT;
         }
-        let origin = launch_hooks::origin();
-        let now = launch_hooks::now_pair();
+        let origin = launch_state::origin();
+        let now = launch_state::now_pair();
         let mut snap = Box::new([Launch::ZERO; SLOTS]);
         let mut out: Vec<rmcp_launch> = Vec::new();
-        for (r, ring) in RINGS.iter().enumerate() {
-            if device >= 0 && (device as usize) & (DEVICES - 1) != r {
-                continue;
-            }
-            let n = ring.snapshot(&mut snap);
-            for l in &snap[..n] {
-                if device >= 0 && l.device != device {
-                    continue;
-                }
-                let launcher = Launcher::from_u8(l.launcher);
-                out.push(rmcp_launch {
-                    sequence: l.seq,
-                    device: l.device,
-                    thread: l.thread,
-                    entry_point: launcher.map_or(c"?".as_ptr(), |x| x.c_name().as_ptr()),
-                    handle: l.handle as *const c_void,
-                    kernel_name: if launcher == Some(Launcher::GraphLaunch) {
-                        std::ptr::null()
-                    } else {
-                        NAMES.get_c(l.handle).unwrap_or(std::ptr::null())
-                    },
-                    grid: l.grid,
-                    block: l.block,
-                    stream: l.stream as *const c_void,
-                    age_ns: origin
-                        .and_then(|o| launches::ns_before(l.ticks, o, now))
-                        .unwrap_or(0),
-                    completed: ring.completed(l) as i32,
-                    name_demangled: NAMES.get(l.handle).is_some_and(|(_, d)| d) as i32,
-                });
-            }
-        }
+        let device = (device >= 0).then_some(device);
+        launch_state::for_each_launch(device, &mut snap, |ring, l| {
+            let launcher = Launcher::from_u8(l.launcher);
+            out.push(rmcp_launch {
+                sequence: l.seq,
+                device: l.device,
+                thread: l.thread,
+                entry_point: launcher.map_or(c"?".as_ptr(), |x| x.c_name().as_ptr()),
+                handle: l.handle as *const c_void,
+                kernel_name: if launcher.is_some_and(Launcher::is_graph) {
+                    std::ptr::null()
+                } else {
+                    NAMES.get_c(l.handle).unwrap_or(std::ptr::null())
+                },
+                grid: l.grid,
+                block: l.block,
+                stream: l.stream as *const c_void,
+                age_ns: origin
+                    .and_then(|o| launches::ns_before(l.ticks, o, now))
+                    .unwrap_or(0),
+                completed: ring.completed(l) as i32,
+                name_demangled: NAMES.get(l.handle).is_some_and(|n| n.demangled) as i32,
+            });
+        });
         let n = out.len().min(capacity);
         // SAFETY: buf is writable for capacity >= n entries (non-NULL when n > 0);
         // count_out is non-NULL and writable.

@@ -693,3 +693,78 @@ fn rocm_callers_include_switch_rewrites_them_too() {
         "{plain}"
     );
 }
+
+/// Issue 19 item 5: a program whose every HIP call is one rmcp hooks
+/// (`tests/programs/hooked_only.c`), linked `-lrmcp -lamdhip64` with the
+/// toolchain's default flags, loses libamdhip64 from its NEEDED entries
+/// (`--as-needed`); rmcp finds the runtime through the program's RUNPATH,
+/// and the calls work and are rewritten. Linked with rmcp.pc's flags, the
+/// runtime stays needed.
+#[test]
+fn directly_linked_program_finds_its_runtime_through_its_runpath() {
+    let f = common::fixtures();
+    let dir = common::tempdir("hooked-only");
+    let rmcp_dir = dir.join("rmcp");
+    std::fs::create_dir_all(&rmcp_dir).unwrap();
+    std::os::unix::fs::symlink(librmcp(), rmcp_dir.join("librmcp.so")).unwrap();
+    let src = [common::manifest_dir().join("tests/programs/hooked_only.c")];
+    let (lr, l6) = (
+        format!("-L{}", rmcp_dir.display()),
+        format!("-L{}", f.dir.display()),
+    );
+    let rpath = format!("-Wl,-rpath,{}:{}", f.dir.display(), rmcp_dir.display());
+    let needed = |exe: &std::path::Path| -> String {
+        let o = Command::new("readelf").arg("-d").arg(exe).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("(NEEDED)"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Default flags.
+    let plain = dir.join("hooked_only");
+    common::compile_c(&plain, &src, &[&lr, "-lrmcp", &l6, "-lamdhip64", &rpath]);
+    let n = needed(&plain);
+    assert!(n.contains("[librmcp.so]"), "{n}");
+    assert!(
+        !n.contains("libamdhip64"),
+        "the toolchain kept libamdhip64 needed: the case under test needs --as-needed\n{n}"
+    );
+    let log = dir.join("hip.log");
+    let o = Command::new(&plain)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD")
+        .env("FAKE_HIP_DEVICES", RDNA2)
+        .env("FAKE_HIP_LOG", &log)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("hipHostMalloc rc=0"), "{out}");
+    assert!(!err.contains("rmcp:"), "{err}");
+    let record = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        record.contains("hipHostMalloc size=4096 flags=0x80000000"),
+        "{record}"
+    );
+    assert!(record.contains("hipLaunchKernel "), "{record}");
+    // rmcp.pc's flags: the runtime stays needed.
+    let pc = std::fs::read_to_string(common::manifest_dir().join("rmcp.pc.in")).unwrap();
+    let libs = pc
+        .lines()
+        .find_map(|l| l.strip_prefix("Libs: "))
+        .expect("Libs line")
+        .replace("${libdir}", &rmcp_dir.display().to_string());
+    let mut args: Vec<&str> = libs.split_whitespace().collect();
+    args.extend([l6.as_str(), "-lamdhip64", rpath.as_str()]);
+    let with_pc = dir.join("hooked_only_pc");
+    common::compile_c(&with_pc, &src, &args);
+    let n = needed(&with_pc);
+    assert!(n.contains("libamdhip64"), "{n}");
+    assert!(
+        n.find("[librmcp.so]") < n.find("libamdhip64"),
+        "librmcp first:\n{n}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

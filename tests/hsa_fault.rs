@@ -466,7 +466,7 @@ fn override_different_from_the_real_gpu_is_named_first() {
     );
     let json = std::fs::read_to_string(&report).expect("report");
     assert!(
-        json.contains("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,"),
+        json.contains("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"variable\":\"HSA_OVERRIDE_GFX_VERSION\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,"),
         "{json}"
     );
 
@@ -573,4 +573,252 @@ fn a_handler_the_runtime_refuses_is_said_once() {
         vec!["rmcp: warn: could not register the GPU memory-fault handler with the HSA runtime (hsa_amd_register_system_event_handler returned 0x1008); GPU memory faults will not be reported"],
         "{r}"
     );
+}
+
+/// Issue 19 item 4 (sglang #33968 / #38967): a fault at an address inside
+/// host memory registered with hipHostRegister (the GPU was handed the host
+/// pointer) gets a cause line naming the registration and
+/// hipHostGetDevicePointer, in the text and in the JSON report.
+#[test]
+fn a_fault_inside_registered_host_memory_points_at_hip_host_get_device_pointer() {
+    let dir = common::tempdir("fault-hostregister");
+    let report = dir.join("report.json");
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "hipHostRegister:65536:0",
+            "hsa_fault:live+0x40:0x1",
+        ],
+        Some(&report),
+    );
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("host pointer handed to the GPU"))
+        .unwrap_or_else(|| panic!("no hipHostRegister cause\n{r}"));
+    assert!(
+        line.contains("registered with hipHostRegister (65536 bytes at 0x")
+            && line.contains("hipHostGetDevicePointer"),
+        "{line}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).unwrap();
+    let ids: Vec<&str> = json["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "in-bounds",
+            "host-pointer-of-registered-memory",
+            "check-doctor"
+        ],
+        "{json}"
+    );
+    // A fault in other memory gets no such line.
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "hipHostMalloc:65536:0",
+            "hsa_fault:live+0x40:0x1",
+        ],
+        None,
+    );
+    assert!(!r.stderr.contains("host pointer handed to the GPU"), "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 19 item 4: libhsakmt reads HSA_OVERRIDE_GFX_VERSION_<node> before
+/// HSA_OVERRIDE_GFX_VERSION (`topology.c`); the fault causes follow the same
+/// precedence and name the variable that applies to the faulting node.
+#[test]
+fn the_per_node_override_is_read_first_as_libhsakmt_does() {
+    let run = |env: &[(&str, &str)]| {
+        let mut s = Scenario::new(Program::DriverExe)
+            .devices("gfx1010")
+            .preload(true)
+            .env("RMCP_SYSFS_ROOT", fixture_root("rdna1-rx5700xt"));
+        for (k, v) in env {
+            s = s.env(k, v);
+        }
+        let r = s
+            .args(["hsa_init", "hipMalloc:4096", "hsa_fault:live+0:1"])
+            .run();
+        assert_eq!(r.signal(), Some(libc::SIGABRT), "{r}");
+        r
+    };
+    // The faulting GPU is node 1: its per-node value wins over the global one.
+    let r = run(&[
+        ("HSA_OVERRIDE_GFX_VERSION_1", "10.3.0"),
+        ("HSA_OVERRIDE_GFX_VERSION", "10.1.0"),
+    ]);
+    assert!(
+        cause_lines(&r)[0].starts_with(
+            "rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION_1=10.3.0 makes ROCm run gfx1030 code on this gfx1010 GPU (node 1;"
+        ),
+        "{r}"
+    );
+    // A per-node value that names the GPU's own architecture: no override
+    // line, although the global one differs (libhsakmt ignores it here).
+    let r = run(&[
+        ("HSA_OVERRIDE_GFX_VERSION_1", "10.1.0"),
+        ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+    ]);
+    assert!(!r.stderr.contains("makes ROCm run"), "{r}");
+    // Another node's value does not apply; the global one does.
+    let r = run(&[
+        ("HSA_OVERRIDE_GFX_VERSION_2", "10.1.0"),
+        ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+    ]);
+    assert!(
+        cause_lines(&r)[0].starts_with(
+            "rmcp: likely cause: HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm run gfx1030"
+        ),
+        "{r}"
+    );
+}
+
+/// The VMM sequence PyTorch's `expandable_segments` makes for one segment:
+/// reserve a large range, then per 2 MiB piece hipMemCreate, hipMemMap at the
+/// segment's end, hipMemSetAccess; shrinking unmaps and releases the last
+/// piece. (Sizes as in PyTorch's ExpandableSegment: 2 MiB pages.)
+const SEGMENT: &[&str] = &[
+    "hsa_init",
+    "vmm_reserve:67108864",
+    "vmm_create:2097152",
+    "vmm_map:0:2097152:0",
+    "vmm_access:0:2097152",
+    "vmm_create:2097152",
+    "vmm_map:2097152:2097152:1",
+    "vmm_access:2097152:2097152",
+    "vmm_create:2097152",
+    "vmm_map:4194304:2097152:2",
+];
+
+fn vmm_fault(extra: &[&str], at: &str, report: &std::path::Path) -> (Run, serde_json::Value) {
+    let fault = format!("hsa_fault:{at}:0x1");
+    let ops: Vec<&str> = SEGMENT
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .chain([fault.as_str()])
+        .collect();
+    let _ = std::fs::remove_file(report);
+    let r = fault_run("gfx1030", &ops, Some(report));
+    let json = serde_json::from_str(&std::fs::read_to_string(report).expect("report")).unwrap();
+    (r, json)
+}
+
+/// Issue 19 item 2: a fault inside an expandable segment names the
+/// reservation, the mapped handle and the offset; an unmapped (and released)
+/// piece, a piece never mapped and a mapping without access are said so.
+#[test]
+fn a_fault_in_an_expandable_segment_names_reservation_handle_and_offset() {
+    let dir = common::tempdir("fault-vmm");
+    let report = dir.join("report.json");
+    // In the second piece, 0x40 bytes in.
+    let (r, json) = vmm_fault(&[], "vmm+0x200040", &report);
+    let lines = cause_lines(&r);
+    assert!(
+        lines[0].contains("is 2097216 bytes into hipMemAddressReserve of 67108864 bytes"),
+        "{r}"
+    );
+    assert!(
+        lines[1].starts_with("rmcp: likely cause: VMM memory: address 0x")
+            && lines[1].contains("is at offset 64 of physical handle 0x")
+            && lines[1]
+                .contains("(hipMemCreate, 2097152 bytes, created on device 0), mapped at 0x")
+            && lines[1].ends_with("by hipMemMap"),
+        "{r}"
+    );
+    let vmm = &json["causes"][1];
+    assert_eq!(vmm["id"], "vmm-mapped", "{json}");
+    assert_eq!(vmm["offset"], 64);
+    assert_eq!(vmm["mapping_size"], 2097152);
+    assert_eq!(vmm["access"], true);
+    // Created and mapped, but hipMemSetAccess never called for it.
+    let (r, json) = vmm_fault(&[], "vmm+0x400000", &report);
+    assert!(
+        cause_lines(&r)[1].contains("no hipMemSetAccess granted access to this mapping"),
+        "{r}"
+    );
+    assert_eq!(json["causes"][1]["id"], "vmm-mapped-without-access");
+    // The segment shrank: its last piece unmapped and released.
+    let (r, json) = vmm_fault(
+        &["vmm_unmap:4194304:2097152", "vmm_release:2"],
+        "vmm+0x400010",
+        &report,
+    );
+    let line = &cause_lines(&r)[1];
+    assert!(
+        line.starts_with("rmcp: likely cause: VMM memory unmapped ")
+            && line.contains("was at offset 16 of physical handle 0x")
+            && line.contains("released by hipMemRelease"),
+        "{r}"
+    );
+    assert_eq!(json["causes"][1]["id"], "vmm-unmapped");
+    // Reserved but never mapped.
+    let (r, json) = vmm_fault(&[], "vmm+0x1000000", &report);
+    assert!(
+        cause_lines(&r)[1].starts_with("rmcp: likely cause: VMM memory never mapped"),
+        "{r}"
+    );
+    assert_eq!(json["causes"][1]["id"], "vmm-never-mapped");
+    // The whole segment freed: the reservation is reported as freed, and the
+    // unmapped piece with it.
+    let (r, _) = vmm_fault(
+        &[
+            "vmm_unmap:0:6291456",
+            "vmm_release:0",
+            "vmm_release:1",
+            "vmm_release:2",
+            "vmm_free",
+        ],
+        "vmm+0x40",
+        &report,
+    );
+    let lines = cause_lines(&r);
+    assert!(
+        lines[0].starts_with("rmcp: likely cause: use after free: ")
+            && lines[0].contains("hipMemAddressReserve of 67108864 bytes"),
+        "{r}"
+    );
+    assert!(lines[1].contains("VMM memory unmapped"), "{r}");
+    // Every call reached the runtime once, untouched.
+    for f in [
+        "hipMemAddressReserve",
+        "hipMemCreate",
+        "hipMemMap",
+        "hipMemSetAccess",
+    ] {
+        assert!(!r.calls_named(f).is_empty(), "{f}\n{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 19 item 2: pitched and 3D allocations are recorded (forwarded
+/// untouched), so a fault in one names it.
+#[test]
+fn a_fault_in_pitched_or_3d_memory_names_the_allocation() {
+    for (alloc, size) in [
+        ("hipMallocPitch:100:8", 256 * 8),
+        ("hipMalloc3D:100:8:2", 256 * 8 * 2),
+    ] {
+        let r = fault_run(
+            "gfx1030",
+            &["hsa_init", alloc, "hsa_fault:live+0x100:0x1"],
+            None,
+        );
+        let entry = alloc.split(':').next().unwrap();
+        assert!(
+            cause_lines(&r)[0].contains(&format!("is 256 bytes into {entry} of {size} bytes")),
+            "{r}"
+        );
+        assert_eq!(r.calls_named(entry).len(), 1, "{r}");
+    }
 }

@@ -90,9 +90,14 @@ fn fault_lists_the_unsynchronised_launches_of_the_faulting_gpu_newest_first() {
         "{r}"
     );
     assert!(lines[head + 2].ends_with(" ms before the fault"), "{r}");
-    // Only device 1's launches, and the list ends before the closing line.
+    // Only device 1's launches, and the list ends before the closing lines.
+    assert_eq!(
+        lines[head + 3],
+        format!("rmcp: the report as JSON: {}", report.display()),
+        "{r}"
+    );
     assert!(
-        lines[head + 3].starts_with("rmcp: the runtime will now print"),
+        lines[head + 4].starts_with("rmcp: the runtime will now print"),
         "{r}"
     );
     // The list comes before the runtime's own message.
@@ -303,4 +308,156 @@ fn repeated_launches_take_the_fast_path_and_are_recorded_exactly() {
         );
     }
     assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 1, "{r}");
+}
+
+/// `void at::native::elementwise_kernel<L, ..., L>(int, float*)` with `n`
+/// template arguments `L` = `at::native::Loader<float>`: mangled with
+/// substitutions (S3_) so that the runtime double's 255-byte names hold
+/// it, and its demangled spelling (as c++filt writes it).
+fn template_kernel(n: usize) -> (String, String) {
+    let mangled = format!(
+        "_ZN2at6native18elementwise_kernelINS0_6LoaderIfEE{}EEviPf",
+        "S3_".repeat(n - 1)
+    );
+    let args = vec!["at::native::Loader<float>"; n].join(", ");
+    let demangled = format!("void at::native::elementwise_kernel<{args} >(int, float*)");
+    (mangled, demangled)
+}
+
+#[test]
+fn long_kernel_names_leave_both_fault_reports_complete() {
+    // 64 launches in flight (what a ring holds) of a PyTorch-like template
+    // kernel with a demangled name of 211 and of 400 bytes. The cache keeps
+    // 375 bytes of a name: the longer one is shown shortened, with a marker.
+    for (n, len) in [(6, 211), (13, 400)] {
+        let (mangled, demangled) = template_kernel(n);
+        assert_eq!(demangled.len(), len);
+        let dir = common::tempdir("launches-long-names");
+        let report = dir.join("fault.json");
+        let kernel = format!("kernel:0:{mangled}");
+        let mut ops = vec!["hsa_init", kernel.as_str()];
+        ops.extend(std::iter::repeat_n("launch:kernel:0:1:1:0", 64));
+        ops.extend(["hipMalloc:4096", "hsa_fault:live+0:1"]);
+        let r = fault_run("gfx1030", &ops, &report);
+        let shown = if len < 375 {
+            demangled.clone()
+        } else {
+            format!("{}... ({len} bytes, shortened)", &demangled[..375])
+        };
+
+        let lines = rmcp_lines(&r);
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with("rmcp: kernels launched on"))
+            .unwrap_or_else(|| panic!("no launch list\n{r}"));
+        assert!(
+            lines[head].ends_with("(64 of 64 recorded; 0 completed at a synchronisation):"),
+            "{r}"
+        );
+        for (i, seq) in (48..64).rev().enumerate() {
+            assert!(
+                lines[head + 1 + i].starts_with(&format!(
+                    "rmcp:   #{seq} {shown} via hipLaunchKernel: grid 1x1x1"
+                )),
+                "{len}: line {i}\n{r}"
+            );
+        }
+        // The text ends with its closing lines.
+        assert_eq!(
+            lines[head + 17],
+            "rmcp:   ... and 48 older (all of them in RMCP_FAULT_REPORT)",
+            "{r}"
+        );
+        assert_eq!(
+            lines[head + 18],
+            format!("rmcp: the report as JSON: {}", report.display()),
+            "{r}"
+        );
+        assert!(
+            lines[head + 19].starts_with("rmcp: the runtime will now print its own message"),
+            "{r}"
+        );
+        assert_eq!(lines.len(), head + 20, "{r}");
+
+        // The JSON is valid and lists all 64 launches with the same name.
+        let text = std::fs::read_to_string(&report).expect("report");
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{len}: not valid JSON ({e}), {} bytes", text.len()));
+        let listed = json["launches"]["not_completed"].as_array().unwrap();
+        assert_eq!(listed.len(), 64, "{len}");
+        assert_eq!(json["launches"]["not_completed_omitted"], 0);
+        assert!(
+            listed.iter().all(|l| l["kernel"] == shown.as_str()),
+            "{len}: {text}"
+        );
+        assert!(listed.iter().all(|l| l["kernel_shortened"] == (len >= 375)));
+        // Only the first launch asked the runtime for the name.
+        assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 1, "{r}");
+    }
+}
+
+/// Issue 19 item 3: the per-thread-default-stream launches
+/// (hipLaunchKernel_spt, hipLaunchCooperativeKernel_spt, hipGraphLaunch_spt),
+/// hipModuleLaunchCooperativeKernel and hipStreamSynchronize_spt feed the
+/// same ring: each launch is listed under its own entry point, and a launch
+/// completed by hipStreamSynchronize_spt is not.
+#[test]
+fn spt_and_cooperative_module_launches_feed_the_ring() {
+    let dir = common::tempdir("launches-spt");
+    let report = dir.join("fault.json");
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "modfunc:2:_Z4fillPim",
+            "stream:1",
+            "launch:kernel_spt:0:8:64:0",
+            "launch:coop_spt:0:2:32:0",
+            "launch:modcoop:2:3:16:0",
+            "launch:graph_spt:3:1:1:1",
+            "streamsync_spt:1",
+            "hipMalloc:64",
+            "hsa_fault:live+0:1",
+        ],
+        &report,
+    );
+    let lines = rmcp_lines(&r);
+    let head = lines
+        .iter()
+        .position(|l| l.starts_with("rmcp: kernels launched on"))
+        .unwrap_or_else(|| panic!("no launch list\n{r}"));
+    assert!(
+        lines[head].contains("(3 of 4 recorded; 1 completed at a synchronisation)"),
+        "{r}"
+    );
+    assert!(
+        lines[head + 1].starts_with(
+            "rmcp:   #2 fill(int*, unsigned long) via hipModuleLaunchCooperativeKernel: grid 3x1x1, block 16x1x1"
+        ),
+        "{r}"
+    );
+    assert!(
+        lines[head + 2].starts_with(
+            "rmcp:   #1 vecAdd(float*, float const*, float const*, int) via hipLaunchCooperativeKernel_spt: grid 2x1x1"
+        ),
+        "{r}"
+    );
+    assert!(
+        lines[head + 3].starts_with(
+            "rmcp:   #0 vecAdd(float*, float const*, float const*, int) via hipLaunchKernel_spt: grid 8x1x1, block 64x1x1"
+        ),
+        "{r}"
+    );
+    // Every launch reached the runtime unchanged.
+    for f in [
+        "hipLaunchKernel_spt",
+        "hipLaunchCooperativeKernel_spt",
+        "hipModuleLaunchCooperativeKernel",
+        "hipGraphLaunch_spt",
+        "hipStreamSynchronize_spt",
+    ] {
+        assert_eq!(r.calls_named(f).len(), 1, "{f}\n{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

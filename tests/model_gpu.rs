@@ -29,13 +29,14 @@
 
 mod common;
 
+use common::model::{self, throttled, Stack};
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SETUP_HINT: &str = "run scripts/setup-rocm.sh";
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -98,52 +99,15 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn rocm_dir() -> PathBuf {
-    std::env::var_os("RMCP_ROCM_DIR").map_or_else(|| repo().join(".rocm"), PathBuf::from)
-}
-
 /// Says why a test did not run, or fails when CI requires the real runtimes.
 fn skip(test: &str, why: &str) {
     common::skip_test(&format!("model_gpu::{test}"), why, SETUP_HINT);
 }
 
-/// ROCm 7.2.4 as unpacked by scripts/setup-rocm.sh.
-struct Stack {
-    include: PathBuf,
-    libdir: PathBuf,
-    loader: PathBuf,
-    /// Holds the patched libhsa-runtime64.so.1 for gfx10 topologies.
-    gfx10: PathBuf,
-}
-
-fn stack() -> Result<Stack, String> {
-    let root = rocm_dir().join("exp-root");
-    let s = Stack {
-        include: root.join("usr/include"),
-        libdir: root.join("usr/lib/x86_64-linux-gnu"),
-        loader: root.join("usr/lib64/ld-linux-x86-64.so.2"),
-        gfx10: rocm_dir().join("exp-gfx10"),
-    };
-    for p in [
-        s.include.join("hip/hip_runtime_api.h"),
-        s.include.join("hsa/hsa_ext_amd.h"),
-        s.libdir.join("libamdhip64.so.7"),
-        s.libdir.join("libamdhip64.so"),
-        s.libdir.join("libhsa-runtime64.so"),
-        s.loader.clone(),
-        s.gfx10.join("libhsa-runtime64.so.1"),
-    ] {
-        if !p.exists() {
-            return Err(format!("ROCm 7.2.4 file {} is missing", p.display()));
-        }
-    }
-    Ok(s)
-}
-
 /// The stack and the built programs, or None after a skip.
 fn env(test: &str) -> Option<(&'static Stack, &'static Built)> {
     static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
-    match STACK.get_or_init(stack) {
+    match STACK.get_or_init(model::stack) {
         Ok(s) => Some((s, built(s))),
         Err(why) => {
             skip(test, why);
@@ -251,7 +215,7 @@ impl Topo {
         }
     }
     fn path(self) -> PathBuf {
-        repo().join("tests/model/topologies").join(self.dir())
+        model::topology(self.dir())
     }
     /// gcnArchName per HIP device, as the runtime must report it.
     fn archs(self) -> &'static [&'static str] {
@@ -310,8 +274,13 @@ struct Key {
     hostregister: bool,
     /// Run gfx10 on the stock ROCr, not the patched copy.
     stock_rocr: bool,
+    /// Run on the ROCr built from source whose model mode can fault
+    /// (.rocm/exp-fault), not Debian's.
+    built_rocr: bool,
     /// HSA_OVERRIDE_GFX_VERSION for the run.
     gfx_override: Option<&'static str>,
+    /// HSA_OVERRIDE_GFX_VERSION_<node> for the run: (node, value).
+    node_override: Option<(u32, &'static str)>,
 }
 
 // ------------------------------------------------------------------ a run
@@ -613,7 +582,9 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     let log = b.logs.join(format!("model-{n}.log"));
     let _ = std::fs::remove_file(&log);
     let mut libpath = Vec::new();
-    if key.topo.needs_gfx10_rocr() && !key.stock_rocr {
+    if key.built_rocr {
+        libpath.push(model::fault_rocr().unwrap_or_else(|e| panic!("{e}")));
+    } else if key.topo.needs_gfx10_rocr() && !key.stock_rocr {
         libpath.push(s.gfx10.clone());
     }
     libpath.push(s.libdir.clone());
@@ -621,17 +592,7 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
         libpath.push(b.rmcp_dir.clone());
     }
     let mut cmd = Command::new(&s.loader);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if [
-            "LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_", "PROBE_",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p))
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    model::clear_runtime_env(&mut cmd);
     cmd.arg("--library-path")
         .arg(std::env::join_paths(&libpath).unwrap());
     if matches!(key.load, Load::Preload | Load::Module) {
@@ -676,46 +637,14 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     if let Some(v) = key.gfx_override {
         cmd.env("HSA_OVERRIDE_GFX_VERSION", v);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    if let Some((node, v)) = key.node_override {
+        cmd.env(format!("HSA_OVERRIDE_GFX_VERSION_{node}"), v);
+    }
     let command = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {command}: {e}"));
-    let pgid = child.id() as libc::pid_t;
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            // SAFETY: plain syscall on the process group we created.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            let out = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
-            let err = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
-            panic!(
-                "timed out after {RUN_TIMEOUT:?}: {command}\n--- stdout\n{out}--- stderr\n{err}"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+    let out = model::output_within(&mut cmd, RUN_TIMEOUT);
+    let status = out.status;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     let calls: Vec<CallLine> = stdout
@@ -781,32 +710,6 @@ fn without_svm(src: &std::path::Path, dst: &std::path::Path) -> PathBuf {
     dst.to_path_buf()
 }
 
-/// At most this many probe processes at once. ROCr 7.2.4 in model mode
-/// reaches 0.2 to 4 GB of resident memory per process while it starts (an
-/// anonymous mapping that grows during initialisation, with and without
-/// rmcp alike; measured with /usr/bin/time -v), and CI has 2 cores.
-const MAX_PARALLEL_RUNS: usize = 2;
-
-/// Runs `f` once fewer than MAX_PARALLEL_RUNS others are running.
-fn throttled<R>(f: impl FnOnce() -> R) -> R {
-    static SLOTS: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
-    let mut busy = SLOTS.0.lock().unwrap();
-    while *busy >= MAX_PARALLEL_RUNS {
-        busy = SLOTS.1.wait(busy).unwrap();
-    }
-    *busy += 1;
-    drop(busy);
-    struct Release;
-    impl Drop for Release {
-        fn drop(&mut self) {
-            *SLOTS.0.lock().unwrap() -= 1;
-            SLOTS.1.notify_one();
-        }
-    }
-    let _release = Release;
-    f()
-}
-
 /// Each scenario runs once per test binary, whichever test asks first.
 fn probe(s: &'static Stack, b: &'static Built, key: Key) -> Arc<ProbeRun> {
     type Slot = Arc<OnceLock<Arc<ProbeRun>>>;
@@ -829,7 +732,9 @@ fn key(topo: Topo, load: Load, mode: Option<&'static str>) -> Key {
         mode,
         hostregister: false,
         stock_rocr: false,
+        built_rocr: false,
         gfx_override: None,
+        node_override: None,
     }
 }
 
@@ -1307,7 +1212,9 @@ fn host_register_without_svm_aborts_alike_with_and_without_rmcp() {
             mode: load.has_rmcp().then_some("auto"),
             hostregister: true,
             stock_rocr: false,
+            built_rocr: false,
             gfx_override: None,
+            node_override: None,
         };
         let run = probe(s, b, k);
         assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run}");
@@ -1333,6 +1240,60 @@ fn gfx10_on_stock_rocr_aborts_on_the_trap_handler_ioctl() {
         "{run}"
     );
     assert!(!run.stdout.contains("device dev=0"), "{run}");
+}
+
+/// The ROCr that tests/model_fault.rs runs (built from upstream source by
+/// scripts/setup-rocm.sh, model mode 0.5) serves the probe as Debian's 7.2.4
+/// does: on both target topologies, with and without rmcp, every call
+/// returns the same code and reaches the driver with the same KFD flags,
+/// except the CPU's extended fine-grained pool (no EXT_COHERENT upstream at
+/// that commit).
+#[test]
+fn built_rocr_serves_the_probe_like_debian_7_2_4() {
+    let test = "built_rocr_serves_the_probe_like_debian_7_2_4";
+    let Some((s, b)) = env(test) else { return };
+    if let Err(why) = model::fault_rocr() {
+        return skip(test, &why);
+    }
+    for topo in [Topo::Rx6800xt, Topo::Rx5700xt] {
+        for (load, mode) in [(Load::Plain, None), (Load::Preload, Some("auto"))] {
+            let debian = probe(s, b, key(topo, load, mode));
+            let mut k = key(topo, load, mode);
+            k.built_rocr = true;
+            let built = probe(s, b, k);
+            assert!(debian.status.success(), "{debian}");
+            assert!(built.status.success(), "{built}");
+            let calls = |r: &ProbeRun| -> Vec<(String, String, i64)> {
+                r.calls
+                    .iter()
+                    .map(|c| (c.label.clone(), c.entry.clone(), c.rc))
+                    .collect()
+            };
+            assert_eq!(calls(&built), calls(&debian), "{built}\n{debian}");
+            assert!(!built.kfd.is_empty(), "{built}");
+            // One known difference: the upstream snapshot (2025-08) does not
+            // yet ask the driver for EXT_COHERENT on the CPU's extended
+            // fine-grained pool; Debian's 7.2.4 does. No fault test uses
+            // that pool. Every other row is identical.
+            let expected: Vec<(String, Kfd)> = debian
+                .kfd
+                .iter()
+                .map(|(label, k)| match (label.as_str(), *k) {
+                    ("hsa_pool(cpu,extfine)", Kfd::Alloc { node, size, flags }) => (
+                        label.clone(),
+                        Kfd::Alloc {
+                            node,
+                            size,
+                            flags: flags & !EXT_COHERENT,
+                        },
+                    ),
+                    _ => (label.clone(), *k),
+                })
+                .collect();
+            assert_eq!(built.kfd, expected, "{built}\n{debian}");
+            assert_eq!(built.archs(), debian.archs(), "{built}\n{debian}");
+        }
+    }
 }
 
 /// libhsakmt 7.2.4's model mode serves one GPU only: with two, its second
@@ -1392,11 +1353,11 @@ fn runtime_internal_calls_to_hooked_names() {
     ];
     let libs = [
         (
-            rocm_dir().join("exp-root/usr/lib/x86_64-linux-gnu/libamdhip64.so.7"),
+            model::rocm_dir().join("exp-root/usr/lib/x86_64-linux-gnu/libamdhip64.so.7"),
             "7.2.4",
         ),
         (
-            rocm_dir().join("sid-root/usr/lib/x86_64-linux-gnu/libamdhip64.so.6"),
+            model::rocm_dir().join("sid-root/usr/lib/x86_64-linux-gnu/libamdhip64.so.6"),
             "6.4.3",
         ),
         (
@@ -1501,26 +1462,11 @@ fn driver_flags_table_is_current() {
     let test = "driver_flags_table_is_current";
     let Some((s, b)) = env(test) else { return };
     let doc = driver_flags_doc(s, b);
-    let path = repo().join("docs/driver-flags.md");
-    if std::env::var("RMCP_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &doc).expect("write docs/driver-flags.md");
-        return;
-    }
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current != doc {
-        let diff: Vec<String> = doc
-            .lines()
-            .zip(current.lines().chain(std::iter::repeat("")))
-            .filter(|(a, b)| a != b)
-            .take(10)
-            .map(|(a, b)| format!("  generated: {a}\n  committed: {b}"))
-            .collect();
-        panic!(
-            "docs/driver-flags.md is stale; regenerate it with \
-             `RMCP_BLESS=1 cargo test --all-features --test model_gpu driver_flags_table_is_current`\n{}",
-            diff.join("\n")
-        );
-    }
+    model::check_generated_doc(
+        "docs/driver-flags.md",
+        &doc,
+        "RMCP_BLESS=1 cargo test --all-features --test model_gpu driver_flags_table_is_current",
+    );
 }
 
 /// The field mistake rmcp doctor warns about, on the real stack: with
@@ -1549,15 +1495,65 @@ fn override_makes_real_hip_report_gfx1030_on_gfx1010_and_doctor_flags_it() {
     );
 }
 
+/// libhsakmt reads HSA_OVERRIDE_GFX_VERSION_<node> before
+/// HSA_OVERRIDE_GFX_VERSION, on the real 7.2.4 stack: with the global
+/// override 10.3.0 and HSA_OVERRIDE_GFX_VERSION_1=10.1.0 the RX 5700 XT
+/// (node 1) stays gfx1010; with only the per-node 10.3.0 it becomes gfx1030.
+/// `rmcp doctor` on the same tree and variables says the same.
+#[test]
+fn per_node_override_wins_on_the_real_stack_and_in_doctor() {
+    let test = "per_node_override_wins_on_the_real_stack_and_in_doctor";
+    let Some((s, b)) = env(test) else { return };
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.gfx_override = Some("10.3.0");
+    k.node_override = Some((1, "10.1.0"));
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1010"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(
+        Topo::Rx5700xt,
+        &[
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_1", "10.1.0"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("[hsa-override-redundant] HSA_OVERRIDE_GFX_VERSION_1=10.1.0")
+            && !text.contains("[hsa-override-mismatch]"),
+        "{text}"
+    );
+
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.node_override = Some((1, "10.3.0"));
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1030"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(Topo::Rx5700xt, &[("HSA_OVERRIDE_GFX_VERSION_1", "10.3.0")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[hsa-override-mismatch] HSA_OVERRIDE_GFX_VERSION_1=10.3.0")
+            && text.contains("gfx1010"),
+        "{text}"
+    );
+}
+
 // ------------------------------------------------------------------ rmcp doctor
 
 /// `rmcp doctor --sysfs-root ROOT` with ROOT/sys/class/kfd/kfd/topology
 /// linked to the model topology, a clean kernel log and the given variables.
 fn doctor_on(topo: Topo, env: &[(&str, &str)]) -> std::process::Output {
-    let root = common::tempdir(&format!("doctor-{}", topo.dir()));
-    let kfd = root.join("sys/class/kfd/kfd");
-    std::fs::create_dir_all(&kfd).unwrap();
-    std::os::unix::fs::symlink(topo.path(), kfd.join("topology")).unwrap();
+    let root = model::sysfs_root(&topo.path(), &format!("doctor-{}", topo.dir()));
     let log = root.join("kernel.log");
     std::fs::write(&log, "").unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
@@ -1672,15 +1668,7 @@ fn real_hip_launches_appear_in_the_ring_with_their_names() {
     );
     let log = dir.join("model.log");
     let mut cmd = Command::new(&s.loader);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_"]
-            .iter()
-            .any(|p| k.starts_with(p))
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    model::clear_runtime_env(&mut cmd);
     let libpath = std::env::join_paths([s.gfx10.clone(), s.libdir.clone()]).unwrap();
     cmd.arg("--library-path")
         .arg(libpath)
@@ -1758,15 +1746,7 @@ fn dlsym_client_is_rewritten_at_the_driver_only_with_the_audit_mode() {
         let log = b.logs.join(format!("hipew-audit-{audit}.log"));
         let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new(&s.loader);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_"]
-                .iter()
-                .any(|p| k.starts_with(p))
-            {
-                cmd.env_remove(&k);
-            }
-        }
+        model::clear_runtime_env(&mut cmd);
         // gfx1030: the ROCr copy without the trap-handler ioctl first.
         cmd.arg("--library-path")
             .arg(std::env::join_paths([&s.gfx10, &s.libdir]).unwrap());
@@ -1834,4 +1814,114 @@ fn dlsym_client_is_rewritten_at_the_driver_only_with_the_audit_mode() {
         flag_names(flags),
         flag_names(new[0].1)
     );
+}
+
+/// Issue 19 item 5 on the real ROCm 7.2.4: a Python script that reaches HIP
+/// through ctypes (dlopen + dlsym) and starts with `rmcp_rocm.preload()`
+/// gets its hipHostMalloc(0) to the driver without COHERENT: preload()
+/// re-executes the interpreter with librmcp.so and the audit module found
+/// beside it. Without librmcp-audit.so beside librmcp.so, preload alone: the
+/// call reaches the driver COHERENT, as without rmcp. The interpreter is
+/// Debian's python3 run by the 7.2.4 root's loader (the runtime needs its
+/// newer glibc), through a wrapper script that is also what preload()
+/// re-executes (`sys.executable`).
+#[test]
+fn python_script_starting_with_preload_is_rewritten_at_the_driver() {
+    let test = "python_script_starting_with_preload_is_rewritten_at_the_driver";
+    let Some((s, b)) = env(test) else { return };
+    let python = PathBuf::from("/usr/bin/python3");
+    if !python.is_file() {
+        if common::prerequisites_required() {
+            panic!("{test}: /usr/bin/python3 is missing");
+        }
+        skip(test, "/usr/bin/python3 is missing");
+        return;
+    }
+    let dir = b.logs.join("preload-py");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (with, without) = (dir.join("with"), dir.join("without"));
+    for d in [&with, &without] {
+        std::fs::create_dir_all(d).unwrap();
+        std::os::unix::fs::symlink(common::librmcp(), d.join("librmcp.so")).unwrap();
+    }
+    std::os::unix::fs::symlink(common::librmcp_audit(), with.join("librmcp-audit.so")).unwrap();
+    let wrapper = dir.join("python3");
+    let libpath = std::env::join_paths([&s.gfx10, &s.libdir]).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' --library-path '{}' --argv0 \"$0\" '{}' \"$@\"\n",
+            s.loader.display(),
+            libpath.to_string_lossy(),
+            python.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A size no allocation of the runtime's own has: 1 MiB + 28 KiB.
+    const SIZE: u64 = (1 << 20) + 7 * 4096;
+    let script = dir.join("client.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import rmcp_rocm\n\
+             rmcp_rocm.preload()\n\
+             import ctypes, os\n\
+             hip = ctypes.CDLL('libamdhip64.so.7')\n\
+             p = ctypes.c_void_p()\n\
+             rc = hip.hipHostMalloc(ctypes.byref(p), ctypes.c_size_t({SIZE}), ctypes.c_uint(0))\n\
+             print('hipHostMalloc rc=%d audit=%s' % (rc, 'librmcp-audit.so' in os.environ.get('LD_AUDIT', '')), flush=True)\n"
+        ),
+    )
+    .unwrap();
+    let run = |lib_dir: &PathBuf| -> (String, Vec<u32>) {
+        let log = lib_dir.join("model.log");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Command::new(&wrapper);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if [
+                "LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_", "PYTHON",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.arg(&script)
+            .env("PYTHONPATH", repo().join("python"))
+            .env("RMCP_LIBRARY", lib_dir.join("librmcp.so"))
+            .env("HSA_MODEL_TOPOLOGY", Topo::Rx6800xt.path())
+            .env("HSA_MODEL_LIB", &b.model_lib)
+            .env("RMCP_MODEL_LOG", &log)
+            .env("HSA_ENABLE_SDMA", "0")
+            .env("HSA_ENABLE_INTERRUPT", "0")
+            .stdin(Stdio::null());
+        let out = throttled(|| cmd.output().expect("run python on the model"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stderr.contains("rmcp"), "{stderr}");
+        let events = parse_events(&std::fs::read_to_string(&log).unwrap_or_default());
+        let flags = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Alloc { size, flags, .. } if *size == SIZE => Some(*flags),
+                _ => None,
+            })
+            .collect();
+        (stdout, flags)
+    };
+    let (out, flags) = run(&with);
+    assert_eq!(out, "hipHostMalloc rc=0 audit=True\n");
+    assert_eq!(flags.len(), 1, "{flags:x?}");
+    assert_eq!(flags[0] & COHERENT, 0, "{}", flag_names(flags[0]));
+    let (out, alone) = run(&without);
+    assert_eq!(out, "hipHostMalloc rc=0 audit=False\n");
+    assert_eq!(alone, vec![flags[0] | COHERENT], "{}", flag_names(alone[0]));
 }

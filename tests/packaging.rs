@@ -508,7 +508,7 @@ fn deb_package_installs_into_a_throwaway_root_and_links() {
                 .env("PKG_CONFIG_PATH", &pcdir)
                 .env_remove("PKG_CONFIG_SYSROOT_DIR"),
         );
-        assert_eq!(flags.trim(), "-lrmcp");
+        assert_eq!(flags.trim(), "-Wl,--no-as-needed -lrmcp");
         let v = ok(
             "pkg-config --modversion",
             Command::new("pkg-config")

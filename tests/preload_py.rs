@@ -259,3 +259,65 @@ fn a_pid_1_child_in_another_namespace_is_not_taken_for_its_re_executed_parent() 
     assert_eq!(stderr_lines(&o, "rmcp_rocm:"), 0, "{}", text(&o));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 19 item 5: a script that reaches HIP through ctypes (dlopen + dlsym,
+/// as Python bindings do) and starts with preload() gets what `rmcp run`
+/// gives it: preload() also sets the audit module found beside librmcp.so,
+/// so its hipHostMalloc(4096, 0) reaches the runtime double as NonCoherent.
+/// Without librmcp-audit.so beside the library, preload alone: the call
+/// bypasses the hook.
+#[test]
+fn preload_sets_the_audit_module_for_dlsym_callers() {
+    let f = common::fixtures();
+    let d = tempdir("py-audit");
+    let with = d.join("with");
+    let without = d.join("without");
+    for dir in [&with, &without] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::os::unix::fs::symlink(librmcp(), dir.join("librmcp.so")).unwrap();
+    }
+    std::os::unix::fs::symlink(common::librmcp_audit(), with.join("librmcp-audit.so")).unwrap();
+    std::fs::write(
+        d.join("client.py"),
+        "import rmcp_rocm\n\
+         rmcp_rocm.preload()\n\
+         import ctypes, os, sys\n\
+         hip = ctypes.CDLL(sys.argv[1])\n\
+         p = ctypes.c_void_p()\n\
+         rc = hip.hipHostMalloc(ctypes.byref(p), ctypes.c_size_t(4096), ctypes.c_uint(0))\n\
+         print('rc', rc, os.path.basename(os.environ.get('LD_AUDIT', '-')), flush=True)\n",
+    )
+    .unwrap();
+    let run = |dir: &Path| -> (String, String) {
+        let log = dir.join("hip.log");
+        let o = Command::new("bash")
+            .args(["-c", "python3 client.py \"$HIP\""])
+            .current_dir(&d)
+            .env("PYTHONPATH", common::manifest_dir().join("python"))
+            .env("HIP", &f.hip6)
+            .env("RMCP_LIBRARY", dir.join("librmcp.so"))
+            .env("FAKE_HIP_DEVICES", "gfx1030")
+            .env("FAKE_HIP_LOG", &log)
+            .env_remove("LD_PRELOAD")
+            .env_remove("LD_AUDIT")
+            .env_remove("RMCP_ROCM_REEXEC")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(stderr_lines(&o, "rmcp"), 0, "{}", text(&o));
+        let record = std::fs::read_to_string(&log).unwrap_or_default();
+        let flags = record
+            .lines()
+            .find(|l| l.starts_with("hipHostMalloc "))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("flags=")))
+            .unwrap_or_else(|| panic!("no hipHostMalloc in the record\n{record}\n{}", text(&o)))
+            .to_string();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), flags)
+    };
+    assert_eq!(
+        run(&with),
+        ("rc 0 librmcp-audit.so\n".into(), "flags=0x80000000".into())
+    );
+    assert_eq!(run(&without), ("rc 0 -\n".into(), "flags=0x0".into()));
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -287,7 +287,7 @@ fn a_panic_in_the_policy_fails_open_and_forwards_the_original_call() {
     let lines = rmcp_lines(&r.stderr);
     assert_eq!(lines.len(), 1, "{r}");
     assert!(
-        lines[0].starts_with("rmcp: error: internal error at src/interpose/hooks/mod.rs:")
+        lines[0].starts_with("rmcp: error: internal error at src/interpose/hooks/forward.rs:")
             && lines[0].ends_with("RMCP_TEST_PANIC=policy; the call was forwarded unchanged"),
         "{r}"
     );

@@ -5,7 +5,9 @@ load it from inside a script whose launch command cannot change.
     rmcp_rocm.preload()      # first lines of train.py, before importing torch
 
 preload() re-executes the interpreter once, with the same arguments, with
-librmcp.so first in LD_PRELOAD; in the re-executed process (or in one started
+librmcp.so first in LD_PRELOAD and, when librmcp-audit.so lies beside it,
+that audit module first in LD_AUDIT (as `rmcp run` does: it extends the hooks
+to bindings that reach HIP through dlopen/dlsym, ctypes and Cython alike); in the re-executed process (or in one started
 by `rmcp run` or with LD_PRELOAD already) it sees the library loaded and
 returns True at once. The dynamic loader reads LD_PRELOAD only when a process
 starts, which is why a re-exec is needed at all.
@@ -43,6 +45,8 @@ _SYMBOL = "rmcp_version"
 # process can tell it is that process and undo the change if loading failed.
 _MARK = "RMCP_ROCM_REEXEC"
 _SAVED = "RMCP_ROCM_SAVED_LD_PRELOAD"
+_SAVED_AUDIT = "RMCP_ROCM_SAVED_LD_AUDIT"
+_AUDIT = "librmcp-audit.so"
 
 
 def _say(msg):
@@ -134,14 +138,36 @@ def _preload_value(lib, old):
     return ":".join([lib] + rest)
 
 
-def _restore(saved):
-    """Puts LD_PRELOAD back as it was before preload() changed it."""
+def _audit_beside(lib):
+    """librmcp-audit.so beside `lib` (as given, then where its symlinks lead),
+    or None."""
+    for d in (os.path.dirname(lib), os.path.dirname(os.path.realpath(lib))):
+        p = os.path.join(d, _AUDIT)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+def _audit_value(audit, old):
+    rest = [e for e in (old or "").split(":") if e and os.path.basename(e) != _AUDIT]
+    return ":".join([audit] + rest)
+
+
+def _restore(saved, saved_audit=None):
+    """Puts LD_PRELOAD back as it was before preload() changed it, and
+    LD_AUDIT when preload() changed it too (`saved_audit`: "=" + the old
+    value, or "" when it was unset; None: not changed)."""
     if saved is None:
         os.environ.pop("LD_PRELOAD", None)
     else:
         os.environ["LD_PRELOAD"] = saved
+    if saved_audit == "":
+        os.environ.pop("LD_AUDIT", None)
+    elif saved_audit is not None:
+        os.environ["LD_AUDIT"] = saved_audit[1:]
     os.environ.pop(_MARK, None)
     os.environ.pop(_SAVED, None)
+    os.environ.pop(_SAVED_AUDIT, None)
 
 
 def preload(library=None):
@@ -154,12 +180,13 @@ def preload(library=None):
     (library_path())."""
     mark = os.environ.pop(_MARK, None)
     saved = os.environ.pop(_SAVED, None)
+    saved_audit = os.environ.pop(_SAVED_AUDIT, None)
     reexecuted = mark is not None and mark == _self_id()
     if is_loaded():
         return True
     if reexecuted:
         tried = os.environ.get("LD_PRELOAD", "")
-        _restore(saved)
+        _restore(saved, saved_audit)
         _say(f"librmcp.so is still not loaded after re-executing with LD_PRELOAD={tried!r} "
              "(the dynamic loader refused it, see its message above, or that file "
              "is not librmcp); continuing without it, LD_PRELOAD restored")
@@ -180,6 +207,13 @@ def preload(library=None):
     lib = os.path.abspath(lib)
     args = list(sys.orig_argv[1:]) if hasattr(sys, "orig_argv") else list(sys.argv)
     old = os.environ.get("LD_PRELOAD")
+    old_audit = os.environ.get("LD_AUDIT")
+    audit = _audit_beside(lib)
+    # Without it (a librmcp.so copied alone), preload alone, as `rmcp run
+    # --no-audit` does.
+    if audit is not None:
+        os.environ["LD_AUDIT"] = _audit_value(os.path.abspath(audit), old_audit)
+        os.environ[_SAVED_AUDIT] = "" if old_audit is None else "=" + old_audit
     os.environ["LD_PRELOAD"] = _preload_value(lib, old)
     os.environ[_MARK] = _self_id()
     if old is not None:
@@ -189,6 +223,6 @@ def preload(library=None):
     try:
         os.execv(sys.executable, [sys.executable] + args)
     except OSError as e:
-        _restore(old)
+        _restore(old, os.environ.get(_SAVED_AUDIT))
         _say(f"re-executing {sys.executable} failed ({e}); continuing without librmcp.so")
         return False

@@ -111,20 +111,6 @@ pub fn override_var_node(name: &str) -> Option<Option<u32>> {
     digits.parse().ok().map(Some)
 }
 
-/// The override that applies to KFD node `node`, with libhsakmt's
-/// precedence: HSA_OVERRIDE_GFX_VERSION_<node> when set (even to an invalid
-/// value), else HSA_OVERRIDE_GFX_VERSION. Returns (variable name, value).
-pub fn effective_override<'a>(
-    node: u32,
-    lookup: impl Fn(&str) -> Option<&'a str>,
-) -> Option<(String, &'a str)> {
-    let per_node = format!("{OVERRIDE_VAR}_{node}");
-    if let Some(v) = lookup(&per_node) {
-        return Some((per_node, v));
-    }
-    lookup(OVERRIDE_VAR).map(|v| (OVERRIDE_VAR.to_string(), v))
-}
-
 /// LLVM's generic processors (llvm/docs/AMDGPUUsage.rst, "Generic processor
 /// code objects"): code built for one runs on each listed architecture.
 pub const GENERIC_TARGETS: &[(&str, &[&str])] = &[
@@ -297,21 +283,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_node_override_is_read_first_as_libhsakmt_does() {
-        let env = [
-            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
-            ("HSA_OVERRIDE_GFX_VERSION_2", "10.1.0"),
-        ];
-        let look = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-        assert_eq!(
-            effective_override(2, look),
-            Some(("HSA_OVERRIDE_GFX_VERSION_2".to_string(), "10.1.0"))
-        );
-        assert_eq!(
-            effective_override(1, look),
-            Some(("HSA_OVERRIDE_GFX_VERSION".to_string(), "10.3.0"))
-        );
-        assert_eq!(effective_override(1, |_| None), None);
+    fn override_variable_names() {
         assert_eq!(override_var_node("HSA_OVERRIDE_GFX_VERSION"), Some(None));
         assert_eq!(
             override_var_node("HSA_OVERRIDE_GFX_VERSION_12"),

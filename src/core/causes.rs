@@ -8,8 +8,9 @@
 //! fixed buffers through `core::fmt`, without allocating.
 
 use crate::arch::Gfx;
+use crate::entry::Entry;
 use crate::registry::{Allocation, Busy, Lookup};
-use crate::report::{write_json_allocation, write_json_str};
+use crate::report::{write_json_allocation, write_json_str, Escaped};
 use std::fmt::{self, Write};
 
 /// An address this close to an allocation (before its start or past its
@@ -63,6 +64,63 @@ impl KfdArchs {
             .iter()
             .find(|(n, _)| *n == node)
             .map(|(_, v)| *v)
+    }
+}
+
+/// HSA_OVERRIDE_GFX_VERSION_<node> values, read for nodes 0 to
+/// `KfdArchs::MAX_NODES - 1` when the fault handler is registered (the
+/// handler reads no environment).
+#[derive(Clone, Debug, Default)]
+pub struct NodeOverrides {
+    set: Vec<(u32, String)>,
+}
+
+impl NodeOverrides {
+    /// Reads HSA_OVERRIDE_GFX_VERSION_<node> for each of `nodes` through
+    /// `lookup` (the environment). Values are kept as given, cut at 48
+    /// characters like the global variable's.
+    pub fn read(nodes: impl Iterator<Item = u32>, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let set = nodes
+            .filter_map(|n| {
+                let v = lookup(&format!("{}_{n}", crate::arch::OVERRIDE_VAR))?;
+                Some((n, v.chars().take(48).collect()))
+            })
+            .collect();
+        NodeOverrides { set }
+    }
+
+    pub fn get(&self, node: u32) -> Option<&str> {
+        self.set
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The override that applies to `node`, with libhsakmt's precedence
+/// (`topology.c`): HSA_OVERRIDE_GFX_VERSION_<node> when it is set, even to
+/// an invalid value, else HSA_OVERRIDE_GFX_VERSION. Returns the value and
+/// whether it is the per-node form.
+pub fn node_override<'a>(
+    per_node: Option<&'a str>,
+    global: Option<&'a str>,
+) -> Option<(&'a str, bool)> {
+    per_node.map(|v| (v, true)).or(global.map(|v| (v, false)))
+}
+
+/// The override variable's name as the report writes it.
+pub struct OverrideVar {
+    pub node: u32,
+    pub per_node: bool,
+}
+
+impl fmt::Display for OverrideVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::arch::OVERRIDE_VAR)?;
+        if self.per_node {
+            write!(f, "_{}", self.node)?;
+        }
+        Ok(())
     }
 }
 
@@ -166,8 +224,10 @@ fn short_alloc(w: &mut impl Write, a: &Allocation) -> fmt::Result {
     )
 }
 
-/// The override line (without the "rmcp: likely cause: " prefix).
-pub fn write_override(w: &mut impl Write, o: &Override, node: u32) -> fmt::Result {
+/// The override line (without the "rmcp: likely cause: " prefix). `per_node`:
+/// the value came from HSA_OVERRIDE_GFX_VERSION_<node>.
+pub fn write_override(w: &mut impl Write, o: &Override, node: u32, per_node: bool) -> fmt::Result {
+    let var = OverrideVar { node, per_node };
     match *o {
         Override::Mismatch {
             value,
@@ -176,15 +236,18 @@ pub fn write_override(w: &mut impl Write, o: &Override, node: u32) -> fmt::Resul
             target_version,
         } => write!(
             w,
-            "HSA_OVERRIDE_GFX_VERSION={value} makes ROCm run {runs} code on this {real} GPU (node {node}; KFD gfx_target_version {target_version}), a different instruction set; unset it and use a build with {real} code objects"
+            "{var}={} makes ROCm run {runs} code on this {real} GPU (node {node}; KFD gfx_target_version {target_version}), a different instruction set; unset it and use a build with {real} code objects",
+            Escaped(value)
         ),
         Override::RealUnknown { value, runs } => write!(
             w,
-            "HSA_OVERRIDE_GFX_VERSION={value} makes ROCm run {runs} code on this GPU (node {node}), whose real architecture KFD sysfs did not give; if it is not {runs}, unset the override"
+            "{var}={} makes ROCm run {runs} code on this GPU (node {node}), whose real architecture KFD sysfs did not give; if it is not {runs}, unset the override",
+            Escaped(value)
         ),
         Override::Invalid { value } => write!(
             w,
-            "HSA_OVERRIDE_GFX_VERSION='{value}' is set but is not MAJOR.MINOR.STEPPING (e.g. 10.3.0); unset it"
+            "{var}='{}' is set but is not MAJOR.MINOR.STEPPING (e.g. 10.3.0); unset it",
+            Escaped(value)
         ),
     }
 }
@@ -227,6 +290,42 @@ pub fn write_place(w: &mut impl Write, addr: usize, p: &Place, now_ns: u64) -> f
     }
 }
 
+/// The registration a faulting address lies in, when the place is inside
+/// host memory registered with hipHostRegister: the GPU then accessed the
+/// host pointer itself. HIP maps registered pages at a device address that
+/// can differ from the host address (ROCm 7.2: sglang #33968, #38967), so a
+/// kernel handed the host pointer faults exactly there.
+pub fn host_registration(p: &Place) -> Option<&Allocation> {
+    match p {
+        Place::InLive { alloc, .. } if alloc.entry == Entry::HipHostRegister => Some(alloc),
+        _ => None,
+    }
+}
+
+/// The hipHostRegister line (without the prefix).
+pub fn write_host_registration(w: &mut impl Write, addr: usize, a: &Allocation) -> fmt::Result {
+    write!(
+        w,
+        "host pointer handed to the GPU: address {addr:#x} is in host memory registered with hipHostRegister ({} bytes at {:#x}-{:#x}); HIP can map registered memory at a different device address, so pass kernels the pointer hipHostGetDevicePointer returns for it, not the host pointer",
+        a.size,
+        a.base,
+        a.base.saturating_add(a.size)
+    )
+}
+
+/// Whether the VMM records are worth asking about `p`: the address is inside
+/// a reserved range, live or freed.
+pub fn in_vmm_reservation(p: &Place) -> bool {
+    matches!(
+        p,
+        Place::InLive { alloc, .. } | Place::Freed { alloc, .. }
+            if alloc.entry == Entry::HipMemAddressReserve
+    )
+}
+
+/// The cause id of the hipHostRegister line.
+pub const HOST_REGISTRATION_ID: &str = "host-pointer-of-registered-memory";
+
 /// The last line: what rmcp cannot see from inside the process.
 pub const DOCTOR_LINE: &str = "kernel, firmware and driver problems (amdgpu VM faults, resets, parameters) and builds without code for this GPU are not visible from inside the process: run `rmcp doctor` on this machine";
 
@@ -256,6 +355,11 @@ pub struct Causes<'a> {
     pub addr: usize,
     pub node: u32,
     pub gfx_override: Option<Override<'a>>,
+    /// The override came from HSA_OVERRIDE_GFX_VERSION_<node>.
+    pub override_per_node: bool,
+    /// When the address is inside a VMM reservation (hipMemAddressReserve):
+    /// what the VMM records say about it.
+    pub vmm: Option<crate::core::vmm::VmmPlace>,
     pub place: Place,
 }
 
@@ -263,25 +367,44 @@ pub struct Causes<'a> {
 pub fn write_lines(w: &mut impl Write, c: &Causes, prefix: &str, now_ns: u64) -> fmt::Result {
     if let Some(o) = &c.gfx_override {
         w.write_str(prefix)?;
-        write_override(w, o, c.node)?;
+        write_override(w, o, c.node, c.override_per_node)?;
         w.write_char('\n')?;
     }
     w.write_str(prefix)?;
     write_place(w, c.addr, &c.place, now_ns)?;
     w.write_char('\n')?;
+    if let Some(a) = host_registration(&c.place) {
+        w.write_str(prefix)?;
+        write_host_registration(w, c.addr, a)?;
+        w.write_char('\n')?;
+    }
+    if let Some(v) = &c.vmm {
+        w.write_str(prefix)?;
+        crate::core::vmm::write_place(w, c.addr, v, now_ns)?;
+        w.write_char('\n')?;
+    }
     w.write_str(prefix)?;
     w.write_str(DOCTOR_LINE)?;
     w.write_char('\n')
 }
 
 /// `"causes":[...]` for the JSON report. Field names are stable: `id`,
-/// `text`, and per id: `hsa_override_gfx_version`, `runs_gfx`, `real_gfx`,
+/// `text`, and per id: `variable` (HSA_OVERRIDE_GFX_VERSION or its per-node
+/// form), `hsa_override_gfx_version`, `runs_gfx`, `real_gfx`,
 /// `gfx_target_version`, `distance_bytes`, `offset`, `freed_ms_ago`,
 /// `allocation`.
 pub fn write_json(w: &mut impl Write, c: &Causes, now_ns: u64) -> fmt::Result {
     w.write_str("\"causes\":[")?;
     if let Some(o) = &c.gfx_override {
-        write!(w, "{{\"id\":\"{}\",", override_id(o))?;
+        write!(
+            w,
+            "{{\"id\":\"{}\",\"variable\":\"{}\",",
+            override_id(o),
+            OverrideVar {
+                node: c.node,
+                per_node: c.override_per_node
+            }
+        )?;
         match *o {
             Override::Mismatch {
                 value,
@@ -306,7 +429,7 @@ pub fn write_json(w: &mut impl Write, c: &Causes, now_ns: u64) -> fmt::Result {
         }
         w.write_str("\"text\":\"")?;
         let mut t = JsonText(w);
-        write_override(&mut t, o, c.node)?;
+        write_override(&mut t, o, c.node, c.override_per_node)?;
         w.write_str("\"},")?;
     }
     write!(w, "{{\"id\":\"{}\",", place_id(&c.place))?;
@@ -338,7 +461,22 @@ pub fn write_json(w: &mut impl Write, c: &Causes, now_ns: u64) -> fmt::Result {
     }
     w.write_str("\"text\":\"")?;
     write_place(&mut JsonText(w), c.addr, &c.place, now_ns)?;
-    w.write_str("\"},{\"id\":\"check-doctor\",\"text\":\"")?;
+    w.write_str("\"},")?;
+    if let Some(a) = host_registration(&c.place) {
+        write!(w, "{{\"id\":\"{HOST_REGISTRATION_ID}\",\"allocation\":")?;
+        write_json_allocation(w, a, c.addr, now_ns, None)?;
+        w.write_str(",\"text\":\"")?;
+        write_host_registration(&mut JsonText(w), c.addr, a)?;
+        w.write_str("\"},")?;
+    }
+    if let Some(v) = &c.vmm {
+        write!(w, "{{\"id\":\"{}\",", v.id())?;
+        crate::core::vmm::write_json_fields(w, v, now_ns)?;
+        w.write_str("\"text\":\"")?;
+        crate::core::vmm::write_place(&mut JsonText(w), c.addr, v, now_ns)?;
+        w.write_str("\"},")?;
+    }
+    w.write_str("{\"id\":\"check-doctor\",\"text\":\"")?;
     write_json_str(w, DOCTOR_LINE)?;
     w.write_str("\"}]")
 }
@@ -355,7 +493,6 @@ impl<W: Write> Write for JsonText<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Entry;
     use crate::registry::{Freed, Memory};
     use crate::report::FixedBuf;
 
@@ -420,6 +557,7 @@ mod tests {
             &mut b,
             &override_cause(Some("10.3.0"), Some(100100)).unwrap(),
             1,
+            false,
         )
         .unwrap();
         assert!(
@@ -505,6 +643,8 @@ mod tests {
             addr: 0x11010,
             node: 1,
             gfx_override: override_cause(Some("10.3.0"), Some(100100)),
+            override_per_node: false,
+            vmm: None,
             place: Place::PastEnd {
                 bytes: 16,
                 alloc: buf,
@@ -520,7 +660,7 @@ mod tests {
         let mut j = FixedBuf::<4096>::new();
         write_json(&mut j, &c, 0).unwrap();
         let s = j.as_str();
-        assert!(s.starts_with("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,\"text\":\"HSA_OVERRIDE_GFX_VERSION=10.3.0 makes"), "{s}");
+        assert!(s.starts_with("\"causes\":[{\"id\":\"hsa-override-mismatch\",\"variable\":\"HSA_OVERRIDE_GFX_VERSION\",\"hsa_override_gfx_version\":\"10.3.0\",\"runs_gfx\":\"gfx1030\",\"real_gfx\":\"gfx1010\",\"gfx_target_version\":100100,\"text\":\"HSA_OVERRIDE_GFX_VERSION=10.3.0 makes"), "{s}");
         assert!(s.contains("{\"id\":\"out-of-bounds-past-end\",\"distance_bytes\":16,\"allocation\":{\"entry_point\":\"hipMalloc\""), "{s}");
         assert!(s.ends_with("run `rmcp doctor` on this machine\"}]"), "{s}");
         // Quotes in the override value stay valid JSON.
@@ -543,5 +683,132 @@ mod tests {
             "{}",
             j.as_str()
         );
+    }
+}
+
+#[cfg(test)]
+mod host_register_tests {
+    use super::*;
+    use crate::registry::Memory;
+    use crate::report::FixedBuf;
+
+    #[test]
+    fn a_fault_inside_registered_host_memory_names_the_registration() {
+        let reg = Allocation {
+            base: 0x7f00_0000_0000,
+            size: 1 << 20,
+            entry: Entry::HipHostRegister,
+            requested_flags: 0,
+            applied_flags: 0,
+            memory: Memory::Host,
+            thread: 1,
+            time_ns: 0,
+            rewritten: false,
+        };
+        let addr = reg.base + 0x40;
+        let c = Causes {
+            addr,
+            node: 1,
+            gfx_override: None,
+            override_per_node: false,
+            vmm: None,
+            place: place(addr, Ok(Lookup::Live(reg))),
+        };
+        let mut b = FixedBuf::<2048>::new();
+        write_lines(&mut b, &c, "likely cause: ", 0).unwrap();
+        let lines: Vec<&str> = b.as_str().lines().collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].starts_with("likely cause: in bounds: address 0x7f0000000040 is 64 bytes into hipHostRegister of 1048576 bytes"), "{}", lines[0]);
+        assert_eq!(
+            lines[1],
+            "likely cause: host pointer handed to the GPU: address 0x7f0000000040 is in host memory registered with hipHostRegister (1048576 bytes at 0x7f0000000000-0x7f0000100000); HIP can map registered memory at a different device address, so pass kernels the pointer hipHostGetDevicePointer returns for it, not the host pointer"
+        );
+        let mut j = FixedBuf::<4096>::new();
+        write_json(&mut j, &c, 0).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&format!("{{{}}}", j.as_str())).expect("valid JSON");
+        let causes = v["causes"].as_array().unwrap();
+        assert_eq!(causes.len(), 3);
+        assert_eq!(causes[1]["id"], HOST_REGISTRATION_ID);
+        assert_eq!(causes[1]["allocation"]["entry_point"], "hipHostRegister");
+        assert!(causes[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hipHostGetDevicePointer"));
+        // Other memory, or outside the range: no such line.
+        for p in [
+            Place::InLive {
+                offset: 0,
+                alloc: Allocation {
+                    entry: Entry::HipHostMalloc,
+                    ..reg
+                },
+            },
+            Place::PastEnd {
+                bytes: 8,
+                alloc: reg,
+            },
+        ] {
+            assert_eq!(host_registration(&p), None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod node_override_tests {
+    use super::*;
+    use crate::report::FixedBuf;
+
+    #[test]
+    fn the_per_node_override_wins_as_in_libhsakmt() {
+        let env = |k: &str| match k {
+            "HSA_OVERRIDE_GFX_VERSION_1" => Some("10.3.0".to_string()),
+            "HSA_OVERRIDE_GFX_VERSION_2" => Some("".to_string()),
+            _ => None,
+        };
+        let per = NodeOverrides::read(0..4, env);
+        assert_eq!(per.get(1), Some("10.3.0"));
+        assert_eq!(per.get(2), Some(""));
+        assert_eq!(per.get(0), None);
+        // Per node first, even over a global value; else the global one.
+        assert_eq!(
+            node_override(per.get(1), Some("11.0.0")),
+            Some(("10.3.0", true))
+        );
+        assert_eq!(
+            node_override(per.get(0), Some("11.0.0")),
+            Some(("11.0.0", false))
+        );
+        assert_eq!(node_override(per.get(0), None), None);
+        // An empty per-node value is set: libhsakmt rejects it as invalid.
+        let (v, per_node) = node_override(per.get(2), Some("10.3.0")).unwrap();
+        assert_eq!(
+            override_cause(Some(v), Some(100100)),
+            Some(Override::Invalid { value: "" })
+        );
+        assert!(per_node);
+
+        let c = Causes {
+            addr: 0x1000,
+            node: 1,
+            gfx_override: override_cause(Some("10.3.0"), Some(100100)),
+            override_per_node: true,
+            vmm: None,
+            place: Place::Nothing,
+        };
+        let mut b = FixedBuf::<2048>::new();
+        write_lines(&mut b, &c, "", 0).unwrap();
+        assert!(
+            b.as_str().starts_with(
+                "HSA_OVERRIDE_GFX_VERSION_1=10.3.0 makes ROCm run gfx1030 code on this gfx1010 GPU (node 1;"
+            ),
+            "{}",
+            b.as_str()
+        );
+        let mut j = FixedBuf::<4096>::new();
+        write_json(&mut j, &c, 0).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&format!("{{{}}}", j.as_str())).unwrap();
+        assert_eq!(v["causes"][0]["variable"], "HSA_OVERRIDE_GFX_VERSION_1");
+        assert_eq!(v["causes"][0]["hsa_override_gfx_version"], "10.3.0");
     }
 }

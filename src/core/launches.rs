@@ -21,6 +21,8 @@
 //! (outside the fault handler), and kept in `NameCache`; the report only
 //! reads them.
 
+use crate::core::entry::Entry;
+use crate::core::report::{write_escaped, write_json_str};
 use std::cell::UnsafeCell;
 use std::fmt::{self, Write};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +45,10 @@ pub enum Launcher {
     ExtModuleLaunchKernel = 4,
     LaunchCooperativeKernel = 5,
     GraphLaunch = 6,
+    LaunchKernelSpt = 7,
+    LaunchCooperativeKernelSpt = 8,
+    GraphLaunchSpt = 9,
+    ModuleLaunchCooperativeKernel = 10,
 }
 
 impl Launcher {
@@ -54,6 +60,10 @@ impl Launcher {
             4 => Launcher::ExtModuleLaunchKernel,
             5 => Launcher::LaunchCooperativeKernel,
             6 => Launcher::GraphLaunch,
+            7 => Launcher::LaunchKernelSpt,
+            8 => Launcher::LaunchCooperativeKernelSpt,
+            9 => Launcher::GraphLaunchSpt,
+            10 => Launcher::ModuleLaunchCooperativeKernel,
             _ => return None,
         })
     }
@@ -65,6 +75,10 @@ impl Launcher {
             Launcher::ExtModuleLaunchKernel => "hipExtModuleLaunchKernel",
             Launcher::LaunchCooperativeKernel => "hipLaunchCooperativeKernel",
             Launcher::GraphLaunch => "hipGraphLaunch",
+            Launcher::LaunchKernelSpt => "hipLaunchKernel_spt",
+            Launcher::LaunchCooperativeKernelSpt => "hipLaunchCooperativeKernel_spt",
+            Launcher::GraphLaunchSpt => "hipGraphLaunch_spt",
+            Launcher::ModuleLaunchCooperativeKernel => "hipModuleLaunchCooperativeKernel",
         }
     }
     /// The entry point's name as a C string, for the C API.
@@ -76,14 +90,45 @@ impl Launcher {
             Launcher::ExtModuleLaunchKernel => c"hipExtModuleLaunchKernel",
             Launcher::LaunchCooperativeKernel => c"hipLaunchCooperativeKernel",
             Launcher::GraphLaunch => c"hipGraphLaunch",
+            Launcher::LaunchKernelSpt => c"hipLaunchKernel_spt",
+            Launcher::LaunchCooperativeKernelSpt => c"hipLaunchCooperativeKernel_spt",
+            Launcher::GraphLaunchSpt => c"hipGraphLaunch_spt",
+            Launcher::ModuleLaunchCooperativeKernel => c"hipModuleLaunchCooperativeKernel",
         }
+    }
+    /// The hook table's entry point of each launcher (its name in reports).
+    pub const fn entry(self) -> Entry {
+        match self {
+            Launcher::LaunchKernel => Entry::HipLaunchKernel,
+            Launcher::ModuleLaunchKernel => Entry::HipModuleLaunchKernel,
+            Launcher::ExtLaunchKernel => Entry::HipExtLaunchKernel,
+            Launcher::ExtModuleLaunchKernel => Entry::HipExtModuleLaunchKernel,
+            Launcher::LaunchCooperativeKernel => Entry::HipLaunchCooperativeKernel,
+            Launcher::GraphLaunch => Entry::HipGraphLaunch,
+            Launcher::LaunchKernelSpt => Entry::HipLaunchKernelSpt,
+            Launcher::LaunchCooperativeKernelSpt => Entry::HipLaunchCooperativeKernelSpt,
+            Launcher::GraphLaunchSpt => Entry::HipGraphLaunchSpt,
+            Launcher::ModuleLaunchCooperativeKernel => Entry::HipModuleLaunchCooperativeKernel,
+        }
+    }
+    /// The launcher an entry point of the hook table records, if any.
+    pub fn of_entry(e: Entry) -> Option<Launcher> {
+        (1..=u8::MAX)
+            .map_while(Launcher::from_u8)
+            .find(|l| l.entry() == e)
     }
     /// The handle is a `hipFunction_t` (module launches), not a host stub.
     pub fn takes_function(self) -> bool {
         matches!(
             self,
-            Launcher::ModuleLaunchKernel | Launcher::ExtModuleLaunchKernel
+            Launcher::ModuleLaunchKernel
+                | Launcher::ExtModuleLaunchKernel
+                | Launcher::ModuleLaunchCooperativeKernel
         )
+    }
+    /// The handle is a hipGraphExec_t: it has no kernel name.
+    pub fn is_graph(self) -> bool {
+        matches!(self, Launcher::GraphLaunch | Launcher::GraphLaunchSpt)
     }
 }
 
@@ -337,6 +382,29 @@ impl Ring {
     }
 }
 
+/// Calls `each(ring, launch)` for every launch `rings` hold on HIP device
+/// `device` (every device when None), ring by ring, newest first within a
+/// ring. Device `d` lives in ring `d % rings.len()`, which it may share.
+/// Never waits; `snap` is the caller's scratch space.
+pub fn visit(
+    rings: &[Ring],
+    device: Option<i32>,
+    snap: &mut [Launch; SLOTS],
+    mut each: impl FnMut(&Ring, &Launch),
+) {
+    for (r, ring) in rings.iter().enumerate() {
+        if device.is_some_and(|d| (d as usize) % rings.len() != r) {
+            continue;
+        }
+        let n = ring.snapshot(snap);
+        for l in &snap[..n] {
+            if device.is_none_or(|d| d == l.device) {
+                each(ring, l);
+            }
+        }
+    }
+}
+
 /// Layout facts for the hipLaunchKernel fast path written in assembly
 /// (`crate::interpose::hooks::launch`), which records a launch exactly as
 /// `Ring::record_packed` does and checks `NameCache::seen` as it does.
@@ -375,7 +443,20 @@ struct NameEntry {
     len: AtomicU32,
     /// The name as the runtime gave it was mangled and demangled here.
     demangled: AtomicU32,
+    /// The name's length before the cut at `NAME_MAX - 1` bytes.
+    full_len: AtomicU32,
     name: UnsafeCell<[u8; NAME_MAX]>,
+}
+
+/// A kernel's name as the cache keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelName<'a> {
+    /// The name, cut at `NAME_MAX - 1` bytes (on a character boundary).
+    pub text: &'a str,
+    /// rmcp demangled it (else it is as the runtime gave it).
+    pub demangled: bool,
+    /// Its length in bytes before any cut.
+    pub full_len: usize,
 }
 
 /// Kernel names by handle: filled once per kernel at its first launch
@@ -412,6 +493,7 @@ impl NameCache {
                     key: AtomicUsize::new(0),
                     len: AtomicU32::new(0),
                     demangled: AtomicU32::new(0),
+                    full_len: AtomicU32::new(0),
                     name: UnsafeCell::new([0; NAME_MAX]),
                 }
             }; NAMES],
@@ -443,10 +525,16 @@ impl NameCache {
                 Ok(_) => {
                     // SAFETY: the CAS made this thread the entry's only writer.
                     let buf = unsafe { &mut *e.name.get() };
-                    let mut w = NameWriter { buf, len: 0 };
+                    let mut w = NameWriter {
+                        buf,
+                        len: 0,
+                        full_len: 0,
+                    };
                     let demangled = resolve(&mut w);
                     let len = w.len as u32 + 1;
                     e.demangled.store(demangled as u32, Ordering::Relaxed);
+                    e.full_len
+                        .store(w.full_len.min(u32::MAX as usize) as u32, Ordering::Relaxed);
                     e.len.store(len, Ordering::Release);
                     return true;
                 }
@@ -460,12 +548,12 @@ impl NameCache {
     /// `key`'s name as a NUL-terminated C string (static storage: entries
     /// are never reused), if resolved.
     pub fn get_c(&self, key: usize) -> Option<*const std::ffi::c_char> {
-        let (s, _) = self.get(key)?;
-        (!s.is_empty()).then_some(s.as_ptr().cast())
+        let n = self.get(key)?;
+        (!n.text.is_empty()).then_some(n.text.as_ptr().cast())
     }
 
-    /// `key`'s name and whether rmcp demangled it, if resolved.
-    pub fn get(&self, key: usize) -> Option<(&str, bool)> {
+    /// `key`'s name, if resolved.
+    pub fn get(&self, key: usize) -> Option<KernelName<'_>> {
         if key == 0 {
             return None;
         }
@@ -487,7 +575,11 @@ impl NameCache {
                 Ok(s) => s,
                 Err(err) => std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or(""),
             };
-            return Some((s, e.demangled.load(Ordering::Relaxed) != 0));
+            return Some(KernelName {
+                text: s,
+                demangled: e.demangled.load(Ordering::Relaxed) != 0,
+                full_len: (e.full_len.load(Ordering::Relaxed) as usize).max(s.len()),
+            });
         }
         None
     }
@@ -497,10 +589,13 @@ impl NameCache {
 pub struct NameWriter<'a> {
     buf: &'a mut [u8; NAME_MAX],
     len: usize,
+    /// Bytes offered, kept or not.
+    full_len: usize,
 }
 
 impl Write for NameWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.full_len += s.len();
         // The last byte stays 0, so the C API can hand out the bytes as a
         // NUL-terminated string.
         let n = s.len().min(NAME_MAX - 1 - self.len);
@@ -539,26 +634,68 @@ pub fn ns_before(ticks: u64, origin: ClockPair, now: ClockPair) -> Option<u64> {
 #[derive(Clone, Copy, Debug)]
 pub struct Shown<'a> {
     pub launch: Launch,
-    /// The kernel's name and whether rmcp demangled it; None: not resolved.
-    pub name: Option<(&'a str, bool)>,
+    /// The kernel's name; None: not resolved.
+    pub name: Option<KernelName<'a>>,
     /// Nanoseconds between the launch and the report, if known.
     pub ns_ago: Option<u64>,
 }
 
+impl Shown<'_> {
+    pub const ZERO: Shown<'static> = Shown {
+        launch: Launch::ZERO,
+        name: None,
+        ns_ago: None,
+    };
+}
+
 fn launcher_name(l: &Launch) -> &'static str {
-    Launcher::from_u8(l.launcher).map_or("?", Launcher::name)
+    Launcher::from_u8(l.launcher).map_or("?", |x| x.entry().name())
+}
+
+/// A kernel name as reports show it: at most `max` of its bytes (cut on a
+/// character boundary), then, if anything is missing (cut here or when the
+/// name was cached), a marker with its full length.
+#[derive(Clone, Copy, Debug)]
+pub struct NameShown<'a> {
+    pub head: &'a str,
+    /// Full length in bytes when shortened.
+    pub shortened_from: Option<usize>,
+}
+
+pub fn shorten<'a>(n: &KernelName<'a>, max: usize) -> NameShown<'a> {
+    let mut end = n.text.len().min(max);
+    while !n.text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &n.text[..end];
+    NameShown {
+        head,
+        shortened_from: (n.full_len > head.len()).then_some(n.full_len),
+    }
+}
+
+impl NameShown<'_> {
+    fn write_marker(&self, w: &mut impl Write) -> fmt::Result {
+        match self.shortened_from {
+            Some(full) => write!(w, "... ({full} bytes, shortened)"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// "#12 vecAdd(float*, int) via hipModuleLaunchKernel: grid 64x1x1, block
-/// 256x1x1, stream 0x0, thread 4242, 3 ms before the fault"
-pub fn write_line(w: &mut impl Write, s: &Shown) -> fmt::Result {
+/// 256x1x1, stream 0x0, thread 4242, 3 ms before the fault", showing at most
+/// `name_max` bytes of the name.
+pub fn write_line(w: &mut impl Write, s: &Shown, name_max: usize) -> fmt::Result {
     let l = &s.launch;
     write!(w, "#{} ", l.seq)?;
     match (Launcher::from_u8(l.launcher), s.name) {
         (Some(Launcher::GraphLaunch), _) => write!(w, "graph {:#x}", l.handle)?,
-        (_, Some((n, _))) if !n.is_empty() => {
-            w.write_str(n)?;
-            if !s.name.is_some_and(|(_, d)| d) && n.starts_with("_Z") {
+        (_, Some(n)) if !n.text.is_empty() => {
+            let shown = shorten(&n, name_max);
+            write_escaped(w, shown.head)?;
+            shown.write_marker(w)?;
+            if !n.demangled && n.text.starts_with("_Z") {
                 w.write_str(" (mangled: rmcp's demangler does not cover this name)")?;
             }
         }
@@ -581,8 +718,9 @@ pub fn write_line(w: &mut impl Write, s: &Shown) -> fmt::Result {
 
 /// One launch as a JSON object (stable field names: `sequence`,
 /// `entry_point`, `kernel`, `demangled`, `handle`, `grid`, `block`,
-/// `stream`, `thread`, `ms_before_fault`).
-pub fn write_json(w: &mut impl Write, s: &Shown) -> fmt::Result {
+/// `stream`, `thread`, `ms_before_fault`, `kernel_shortened`), showing at
+/// most `name_max` bytes of the name.
+pub fn write_json(w: &mut impl Write, s: &Shown, name_max: usize) -> fmt::Result {
     let l = &s.launch;
     write!(
         w,
@@ -590,10 +728,14 @@ pub fn write_json(w: &mut impl Write, s: &Shown) -> fmt::Result {
         l.seq,
         launcher_name(l)
     )?;
+    let mut shortened = false;
     match s.name {
-        Some((n, _)) if !n.is_empty() => {
+        Some(n) if !n.text.is_empty() => {
+            let shown = shorten(&n, name_max);
+            shortened = shown.shortened_from.is_some();
             w.write_char('"')?;
-            crate::core::report::write_json_str(w, n)?;
+            write_json_str(w, shown.head)?;
+            shown.write_marker(w)?;
             w.write_char('"')?;
         }
         _ => w.write_str("null")?,
@@ -601,7 +743,7 @@ pub fn write_json(w: &mut impl Write, s: &Shown) -> fmt::Result {
     write!(
         w,
         ",\"demangled\":{},\"handle\":\"{:#x}\",\"grid\":[{},{},{}],\"block\":[{},{},{}],\"stream\":\"{:#x}\",\"thread\":{},\"ms_before_fault\":",
-        s.name.is_some_and(|(_, d)| d),
+        s.name.is_some_and(|n| n.demangled),
         l.handle,
         l.grid[0],
         l.grid[1],
@@ -613,15 +755,24 @@ pub fn write_json(w: &mut impl Write, s: &Shown) -> fmt::Result {
         l.thread
     )?;
     match s.ns_ago {
-        Some(ns) => write!(w, "{}}}", ns / 1_000_000),
-        None => w.write_str("null}"),
+        Some(ns) => write!(w, "{}", ns / 1_000_000)?,
+        None => w.write_str("null")?,
     }
+    write!(w, ",\"kernel_shortened\":{shortened}}}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    fn kn(text: &str, demangled: bool) -> KernelName<'_> {
+        KernelName {
+            text,
+            demangled,
+            full_len: text.len(),
+        }
+    }
 
     fn snap(r: &Ring) -> Vec<Launch> {
         let mut out = [Launch::default(); SLOTS];
@@ -740,21 +891,22 @@ mod tests {
         }));
         assert!(c.seen(0x10));
         assert!(c.insert(0x10, |_| panic!("resolved twice")));
-        assert_eq!(c.get(0x10), Some(("vecAdd(float*, int)", true)));
+        assert_eq!(c.get(0x10), Some(kn("vecAdd(float*, int)", true)));
         assert_eq!(c.get(0x20), None);
         // A kernel the runtime could not name is published empty, once.
         assert!(c.insert(0x28, |_| false));
         assert!(c.seen(0x28));
-        assert_eq!(c.get(0x28), Some(("", false)));
+        assert_eq!(c.get(0x28), Some(kn("", false)));
         assert_eq!(c.get_c(0x28), None);
         let long = "é".repeat(NAME_MAX);
         assert!(c.insert(0x30, |w| {
             w.write_str(&long).unwrap();
             false
         }));
-        let (n, d) = c.get(0x30).unwrap();
-        assert!(!d);
-        assert_eq!(n.len(), NAME_MAX - 2);
+        let n = c.get(0x30).unwrap();
+        assert!(!n.demangled);
+        assert_eq!(n.text.len(), NAME_MAX - 2);
+        assert_eq!(n.full_len, long.len(), "the full length is kept");
         // Keys that share a home entry go to the next ones, up to PROBES.
         let mut same_home = (1..).map(|k| k * 0x40).filter(|&k| home(k) == home(0x40));
         let keys: Vec<usize> = (&mut same_home).take(PROBES + 1).collect();
@@ -762,7 +914,7 @@ mod tests {
             assert!(c.insert(k, |w| w.write_str("k").is_ok()));
         }
         assert!(!c.insert(keys[PROBES], |_| true), "full around the key");
-        assert_eq!(c.get(keys[PROBES - 1]), Some(("k", true)));
+        assert_eq!(c.get(keys[PROBES - 1]), Some(kn("k", true)));
     }
 
     #[test]
@@ -781,22 +933,23 @@ mod tests {
         let mut b = crate::core::report::FixedBuf::<1024>::new();
         let shown = Shown {
             launch: l,
-            name: Some(("vecAdd(float*, int)", true)),
+            name: Some(kn("vecAdd(float*, int)", true)),
             ns_ago: Some(3_500_000),
         };
-        write_line(&mut b, &shown).unwrap();
+        write_line(&mut b, &shown, NAME_MAX).unwrap();
         assert_eq!(b.as_str(), "#12 vecAdd(float*, int) via hipModuleLaunchKernel: grid 64x1x1, block 256x1x1, stream 0x0, thread 4242, 3 ms before the fault");
         b.clear();
-        write_json(&mut b, &shown).unwrap();
-        assert_eq!(b.as_str(), "{\"sequence\":12,\"entry_point\":\"hipModuleLaunchKernel\",\"kernel\":\"vecAdd(float*, int)\",\"demangled\":true,\"handle\":\"0x5000\",\"grid\":[64,1,1],\"block\":[256,1,1],\"stream\":\"0x0\",\"thread\":4242,\"ms_before_fault\":3}");
+        write_json(&mut b, &shown, NAME_MAX).unwrap();
+        assert_eq!(b.as_str(), "{\"sequence\":12,\"entry_point\":\"hipModuleLaunchKernel\",\"kernel\":\"vecAdd(float*, int)\",\"demangled\":true,\"handle\":\"0x5000\",\"grid\":[64,1,1],\"block\":[256,1,1],\"stream\":\"0x0\",\"thread\":4242,\"ms_before_fault\":3,\"kernel_shortened\":false}");
         b.clear();
         write_line(
             &mut b,
             &Shown {
-                name: Some(("_ZZ4mainE1x", false)),
+                name: Some(kn("_ZZ4mainE1x", false)),
                 ns_ago: None,
                 ..shown
             },
+            NAME_MAX,
         )
         .unwrap();
         assert!(
@@ -818,6 +971,7 @@ mod tests {
                 name: None,
                 ns_ago: None,
             },
+            NAME_MAX,
         )
         .unwrap();
         assert_eq!(
@@ -832,6 +986,7 @@ mod tests {
                 name: None,
                 ns_ago: None,
             },
+            NAME_MAX,
         )
         .unwrap();
         assert!(

@@ -8,9 +8,12 @@ pub mod config;
 pub mod demangle;
 /// cbindgen:ignore
 pub mod entry;
+pub mod fault_report;
 pub mod launches;
 pub mod policy;
 pub mod registry;
 pub mod report;
+pub mod report_path;
 pub mod stats;
 pub mod sync;
+pub mod vmm;

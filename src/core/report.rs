@@ -45,6 +45,17 @@ impl<const N: usize> FixedBuf<N> {
         self.len = 0;
         self.cut = false;
     }
+    /// Keeps the first `len` bytes (fewer if that would split a character),
+    /// and clears `cut`: room was made on purpose.
+    pub fn truncate(&mut self, len: usize) {
+        let keep = self.as_str().len().min(len);
+        let mut end = keep;
+        while !self.as_str().is_char_boundary(end) {
+            end -= 1;
+        }
+        self.len = end;
+        self.cut = false;
+    }
 }
 
 impl<const N: usize> Write for FixedBuf<N> {
@@ -161,6 +172,30 @@ pub fn write_reasons(w: &mut impl Write, mask: u32) -> fmt::Result {
         w.write_str("no reason given")?;
     }
     Ok(())
+}
+
+/// Writes `s` with control characters as `\xNN`, so a string from outside
+/// (a kernel name, a GPU name, an environment variable) cannot move the
+/// terminal's cursor or forge a line of a text report.
+pub fn write_escaped(w: &mut impl Write, s: &str) -> fmt::Result {
+    let mut rest = s;
+    while let Some(i) = rest.find(|c: char| c.is_control()) {
+        w.write_str(&rest[..i])?;
+        let c = rest[i..].chars().next().unwrap_or('?');
+        write!(w, "\\x{:02x}", c as u32)?;
+        rest = &rest[i + c.len_utf8()..];
+    }
+    w.write_str(rest)
+}
+
+/// `write_escaped` as a `Display`.
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, self.0)
+    }
 }
 
 /// Writes `s` as the inside of a JSON string.
@@ -284,59 +319,6 @@ pub fn expand_report_path(
     Some(n - 1)
 }
 
-/// The full fault report as JSON (schema `rmcp_fault_report` 1; the CLI reads
-/// it; later fields are only ever added). `text` is the human report already
-/// written; `extra` writes more `"key":value` members after the verdict
-/// (causes, launches), each followed by a comma.
-#[allow(clippy::too_many_arguments)]
-pub fn write_fault_json<W: Write>(
-    w: &mut W,
-    addr: usize,
-    reason_mask: u32,
-    gpu: FaultGpu,
-    process: FaultProcess,
-    found: Result<Lookup, Busy>,
-    now_ns: u64,
-    text: &str,
-    extra: impl FnOnce(&mut W) -> fmt::Result,
-) -> fmt::Result {
-    write!(w, "{{\"rmcp_fault_report\":1,\"address\":\"{addr:#x}\",\"reason_mask\":{reason_mask},\"reasons\":[")?;
-    let mut first = true;
-    for (bit, name) in FAULT_REASONS {
-        if reason_mask & bit != 0 {
-            write!(w, "{}\"{}\"", if first { "" } else { "," }, name)?;
-            first = false;
-        }
-    }
-    w.write_str("],\"gpu\":{\"name\":\"")?;
-    write_json_str(w, gpu.name)?;
-    write!(w, "\",\"node\":{}}},\"verdict\":", gpu.node)?;
-    match found {
-        Ok(Lookup::Live(a)) => {
-            w.write_str("\"live\",\"allocation\":")?;
-            write_json_allocation(w, &a, addr, now_ns, None)?;
-        }
-        Ok(Lookup::Freed(f)) => {
-            w.write_str("\"freed\",\"allocation\":")?;
-            write_json_allocation(w, &f.alloc, addr, now_ns, Some(f.freed_ns))?;
-        }
-        Ok(Lookup::Unknown { .. }) => w.write_str("\"unknown\",\"allocation\":null")?,
-        Err(Busy) => w.write_str("\"busy\",\"allocation\":null")?,
-    }
-    w.write_char(',')?;
-    extra(w)?;
-    write!(w, "\"process\":{{\"pid\":{}", process.pid)?;
-    for (key, v) in [("rank", process.rank), ("local_rank", process.local_rank)] {
-        match v {
-            Some(v) => write!(w, ",\"{key}\":{v}")?,
-            None => write!(w, ",\"{key}\":null")?,
-        }
-    }
-    w.write_str("},\"text\":\"")?;
-    write_json_str(w, text)?;
-    w.write_str("\"}\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,64 +404,6 @@ mod tests {
         b.clear();
         write_reasons(&mut b, 0).unwrap();
         assert_eq!(b.as_str(), "no reason given");
-    }
-
-    #[test]
-    fn json_report_is_well_formed() {
-        let mut b = FixedBuf::<4096>::new();
-        let gpu = FaultGpu {
-            name: "gfx1030",
-            node: 1,
-        };
-        let ranked = FaultProcess {
-            pid: 4321,
-            rank: Some(3),
-            local_rank: Some(1),
-        };
-        write_fault_json(
-            &mut b,
-            0x1010,
-            1,
-            gpu,
-            ranked,
-            Ok(Lookup::Live(a(0x1000, 4096))),
-            13_000_000,
-            "line \"one\"\nline two",
-            |_| Ok(()),
-        )
-        .unwrap();
-        let s = b.as_str();
-        assert!(s.starts_with("{\"rmcp_fault_report\":1,\"address\":\"0x1010\",\"reason_mask\":1,\"reasons\":[\"page not present\"],\"gpu\":{\"name\":\"gfx1030\",\"node\":1},\"verdict\":\"live\",\"allocation\":{\"entry_point\":\"hipHostMalloc\",\"base\":\"0x1000\",\"size\":4096,\"offset\":16,"), "{s}");
-        assert!(s.contains("\"freed_ms_ago\":null}"));
-        assert!(s.ends_with(",\"process\":{\"pid\":4321,\"rank\":3,\"local_rank\":1},\"text\":\"line \\\"one\\\"\\nline two\"}\n"), "{s}");
-        b.clear();
-        let unranked = FaultProcess {
-            pid: 7,
-            rank: None,
-            local_rank: None,
-        };
-        write_fault_json(
-            &mut b,
-            9,
-            0,
-            gpu,
-            unranked,
-            Ok(Lookup::Unknown {
-                below: None,
-                above: None,
-            }),
-            0,
-            "",
-            |w| w.write_str("\"more\":[],"),
-        )
-        .unwrap();
-        assert!(b.as_str().contains("\"reasons\":[],"));
-        assert!(b
-            .as_str()
-            .contains("\"verdict\":\"unknown\",\"allocation\":null"));
-        assert!(b.as_str().contains(
-            ",\"more\":[],\"process\":{\"pid\":7,\"rank\":null,\"local_rank\":null},\"text\":\"\"}"
-        ));
     }
 
     #[test]

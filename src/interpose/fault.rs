@@ -7,22 +7,26 @@
 //!
 //! The handler runs while the process is dying: it allocates nothing, waits
 //! for no lock without bound (the registry's shards are waited for at most
-//! `registry::LOOKUP_PATIENCE_NS` in all), and writes with write(2).
+//! `registry::LOOKUP_PATIENCE_NS` in all; the launch rings are read without
+//! waiting), fills static buffers, and writes with write(2). It only
+//! gathers facts; the report's words are `crate::core::fault_report`.
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
-use crate::core::causes::{self, Causes, KfdArchs};
-use crate::core::launches::{self as launches, Launch, Shown, DEVICES, SLOTS};
-use crate::core::registry::Lookup;
-use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
+use crate::core::causes::{self, KfdArchs, NodeOverrides};
+use crate::core::fault_report::{
+    self, Facts, InFlight, JsonFile, NextStep, JSON_BYTES, STDERR_BYTES, TEXT_BYTES,
+};
+use crate::core::launches::{Launch, Shown, SLOTS};
+use crate::core::report::{FaultGpu, FaultProcess, FixedBuf};
+use crate::core::report_path;
 use crate::core::sync::now_ns;
-use crate::interpose::hooks::launch::{self as launch_hooks, NAMES};
-use crate::interpose::process::{self, REGISTRY};
+use crate::interpose::launch_state;
+use crate::interpose::process::{self, write_all, REGISTRY, VMM};
 use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
 use crate::interpose::topology::{agent_for_report, gpu_ordinal, topology};
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
-use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -58,6 +62,8 @@ fn rank_from_env(name: &str) -> Option<u32> {
 /// Each KFD node's real architecture, read from sysfs once when the handler
 /// is registered: the handler itself opens no file.
 static KFD_ARCHS: OnceCell<KfdArchs> = OnceCell::new();
+/// HSA_OVERRIDE_GFX_VERSION_<node> for those nodes, read at the same time.
+static NODE_OVERRIDES: OnceCell<NodeOverrides> = OnceCell::new();
 
 /// Reads `gfx_target_version` of nodes 0, 1, ... under
 /// `<root>/sys/class/kfd/kfd/topology/nodes` (KFD numbers them from 0 with
@@ -159,6 +165,11 @@ fn try_register(runtime_initialised: bool) {
                 .unwrap_or(std::ffi::OsStr::new("")),
         )
     });
+    NODE_OVERRIDES.get_or_init(|| {
+        NodeOverrides::read(0..KfdArchs::MAX_NODES as u32, |k| {
+            std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
+        })
+    });
     RANKS.get_or_init(|| (rank_from_env("RANK"), rank_from_env("LOCAL_RANK")));
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
@@ -200,42 +211,31 @@ pub fn handler_registered() -> bool {
 /// Static report buffers: the handler must not allocate, and the runtime's
 /// event thread may have a small stack. One fault at a time uses them.
 struct Buffers {
-    body: FixedBuf<8192>,
-    out: FixedBuf<10240>,
-    json: FixedBuf<32768>,
+    text: FixedBuf<TEXT_BYTES>,
+    stderr: FixedBuf<STDERR_BYTES>,
+    json: FixedBuf<JSON_BYTES>,
     /// One ring's copy, and the launches the report lists.
     snap: [Launch; SLOTS],
-    listed: [Launch; SLOTS],
-    /// RMCP_FAULT_REPORT with %p expanded (PATH_MAX plus ".<pid>").
-    path: [u8; 4096 + 12],
+    listed: [Shown<'static>; SLOTS],
+    /// The report file's name: RMCP_FAULT_REPORT with %p expanded and
+    /// rmcp's unique suffix (PATH_MAX plus that suffix).
+    path: [u8; report_path::PATH_MAX + report_path::SUFFIX_MAX],
+    /// Why that file could not be created (strerror and errno).
+    why: FixedBuf<160>,
 }
 struct Shared(UnsafeCell<Buffers>);
 // SAFETY: access is serialised by BUSY (try-acquire, never waited on).
 unsafe impl Sync for Shared {}
 static BUFFERS: Shared = Shared(UnsafeCell::new(Buffers {
-    body: FixedBuf::new(),
-    out: FixedBuf::new(),
+    text: FixedBuf::new(),
+    stderr: FixedBuf::new(),
     json: FixedBuf::new(),
     snap: [Launch::ZERO; SLOTS],
-    listed: [Launch::ZERO; SLOTS],
-    path: [0; 4096 + 12],
+    listed: [Shown::ZERO; SLOTS],
+    path: [0; report_path::PATH_MAX + report_path::SUFFIX_MAX],
+    why: FixedBuf::new(),
 }));
 static BUSY: AtomicBool = AtomicBool::new(false);
-
-fn write_fd(fd: i32, bytes: &[u8]) {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: rest is a valid readable slice.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        rest = &rest[n as usize..];
-    }
-}
 
 unsafe extern "C" fn on_system_event(
     event: *const hsa_amd_event_t,
@@ -288,16 +288,28 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     (name, node)
 }
 
-/// Creates the report file for process `pid`: RMCP_FAULT_REPORT with `%p`
-/// expanded, or, if that file exists (another process of the same run wrote
-/// its report there, or a stale one), `<that>.<pid>`. Never opens an
-/// existing file, so no process overwrites another's report. `buf` receives
-/// the path. No allocation: called from the fault handler.
-fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<i32> {
-    let mut digits = FixedBuf::<16>::new();
-    let _ = write!(digits, ".{pid}");
-    for suffix in [&b""[..], digits.as_bytes()] {
-        report::expand_report_path(template, pid, suffix, buf)?;
+/// Creates the report file for process `pid`: the names
+/// `core::report_path::candidate` gives, in order (RMCP_FAULT_REPORT with
+/// `%p` expanded, then unique names beside it), never opening an existing
+/// file, so no report overwrites another and none is lost because an older
+/// one has the name. `buf` receives the path. Ok: the file and the path's
+/// length; Err: the length of the path that failed (0: none fitted) and the
+/// errno. No allocation: called from the fault handler.
+fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Result<(i32, usize), (usize, i32)> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let unix_ns = (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64);
+    let mut last = (0, libc::EEXIST);
+    for attempt in 0..report_path::ATTEMPTS {
+        let Some(len) = report_path::candidate(template, pid, unix_ns, attempt, buf) else {
+            return Err((0, libc::ENAMETOOLONG));
+        };
         // SAFETY: buf holds a NUL-terminated path; flags and mode are constants.
         let fd = unsafe {
             libc::open(
@@ -307,20 +319,23 @@ fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<i32> {
             )
         };
         if fd >= 0 {
-            return Some(fd);
+            return Ok((fd, len));
         }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-            return None;
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        last = (len, errno);
+        if errno != libc::EEXIST {
+            break;
         }
     }
-    None
+    Err(last)
 }
 
-/// Writes the report to stderr and, if configured, as JSON to the report
-/// file. Public for the C API's tests; called by the event handler.
-pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
+/// Gathers the facts of a fault and writes the report (`core::fault_report`)
+/// to stderr and, if RMCP_FAULT_REPORT is set, as JSON to a new file there.
+/// Called by the event handler.
+fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     if BUSY.swap(true, Ordering::Acquire) {
-        write_fd(
+        write_all(
             2,
             b"rmcp: another GPU memory fault is being reported; this one is not attributed\n",
         );
@@ -328,14 +343,8 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     }
     // SAFETY: BUSY grants exclusive use of the buffers until released below.
     let b = unsafe { &mut *BUFFERS.0.get() };
-    b.body.clear();
-    b.out.clear();
-    b.json.clear();
     let (name_bytes, node) = describe_agent(agent);
     let len = name_bytes.iter().position(|&c| c == 0).unwrap_or(64);
-    let name = std::str::from_utf8(&name_bytes[..len]).unwrap_or("?");
-    let now = now_ns();
-    let found = REGISTRY.try_lookup(addr);
     let (rank, local_rank) = RANKS.get().copied().unwrap_or((None, None));
     let process = FaultProcess {
         // SAFETY: getpid has no preconditions (and is async-signal-safe).
@@ -343,191 +352,109 @@ pub fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         rank,
         local_rank,
     };
-
-    let _ = write!(
-        b.body,
-        "GPU memory fault at address {addr:#x} on {name} (node {node}, agent {:#x}) in ",
-        agent.handle
-    );
-    let _ = report::write_process(&mut b.body, process);
-    let _ = b.body.write_str("; reason: ");
-    let _ = report::write_reasons(&mut b.body, reasons);
-    let _ = b.body.write_char('\n');
-    let _ = report::write_lookup(&mut b.body, addr, found, now);
-    let _ = b.body.write_char('\n');
-    let _ = b.body.write_str(match found {
-        Ok(Lookup::Freed(_)) => "the GPU touched memory after it was freed; look for a kernel or copy still using this buffer after its free",
-        Ok(Lookup::Unknown { .. }) => "no allocation made through HIP or HSA contains this address (an out-of-bounds index, a stale pointer, or memory from another allocator)",
-        _ => "the GPU had no valid page-table entry for this address at the time of the access",
-    });
-    let _ = b.body.write_char('\n');
-    let cause = Causes {
+    let device = gpu_ordinal(agent.handle);
+    let (recorded, completed, listed) = gather_launches(device, &mut b.snap, &mut b.listed);
+    let mut json_fd = None;
+    b.why.clear();
+    let json_file = match REPORT_PATH.get() {
+        Some(Some(template)) => match open_report(template.as_bytes(), process.pid, &mut b.path) {
+            Ok((fd, len)) => {
+                json_fd = Some(fd);
+                JsonFile::Created(valid_prefix(&b.path[..len]))
+            }
+            Err((len, errno)) => {
+                let _ = process::write_errno(&mut b.why, errno);
+                JsonFile::NotCreated {
+                    path: valid_prefix(if len > 0 {
+                        &b.path[..len]
+                    } else {
+                        template.as_bytes()
+                    }),
+                    why: b.why.as_str(),
+                }
+            }
+        },
+        _ => JsonFile::NotRequested,
+    };
+    let (override_value, override_per_node) = causes::node_override(
+        NODE_OVERRIDES.get().and_then(|o| o.get(node)),
+        process::config().hsa_override.as_deref(),
+    )
+    .map_or((None, false), |(v, per_node)| (Some(v), per_node));
+    let found = REGISTRY.try_lookup(addr);
+    // Inside a VMM reservation: what the handles and mappings say.
+    let vmm = causes::in_vmm_reservation(&causes::place(addr, found))
+        .then(|| VMM.try_place(addr))
+        .flatten();
+    let facts = Facts {
         addr,
-        node,
+        reasons,
+        gpu: FaultGpu {
+            name: valid_prefix(&name_bytes[..len]),
+            node,
+        },
+        agent: agent.handle,
+        process,
+        found,
+        vmm,
+        now_ns: now_ns(),
         gfx_override: causes::override_cause(
-            process::config().hsa_override.as_deref(),
+            override_value,
             KFD_ARCHS.get().and_then(|k| k.get(node)),
         ),
-        place: causes::place(addr, found),
+        override_per_node,
+        launches: InFlight {
+            device,
+            recorded,
+            completed,
+            listed: &b.listed[..listed],
+        },
+        json_file,
+        next: NextStep::RuntimeAborts,
     };
-    let _ = causes::write_lines(&mut b.body, &cause, "likely cause: ", now);
-    let device = gpu_ordinal(agent.handle);
-    let found_launches = gather_launches(device, &mut b.snap, &mut b.listed);
-    let origin = launch_hooks::origin();
-    let now_pair = launch_hooks::now_pair();
-    let shown = |l: &Launch| Shown {
-        launch: *l,
-        name: NAMES.get(l.handle),
-        ns_ago: origin.and_then(|o| launches::ns_before(l.ticks, o, now_pair)),
-    };
-    let listed = &b.listed[..found_launches.listed];
-    let _ = write_launch_lines(&mut b.body, device, &found_launches, listed, &shown);
-    let _ = b.body.write_str("the runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from");
-    for line in b.body.as_str().split('\n') {
-        let _ = writeln!(b.out, "rmcp: {line}");
-    }
-    write_fd(2, b.out.as_bytes());
-
-    if let Some(Some(path)) = REPORT_PATH.get() {
-        let _ = report::write_fault_json(
-            &mut b.json,
-            addr,
-            reasons,
-            FaultGpu { name, node },
-            process,
-            found,
-            now,
-            b.body.as_str(),
-            |w| {
-                causes::write_json(w, &cause, now)?;
-                w.write_str(",\"launches\":{\"device\":")?;
-                match device {
-                    Some(d) => write!(w, "{d}")?,
-                    None => w.write_str("null")?,
-                }
-                write!(
-                    w,
-                    ",\"recorded\":{},\"completed\":{},\"not_completed\":[",
-                    found_launches.recorded, found_launches.completed
-                )?;
-                for (i, l) in listed.iter().enumerate() {
-                    if i > 0 {
-                        w.write_char(',')?;
-                    }
-                    launches::write_json(w, &shown(l))?;
-                }
-                w.write_str("]},")
-            },
-        );
-        match open_report(path.as_bytes(), process.pid, &mut b.path) {
-            Some(fd) => {
-                write_fd(fd, b.json.as_bytes());
-                // SAFETY: fd was opened by open_report.
-                unsafe { libc::close(fd) };
-            }
-            None => write_fd(
-                2,
-                b"rmcp: could not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n",
-            ),
-        }
+    fault_report::write_text(&mut b.text, &facts);
+    fault_report::write_prefixed(&mut b.stderr, b.text.as_str());
+    write_all(2, b.stderr.as_bytes());
+    if let Some(fd) = json_fd {
+        fault_report::write_json(&mut b.json, &facts, b.text.as_str());
+        write_all(fd, b.json.as_bytes());
+        // SAFETY: fd was opened by open_report.
+        unsafe { libc::close(fd) };
     }
     BUSY.store(false, Ordering::Release);
 }
 
-/// What the ring(s) held for the faulting GPU.
-struct Found {
-    /// Launches recorded (and still in the ring) on the device(s).
-    recorded: usize,
-    /// Of those, known to have completed at a synchronisation.
-    completed: usize,
-    /// Not known to have completed: copied to `listed`, newest first.
-    listed: usize,
+/// The longest valid UTF-8 prefix of `bytes`.
+fn valid_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    }
 }
 
 /// Copies the launches on `device` (every device when None) that are not
-/// known to have completed into `listed`, newest first. Reads the rings
-/// without waiting.
+/// known to have completed into `listed`, newest first, with their names.
+/// Returns how many were recorded, how many of those had completed, and how
+/// many were copied. Reads the rings without waiting.
 fn gather_launches(
     device: Option<i32>,
     snap: &mut [Launch; SLOTS],
-    listed: &mut [Launch; SLOTS],
-) -> Found {
-    let mut f = Found {
-        recorded: 0,
-        completed: 0,
-        listed: 0,
-    };
-    for (r, ring) in launch_hooks::RINGS.iter().enumerate() {
-        if device.is_some_and(|d| (d as usize) & (DEVICES - 1) != r) {
-            continue;
+    listed: &mut [Shown<'static>; SLOTS],
+) -> (usize, usize, usize) {
+    let (origin, now) = (launch_state::origin(), launch_state::now_pair());
+    let (mut recorded, mut completed, mut n) = (0, 0, 0);
+    launch_state::for_each_launch(device, snap, |ring, l| {
+        recorded += 1;
+        if ring.completed(l) {
+            completed += 1;
+        } else if n < SLOTS {
+            listed[n] = launch_state::shown(l, origin, now);
+            n += 1;
         }
-        let n = ring.snapshot(snap);
-        for l in &snap[..n] {
-            if device.is_some_and(|d| d != l.device) {
-                continue;
-            }
-            f.recorded += 1;
-            if ring.completed(l) {
-                f.completed += 1;
-            } else if f.listed < SLOTS {
-                listed[f.listed] = *l;
-                f.listed += 1;
-            }
-        }
-    }
+    });
     // Newest first across devices (one device is already in order).
-    listed[..f.listed].sort_unstable_by(|a, b| b.ticks.cmp(&a.ticks).then(b.seq.cmp(&a.seq)));
-    f
-}
-
-/// Lines the text report shows at most; the JSON report has them all.
-const LISTED_LINES: usize = 16;
-
-fn write_launch_lines<'a>(
-    w: &mut impl Write,
-    device: Option<i32>,
-    f: &Found,
-    listed: &[Launch],
-    shown: &impl Fn(&Launch) -> Shown<'a>,
-) -> std::fmt::Result {
-    let on = |w: &mut dyn Write| match device {
-        Some(d) => write!(w, "HIP device {d} (this GPU)"),
-        None => w.write_str("any HIP device (rmcp could not tell which device this GPU is)"),
-    };
-    if f.recorded == 0 {
-        w.write_str("kernels in flight: no kernel launch was recorded on ")?;
-        on(w)?;
-        return w.write_str(" (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel and hipGraphLaunch)\n");
-    }
-    if listed.is_empty() {
-        write!(
-            w,
-            "kernels in flight: none; all {} launches recorded on ",
-            f.recorded
-        )?;
-        on(w)?;
-        return w.write_str(" had completed at a synchronisation before the fault\n");
-    }
-    w.write_str("kernels launched on ")?;
-    on(w)?;
-    writeln!(
-        w,
-        " and not known to have completed, newest first ({} of {} recorded; {} completed at a synchronisation):",
-        listed.len(),
-        f.recorded,
-        f.completed
-    )?;
-    for l in listed.iter().take(LISTED_LINES) {
-        w.write_str("  ")?;
-        launches::write_line(w, &shown(l))?;
-        w.write_char('\n')?;
-    }
-    if listed.len() > LISTED_LINES {
-        writeln!(
-            w,
-            "  ... and {} older (all of them in RMCP_FAULT_REPORT)",
-            listed.len() - LISTED_LINES
-        )?;
-    }
-    Ok(())
+    listed[..n].sort_unstable_by(|a, b| {
+        (b.launch.ticks, b.launch.seq).cmp(&(a.launch.ticks, a.launch.seq))
+    });
+    (recorded, completed, n)
 }

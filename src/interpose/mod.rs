@@ -1,12 +1,34 @@
 //! The layer that talks to the dynamic loader, the ROCm runtimes and C.
-//! Dependencies point one way: `hooks` uses everything below it; `fault`
-//! uses `topology`, `symbols` and `process`; `devices` and `topology` use
-//! `symbols`; `process` (configuration, registry, fork and exit handlers)
-//! uses `devices` and `symbols` only to reset and summarise them.
+//!
+//! Dependencies point one way (each module uses only those below it, and
+//! `core`; tests/imports.rs checks the whole library for cycles):
+//!
+//! ```text
+//! hooks            the hook table, EXPORTED, hipGetProcAddress
+//!   hip hsa launch the hooks; none uses another
+//!   forward        what every hook does around the forwarded call
+//! fault            the GPU memory-fault handler: gathers facts, writes
+//!                  the report `core::fault_report` builds
+//! launch_state     launch rings, kernel names, launch clock
+//! process          configuration, registry, stats, logger, fork/exit
+//! topology devices the HSA agents and pools; the HIP devices
+//! symbols          the runtimes' symbol tables
+//! runtime threads  finding a runtime; the per-thread launch word
+//! ```
+//!
+//! In detail: `hooks` -> hip, hsa, launch, forward, process, symbols;
+//! hip -> forward, devices, process, symbols; hsa -> forward, fault,
+//! topology, process, symbols; launch -> forward, launch_state, devices,
+//! threads, process, symbols; forward -> fault, runtime, process, symbols;
+//! `fault` -> launch_state, topology, process, symbols; `launch_state` ->
+//! core only; `process` -> devices, threads, symbols (to reset and
+//! summarise them); `topology`, `devices` -> symbols; `symbols` -> runtime.
+//! `crate::capi` reads `launch_state` and `process`.
 
 pub mod devices;
 pub mod fault;
 pub mod hooks;
+pub mod launch_state;
 pub mod process;
 pub mod runtime;
 pub mod symbols;

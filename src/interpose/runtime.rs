@@ -9,7 +9,13 @@
 //! 2. dlsym(RTLD_NEXT), which finds copies in the global scope (NULL when the
 //!    runtime came in through dlopen(RTLD_LOCAL), hence step 1);
 //! 3. RMCP_HIP_LIBRARY / RMCP_HSA_LIBRARY;
-//! 4. the default sonames.
+//! 4. the default sonames in the directories the loader searches for the
+//!    main program's own libraries (its RUNPATH/RPATH, LD_LIBRARY_PATH, the
+//!    system directories): a program linked `-lrmcp -lamdhip64` whose HIP
+//!    calls are all hooked loses libamdhip64 from its NEEDED entries under
+//!    `--as-needed` (gcc's default on Debian), and then only its RUNPATH
+//!    says where the runtime is;
+//! 5. the default sonames, as dlopen from librmcp finds them.
 //!
 //! Steps 3 and 4 only run when no copy is loaded: rmcp never brings a second
 //! runtime into a process. Handles are resolved once and cached; function
@@ -46,6 +52,7 @@ enum Found {
     AlreadyLoaded,
     RtldNext,
     EnvPath,
+    ProgramSearchPath,
     DefaultSoname,
 }
 
@@ -155,6 +162,7 @@ impl Runtime {
                 Found::AlreadyLoaded => "already loaded",
                 Found::RtldNext => "through RTLD_NEXT",
                 Found::EnvPath => "through the environment",
+                Found::ProgramSearchPath => "in the main program's library search path",
                 Found::DefaultSoname => "by its default soname",
             }
         );
@@ -202,6 +210,19 @@ impl Runtime {
                 ),
             }
         }
+        for dir in program_search_path() {
+            for name in self.sonames {
+                let mut path = dir.as_bytes().to_vec();
+                path.push(b'/');
+                path.extend_from_slice(name.to_bytes());
+                let Ok(path) = CString::new(path) else {
+                    continue;
+                };
+                if let Some(h) = dlopen(&path, libc::RTLD_NOW | libc::RTLD_LOCAL) {
+                    return Some((h, Found::ProgramSearchPath));
+                }
+            }
+        }
         for name in self.sonames {
             if let Some(h) = dlopen(name, libc::RTLD_NOW | libc::RTLD_LOCAL) {
                 return Some((h, Found::DefaultSoname));
@@ -209,6 +230,68 @@ impl Runtime {
         }
         None
     }
+}
+
+/// The directories the dynamic loader searches for the main program's
+/// dependencies, in its order (dlinfo RTLD_DI_SERINFO on the main program:
+/// RPATH, LD_LIBRARY_PATH, RUNPATH, system directories; `$ORIGIN` already
+/// expanded). Empty if the loader cannot say.
+fn program_search_path() -> Vec<CString> {
+    /// glibc's Dl_serpath and the head of Dl_serinfo (<dlfcn.h>).
+    #[repr(C)]
+    struct SerPath {
+        name: *const c_char,
+        flags: u32,
+    }
+    #[repr(C)]
+    struct SerInfo {
+        size: usize,
+        count: u32,
+    }
+    // SAFETY: dlopen(NULL) returns the main program's handle; no file is
+    // loaded.
+    let main = unsafe { libc::dlopen(std::ptr::null(), libc::RTLD_LAZY) };
+    if main.is_null() {
+        return Vec::new();
+    }
+    let mut head = SerInfo { size: 0, count: 0 };
+    // SAFETY: SERINFOSIZE fills the two leading fields of Dl_serinfo.
+    if unsafe {
+        libc::dlinfo(
+            main,
+            libc::RTLD_DI_SERINFOSIZE,
+            (&mut head as *mut SerInfo).cast(),
+        )
+    } != 0
+        || head.size < std::mem::size_of::<SerInfo>()
+    {
+        return Vec::new();
+    }
+    // u64 words: aligned for the structure; the loader writes the strings
+    // after the array, within `size` bytes.
+    let mut buf = vec![0u64; head.size.div_ceil(8)];
+    let info = buf.as_mut_ptr().cast::<SerInfo>();
+    // SAFETY: buf holds `size` bytes, aligned for SerInfo; SERINFO needs
+    // size and count filled in as SERINFOSIZE returned them.
+    unsafe {
+        (*info).size = head.size;
+        (*info).count = head.count;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::dlinfo(main, libc::RTLD_DI_SERINFO, info.cast()) } != 0 {
+        return Vec::new();
+    }
+    // The array starts after the header, at the alignment of SerPath.
+    let first = std::mem::size_of::<SerInfo>().next_multiple_of(std::mem::align_of::<SerPath>());
+    // SAFETY: the loader wrote `count` SerPath entries from `first` on, each
+    // naming a NUL-terminated string inside buf.
+    (0..head.count as usize)
+        .filter_map(|i| unsafe {
+            let p = (buf.as_ptr().cast::<u8>().add(first) as *const SerPath).add(i);
+            let name = (*p).name;
+            (!name.is_null()).then(|| CStr::from_ptr(name).to_owned())
+        })
+        .collect()
 }
 
 /// True when `addr` lies in librmcp itself.
@@ -342,6 +425,29 @@ mod tests {
         ] {
             assert!(!is_copy_of(p.as_bytes(), b"libamdhip64"), "{p}");
         }
+    }
+
+    #[test]
+    fn the_main_programs_search_path_is_read_from_the_loader() {
+        // The test binary has no RUNPATH, but the loader always searches the
+        // system directory that holds libc.
+        let dirs = program_search_path();
+        let libc_dir = loaded_copies(b"libc")
+            .first()
+            .and_then(|p| {
+                let p = std::path::Path::new(OsStr::from_bytes(p.to_bytes()));
+                std::fs::canonicalize(p.parent()?).ok()
+            })
+            .expect("libc's directory");
+        assert!(
+            dirs.iter().any(|d| {
+                std::fs::canonicalize(OsStr::from_bytes(d.to_bytes()))
+                    .ok()
+                    .as_ref()
+                    == Some(&libc_dir)
+            }),
+            "{dirs:?} lacks {libc_dir:?}"
+        );
     }
 
     #[test]

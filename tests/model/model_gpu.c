@@ -13,8 +13,33 @@
  *    index, so the runtime's waits return.
  *
  * Kernels are NOT executed and copies do not move data: a kernel-dispatch
- * packet is retired exactly like a barrier. SDMA queues are logged and never
- * served (tests run with HSA_ENABLE_SDMA=0, so copies use blit kernels).
+ * packet is retired like a barrier, after one check. SDMA queues are logged
+ * and never served (tests run with HSA_ENABLE_SDMA=0, so copies use blit
+ * kernels).
+ *
+ * Memory faults (interface 0.5, tests/model/hsakmt-model-memory-fault.patch;
+ * stock 7.2.4 never registers the callback, so nothing is checked there).
+ * Before retiring a kernel-dispatch packet the model reads the kernel's
+ * explicit arguments as 8-byte words: the kernel-argument segment
+ * (kernarg_size bytes, from the kernel descriptor) up to where the runtime's
+ * implicit arguments begin, which the model recognises by the dispatch's own
+ * block counts and work-group sizes (code object v5's hidden_block_count_x/y/z
+ * and hidden_group_size_x/y/z; without them the whole segment is read). A
+ * word is taken for a pointer into the GPU aperture when its value lies
+ * between the lowest GPU virtual address the runtime ever allocated and the
+ * aperture's end. If no live allocation covers such a pointer, the model
+ * raises a "page not present" fault at that address on its node, logs it,
+ * leaves the packet unretired (its completion signal never changes) and stops
+ * serving that queue, as the hardware stops a queue whose wave faulted. The
+ * fault is raised from a thread of its own, as an interrupt arrives apart
+ * from the queue. Limits: the model executes nothing, so it sees only the
+ * pointers a kernel is given, not the addresses it computes (p + i); a
+ * pointer stored inside a buffer is not seen; an 8-byte word that is not a
+ * pointer (two packed 32-bit integers) whose value falls in that range is
+ * taken for one (a float argument padded to 8 bytes, 2.0f, reads 0x40000000,
+ * so the fault tests' kernels take none); "live" means allocated and not yet freed (the interface
+ * reports allocations and frees, not map and unmap); a kernel whose
+ * arguments are all covered never faults, however it indexes them.
  *
  * Log lines (all numbers hex unless named otherwise):
  *   gpu node=N aperture=0x.. size=0x..
@@ -23,6 +48,7 @@
  *   queue node=N type=T ring=0x.. bytes=0x..
  *   packet node=N queue=Q type=T [vendor_format=F]
  *   event node=N id=I                            (a completion signal's event set)
+ *   fault node=N queue=Q va=0x.. reason=not_present kernel_object=0x..
  *   queue_destroyed node=N queue=Q retired=COUNT
  */
 #define _GNU_SOURCE
@@ -45,6 +71,7 @@ struct model_queue {
     pthread_t thread;
     atomic_int stop;
     unsigned long retired;
+    int faulted; /* stopped by a memory fault: no packet is served again */
     struct model_queue *next;
 };
 
@@ -62,6 +89,9 @@ struct model_gpu {
     uint64_t aperture_size;
     model_set_event_fn set_event;
     void *set_event_data;
+    model_memory_fault_fn memory_fault; /* NULL: libhsakmt without 0.5 */
+    void *memory_fault_data;
+    uint64_t va_low; /* lowest GPU virtual address ever allocated (0: none yet) */
     pthread_mutex_t lock;
     struct model_alloc *allocs;
     struct model_queue *queues;
@@ -143,6 +173,8 @@ static void model_alloced_memory(struct model_gpu *gpu, void *va, uint64_t size,
         pthread_mutex_lock(&gpu->lock);
         a->next = gpu->allocs;
         gpu->allocs = a;
+        if (!gpu->va_low || a->va < gpu->va_low)
+            gpu->va_low = a->va;
         pthread_mutex_unlock(&gpu->lock);
     }
     model_log("alloc node=%u va=%p size=0x%llx flags=0x%x", gpu->node, va,
@@ -189,6 +221,110 @@ static void model_set_set_event(struct model_gpu *gpu, model_set_event_fn fn, vo
 {
     gpu->set_event = fn;
     gpu->set_event_data = data;
+}
+
+static void model_set_memory_fault(struct model_gpu *gpu, model_memory_fault_fn fn, void *data)
+{
+    gpu->memory_fault = fn;
+    gpu->memory_fault_data = data;
+}
+
+/* Whether [va, va + size) lies inside one live allocation. */
+static int covered(struct model_gpu *gpu, uint64_t va, uint64_t size)
+{
+    int hit = 0;
+    pthread_mutex_lock(&gpu->lock);
+    for (struct model_alloc *a = gpu->allocs; a && !hit; a = a->next)
+        hit = va >= a->va && va - a->va < a->size && size <= a->size - (va - a->va);
+    pthread_mutex_unlock(&gpu->lock);
+    return hit;
+}
+
+/* Where the implicit arguments begin in a kernel-argument segment of `size`
+ * bytes (code object v5: hidden_block_count_x/y/z as uint32 then
+ * hidden_group_size_x/y/z as uint16, at an 8-byte aligned offset), or `size`. */
+static uint32_t explicit_bytes(const char *pkt, const char *args, uint32_t size)
+{
+    uint16_t wg[3];
+    uint32_t grid[3], want[6];
+    memcpy(wg, pkt + AQL_DISPATCH_WORKGROUP_OFF, sizeof wg);
+    memcpy(grid, pkt + AQL_DISPATCH_GRID_OFF, sizeof grid);
+    for (int i = 0; i < 3; i++) {
+        if (!wg[i])
+            return size;
+        want[i] = (grid[i] + wg[i] - 1) / wg[i];
+        want[3 + i] = wg[i];
+    }
+    for (uint32_t off = 0; off + 18 <= size; off += 8) {
+        uint32_t counts[3];
+        uint16_t groups[3];
+        memcpy(counts, args + off, sizeof counts);
+        memcpy(groups, args + off + 12, sizeof groups);
+        if (counts[0] == want[0] && counts[1] == want[1] && counts[2] == want[2] &&
+            groups[0] == want[3] && groups[1] == want[4] && groups[2] == want[5])
+            return off;
+    }
+    return size;
+}
+
+/* The first word of a dispatch's kernel arguments that points into the
+ * aperture where no live allocation is, or 0. */
+static uint64_t uncovered_argument(struct model_gpu *gpu, const char *pkt)
+{
+    uint64_t kd, kernarg;
+    memcpy(&kd, pkt + AQL_DISPATCH_KERNEL_OBJECT_OFF, sizeof kd);
+    memcpy(&kernarg, pkt + AQL_DISPATCH_KERNARG_OFF, sizeof kernarg);
+    if (!kd || !kernarg || !covered(gpu, kd, KERNEL_DESCRIPTOR_BYTES))
+        return 0;
+    uint32_t size;
+    memcpy(&size, (char *)gpu_addr(gpu, kd) + KERNEL_DESCRIPTOR_KERNARG_SIZE, sizeof size);
+    if (!size || !covered(gpu, kernarg, size))
+        return 0;
+    pthread_mutex_lock(&gpu->lock);
+    uint64_t low = gpu->va_low;
+    pthread_mutex_unlock(&gpu->lock);
+    const char *args = gpu_addr(gpu, kernarg);
+    size = explicit_bytes(pkt, args, size);
+    for (uint32_t off = 0; off + 8 <= size; off += 8) {
+        uint64_t v;
+        memcpy(&v, args + off, sizeof v);
+        if (low && v >= low && v < gpu->aperture_size && !covered(gpu, v, 1))
+            return v;
+    }
+    return 0;
+}
+
+struct pending_fault {
+    struct model_gpu *gpu;
+    uint64_t va;
+};
+
+static void *deliver_fault(void *arg)
+{
+    struct pending_fault *f = arg;
+    f->gpu->memory_fault(f->gpu->memory_fault_data, f->va, MODEL_FAULT_NOT_PRESENT);
+    free(f);
+    return NULL;
+}
+
+/* Raises the fault from a thread of its own: libhsakmt takes its ioctl lock
+ * in the callback, and destroy_queue joins the queue thread under it. */
+static void raise_fault(struct model_gpu *gpu, uint64_t va)
+{
+    struct pending_fault *f = malloc(sizeof *f);
+    pthread_t t;
+    pthread_attr_t attr;
+    if (!f)
+        return;
+    f->gpu = gpu;
+    f->va = va;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, deliver_fault, f) != 0) {
+        model_log("fault node=%u va=0x%llx undelivered", gpu->node, (unsigned long long)va);
+        free(f);
+    }
+    pthread_attr_destroy(&attr);
 }
 
 static void pause_us(long us)
@@ -241,6 +377,10 @@ static void *queue_thread(void *arg)
     long idle_us = 50;
 
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
+        if (q->faulted) {
+            pause_us(2000);
+            continue;
+        }
         uint64_t r = atomic_load_explicit(rptr, memory_order_acquire);
         uint64_t w = atomic_load_explicit(wptr, memory_order_acquire);
         int progressed = 0;
@@ -261,6 +401,18 @@ static void *queue_thread(void *arg)
                           type, format);
             } else {
                 model_log("packet node=%u queue=%u type=%u", gpu->node, q->id, type);
+            }
+            uint64_t bad = type == AQL_TYPE_KERNEL_DISPATCH && gpu->memory_fault
+                               ? uncovered_argument(gpu, pkt)
+                               : 0;
+            if (bad) {
+                uint64_t kd;
+                memcpy(&kd, pkt + AQL_DISPATCH_KERNEL_OBJECT_OFF, sizeof kd);
+                model_log("fault node=%u queue=%u va=0x%llx reason=not_present kernel_object=0x%llx",
+                          gpu->node, q->id, (unsigned long long)bad, (unsigned long long)kd);
+                q->faulted = 1;
+                raise_fault(gpu, bad);
+                break;
             }
             complete_signal(gpu, signal);
             atomic_store_explicit(header, (uint16_t)AQL_TYPE_INVALID, memory_order_release);
@@ -320,7 +472,7 @@ static void model_destroy_queue(struct model_gpu *gpu, struct model_queue *q)
     free(q);
 }
 
-static const struct model_functions_v0_4 functions = {
+static const struct model_functions_v0_5 functions = {
     .version_major = MODEL_IFACE_MAJOR,
     .version_minor = MODEL_IFACE_MINOR,
     .create = model_create,
@@ -333,10 +485,11 @@ static const struct model_functions_v0_4 functions = {
     .register_queue = model_register_queue,
     .set_set_event = model_set_set_event,
     .destroy_queue = model_destroy_queue,
+    .set_memory_fault = model_set_memory_fault,
 };
 
-const struct model_functions_v0_4 *get_hsakmt_model_functions(void);
-const struct model_functions_v0_4 *get_hsakmt_model_functions(void)
+const struct model_functions_v0_5 *get_hsakmt_model_functions(void);
+const struct model_functions_v0_5 *get_hsakmt_model_functions(void)
 {
     return &functions;
 }

@@ -1,6 +1,10 @@
 /* The interface between ROCr's bundled libhsakmt (model mode) and a GPU model
- * library, version 0.4, as documented in ROCm's libhsakmt
- * (include/hsakmt/hsakmtmodeliface.h; written here from that description).
+ * library, as documented in ROCm's libhsakmt (include/hsakmt/hsakmtmodeliface.h;
+ * written here from that description): version 0.4, as in ROCm 7.2.4, plus the
+ * 0.5 entry that tests/model/hsakmt-model-memory-fault.patch proposes
+ * (set_memory_fault). libhsakmt accepts a model whose minor version is at
+ * least its own and reads only the entries it knows: stock 7.2.4 loads this
+ * 0.5 model and never calls set_memory_fault.
  *
  * libhsakmt dlopen()s $HSA_MODEL_LIB and calls its export
  * `get_hsakmt_model_functions`, which returns a table of the functions below.
@@ -13,7 +17,7 @@
 #include <stdint.h>
 
 #define MODEL_IFACE_MAJOR 0u
-#define MODEL_IFACE_MINOR 4u
+#define MODEL_IFACE_MINOR 5u
 
 struct model_gpu;   /* opaque to libhsakmt */
 struct model_queue; /* opaque to libhsakmt */
@@ -31,7 +35,15 @@ struct model_queue_desc {
 /* Sets KFD event `event_id` (the amd_signal_t event_id of a signal). */
 typedef void (*model_set_event_fn)(void *data, unsigned event_id);
 
-struct model_functions_v0_4 {
+/* Interface 0.5: raises a GPU memory fault at GPU virtual address `address`
+ * on the node that `data` stands for; `reasons` is a mask of MODEL_FAULT_*. */
+typedef void (*model_memory_fault_fn)(void *data, uint64_t address, uint32_t reasons);
+#define MODEL_FAULT_NOT_PRESENT (1u << 0)
+#define MODEL_FAULT_READ_ONLY   (1u << 1)
+#define MODEL_FAULT_NO_EXECUTE  (1u << 2)
+#define MODEL_FAULT_IMPRECISE   (1u << 3)
+
+struct model_functions_v0_5 {
     uint32_t version_major;
     uint32_t version_minor;
     struct model_gpu *(*create)(void);
@@ -45,6 +57,8 @@ struct model_functions_v0_4 {
     struct model_queue *(*register_queue)(struct model_gpu *gpu, struct model_queue_desc *desc);
     void (*set_set_event)(struct model_gpu *gpu, model_set_event_fn fn, void *data);
     void (*destroy_queue)(struct model_gpu *gpu, struct model_queue *queue);
+    /* 0.5 */
+    void (*set_memory_fault)(struct model_gpu *gpu, model_memory_fault_fn fn, void *data);
 };
 
 /* KFD allocation flags (Linux include/uapi/linux/kfd_ioctl.h, checked against
@@ -81,6 +95,17 @@ struct model_functions_v0_4 {
 #define AQL_COMPLETION_SIGNAL_OFF 56u
 #define AQL_BARRIER_DEP_OFF       8u  /* barrier-AND/OR: 5 dependency signals */
 #define AQL_BARRIER_DEPS          5u
+/* Kernel-dispatch packet (HSA spec, hsa_kernel_dispatch_packet_t): work-group
+ * size at 4, grid size at 12, kernel descriptor address at 32, kernarg
+ * segment address at 40. */
+#define AQL_DISPATCH_WORKGROUP_OFF     4u  /* uint16_t x, y, z */
+#define AQL_DISPATCH_GRID_OFF          12u /* uint32_t x, y, z (work-items) */
+#define AQL_DISPATCH_KERNEL_OBJECT_OFF 32u
+#define AQL_DISPATCH_KERNARG_OFF       40u
+/* Kernel descriptor (AMDGPU code object v3+, llvm AMDGPUUsage "Kernel
+ * Descriptor"): 64 bytes; kernarg_size (uint32) at byte 8. */
+#define KERNEL_DESCRIPTOR_BYTES        64u
+#define KERNEL_DESCRIPTOR_KERNARG_SIZE 8u
 
 /* amd_signal_t (hsa/amd_hsa_signal.h of ROCm 7.2.4): 64-bit kind at 0, value
  * at 8, event mailbox pointer at 16, event id at 24. */

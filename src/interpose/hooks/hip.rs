@@ -2,11 +2,12 @@
 //! (checked against the real 5.2.3, 6.4.3 and 7.2.4 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
-use super::{
-    boundary, caller_is_rocm, decide, forward_free, hook_with_caller, record_alloc, rules,
+use super::forward::{
+    after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, record_alloc,
+    record_range, rules,
 };
 use crate::abi::{
-    hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED,
+    hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED,
     HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
 };
 use crate::core::config::Config;
@@ -15,75 +16,13 @@ use crate::core::policy::{self, Called, Forward};
 use crate::core::registry::Memory;
 use crate::interpose::devices;
 use crate::interpose::process::{self, STATS};
-use crate::interpose::symbols::{self, hip_fn, hip_sym, HIP};
+use crate::interpose::symbols::{hip_fn, hip_sym};
 use crate::interpose::threads;
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
-
-// The launch hooks live in their own module; the hook table finds every
-// HIP hook here.
-pub use super::launch::{
-    hipDeviceSynchronize, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipGraphLaunch,
-    hipLaunchCooperativeKernel, hipSetDevice, hipStreamSynchronize,
-};
-#[cfg(target_arch = "x86_64")]
-pub use super::launch::{hipLaunchKernel, hipModuleLaunchKernel};
-#[cfg(not(target_arch = "x86_64"))]
-pub use super::launch::{
-    launch_kernel_slow as hipLaunchKernel, launch_module_slow as hipModuleLaunchKernel,
-};
+use std::ffi::{c_uint, c_void};
 
 /// hipHostMalloc's prototype, which hipHostAlloc and hipExtHostAlloc share
 /// (a rewritten hipHostAlloc call goes to hipHostMalloc).
 type FlagsMallocFn = hip_fn::hipHostMalloc;
-
-/// The real function `index` as type `F`, or the error code to return when
-/// it is missing (warned once per entry point). Never panics: once the
-/// symbol is resolved this is one atomic load; the first call per symbol
-/// (runtime discovery, set-up, warnings) runs behind its own panic boundary.
-///
-/// # Safety
-/// `F` must be the C prototype of the runtime symbol `index`.
-#[inline(always)]
-pub(super) unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipError_t> {
-    debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-    let p = match symbols::hip_cached(index) {
-        Some(Some(p)) => p,
-        _ => real_slow(entry, index)?,
-    };
-    // SAFETY: the caller guarantees F is the symbol's function type.
-    Ok(unsafe { std::mem::transmute_copy::<usize, F>(&p) })
-}
-
-#[cold]
-#[inline(never)]
-fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {
-    boundary(Err(HIP_ERROR_NOT_INITIALIZED), || {
-        let cfg = process::config();
-        match symbols::hip(cfg, index) {
-            Some(p) => Ok(p),
-            None if HIP.handle(cfg.hip_library.as_deref()).is_some() => {
-                process::warn_once(
-                    entry,
-                    format_args!(
-                        "{} is not in this HIP runtime; returning hipErrorNotSupported",
-                        entry.name()
-                    ),
-                );
-                Err(HIP_ERROR_NOT_SUPPORTED)
-            }
-            None => {
-                process::warn_once(
-                    entry,
-                    format_args!(
-                        "{} was called but no HIP runtime was found (searched loaded objects, RTLD_NEXT, RMCP_HIP_LIBRARY, libamdhip64.so.7/.6/.5); returning hipErrorNotInitialized",
-                        entry.name()
-                    ),
-                );
-                Err(HIP_ERROR_NOT_INITIALIZED)
-            }
-        }
-    })
-}
 
 /// Requests the runtime will refuse or answer without memory (NULL
 /// out-pointer, zero size) are forwarded unchanged, so the caller gets the
@@ -561,10 +500,10 @@ pub unsafe extern "C" fn hipHostRegister(
         };
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(host_ptr, size, flags) };
-        super::after(|| {
+        after(|| {
             STATS.record(entry, false);
             if rc == HIP_SUCCESS && process::config().enabled {
-                super::record_range(
+                record_range(
                     entry,
                     host_ptr as usize,
                     size,
@@ -645,75 +584,10 @@ pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> 
     })
 }
 
-/// hipGetProcAddress dlsym()s the runtime's own symbol, which would bypass
-/// the hooks: forwarded, then our hook is handed back for every name rmcp
-/// hooks.
-///
-/// # Safety
-/// As the HIP runtime's hipGetProcAddress (ROCm >= 6.1).
-#[no_mangle]
-pub unsafe extern "C" fn hipGetProcAddress(
-    symbol: *const c_char,
-    pfn: *mut *mut c_void,
-    hip_version: c_int,
-    flags: u64,
-    symbol_status: *mut c_int,
-) -> hipError_t {
-    boundary(HIP_ERROR_NOT_INITIALIZED, || {
-        let entry = Entry::HipGetProcAddress;
-        // SAFETY: hipGetProcAddress's prototype.
-        let f: hip_fn::hipGetProcAddress = match unsafe { real(entry, hip_sym::hipGetProcAddress) }
-        {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
-        // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(symbol, pfn, hip_version, flags, symbol_status) };
-        let mut replaced = false;
-        super::after(|| {
-            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled
-            {
-                // SAFETY: non-NULL, NUL-terminated per the API contract.
-                let name = unsafe { CStr::from_ptr(symbol) };
-                if let Some(hook) = super::own_hook(name.to_bytes())
-                    // SAFETY: pfn is non-NULL and was just written by the runtime.
-                    .filter(|_| unsafe { !(*pfn).is_null() })
-                {
-                    // SAFETY: as above.
-                    unsafe { *pfn = hook };
-                    replaced = true;
-                }
-            }
-            STATS.record(entry, replaced);
-        });
-        rc
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::abi::host;
-    use crate::interpose::hooks::own_hook;
-
-    #[test]
-    fn every_hip_entry_point_has_a_hook_for_get_proc_address() {
-        for e in Entry::ALL {
-            let hooked = own_hook(e.name().as_bytes());
-            assert_eq!(
-                hooked.is_some(),
-                e.name().starts_with("hip"),
-                "{}",
-                e.name()
-            );
-        }
-        assert!(own_hook(b"hipMemcpy").is_none());
-        assert!(own_hook(b"\xff").is_none());
-        assert_eq!(
-            own_hook(b"hipHostMalloc"),
-            Some(hipHostMalloc as *mut c_void)
-        );
-    }
 
     #[test]
     fn host_flag_constant_is_the_non_coherent_bit() {

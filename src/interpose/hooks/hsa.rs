@@ -7,11 +7,14 @@
 //! libraries themselves are never touched: the HIP runtime allocates
 //! signals and kernel arguments through this symbol and needs them
 //! fine-grained. The exported symbol is a trampoline that passes the
-//! caller's address on (`super::hook_with_caller`), as the HIP allocation
+//! caller's address on (`super::forward::hook_with_caller`), as the HIP allocation
 //! hooks' are.
 #![allow(non_snake_case)]
 
-use super::{after, boundary, decide};
+use super::forward::{
+    after, boundary, caller_is_rocm, decide, ensure_fault_handler, forward_free, hook_with_caller,
+    record_range,
+};
 use crate::abi::{hsa, hsa_amd_memory_pool_t, hsa_status_t};
 use crate::core::entry::Entry;
 use crate::core::policy::{self, Forward};
@@ -70,7 +73,7 @@ extern "C" fn pool_allocate_from(
                     coarse_sibling: info.coarse_sibling.map(|s| (s, info.coarse_sibling_flags)),
                     agent_target: info.agent_target,
                 },
-                || super::caller_is_rocm(caller),
+                || caller_is_rocm(caller),
             );
             Some((fwd, info.kind.global_flags, info.agent_node as i32))
         })
@@ -90,7 +93,7 @@ extern "C" fn pool_allocate_from(
             if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && process::config().enabled {
                 // SAFETY: success: the runtime wrote *ptr.
                 let base = unsafe { *ptr } as usize;
-                super::record_range(
+                record_range(
                     entry,
                     base,
                     size,
@@ -100,13 +103,13 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
-            super::ensure_fault_handler();
+            ensure_fault_handler();
         });
         rc
     })
 }
 
-super::hook_with_caller! {
+hook_with_caller! {
     /// hsa_amd_memory_pool_allocate, exported: a trampoline that hands its
     /// return address to `pool_allocate_from`.
     ///
@@ -133,7 +136,7 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
                 Err(rc) => return rc,
             };
         // SAFETY: forwarding the caller's pointer.
-        super::forward_free(
+        forward_free(
             entry,
             ptr,
             |rc| rc == hsa::STATUS_SUCCESS,

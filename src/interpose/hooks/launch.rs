@@ -1,5 +1,5 @@
-//! Kernel-launch hooks: always forwarded unchanged; a successful launch is
-//! recorded in its device's ring (`crate::core::launches`), which the fault
+//! Kernel-launch hooks: always forwarded unchanged; a launch is recorded in
+//! its device's ring (`crate::interpose::launch_state`), which the fault
 //! report and `rmcp_recent_launches` read.
 //!
 //! These run once per kernel, millions of times in a training job, so the
@@ -10,68 +10,24 @@
 //! device is the calling thread's current device, tracked by the
 //! hipSetDevice hook in a thread-local together with the thread id, so a
 //! launch asks the runtime nothing. Limit: a launch on a stream created on
-//! another device is filed under the thread's current device.
+//! another device is filed under the thread's current device. The _spt
+//! launches and hipModuleLaunchCooperativeKernel take the Rust path only.
 #![allow(non_snake_case)]
 
-use super::after;
-use super::hip::real;
+use super::forward::{after, real};
 use crate::abi::{
     dim3, hipError_t, hipEvent_t, hipFunction_t, hipGraphExec_t, hipStream_t, HIP_SUCCESS,
 };
 use crate::core::demangle::demangle;
 use crate::core::entry::Entry;
-use crate::core::launches::{self, ClockPair, Launcher, NameCache, Ring, DEVICES};
-use crate::core::sync::now_ns;
+use crate::core::launches::{self, Launcher, Ring};
 use crate::interpose::devices;
+use crate::interpose::launch_state::{self, ring, ticks, NAMES};
 use crate::interpose::process;
 use crate::interpose::symbols::{self, hip_fn, hip_sym};
 use crate::interpose::threads;
 use std::ffi::{c_int, c_uint, c_void, CStr};
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-pub static RINGS: [Ring; DEVICES] = [const { Ring::new() }; DEVICES];
-pub static NAMES: NameCache = NameCache::new();
-
-/// The ring of HIP device `dev` (ordinals past `DEVICES` share rings).
-#[inline(always)]
-pub fn ring(dev: i32) -> &'static Ring {
-    &RINGS[(dev as usize) & (DEVICES - 1)]
-}
-
-/// (ticks, ns) taken at the first launch a thread records: the origin of the
-/// tick-to-time conversion (`crate::core::launches::ns_before`).
-static ORIGIN_TICKS: AtomicU64 = AtomicU64::new(0);
-static ORIGIN_NS: AtomicU64 = AtomicU64::new(0);
-
-/// The launch clock: the time-stamp counter where there is one (a single
-/// instruction), else CLOCK_MONOTONIC_COARSE.
-#[inline(always)]
-pub fn ticks() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: rdtsc exists on every x86-64 CPU and has no side effects.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        now_ns()
-    }
-}
-
-/// The clock pair the report converts ticks with; None before any launch.
-pub fn origin() -> Option<ClockPair> {
-    let ns = ORIGIN_NS.load(Ordering::Acquire);
-    let ticks = ORIGIN_TICKS.load(Ordering::Acquire);
-    (ticks != 0).then_some(ClockPair { ticks, ns })
-}
-
-pub fn now_pair() -> ClockPair {
-    ClockPair {
-        ticks: ticks(),
-        ns: now_ns(),
-    }
-}
 
 /// The calling thread's word (`launches::thread_word`): id and current HIP
 /// device. None when rmcp is disabled (AT_SECURE): nothing is recorded.
@@ -99,10 +55,7 @@ fn ctx_slow() -> Option<u64> {
     after(|| dev = devices::current_device(process::config()).unwrap_or(0));
     let w = launches::thread_word(tid, dev);
     set_word(w);
-    if ORIGIN_TICKS.load(Ordering::Relaxed) == 0 {
-        ORIGIN_NS.store(now_ns(), Ordering::Relaxed);
-        ORIGIN_TICKS.store(ticks(), Ordering::Release);
-    }
+    launch_state::start_clock();
     Some(w)
 }
 
@@ -132,7 +85,7 @@ fn record(l: Launcher, handle: usize, grid_xy: u64, block_xy: u64, zz: u64, stre
         stream as usize,
         ticks(),
     );
-    if l != Launcher::GraphLaunch && !NAMES.seen(handle) {
+    if !l.is_graph() && !NAMES.seen(handle) {
         resolve_name(l, handle, stream);
     }
 }
@@ -305,7 +258,7 @@ pub unsafe extern "C" fn hipLaunchKernel(
         name_shift = const launches::layout::NAME_SHIFT,
         name_size = const launches::layout::NAME_ENTRY_SIZE,
         name_key = const launches::layout::NAME_KEY,
-        names = sym NAMES,
+        names = sym launch_state::NAMES,
         ring_next = const launches::layout::RING_NEXT,
         slots = const launches::layout::RING_SLOTS,
         seq = const launches::layout::SEQ,
@@ -319,6 +272,11 @@ pub unsafe extern "C" fn hipLaunchKernel(
         slow = sym launch_kernel_slow,
     )
 }
+
+#[cfg(not(target_arch = "x86_64"))]
+pub use launch_kernel_slow as hipLaunchKernel;
+#[cfg(not(target_arch = "x86_64"))]
+pub use launch_module_slow as hipModuleLaunchKernel;
 
 /// hipLaunchKernel without the trampoline: the first call (the runtime not
 /// resolved yet), and every call on other architectures.
@@ -448,7 +406,7 @@ pub unsafe extern "C" fn hipModuleLaunchKernel(
         name_shift = const launches::layout::NAME_SHIFT,
         name_size = const launches::layout::NAME_ENTRY_SIZE,
         name_key = const launches::layout::NAME_KEY,
-        names = sym NAMES,
+        names = sym launch_state::NAMES,
         ring_next = const launches::layout::RING_NEXT,
         slots = const launches::layout::RING_SLOTS,
         seq = const launches::layout::SEQ,
@@ -703,6 +661,160 @@ pub unsafe extern "C" fn hipStreamSynchronize(stream: hipStream_t) -> hipError_t
             Ok(f) => f,
             Err(rc) => return rc,
         };
+    let Some(w) = ctx() else {
+        // SAFETY: forwarding the caller's stream.
+        return unsafe { f(stream) };
+    };
+    let r = ring(launches::word_device(w));
+    let mark = r.mark();
+    // SAFETY: forwarding the caller's stream.
+    let rc = unsafe { f(stream) };
+    if rc == HIP_SUCCESS {
+        r.stream_synced(stream as usize, mark);
+    }
+    rc
+}
+
+/// hipLaunchKernel on the per-thread default stream, recorded as its own
+/// entry point (Rust only: the assembly fast path is hipLaunchKernel's).
+///
+/// # Safety
+/// As the HIP runtime's hipLaunchKernel_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipLaunchKernel_spt(
+    function: *const c_void,
+    grid: dim3,
+    block: dim3,
+    args: *mut *mut c_void,
+    shared: usize,
+    stream: hipStream_t,
+) -> hipError_t {
+    // SAFETY: hipLaunchKernel_spt's prototype.
+    let f: hip_fn::hipLaunchKernel_spt =
+        match unsafe { real(Entry::HipLaunchKernelSpt, hip_sym::hipLaunchKernel_spt) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+    record(
+        Launcher::LaunchKernelSpt,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(function, grid, block, args, shared, stream) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipLaunchCooperativeKernel_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipLaunchCooperativeKernel_spt(
+    function: *const c_void,
+    grid: dim3,
+    block: dim3,
+    args: *mut *mut c_void,
+    shared: u32,
+    stream: hipStream_t,
+) -> hipError_t {
+    // SAFETY: hipLaunchCooperativeKernel_spt's prototype.
+    let f: hip_fn::hipLaunchCooperativeKernel_spt = match unsafe {
+        real(
+            Entry::HipLaunchCooperativeKernelSpt,
+            hip_sym::hipLaunchCooperativeKernel_spt,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    record(
+        Launcher::LaunchCooperativeKernelSpt,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(function, grid, block, args, shared, stream) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipGraphLaunch_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipGraphLaunch_spt(
+    graph: hipGraphExec_t,
+    stream: hipStream_t,
+) -> hipError_t {
+    // SAFETY: hipGraphLaunch_spt's prototype.
+    let f: hip_fn::hipGraphLaunch_spt =
+        match unsafe { real(Entry::HipGraphLaunchSpt, hip_sym::hipGraphLaunch_spt) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+    record(Launcher::GraphLaunchSpt, graph as usize, 0, 0, 0, stream);
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(graph, stream) }
+}
+
+/// hipModuleLaunchCooperativeKernel: hipModuleLaunchKernel's arguments
+/// without `extra`.
+///
+/// # Safety
+/// As the HIP runtime's hipModuleLaunchCooperativeKernel.
+#[no_mangle]
+pub unsafe extern "C" fn hipModuleLaunchCooperativeKernel(
+    function: hipFunction_t,
+    gx: c_uint,
+    gy: c_uint,
+    gz: c_uint,
+    bx: c_uint,
+    by: c_uint,
+    bz: c_uint,
+    shared: c_uint,
+    stream: hipStream_t,
+    params: *mut *mut c_void,
+) -> hipError_t {
+    // SAFETY: hipModuleLaunchCooperativeKernel's prototype.
+    let f: hip_fn::hipModuleLaunchCooperativeKernel = match unsafe {
+        real(
+            Entry::HipModuleLaunchCooperativeKernel,
+            hip_sym::hipModuleLaunchCooperativeKernel,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    record(
+        Launcher::ModuleLaunchCooperativeKernel,
+        function as usize,
+        zz(gx, gy),
+        zz(bx, by),
+        zz(gz, bz),
+        stream,
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(function, gx, gy, gz, bx, by, bz, shared, stream, params) }
+}
+
+/// hipStreamSynchronize on the per-thread default stream, as
+/// hipStreamSynchronize.
+///
+/// # Safety
+/// As the HIP runtime's hipStreamSynchronize_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipStreamSynchronize_spt(stream: hipStream_t) -> hipError_t {
+    // SAFETY: hipStreamSynchronize_spt's prototype.
+    let f: hip_fn::hipStreamSynchronize_spt = match unsafe {
+        real(
+            Entry::HipStreamSynchronizeSpt,
+            hip_sym::hipStreamSynchronize_spt,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
     let Some(w) = ctx() else {
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };

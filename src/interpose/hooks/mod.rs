@@ -11,14 +11,18 @@
 //! - no registry lock is held while the real runtime runs, so a runtime that
 //!   calls back into a hook cannot deadlock.
 
+mod forward;
 pub mod hip;
 pub mod hsa;
 pub mod launch;
+pub mod vmm;
 
 // Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs
-// checks each one of `hook_table!` there).
+// checks each one of `hook_table!` there; the table below finds them here).
 pub use hip::*;
 pub use hsa::*;
+pub use launch::*;
+pub use vmm::*;
 
 macro_rules! define_hook_lists {
     (
@@ -40,248 +44,158 @@ macro_rules! define_hook_lists {
         pub fn own_hook(name: &[u8]) -> Option<*mut c_void> {
             let e = Entry::from_name(std::str::from_utf8(name).ok()?)?;
             match e {
-                $(Entry::$hv => Some(hip::$hs as *mut c_void),)*
+                $(Entry::$hv => Some($hs as *mut c_void),)*
                 _ => None,
             }
         }
 
         // Every hook has the prototype its table line gives the real function.
-        $(const _: crate::interpose::symbols::hip_fn::$hs = hip::$hs;)*
-        $(const _: crate::interpose::symbols::hsa_fn::$ss = hsa::$ss;)*
-        $(const _: crate::interpose::symbols::hsa_fn::$os = hsa::$os;)*
+        $(const _: crate::interpose::symbols::hip_fn::$hs = $hs;)*
+        $(const _: crate::interpose::symbols::hsa_fn::$ss = $ss;)*
+        $(const _: crate::interpose::symbols::hsa_fn::$os = $os;)*
     };
 }
 hook_table!(define_hook_lists);
 
-use crate::core::config::Config;
-use crate::core::entry::hook_table;
-use crate::core::entry::Entry;
-use crate::core::policy::{Forward, Rules};
-use crate::core::registry::{Allocation, Memory};
-use crate::core::sync::{now_ns, thread_id};
-use crate::interpose::process::{self, REGISTRY, STATS};
-use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use crate::abi::{hipError_t, HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS};
+use crate::core::entry::{hook_table, Entry};
+use crate::interpose::process::{self, STATS};
+use crate::interpose::symbols::{hip_fn, hip_sym};
+use forward::{after, boundary, real};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
-/// The policy's view of the configuration.
-#[inline(always)]
-pub(crate) fn rules(cfg: &Config) -> Rules {
-    Rules {
-        mode: cfg.mode,
-        host_coherent_env: cfg.host_coherent_env,
-        include_rocm_callers: cfg.include_rocm_callers,
-    }
-}
-
-/// Defines an exported hook as a two-instruction naked trampoline that
-/// passes its return address (the caller) to `$target` as one more
-/// argument and tail-jumps there: the stack is untouched and `$target`
-/// returns straight to the caller. Knowing the caller needs the return
-/// address, which Rust cannot read; a C trampoline would not do (a cdylib's
-/// version script hides symbols that come from C). `$x86` and `$arm` name
-/// the register of the extra argument (SysV / AAPCS64: the argument after
-/// the hook's own).
-macro_rules! hook_with_caller {
-    (
-        $(#[$meta:meta])*
-        fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $target:path, x86: $x86:literal, arm: $arm:literal
-    ) => {
-        $(#[$meta])*
-        #[cfg(target_arch = "x86_64")]
-        #[unsafe(naked)]
-        #[no_mangle]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            // At entry [rsp] holds the return address.
-            core::arch::naked_asm!(concat!("mov ", $x86, ", [rsp]"), "jmp {target}", target = sym $target)
-        }
-
-        $(#[$meta])*
-        #[cfg(target_arch = "aarch64")]
-        #[unsafe(naked)]
-        #[no_mangle]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            // AAPCS64 keeps the return address in x30.
-            core::arch::naked_asm!(concat!("mov ", $arm, ", x30"), "b {target}", target = sym $target)
-        }
-    };
-}
-pub(crate) use hook_with_caller;
-
-/// Whether the code at `caller` belongs to a ROCm library
-/// (`policy::is_rocm_library`). Cached in a small direct-mapped table: the
-/// answer for an address never changes while the library stays loaded, and
-/// dladdr takes the loader lock. A slot holds the caller itself when it is
-/// application code (the common case: a multiply, a shift, one compare with
-/// memory) and its complement when it is a ROCm library; 0 is empty.
-#[inline(always)]
-pub(crate) fn caller_is_rocm(caller: usize) -> bool {
-    let slot = &CALLERS[(caller.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) & (CALLER_SLOTS - 1)];
-    let cached = slot.load(Ordering::Relaxed);
-    if cached == caller {
-        return false;
-    }
-    if cached == !caller {
-        return true;
-    }
-    caller_is_rocm_slow(slot, caller)
-}
-
-const CALLER_SLOTS: usize = 64;
-static CALLERS: [AtomicUsize; CALLER_SLOTS] = [const { AtomicUsize::new(0) }; CALLER_SLOTS];
-
-#[cold]
-#[inline(never)]
-fn caller_is_rocm_slow(slot: &AtomicUsize, caller: usize) -> bool {
-    // Unknown (a panic while asking the loader): the application's call.
-    let verdict = boundary(false, || {
-        crate::interpose::runtime::object_of(caller)
-            .is_some_and(|path| crate::core::policy::is_rocm_library(path.to_bytes()))
-    });
-    slot.store(if verdict { !caller } else { caller }, Ordering::Relaxed);
-    verdict
-}
-
-/// Runs the policy for a call. Returns `None` (forward unchanged) when rmcp
-/// is disabled (AT_SECURE) or the policy panicked.
-#[inline(always)]
-pub(crate) fn decide<T>(f: impl FnOnce(&Config) -> T) -> Option<T> {
-    catch_unwind(AssertUnwindSafe(|| {
-        let cfg = process::config();
-        if !cfg.enabled {
-            return None;
-        }
-        #[cfg(feature = "fault-injection")]
-        if cfg.test_panic {
-            panic!("RMCP_TEST_PANIC=policy");
-        }
-        Some(f(cfg))
-    }))
-    .ok()
-    .flatten()
-}
-
-/// Runs bookkeeping after the real call; a panic here is dropped (the panic
-/// hook has already said so) so the caller still gets the runtime's answer.
-#[inline(always)]
-pub(crate) fn after(f: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(f));
-}
-
-/// The outermost boundary of a hook: a panic that escaped everything else
-/// (symbol resolution, say) becomes `on_panic` instead of an abort.
-#[inline(always)]
-pub(crate) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
-}
-
-/// Records a successful allocation of `size` bytes written to `*out`,
-/// requested with flags `requested` and forwarded as `fwd`.
+/// hipGetProcAddress dlsym()s the runtime's own symbol, which would bypass
+/// the hooks: forwarded, then our hook is handed back for every name rmcp
+/// hooks.
 ///
 /// # Safety
-/// `out` is the caller's out-pointer; it is only read when the runtime
-/// reported success, when it is valid.
-#[inline(always)]
-pub(crate) unsafe fn record_alloc<T>(
-    entry: Entry,
-    ok: bool,
-    out: *mut *mut c_void,
-    size: usize,
-    requested: u32,
-    fwd: &Forward<T>,
-    memory: Memory,
-) {
-    let (applied, rewritten) = (fwd.flags, fwd.rewritten);
-    after(|| {
-        STATS.record(entry, rewritten);
-        if !ok || out.is_null() || !process::config().enabled {
-            return;
-        }
-        // SAFETY: non-NULL out-pointer the runtime just wrote on success.
-        let base = unsafe { *out } as usize;
-        record_range(entry, base, size, requested, applied, rewritten, memory);
-        // The HIP runtime opens HSA on its first call, possibly without
-        // going through hsa_init's exported symbol.
-        ensure_fault_handler();
+/// As the HIP runtime's hipGetProcAddress (ROCm >= 6.1).
+#[no_mangle]
+pub unsafe extern "C" fn hipGetProcAddress(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    hip_version: c_int,
+    flags: u64,
+    symbol_status: *mut c_int,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipGetProcAddress;
+        // SAFETY: hipGetProcAddress's prototype.
+        let f: hip_fn::hipGetProcAddress = match unsafe { real(entry, hip_sym::hipGetProcAddress) }
+        {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(symbol, pfn, hip_version, flags, symbol_status) };
+        // SAFETY: the runtime's answer to this lookup.
+        unsafe { hand_back_own_hook(entry, rc, symbol, pfn) };
+        rc
     })
 }
 
-/// `fault::ensure_handler` from the allocation path, until calling it can no
-/// longer do anything: once the handler is registered, or after more calls
-/// than `ensure_handler` makes attempts (it stops looking for an HSA runtime
-/// after 32; the `hsa_init` hook registers it whatever happened here). Saves a call per
-/// allocation for the rest of the process.
-#[inline(always)]
-pub(crate) fn ensure_fault_handler() {
-    if !FAULT_HANDLER_SETTLED.load(Ordering::Relaxed) {
-        ensure_fault_handler_slow();
-    }
-}
-
-static FAULT_HANDLER_SETTLED: AtomicBool = AtomicBool::new(false);
-
-#[cold]
-#[inline(never)]
-fn ensure_fault_handler_slow() {
-    static CALLS: AtomicU32 = AtomicU32::new(0);
-    crate::interpose::fault::ensure_handler();
-    if crate::interpose::fault::handler_registered() || CALLS.fetch_add(1, Ordering::Relaxed) >= 64
-    {
-        FAULT_HANDLER_SETTLED.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Records a successful allocation whose address is already known.
-#[inline]
-pub(crate) fn record_range(
+/// After a successful lookup of `symbol` by the runtime (hipGetProcAddress,
+/// hipGetDriverEntryPoint), puts rmcp's hook in `*pfn` when rmcp hooks that
+/// name; counts the call, as rewritten when it did.
+///
+/// # Safety
+/// `symbol` is NULL or NUL-terminated; `pfn` is NULL or the caller's
+/// out-pointer, which the runtime wrote when `rc` is success.
+unsafe fn hand_back_own_hook(
     entry: Entry,
-    base: usize,
-    size: usize,
-    requested: u32,
-    applied: u32,
-    rewritten: bool,
-    memory: Memory,
+    rc: hipError_t,
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
 ) {
-    if base == 0 || size == 0 {
-        return;
-    }
-    REGISTRY.insert(Allocation {
-        base,
-        size,
-        entry,
-        requested_flags: requested,
-        applied_flags: applied,
-        memory,
-        thread: thread_id(),
-        time_ns: now_ns(),
-        rewritten,
+    let mut replaced = false;
+    after(|| {
+        if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled {
+            // SAFETY: non-NULL, NUL-terminated per the API contract.
+            let name = unsafe { CStr::from_ptr(symbol) };
+            if let Some(hook) = own_hook(name.to_bytes())
+                // SAFETY: pfn is non-NULL and was just written by the runtime.
+                .filter(|_| unsafe { !(*pfn).is_null() })
+            {
+                // SAFETY: as above.
+                unsafe { *pfn = hook };
+                replaced = true;
+            }
+        }
+        STATS.record(entry, replaced);
     });
 }
 
-/// Forwards a free: the record leaves the registry before the real free (so
-/// a racing allocation that reuses the address is not removed by mistake)
-/// and comes back if the runtime refuses the free.
-#[inline(always)]
-pub(crate) fn forward_free(
-    entry: Entry,
-    ptr: *mut c_void,
-    succeeded: impl Fn(i32) -> bool,
-    real: impl FnOnce() -> i32,
-) -> i32 {
-    let mut removed = false;
-    after(|| {
-        STATS.record(entry, false);
-        if !ptr.is_null() && process::config().enabled {
-            removed = REGISTRY.take(ptr as usize, now_ns());
-        }
-    });
-    let rc = real();
-    if removed && !succeeded(rc) {
-        after(|| {
-            REGISTRY.untake(ptr as usize);
-        });
+/// hipGetDriverEntryPoint (ROCm >= 7.1) looks names up in the runtime's own
+/// handle too: answered with rmcp's hooks, as hipGetProcAddress is.
+///
+/// # Safety
+/// As the HIP runtime's hipGetDriverEntryPoint.
+#[no_mangle]
+pub unsafe extern "C" fn hipGetDriverEntryPoint(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    flags: u64,
+    status: *mut c_int,
+) -> hipError_t {
+    // SAFETY: the caller upholds hipGetDriverEntryPoint's contract.
+    unsafe {
+        driver_entry_point(
+            Entry::HipGetDriverEntryPoint,
+            hip_sym::hipGetDriverEntryPoint,
+            symbol,
+            pfn,
+            flags,
+            status,
+        )
     }
-    rc
+}
+
+/// The per-thread-default-stream form of hipGetDriverEntryPoint.
+///
+/// # Safety
+/// As the HIP runtime's hipGetDriverEntryPoint_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipGetDriverEntryPoint_spt(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    flags: u64,
+    status: *mut c_int,
+) -> hipError_t {
+    // SAFETY: the caller upholds hipGetDriverEntryPoint_spt's contract.
+    unsafe {
+        driver_entry_point(
+            Entry::HipGetDriverEntryPointSpt,
+            hip_sym::hipGetDriverEntryPoint_spt,
+            symbol,
+            pfn,
+            flags,
+            status,
+        )
+    }
+}
+
+/// # Safety
+/// As hipGetDriverEntryPoint; `index` is a symbol with its prototype.
+unsafe fn driver_entry_point(
+    entry: Entry,
+    index: usize,
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    flags: u64,
+    status: *mut c_int,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        // SAFETY: both entry points share hipGetDriverEntryPoint's prototype.
+        let f: hip_fn::hipGetDriverEntryPoint = match unsafe { real(entry, index) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(symbol, pfn, flags, status) };
+        // SAFETY: the runtime's answer to this lookup.
+        unsafe { hand_back_own_hook(entry, rc, symbol, pfn) };
+        rc
+    })
 }
 
 #[cfg(test)]
@@ -289,11 +203,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caller_cache_answers_consistently() {
-        let here = caller_cache_answers_consistently as fn() as usize;
-        assert!(!caller_is_rocm(here));
-        assert!(!caller_is_rocm(here)); // cached
-        assert!(!caller_is_rocm(1));
-        assert!(!caller_is_rocm(0));
+    fn every_hip_entry_point_has_a_hook_for_get_proc_address() {
+        for e in Entry::ALL {
+            let hooked = own_hook(e.name().as_bytes());
+            assert_eq!(
+                hooked.is_some(),
+                e.name().starts_with("hip"),
+                "{}",
+                e.name()
+            );
+        }
+        assert!(own_hook(b"hipMemcpy").is_none());
+        assert!(own_hook(b"\xff").is_none());
+        assert_eq!(
+            own_hook(b"hipHostMalloc"),
+            Some(hipHostMalloc as *mut c_void)
+        );
     }
 }

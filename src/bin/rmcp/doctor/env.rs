@@ -1,11 +1,12 @@
 //! Environment checks: HSA_OVERRIDE_GFX_VERSION, HIP_HOST_COHERENT,
 //! HSA_FORCE_FINE_GRAIN_PCIE and whether librmcp.so is preloaded.
 
+use super::overrides::applying;
 use super::{Finding, Severity};
 use crate::json::{Json, JsonObj};
 use crate::kfd::Gpu;
 use crate::preload::{is_rmcp_lib, preload_entries};
-use rmcp::arch::{effective_override, override_var_node, Gfx};
+use rmcp::arch::{override_var_node, Gfx};
 use rmcp::config::{env_flag_is_set, parse_mode, rocr_flag_is_set, Mode};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -55,7 +56,7 @@ pub fn check(env: &EnvSnapshot, gpus: &[Gpu], root: &Path, findings: &mut Vec<Fi
     };
     let mut invalid_reported: Vec<String> = Vec::new();
     for g in gpus {
-        let Some((var, ov)) = effective_override(g.node, lookup) else {
+        let Some((var, ov)) = applying(g.node, lookup) else {
             continue;
         };
         let Some(card) = g.gfx else { continue };

@@ -9,7 +9,8 @@ use super::input::{self, Keep, Text};
 use super::{Finding, Severity};
 use crate::json::{Json, JsonObj};
 use crate::kfd::Gpu;
-use rmcp::arch::{effective_override, override_var_node, Gfx, OVERRIDE_VAR};
+use rmcp::arch::{override_var_node, Gfx, OVERRIDE_VAR};
+use rmcp::causes::node_override;
 use std::path::{Path, PathBuf};
 
 /// One assignment of an override variable.
@@ -101,6 +102,9 @@ pub fn parse_line(line: &str) -> Vec<Assignment> {
         let value_start = match b.get(k) {
             Some(b'=') if k == j => k + 1,
             Some(b':') => k + 1,
+            // ~/.pam_environment: `VAR DEFAULT=value` / `VAR OVERRIDE=value`
+            Some(_) if k > j && line[k..].starts_with("DEFAULT=") => k + 8,
+            Some(_) if k > j && line[k..].starts_with("OVERRIDE=") => k + 9,
             Some(_) if fish_set && k > j => k,
             _ => continue,
         };
@@ -129,6 +133,25 @@ pub fn parse_line(line: &str) -> Vec<Assignment> {
         });
     }
     out
+}
+
+/// The variable and value that apply to KFD node `node`, by libhsakmt's
+/// precedence as rmcp::causes::node_override states it (the per-node form
+/// first, even when invalid).
+pub fn applying<'a>(
+    node: u32,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> Option<(String, &'a str)> {
+    let per_node = format!("{OVERRIDE_VAR}_{node}");
+    let (value, is_per_node) = node_override(lookup(&per_node), lookup(OVERRIDE_VAR))?;
+    Some((
+        if is_per_node {
+            per_node
+        } else {
+            OVERRIDE_VAR.to_string()
+        },
+        value,
+    ))
 }
 
 /// What one value does on one GPU.
@@ -478,7 +501,7 @@ pub fn effects<'g>(
             .iter()
             .rev()
             .find(|p| p.a.var == s.a.var && p.line > s.line);
-        let effect = match effective_override(g.node, lookup) {
+        let effect = match applying(g.node, lookup) {
             _ if later.is_some() => Effect::Shadowed(format!(
                 "the same variable set again at line {}",
                 later.map_or(0, |p| p.line)
@@ -641,6 +664,8 @@ mod tests {
             "      \"HSA_OVERRIDE_GFX_VERSION\": \"10.3.0\"",
             "alias sd='HSA_OVERRIDE_GFX_VERSION=10.3.0 python3 launch.py'",
             "      - HSA_OVERRIDE_GFX_VERSION=${GFX_OVERRIDE:-10.3.0}",
+            "HSA_OVERRIDE_GFX_VERSION DEFAULT=10.3.0",
+            "HSA_OVERRIDE_GFX_VERSION\tOVERRIDE=\"10.3.0\"",
         ] {
             assert_eq!(one(line), want, "{line}");
         }
@@ -674,6 +699,24 @@ mod tests {
         ] {
             assert_eq!(one(line), None, "{line}");
         }
+    }
+
+    #[test]
+    fn the_per_node_variable_is_read_first() {
+        let env = [
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_2", "10.1.0"),
+        ];
+        let look = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        assert_eq!(
+            applying(2, look),
+            Some(("HSA_OVERRIDE_GFX_VERSION_2".to_string(), "10.1.0"))
+        );
+        assert_eq!(
+            applying(1, look),
+            Some(("HSA_OVERRIDE_GFX_VERSION".to_string(), "10.3.0"))
+        );
+        assert_eq!(applying(1, |_| None), None);
     }
 
     #[test]
