@@ -40,6 +40,8 @@ pub struct Facts<'a> {
     pub process: FaultProcess,
     /// What the registry said about `addr`.
     pub found: Result<Lookup, Busy>,
+    /// What the VMM records say, when `addr` is in a VMM reservation.
+    pub vmm: Option<crate::core::vmm::VmmPlace>,
     /// CLOCK_MONOTONIC at the report.
     pub now_ns: u64,
     /// What HSA_OVERRIDE_GFX_VERSION (or its per-node form) does to this
@@ -214,6 +216,7 @@ fn causes_of<'a>(f: &Facts<'a>) -> Causes<'a> {
         node: f.gpu.node,
         gfx_override: f.gfx_override,
         override_per_node: f.override_per_node,
+        vmm: f.vmm,
         place: causes::place(f.addr, f.found),
     }
 }
@@ -441,6 +444,7 @@ mod tests {
                 local_rank: None,
             },
             found,
+            vmm: None,
             now_ns: 13_000_000,
             gfx_override: None,
             override_per_node: false,
@@ -503,7 +507,7 @@ mod tests {
             b.text
         );
         assert!(lines[4].starts_with("likely cause: kernel, firmware and driver problems"));
-        assert_eq!(lines[5], "kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU) (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel and hipGraphLaunch)");
+        assert_eq!(lines[5], "kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU) (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel, hipGraphLaunch, hipLaunchKernel_spt, hipLaunchCooperativeKernel_spt, hipGraphLaunch_spt and hipModuleLaunchCooperativeKernel)");
         assert_eq!(lines[6], CLOSING);
         assert_eq!(lines.len(), 7);
         assert!(b

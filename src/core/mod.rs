@@ -16,3 +16,4 @@ pub mod report;
 pub mod report_path;
 pub mod stats;
 pub mod sync;
+pub mod vmm;

@@ -21,7 +21,7 @@ use crate::core::report::{FaultGpu, FaultProcess, FixedBuf};
 use crate::core::report_path;
 use crate::core::sync::now_ns;
 use crate::interpose::launch_state;
-use crate::interpose::process::{self, write_all, REGISTRY};
+use crate::interpose::process::{self, write_all, REGISTRY, VMM};
 use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
 use crate::interpose::topology::{agent_for_report, gpu_ordinal, topology};
 use once_cell::sync::OnceCell;
@@ -381,6 +381,11 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         process::config().hsa_override.as_deref(),
     )
     .map_or((None, false), |(v, per_node)| (Some(v), per_node));
+    let found = REGISTRY.try_lookup(addr);
+    // Inside a VMM reservation: what the handles and mappings say.
+    let vmm = causes::in_vmm_reservation(&causes::place(addr, found))
+        .then(|| VMM.try_place(addr))
+        .flatten();
     let facts = Facts {
         addr,
         reasons,
@@ -390,7 +395,8 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         },
         agent: agent.handle,
         process,
-        found: REGISTRY.try_lookup(addr),
+        found,
+        vmm,
         now_ns: now_ns(),
         gfx_override: causes::override_cause(
             override_value,

@@ -12,6 +12,8 @@ use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub static REGISTRY: Registry = Registry::new();
+/// VMM handles and mappings (the reserved ranges are in `REGISTRY`).
+pub static VMM: crate::core::vmm::Vmm = crate::core::vmm::Vmm::new();
 pub static STATS: Stats = Stats::new();
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
@@ -222,16 +224,23 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
 
 extern "C" fn before_fork() {
     REGISTRY.lock_all_for_fork();
+    VMM.lock_for_fork();
 }
 
 extern "C" fn after_fork_in_parent() {
     // SAFETY: locked by before_fork on this thread.
-    unsafe { REGISTRY.unlock_all_after_fork() };
+    unsafe {
+        VMM.unlock_after_fork();
+        REGISTRY.unlock_all_after_fork();
+    }
 }
 
 extern "C" fn after_fork_in_child() {
     // SAFETY: locked by before_fork in the parent thread that became us.
-    unsafe { REGISTRY.unlock_all_after_fork() };
+    unsafe {
+        VMM.unlock_after_fork();
+        REGISTRY.unlock_all_after_fork();
+    }
     crate::core::sync::forget_thread_id();
     crate::interpose::threads::after_fork_in_child();
     HIP.after_fork_in_child();
