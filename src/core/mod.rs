@@ -9,6 +9,7 @@ pub mod demangle;
 /// cbindgen:ignore
 pub mod entry;
 pub mod fault_report;
+pub mod hash;
 pub mod launches;
 pub mod policy;
 pub mod registry;
