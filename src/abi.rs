@@ -26,6 +26,28 @@ pub struct dim3 {
 }
 pub type hsa_status_t = i32;
 
+/// hipMemGenericAllocationHandle_t: an opaque pointer (hipMemCreate).
+pub type hipMemGenericAllocationHandle_t = *mut c_void;
+
+/// HIP's `hipExtent`, passed BY VALUE to hipMalloc3D (24 bytes: in memory).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct hipExtent {
+    pub width: usize,
+    pub height: usize,
+    pub depth: usize,
+}
+
+/// HIP's `hipPitchedPtr`, written by hipMalloc3D.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct hipPitchedPtr {
+    pub ptr: *mut c_void,
+    pub pitch: usize,
+    pub xsize: usize,
+    pub ysize: usize,
+}
+
 pub const HIP_SUCCESS: hipError_t = 0;
 pub const HIP_ERROR_INVALID_VALUE: hipError_t = 1;
 pub const HIP_ERROR_OUT_OF_MEMORY: hipError_t = 2;

@@ -310,7 +310,7 @@ pub unsafe extern "C" fn rmcp_recent_launches(
                 thread: l.thread,
                 entry_point: launcher.map_or(c"?".as_ptr(), |x| x.c_name().as_ptr()),
                 handle: l.handle as *const c_void,
-                kernel_name: if launcher == Some(Launcher::GraphLaunch) {
+                kernel_name: if launcher.is_some_and(Launcher::is_graph) {
                     std::ptr::null()
                 } else {
                     NAMES.get_c(l.handle).unwrap_or(std::ptr::null())

@@ -30,5 +30,6 @@ pub mod core;
 pub mod interpose;
 
 // The paths tests, benches and the CLI use.
+pub use crate::core::report_path;
 pub use crate::core::{arch, causes, config, entry, policy, registry, report, stats, sync};
 pub use crate::interpose::hooks;

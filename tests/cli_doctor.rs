@@ -1136,3 +1136,27 @@ fn schema_documents_every_finding_id_and_key() {
         );
     }
 }
+
+/// `sudo rmcp doctor` (run to read the kernel log) still checks the start-up
+/// files of the user who called sudo: SUDO_USER's home from etc/passwd, not
+/// root's HOME. Without root, SUDO_USER is not trusted and HOME is used.
+#[test]
+fn under_sudo_the_callers_files_are_checked() {
+    let (code, v) = doctor_json(
+        "rdna1-overrides",
+        Some("logs/clean.log"),
+        &[],
+        &[("SUDO_USER", "alice"), ("HOME", "/root")],
+    );
+    let fs = findings(&v);
+    let bashrc = fs
+        .iter()
+        .any(|f| f.0 == "hsa-override-in-file" && f.2.contains("/home/alice/.bashrc:10"));
+    // SAFETY: geteuid() has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(bashrc, "{fs:?}");
+        assert_eq!(code, 1);
+    } else {
+        assert!(!bashrc, "{fs:?}");
+    }
+}

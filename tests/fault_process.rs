@@ -84,15 +84,15 @@ fn an_existing_report_is_never_overwritten() {
         std::fs::read_to_string(&report).unwrap(),
         "an earlier process's report\n"
     );
-    let mut expected = vec![
-        "fault.json".to_string(),
-        format!("fault.json.{p1}"),
-        format!("fault.json.{p2}"),
-    ];
-    expected.sort();
-    assert_eq!(files(&dir), expected);
+    // The later reports are beside it, under unique names (pid and time).
+    let names = files(&dir);
+    assert_eq!(names.len(), 3, "{names:?}");
     for p in [p1, p2] {
-        let json = std::fs::read_to_string(dir.join(format!("fault.json.{p}"))).unwrap();
+        let name = names
+            .iter()
+            .find(|n| n.starts_with(&format!("fault.json.{p}-")))
+            .unwrap_or_else(|| panic!("no report of {p}: {names:?}"));
+        let json = std::fs::read_to_string(dir.join(name)).unwrap();
         assert!(
             json.contains(&format!(
                 "\"process\":{{\"pid\":{p},\"rank\":null,\"local_rank\":null}}"
@@ -188,4 +188,172 @@ fn rmcp_run_prints_every_process_report_and_reruns_once() {
         "{r}"
     );
     assert_eq!(r.stderr.matches("re-running on CPU").count(), 1, "{r}");
+}
+
+/// The fault run of `fault`, started in `cwd`, with more ops before the fault.
+fn fault_in(cwd: &Path, report: &std::ffi::OsStr, before_fault: &[&str]) -> Run {
+    let mut args = vec!["hipMalloc:4096", "hsa_init"];
+    args.extend_from_slice(before_fault);
+    args.extend(["hipHostMalloc:4096:0", "hsa_fault:live+16:1"]);
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .current_dir(cwd)
+        .env("RMCP_FAULT_REPORT", report)
+        .args(args)
+        .run();
+    assert_eq!(r.signal(), Some(libc::SIGABRT), "{r}");
+    r
+}
+
+/// Issue 18 item 7: a relative RMCP_FAULT_REPORT is resolved against the
+/// working directory rmcp started in, not the one the program moved to.
+#[test]
+fn a_relative_report_path_is_resolved_at_start() {
+    let d = tempdir("fault-relative");
+    let (start, later) = (d.join("start"), d.join("later"));
+    std::fs::create_dir_all(&start).unwrap();
+    std::fs::create_dir_all(&later).unwrap();
+    let chdir = format!("chdir:{}", later.display());
+    let r = fault_in(&start, "rel-%p.json".as_ref(), &[&chdir]);
+    let pid = reported_pid(&r);
+    assert_eq!(files(&start), vec![format!("rel-{pid}.json")], "{r}");
+    assert!(files(&later).is_empty(), "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("{}/rel-{pid}.json", start.display())),
+        "the report says where the JSON is\n{r}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 18 item 7: a report path rmcp cannot use is said at start, naming
+/// the directory and the error; at the fault the line names the path and
+/// the error again. A directory as the path (or one ending in '/') gets the
+/// report inside it, never a silent `<dir>.<pid>`.
+#[test]
+fn an_unusable_report_path_is_named_at_start_and_at_the_fault() {
+    let d = tempdir("fault-unusable");
+    let missing = d.join("missing/f-%p.json");
+    let r = fault_in(&d, missing.as_os_str(), &[]);
+    let pid = reported_pid(&r);
+    let start = r
+        .stderr
+        .lines()
+        .position(|l| {
+            l.starts_with("rmcp: warn: RMCP_FAULT_REPORT=")
+                && l.contains(&format!("cannot create files in {}/missing ", d.display()))
+                && l.contains("(No such file or directory, errno 2)")
+        })
+        .unwrap_or_else(|| panic!("no warning at start\n{r}"));
+    let at_fault = r
+        .stderr
+        .lines()
+        .position(|l| {
+            l.contains(&format!("{}/missing/f-{pid}.json", d.display()))
+                && l.contains("No such file or directory, errno 2")
+        })
+        .unwrap_or_else(|| panic!("no failure line naming the path and errno\n{r}"));
+    assert!(start < at_fault, "{r}");
+    assert_eq!(files(&d), Vec::<String>::new(), "{r}");
+
+    // A path too long for a file name: said at start, and at the fault.
+    // (4080 bytes: under the 4096 RMCP_FAULT_REPORT accepts.)
+    let long = d.join("x".repeat(4080 - d.as_os_str().len() - 1));
+    let r = fault_in(&d, long.as_os_str(), &[]);
+    assert_eq!(
+        r.stderr.matches("File name too long, errno 36").count(),
+        2,
+        "{r}"
+    );
+
+    // A directory, with and without the trailing '/'.
+    for (tag, slash) in [("adir", ""), ("bdir", "/")] {
+        let dir = d.join(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = fault_in(&d, format!("{}{slash}", dir.display()).as_ref(), &[]);
+        let pid = reported_pid(&r);
+        assert_eq!(files(&dir), vec![format!("rmcp-fault-{pid}.json")], "{r}");
+        assert!(
+            !files(&d).iter().any(|f| f.starts_with(&format!("{tag}."))),
+            "{r}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 18 item 5: in a PID namespace the program is pid 1 every time a
+/// container restarts. Three runs with the same RMCP_FAULT_REPORT keep
+/// three reports: the first under the name asked for, the others beside it
+/// under unique names (pid and time), none overwritten.
+#[test]
+fn restarts_as_pid_1_never_lose_a_report() {
+    let ok = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        common::skip_test(
+            "restarts_as_pid_1_never_lose_a_report",
+            "`unshare --pid --fork` is not permitted here",
+            "run as root (util-linux unshare)",
+        );
+        return;
+    }
+    let d = tempdir("fault-pid1");
+    let report = d.join("fault-%p.json");
+    let fx = common::fixtures();
+    for run in 0..3 {
+        let r = Scenario::new(Program::Path("unshare".into()))
+            .devices("gfx1030")
+            .lib_dir(&fx.dir)
+            .env("RMCP_FAULT_REPORT", &report)
+            .args(["--pid", "--fork", "env"])
+            .arg(format!("LD_PRELOAD={}", common::librmcp().display()))
+            .arg(Program::DriverExe.path())
+            .args(["hsa_init", "hipHostMalloc:4096:0", "hsa_fault:live+16:1"])
+            .run();
+        assert!(
+            r.stderr.contains(" in process 1; reason: "),
+            "run {run}: pid 1\n{r}"
+        );
+        let names = files(&d);
+        assert_eq!(names.len(), run + 1, "run {run}: {names:?}\n{r}");
+    }
+    let names = files(&d);
+    assert!(names.contains(&"fault-1.json".to_string()), "{names:?}");
+    for n in &names {
+        let json = std::fs::read_to_string(d.join(n)).unwrap();
+        assert!(json.contains("\"process\":{\"pid\":1,"), "{n}: {json}");
+        assert!(
+            n == "fault-1.json" || n.starts_with("fault-1.json.1-"),
+            "{names:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// What held (issue 18): a report file name that is a symlink is never
+/// followed: the target is untouched and the report goes beside the link.
+#[test]
+fn a_symlink_at_the_report_path_is_never_followed() {
+    let d = tempdir("fault-symlink");
+    let target = d.join("target.txt");
+    std::fs::write(&target, "not yours\n").unwrap();
+    std::os::unix::fs::symlink(&target, d.join("fault.json")).unwrap();
+    std::os::unix::fs::symlink(d.join("dangling"), d.join("dangling.json")).unwrap();
+    for link in ["fault.json", "dangling.json"] {
+        let r = fault(&d.join(link), &[]);
+        let pid = reported_pid(&r);
+        assert!(
+            files(&d)
+                .iter()
+                .any(|n| n.starts_with(&format!("{link}.{pid}-"))),
+            "{:?}\n{r}",
+            files(&d)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not yours\n");
+    assert!(!d.join("dangling").exists());
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -682,3 +682,143 @@ fn the_per_node_override_is_read_first_as_libhsakmt_does() {
         "{r}"
     );
 }
+
+/// The VMM sequence PyTorch's `expandable_segments` makes for one segment:
+/// reserve a large range, then per 2 MiB piece hipMemCreate, hipMemMap at the
+/// segment's end, hipMemSetAccess; shrinking unmaps and releases the last
+/// piece. (Sizes as in PyTorch's ExpandableSegment: 2 MiB pages.)
+const SEGMENT: &[&str] = &[
+    "hsa_init",
+    "vmm_reserve:67108864",
+    "vmm_create:2097152",
+    "vmm_map:0:2097152:0",
+    "vmm_access:0:2097152",
+    "vmm_create:2097152",
+    "vmm_map:2097152:2097152:1",
+    "vmm_access:2097152:2097152",
+    "vmm_create:2097152",
+    "vmm_map:4194304:2097152:2",
+];
+
+fn vmm_fault(extra: &[&str], at: &str, report: &std::path::Path) -> (Run, serde_json::Value) {
+    let fault = format!("hsa_fault:{at}:0x1");
+    let ops: Vec<&str> = SEGMENT
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .chain([fault.as_str()])
+        .collect();
+    let _ = std::fs::remove_file(report);
+    let r = fault_run("gfx1030", &ops, Some(report));
+    let json = serde_json::from_str(&std::fs::read_to_string(report).expect("report")).unwrap();
+    (r, json)
+}
+
+/// Issue 19 item 2: a fault inside an expandable segment names the
+/// reservation, the mapped handle and the offset; an unmapped (and released)
+/// piece, a piece never mapped and a mapping without access are said so.
+#[test]
+fn a_fault_in_an_expandable_segment_names_reservation_handle_and_offset() {
+    let dir = common::tempdir("fault-vmm");
+    let report = dir.join("report.json");
+    // In the second piece, 0x40 bytes in.
+    let (r, json) = vmm_fault(&[], "vmm+0x200040", &report);
+    let lines = cause_lines(&r);
+    assert!(
+        lines[0].contains("is 2097216 bytes into hipMemAddressReserve of 67108864 bytes"),
+        "{r}"
+    );
+    assert!(
+        lines[1].starts_with("rmcp: likely cause: VMM memory: address 0x")
+            && lines[1].contains("is at offset 64 of physical handle 0x")
+            && lines[1]
+                .contains("(hipMemCreate, 2097152 bytes, created on device 0), mapped at 0x")
+            && lines[1].ends_with("by hipMemMap"),
+        "{r}"
+    );
+    let vmm = &json["causes"][1];
+    assert_eq!(vmm["id"], "vmm-mapped", "{json}");
+    assert_eq!(vmm["offset"], 64);
+    assert_eq!(vmm["mapping_size"], 2097152);
+    assert_eq!(vmm["access"], true);
+    // Created and mapped, but hipMemSetAccess never called for it.
+    let (r, json) = vmm_fault(&[], "vmm+0x400000", &report);
+    assert!(
+        cause_lines(&r)[1].contains("no hipMemSetAccess granted access to this mapping"),
+        "{r}"
+    );
+    assert_eq!(json["causes"][1]["id"], "vmm-mapped-without-access");
+    // The segment shrank: its last piece unmapped and released.
+    let (r, json) = vmm_fault(
+        &["vmm_unmap:4194304:2097152", "vmm_release:2"],
+        "vmm+0x400010",
+        &report,
+    );
+    let line = &cause_lines(&r)[1];
+    assert!(
+        line.starts_with("rmcp: likely cause: VMM memory unmapped ")
+            && line.contains("was at offset 16 of physical handle 0x")
+            && line.contains("released by hipMemRelease"),
+        "{r}"
+    );
+    assert_eq!(json["causes"][1]["id"], "vmm-unmapped");
+    // Reserved but never mapped.
+    let (r, json) = vmm_fault(&[], "vmm+0x1000000", &report);
+    assert!(
+        cause_lines(&r)[1].starts_with("rmcp: likely cause: VMM memory never mapped"),
+        "{r}"
+    );
+    assert_eq!(json["causes"][1]["id"], "vmm-never-mapped");
+    // The whole segment freed: the reservation is reported as freed, and the
+    // unmapped piece with it.
+    let (r, _) = vmm_fault(
+        &[
+            "vmm_unmap:0:6291456",
+            "vmm_release:0",
+            "vmm_release:1",
+            "vmm_release:2",
+            "vmm_free",
+        ],
+        "vmm+0x40",
+        &report,
+    );
+    let lines = cause_lines(&r);
+    assert!(
+        lines[0].starts_with("rmcp: likely cause: use after free: ")
+            && lines[0].contains("hipMemAddressReserve of 67108864 bytes"),
+        "{r}"
+    );
+    assert!(lines[1].contains("VMM memory unmapped"), "{r}");
+    // Every call reached the runtime once, untouched.
+    for f in [
+        "hipMemAddressReserve",
+        "hipMemCreate",
+        "hipMemMap",
+        "hipMemSetAccess",
+    ] {
+        assert!(!r.calls_named(f).is_empty(), "{f}\n{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 19 item 2: pitched and 3D allocations are recorded (forwarded
+/// untouched), so a fault in one names it.
+#[test]
+fn a_fault_in_pitched_or_3d_memory_names_the_allocation() {
+    for (alloc, size) in [
+        ("hipMallocPitch:100:8", 256 * 8),
+        ("hipMalloc3D:100:8:2", 256 * 8 * 2),
+    ] {
+        let r = fault_run(
+            "gfx1030",
+            &["hsa_init", alloc, "hsa_fault:live+0x100:0x1"],
+            None,
+        );
+        let entry = alloc.split(':').next().unwrap();
+        assert!(
+            cause_lines(&r)[0].contains(&format!("is 256 bytes into {entry} of {size} bytes")),
+            "{r}"
+        );
+        assert_eq!(r.calls_named(entry).len(), 1, "{r}");
+    }
+}

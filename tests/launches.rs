@@ -472,3 +472,69 @@ fn each_kernel_takes_the_slow_path_once_and_the_fast_path_after() {
         assert_eq!(l["block"], serde_json::json!(block), "{l}");
     }
 }
+
+/// Issue 19 item 3: the per-thread-default-stream launches
+/// (hipLaunchKernel_spt, hipLaunchCooperativeKernel_spt, hipGraphLaunch_spt),
+/// hipModuleLaunchCooperativeKernel and hipStreamSynchronize_spt feed the
+/// same ring: each launch is listed under its own entry point, and a launch
+/// completed by hipStreamSynchronize_spt is not.
+#[test]
+fn spt_and_cooperative_module_launches_feed_the_ring() {
+    let dir = common::tempdir("launches-spt");
+    let report = dir.join("fault.json");
+    let r = fault_run(
+        "gfx1030",
+        &[
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "modfunc:2:_Z4fillPim",
+            "stream:1",
+            "launch:kernel_spt:0:8:64:0",
+            "launch:coop_spt:0:2:32:0",
+            "launch:modcoop:2:3:16:0",
+            "launch:graph_spt:3:1:1:1",
+            "streamsync_spt:1",
+            "hipMalloc:64",
+            "hsa_fault:live+0:1",
+        ],
+        &report,
+    );
+    let lines = rmcp_lines(&r);
+    let head = lines
+        .iter()
+        .position(|l| l.starts_with("rmcp: kernels launched on"))
+        .unwrap_or_else(|| panic!("no launch list\n{r}"));
+    assert!(
+        lines[head].contains("(3 of 4 recorded; 1 completed at a synchronisation)"),
+        "{r}"
+    );
+    assert!(
+        lines[head + 1].starts_with(
+            "rmcp:   #2 fill(int*, unsigned long) via hipModuleLaunchCooperativeKernel: grid 3x1x1, block 16x1x1"
+        ),
+        "{r}"
+    );
+    assert!(
+        lines[head + 2].starts_with(
+            "rmcp:   #1 vecAdd(float*, float const*, float const*, int) via hipLaunchCooperativeKernel_spt: grid 2x1x1"
+        ),
+        "{r}"
+    );
+    assert!(
+        lines[head + 3].starts_with(
+            "rmcp:   #0 vecAdd(float*, float const*, float const*, int) via hipLaunchKernel_spt: grid 8x1x1, block 64x1x1"
+        ),
+        "{r}"
+    );
+    // Every launch reached the runtime unchanged.
+    for f in [
+        "hipLaunchKernel_spt",
+        "hipLaunchCooperativeKernel_spt",
+        "hipModuleLaunchCooperativeKernel",
+        "hipGraphLaunch_spt",
+        "hipStreamSynchronize_spt",
+    ] {
+        assert_eq!(r.calls_named(f).len(), 1, "{f}\n{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

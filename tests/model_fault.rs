@@ -658,7 +658,8 @@ fn rx5700xt_with_hsa_override_gfx_version() {
 
 /// (e) Two processes fault at once with the same RMCP_FAULT_REPORT file
 /// name (no %p): each prints its own report with its own pid, and each
-/// JSON report lands in a file of its own (the second one at <file>.<pid>);
+/// JSON report lands in a file of its own (the second one beside it at
+/// <file>.<pid>-<unix time in ns>);
 /// neither is overwritten.
 #[test]
 fn two_processes_fault_and_keep_their_own_reports() {
@@ -713,7 +714,8 @@ fn two_processes_fault_and_keep_their_own_reports() {
     assert_eq!(files.len(), 2, "{files:?}");
     assert_eq!(files[0], "fault.json", "{files:?}");
     assert!(
-        pids.iter().any(|p| files[1] == format!("fault.json.{p}")),
+        pids.iter()
+            .any(|p| files[1].starts_with(&format!("fault.json.{p}-"))),
         "{files:?} {pids:?}"
     );
     let mut seen: Vec<u64> = files

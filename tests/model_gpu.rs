@@ -279,6 +279,8 @@ struct Key {
     built_rocr: bool,
     /// HSA_OVERRIDE_GFX_VERSION for the run.
     gfx_override: Option<&'static str>,
+    /// HSA_OVERRIDE_GFX_VERSION_<node> for the run: (node, value).
+    node_override: Option<(u32, &'static str)>,
 }
 
 // ------------------------------------------------------------------ a run
@@ -635,6 +637,9 @@ fn run_probe(s: &Stack, b: &Built, key: &Key) -> ProbeRun {
     if let Some(v) = key.gfx_override {
         cmd.env("HSA_OVERRIDE_GFX_VERSION", v);
     }
+    if let Some((node, v)) = key.node_override {
+        cmd.env(format!("HSA_OVERRIDE_GFX_VERSION_{node}"), v);
+    }
     let command = format!("{cmd:?}");
     let out = model::output_within(&mut cmd, RUN_TIMEOUT);
     let status = out.status;
@@ -729,6 +734,7 @@ fn key(topo: Topo, load: Load, mode: Option<&'static str>) -> Key {
         stock_rocr: false,
         built_rocr: false,
         gfx_override: None,
+        node_override: None,
     }
 }
 
@@ -1208,6 +1214,7 @@ fn host_register_without_svm_aborts_alike_with_and_without_rmcp() {
             stock_rocr: false,
             built_rocr: false,
             gfx_override: None,
+            node_override: None,
         };
         let run = probe(s, b, k);
         assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run}");
@@ -1484,6 +1491,59 @@ fn override_makes_real_hip_report_gfx1030_on_gfx1010_and_doctor_flags_it() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("[hsa-override-mismatch]") && text.contains("gfx1010"),
+        "{text}"
+    );
+}
+
+/// libhsakmt reads HSA_OVERRIDE_GFX_VERSION_<node> before
+/// HSA_OVERRIDE_GFX_VERSION, on the real 7.2.4 stack: with the global
+/// override 10.3.0 and HSA_OVERRIDE_GFX_VERSION_1=10.1.0 the RX 5700 XT
+/// (node 1) stays gfx1010; with only the per-node 10.3.0 it becomes gfx1030.
+/// `rmcp doctor` on the same tree and variables says the same.
+#[test]
+fn per_node_override_wins_on_the_real_stack_and_in_doctor() {
+    let test = "per_node_override_wins_on_the_real_stack_and_in_doctor";
+    let Some((s, b)) = env(test) else { return };
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.gfx_override = Some("10.3.0");
+    k.node_override = Some((1, "10.1.0"));
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1010"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(
+        Topo::Rx5700xt,
+        &[
+            ("HSA_OVERRIDE_GFX_VERSION", "10.3.0"),
+            ("HSA_OVERRIDE_GFX_VERSION_1", "10.1.0"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("[hsa-override-redundant] HSA_OVERRIDE_GFX_VERSION_1=10.1.0")
+            && !text.contains("[hsa-override-mismatch]"),
+        "{text}"
+    );
+
+    let mut k = key(Topo::Rx5700xt, Load::Plain, None);
+    k.node_override = Some((1, "10.3.0"));
+    let run = probe(s, b, k);
+    assert!(run.status.success(), "{run}");
+    let archs = run.archs();
+    assert!(
+        archs.len() == 1 && archs[0].starts_with("gfx1030"),
+        "{archs:?}\n{run}"
+    );
+    let out = doctor_on(Topo::Rx5700xt, &[("HSA_OVERRIDE_GFX_VERSION_1", "10.3.0")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[hsa-override-mismatch] HSA_OVERRIDE_GFX_VERSION_1=10.3.0")
+            && text.contains("gfx1010"),
         "{text}"
     );
 }
@@ -1864,4 +1924,87 @@ fn python_script_starting_with_preload_is_rewritten_at_the_driver() {
     let (out, alone) = run(&without);
     assert_eq!(out, "hipHostMalloc rc=0 audit=False\n");
     assert_eq!(alone, vec![flags[0] | COHERENT], "{}", flag_names(alone[0]));
+}
+
+/// Issue 19 item 2 on the real ROCm 7.2.4: the model GPU cannot serve VMM.
+/// The real HIP reports hipDeviceAttributeVirtualMemoryManagementSupported
+/// = 0 for it (model mode offers no ROCr virtual-memory API), and
+/// hipMemAddressReserve and hipMemCreate return hipErrorOutOfMemory (2), so
+/// PyTorch would not use expandable segments there. What can be shown:
+/// rmcp's VMM hooks are on the path (each call counted once), forward every
+/// call, and change no return code. The VMM bookkeeping itself is shown on
+/// the doubles (hsa_fault::a_fault_in_an_expandable_segment_...).
+#[test]
+fn vmm_is_not_served_by_the_model_and_rmcp_changes_no_answer() {
+    let test = "vmm_is_not_served_by_the_model_and_rmcp_changes_no_answer";
+    let Some((s, b)) = env(test) else { return };
+    let exe = b.logs.join("vmm");
+    let inc = format!("-I{}", s.include.display());
+    let l = format!("-L{}", s.libdir.display());
+    let rl = format!("-Wl,-rpath-link,{}", s.libdir.display());
+    common::compile_c(
+        &exe,
+        &[repo().join("tests/model/vmm.c")],
+        &[
+            "-D__HIP_PLATFORM_AMD__",
+            &inc,
+            &l,
+            "-lamdhip64",
+            &rl,
+            "-Wl,--allow-shlib-undefined",
+        ],
+    );
+    let run = |rmcp: bool| -> (String, String) {
+        let mut cmd = Command::new(&s.loader);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.arg("--library-path")
+            .arg(std::env::join_paths([&s.gfx10, &s.libdir]).unwrap());
+        if rmcp {
+            cmd.arg("--preload").arg(b.rmcp_dir.join("librmcp.so"));
+        }
+        cmd.arg(&exe)
+            .env("HSA_MODEL_TOPOLOGY", Topo::Rx6800xt.path())
+            .env("HSA_MODEL_LIB", &b.model_lib)
+            .env("RMCP_MODEL_LOG", b.logs.join(format!("vmm-{rmcp}.log")))
+            .env("HSA_ENABLE_SDMA", "0")
+            .env("HSA_ENABLE_INTERRUPT", "0")
+            .env("RMCP_LOG", "info")
+            .stdin(Stdio::null());
+        let out = throttled(|| cmd.output().expect("run vmm on the model"));
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (plain, _) = run(false);
+    let (with, err) = run(true);
+    assert_eq!(with, plain, "{err}");
+    for line in [
+        "hipGetDeviceCount rc=0 count=1",
+        "hipDeviceGetAttribute(VirtualMemoryManagementSupported) rc=0 value=0",
+        "hipMemAddressReserve rc=2",
+        "hipMemCreate rc=2",
+    ] {
+        assert!(plain.lines().any(|l| l == line), "{line}\n{plain}");
+    }
+    for counted in [
+        "hipMemAddressReserve 1/0",
+        "hipMemCreate 1/0",
+        "hipMemMap 1/0",
+        "hipMemSetAccess 1/0",
+        "hipMemUnmap 1/0",
+        "hipMemRelease 1/0",
+        "hipMemAddressFree 1/0",
+    ] {
+        assert!(err.contains(counted), "{counted}\n{err}");
+    }
 }

@@ -840,6 +840,9 @@ fn hooks_probe_calls(rt: &Runtime) -> Vec<String> {
             h != "hipExtHostAlloc"
                 && !(rt.tag == "5.2.3"
                     && (h == "hipGetProcAddress" || h == "hipExtModuleLaunchKernel"))
+                && !(rt.tag != "7.2.4" && h.starts_with("hipGetDriverEntryPoint"))
+                && !(rt.tag == "5.2.3"
+                    && (h == "hipGraphLaunch_spt" || h == "hipModuleLaunchCooperativeKernel"))
         })
         .collect()
 }
@@ -981,6 +984,24 @@ fn expected_export(rt: &Runtime, name: &str) -> Option<(&'static str, &'static s
         "hipGetProcAddress" | "hipGetDevicePropertiesR0600" | "hipGetDevicePropertiesR0000" => None,
         "hipMallocAsync" | "hipMallocFromPoolAsync" | "hipFreeAsync" => Some(("hip_5.1", hip)),
         "hipGraphLaunch" => Some(("hip_4.3", hip)),
+        "hipLaunchKernel_spt" | "hipLaunchCooperativeKernel_spt" | "hipStreamSynchronize_spt" => {
+            Some(("hip_5.2", hip))
+        }
+        "hipGraphLaunch_spt" | "hipModuleLaunchCooperativeKernel" if rocm5 => None,
+        "hipGraphLaunch_spt" => Some(("hip_5.3", hip)),
+        "hipModuleLaunchCooperativeKernel" => Some(("hip_5.5", hip)),
+        "hipMemAddressReserve"
+        | "hipMemAddressFree"
+        | "hipMemCreate"
+        | "hipMemRelease"
+        | "hipMemMap"
+        | "hipMemSetAccess"
+        | "hipMemUnmap" => Some(("hip_5.1", hip)),
+        // New in ROCm 7.1.
+        "hipGetDriverEntryPoint" | "hipGetDriverEntryPoint_spt" if rt.tag == "7.2.4" => {
+            Some(("hip_7.1", hip))
+        }
+        "hipGetDriverEntryPoint" | "hipGetDriverEntryPoint_spt" => None,
         // Not in 5.2.3; 6.4.3 and 7.2.4 export it under hip_4.2.
         "hipExtModuleLaunchKernel" if rocm5 => None,
         n if n.starts_with("hsa_") => Some(("ROCR_1", "libhsa-runtime64.so.1")),
@@ -1422,8 +1443,27 @@ mod real_headers {
             impl AbiEq<$r::hipGraphExec> for c_void {}
             impl AbiEq<$r::hsa_amd_memory_pool_t> for abi::hsa_amd_memory_pool_t {}
             impl AbiEq<$r::dim3> for abi::dim3 {}
+            // VMM: the handle is opaque; rmcp reads neither the allocation
+            // properties (their layout differs between ROCm 5.2.3 and 6.x)
+            // nor the access descriptors.
+            impl AbiEq<$r::ihipMemGenericAllocationHandle> for c_void {}
+            impl AbiEq<$r::hipMemAllocationProp> for c_void {}
+            impl AbiEq<$r::hipMemAccessDesc> for c_void {}
+            impl AbiEq<$r::hipPitchedPtr> for abi::hipPitchedPtr {}
+            impl AbiEq<$r::hipExtent> for abi::hipExtent {}
             const _: () = {
                 assert!(size_of::<$r::dim3>() == size_of::<abi::dim3>());
+                assert!(size_of::<$r::hipExtent>() == size_of::<abi::hipExtent>());
+                assert!(
+                    std::mem::offset_of!($r::hipExtent, depth)
+                        == std::mem::offset_of!(abi::hipExtent, depth)
+                );
+                assert!(size_of::<$r::hipPitchedPtr>() == size_of::<abi::hipPitchedPtr>());
+                assert!(
+                    std::mem::offset_of!($r::hipPitchedPtr, ysize)
+                        == std::mem::offset_of!(abi::hipPitchedPtr, ysize)
+                );
+
                 assert!(align_of::<$r::dim3>() == align_of::<abi::dim3>());
                 assert!(size_of::<$r::hipError_t>() == size_of::<i32>());
                 assert!(size_of::<$r::hsa_status_t>() == size_of::<i32>());
@@ -1448,6 +1488,8 @@ mod real_headers {
     per_header!(r724);
     impl AbiEq<r643::hipDriverProcAddressQueryResult> for i32 {}
     impl AbiEq<r724::hipDriverProcAddressQueryResult> for i32 {}
+    impl AbiEq<r724::hipDriverEntryPointQueryResult> for i32 {}
+    const _: () = assert!(size_of::<r724::hipDriverEntryPointQueryResult>() == size_of::<i32>());
     const _: () = assert!(size_of::<r643::hipDriverProcAddressQueryResult>() == size_of::<i32>());
     const _: () = assert!(size_of::<r724::hipDriverProcAddressQueryResult>() == size_of::<i32>());
 
@@ -1468,6 +1510,25 @@ mod real_headers {
         // only in hip/hip_ext.h (6.x moved it to hip_runtime_api.h).
         (r523, $checked:ident, $skipped:ident, hipGetProcAddress, $($t:tt)*) => {
             $skipped.push(("hipGetProcAddress", "not in ROCm 5.2.3"));
+        };
+        // hipGetDriverEntryPoint is new in ROCm 7.1.
+        (r523, $checked:ident, $skipped:ident, hipGetDriverEntryPoint, $($t:tt)*) => {
+            $skipped.push(("hipGetDriverEntryPoint", "not before ROCm 7.1"));
+        };
+        (r643, $checked:ident, $skipped:ident, hipGetDriverEntryPoint, $($t:tt)*) => {
+            $skipped.push(("hipGetDriverEntryPoint", "not before ROCm 7.1"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipGraphLaunch_spt, $($t:tt)*) => {
+            $skipped.push(("hipGraphLaunch_spt", "not in ROCm 5.2.3"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipModuleLaunchCooperativeKernel, $($t:tt)*) => {
+            $skipped.push(("hipModuleLaunchCooperativeKernel", "not in ROCm 5.2.3"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipGetDriverEntryPoint_spt, $($t:tt)*) => {
+            $skipped.push(("hipGetDriverEntryPoint_spt", "not before ROCm 7.1"));
+        };
+        (r643, $checked:ident, $skipped:ident, hipGetDriverEntryPoint_spt, $($t:tt)*) => {
+            $skipped.push(("hipGetDriverEntryPoint_spt", "not before ROCm 7.1"));
         };
         (r523, $checked:ident, $skipped:ident, hipExtLaunchKernel, $($t:tt)*) => {
             $skipped.push(("hipExtLaunchKernel", "only in ROCm 5.2.3's C++ header hip/hip_ext.h"));
@@ -1508,7 +1569,8 @@ mod real_headers {
     fn hook_prototypes_match_real_headers() {
         // The table's own type names, as its consumers in rmcp see them.
         use abi::{
-            dim3, hipError_t, hipEvent_t, hipFunction_t, hipGraphExec_t, hipMemPool_t, hipStream_t,
+            dim3, hipError_t, hipEvent_t, hipExtent, hipFunction_t, hipGraphExec_t,
+            hipMemGenericAllocationHandle_t, hipMemPool_t, hipPitchedPtr, hipStream_t,
             hsa_amd_memory_pool_t, hsa_status_t,
         };
         let every: Vec<&str> = rmcp::hooks::EXPORTED.to_vec();
@@ -1531,14 +1593,22 @@ mod real_headers {
             assert_eq!(seen, all, "ROCm {tag}");
             let mut names: Vec<&str> = skipped.iter().map(|s| s.0).collect();
             names.sort();
-            let expected: &[&str] = if tag == "5.2.3" {
-                &[
+            let expected: &[&str] = match tag {
+                "5.2.3" => &[
                     "hipExtLaunchKernel",
                     "hipExtModuleLaunchKernel",
+                    "hipGetDriverEntryPoint",
+                    "hipGetDriverEntryPoint_spt",
                     "hipGetProcAddress",
-                ]
-            } else {
-                &["hipExtModuleLaunchKernel"]
+                    "hipGraphLaunch_spt",
+                    "hipModuleLaunchCooperativeKernel",
+                ],
+                "6.4.3" => &[
+                    "hipExtModuleLaunchKernel",
+                    "hipGetDriverEntryPoint",
+                    "hipGetDriverEntryPoint_spt",
+                ],
+                _ => &["hipExtModuleLaunchKernel"],
             };
             assert_eq!(names, expected, "ROCm {tag}");
             counts.push(format!(

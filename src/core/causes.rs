@@ -313,6 +313,16 @@ pub fn write_host_registration(w: &mut impl Write, addr: usize, a: &Allocation) 
     )
 }
 
+/// Whether the VMM records are worth asking about `p`: the address is inside
+/// a reserved range, live or freed.
+pub fn in_vmm_reservation(p: &Place) -> bool {
+    matches!(
+        p,
+        Place::InLive { alloc, .. } | Place::Freed { alloc, .. }
+            if alloc.entry == Entry::HipMemAddressReserve
+    )
+}
+
 /// The cause id of the hipHostRegister line.
 pub const HOST_REGISTRATION_ID: &str = "host-pointer-of-registered-memory";
 
@@ -347,6 +357,9 @@ pub struct Causes<'a> {
     pub gfx_override: Option<Override<'a>>,
     /// The override came from HSA_OVERRIDE_GFX_VERSION_<node>.
     pub override_per_node: bool,
+    /// When the address is inside a VMM reservation (hipMemAddressReserve):
+    /// what the VMM records say about it.
+    pub vmm: Option<crate::core::vmm::VmmPlace>,
     pub place: Place,
 }
 
@@ -363,6 +376,11 @@ pub fn write_lines(w: &mut impl Write, c: &Causes, prefix: &str, now_ns: u64) ->
     if let Some(a) = host_registration(&c.place) {
         w.write_str(prefix)?;
         write_host_registration(w, c.addr, a)?;
+        w.write_char('\n')?;
+    }
+    if let Some(v) = &c.vmm {
+        w.write_str(prefix)?;
+        crate::core::vmm::write_place(w, c.addr, v, now_ns)?;
         w.write_char('\n')?;
     }
     w.write_str(prefix)?;
@@ -449,6 +467,13 @@ pub fn write_json(w: &mut impl Write, c: &Causes, now_ns: u64) -> fmt::Result {
         write_json_allocation(w, a, c.addr, now_ns, None)?;
         w.write_str(",\"text\":\"")?;
         write_host_registration(&mut JsonText(w), c.addr, a)?;
+        w.write_str("\"},")?;
+    }
+    if let Some(v) = &c.vmm {
+        write!(w, "{{\"id\":\"{}\",", v.id())?;
+        crate::core::vmm::write_json_fields(w, v, now_ns)?;
+        w.write_str("\"text\":\"")?;
+        crate::core::vmm::write_place(&mut JsonText(w), c.addr, v, now_ns)?;
         w.write_str("\"},")?;
     }
     w.write_str("{\"id\":\"check-doctor\",\"text\":\"")?;
@@ -619,6 +644,7 @@ mod tests {
             node: 1,
             gfx_override: override_cause(Some("10.3.0"), Some(100100)),
             override_per_node: false,
+            vmm: None,
             place: Place::PastEnd {
                 bytes: 16,
                 alloc: buf,
@@ -685,6 +711,7 @@ mod host_register_tests {
             node: 1,
             gfx_override: None,
             override_per_node: false,
+            vmm: None,
             place: place(addr, Ok(Lookup::Live(reg))),
         };
         let mut b = FixedBuf::<2048>::new();
@@ -766,6 +793,7 @@ mod node_override_tests {
             node: 1,
             gfx_override: override_cause(Some("10.3.0"), Some(100100)),
             override_per_node: true,
+            vmm: None,
             place: Place::Nothing,
         };
         let mut b = FixedBuf::<2048>::new();

@@ -164,8 +164,18 @@ const PATH_MAX: usize = 4096;
 /// Renders a value for a message: lossy UTF-8, control characters escaped,
 /// long values cut with their length noted.
 pub fn shown(value: &OsStr) -> String {
+    shown_upto(value, SHOWN_VALUE_MAX)
+}
+
+/// A path for a message that must name it: as `shown`, but cut only past
+/// PATH_MAX.
+pub fn shown_path(value: &OsStr) -> String {
+    shown_upto(value, PATH_MAX)
+}
+
+fn shown_upto(value: &OsStr, max: usize) -> String {
     let bytes = value.as_bytes();
-    let cut = &bytes[..bytes.len().min(SHOWN_VALUE_MAX)];
+    let cut = &bytes[..bytes.len().min(max)];
     let mut s: String = String::from_utf8_lossy(cut)
         .chars()
         .flat_map(|c| {
@@ -176,7 +186,7 @@ pub fn shown(value: &OsStr) -> String {
             }
         })
         .collect();
-    if bytes.len() > SHOWN_VALUE_MAX {
+    if bytes.len() > max {
         s.push_str(&format!("... ({} bytes)", bytes.len()));
     }
     s

@@ -45,6 +45,20 @@ macro_rules! hook_table {
                 HipMallocFromPoolAsync hipMallocFromPoolAsync(*mut *mut c_void, usize, hipMemPool_t, hipStream_t) -> hipError_t;
                 HipFreeAsync hipFreeAsync(*mut c_void, hipStream_t) -> hipError_t;
                 HipGetProcAddress hipGetProcAddress(*const c_char, *mut *mut c_void, c_int, u64, *mut c_int) -> hipError_t;
+                HipGetDriverEntryPoint hipGetDriverEntryPoint(*const c_char, *mut *mut c_void, u64, *mut c_int) -> hipError_t;
+                HipGetDriverEntryPointSpt hipGetDriverEntryPoint_spt(*const c_char, *mut *mut c_void, u64, *mut c_int) -> hipError_t;
+                // Allocations recorded, never rewritten: pitched and 3D
+                // memory, and VMM (reserved ranges, physical handles and
+                // their mappings, `crate::core::vmm`).
+                HipMallocPitch hipMallocPitch(*mut *mut c_void, *mut usize, usize, usize) -> hipError_t;
+                HipMalloc3D hipMalloc3D(*mut hipPitchedPtr, hipExtent) -> hipError_t;
+                HipMemAddressReserve hipMemAddressReserve(*mut *mut c_void, usize, usize, *mut c_void, u64) -> hipError_t;
+                HipMemAddressFree hipMemAddressFree(*mut c_void, usize) -> hipError_t;
+                HipMemCreate hipMemCreate(*mut hipMemGenericAllocationHandle_t, usize, *const c_void, u64) -> hipError_t;
+                HipMemRelease hipMemRelease(hipMemGenericAllocationHandle_t) -> hipError_t;
+                HipMemMap hipMemMap(*mut c_void, usize, usize, hipMemGenericAllocationHandle_t, u64) -> hipError_t;
+                HipMemSetAccess hipMemSetAccess(*mut c_void, usize, *const c_void, usize) -> hipError_t;
+                HipMemUnmap hipMemUnmap(*mut c_void, usize) -> hipError_t;
                 // Kernel launches (recorded in the per-device launch rings)
                 // and what tells rmcp which device and whether they finished.
                 HipLaunchKernel hipLaunchKernel(*const c_void, dim3, dim3, *mut *mut c_void, usize, hipStream_t) -> hipError_t;
@@ -56,6 +70,13 @@ macro_rules! hook_table {
                 HipSetDevice hipSetDevice(c_int) -> hipError_t;
                 HipDeviceSynchronize hipDeviceSynchronize() -> hipError_t;
                 HipStreamSynchronize hipStreamSynchronize(hipStream_t) -> hipError_t;
+                // The per-thread-default-stream (_spt) forms, and the
+                // cooperative module launch.
+                HipLaunchKernelSpt hipLaunchKernel_spt(*const c_void, dim3, dim3, *mut *mut c_void, usize, hipStream_t) -> hipError_t;
+                HipLaunchCooperativeKernelSpt hipLaunchCooperativeKernel_spt(*const c_void, dim3, dim3, *mut *mut c_void, u32, hipStream_t) -> hipError_t;
+                HipGraphLaunchSpt hipGraphLaunch_spt(hipGraphExec_t, hipStream_t) -> hipError_t;
+                HipStreamSynchronizeSpt hipStreamSynchronize_spt(hipStream_t) -> hipError_t;
+                HipModuleLaunchCooperativeKernel hipModuleLaunchCooperativeKernel(hipFunction_t, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, hipStream_t, *mut *mut c_void) -> hipError_t;
             }
             hsa_hooks {
                 HsaMemoryPoolAllocate hsa_amd_memory_pool_allocate(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;

@@ -40,6 +40,8 @@ pub struct Facts<'a> {
     pub process: FaultProcess,
     /// What the registry said about `addr`.
     pub found: Result<Lookup, Busy>,
+    /// What the VMM records say, when `addr` is in a VMM reservation.
+    pub vmm: Option<crate::core::vmm::VmmPlace>,
     /// CLOCK_MONOTONIC at the report.
     pub now_ns: u64,
     /// What HSA_OVERRIDE_GFX_VERSION (or its per-node form) does to this
@@ -72,8 +74,9 @@ pub enum JsonFile<'a> {
     NotRequested,
     /// Created at this path (the JSON is written after the text).
     Created(&'a str),
-    /// Neither the path nor `<path>.<pid>` could be created.
-    NotCreated,
+    /// No file could be created: the last path tried, and why (the error
+    /// and its errno), so the line names both.
+    NotCreated { path: &'a str, why: &'a str },
 }
 
 /// What happens to the process after the report: the report's last line.
@@ -213,6 +216,7 @@ fn causes_of<'a>(f: &Facts<'a>) -> Causes<'a> {
         node: f.gpu.node,
         gfx_override: f.gfx_override,
         override_per_node: f.override_per_node,
+        vmm: f.vmm,
         place: causes::place(f.addr, f.found),
     }
 }
@@ -254,7 +258,11 @@ fn closing(w: &mut impl Write, f: &Facts) -> fmt::Result {
     match f.json_file {
         JsonFile::NotRequested => {}
         JsonFile::Created(path) => writeln!(w, "the report as JSON: {}", Escaped(path))?,
-        JsonFile::NotCreated => w.write_str("could not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n")?,
+        JsonFile::NotCreated { path, why } => writeln!(
+            w,
+            "could not create the JSON report {} ({why}); this text is the only copy",
+            Escaped(path)
+        )?,
     }
     w.write_str(f.next.line())
 }
@@ -436,6 +444,7 @@ mod tests {
                 local_rank: None,
             },
             found,
+            vmm: None,
             now_ns: 13_000_000,
             gfx_override: None,
             override_per_node: false,
@@ -498,7 +507,7 @@ mod tests {
             b.text
         );
         assert!(lines[4].starts_with("likely cause: kernel, firmware and driver problems"));
-        assert_eq!(lines[5], "kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU) (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel and hipGraphLaunch)");
+        assert_eq!(lines[5], "kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU) (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel, hipGraphLaunch, hipLaunchKernel_spt, hipLaunchCooperativeKernel_spt, hipGraphLaunch_spt and hipModuleLaunchCooperativeKernel)");
         assert_eq!(lines[6], CLOSING);
         assert_eq!(lines.len(), 7);
         assert!(b
@@ -682,10 +691,13 @@ mod tests {
             completed: 3,
             listed: &[],
         };
-        f.json_file = JsonFile::NotCreated;
+        f.json_file = JsonFile::NotCreated {
+            path: "/r/missing/fault-4321.json",
+            why: "No such file or directory, errno 2",
+        };
         let b = build(&f);
         assert!(b.text.contains("\nkernels in flight: none; all 3 launches recorded on any HIP device (rmcp could not tell which device this GPU is) had completed at a synchronisation before the fault\n"), "{}", b.text);
-        assert!(b.text.ends_with(&format!("\ncould not create the RMCP_FAULT_REPORT file (nor <file>.<pid>); the JSON report was not written\n{CLOSING}")));
+        assert!(b.text.ends_with(&format!("\ncould not create the JSON report /r/missing/fault-4321.json (No such file or directory, errno 2); this text is the only copy\n{CLOSING}")));
         assert!(b.json["launches"]["device"].is_null());
     }
 

@@ -45,6 +45,10 @@ pub enum Launcher {
     ExtModuleLaunchKernel = 4,
     LaunchCooperativeKernel = 5,
     GraphLaunch = 6,
+    LaunchKernelSpt = 7,
+    LaunchCooperativeKernelSpt = 8,
+    GraphLaunchSpt = 9,
+    ModuleLaunchCooperativeKernel = 10,
 }
 
 impl Launcher {
@@ -56,6 +60,10 @@ impl Launcher {
             4 => Launcher::ExtModuleLaunchKernel,
             5 => Launcher::LaunchCooperativeKernel,
             6 => Launcher::GraphLaunch,
+            7 => Launcher::LaunchKernelSpt,
+            8 => Launcher::LaunchCooperativeKernelSpt,
+            9 => Launcher::GraphLaunchSpt,
+            10 => Launcher::ModuleLaunchCooperativeKernel,
             _ => return None,
         })
     }
@@ -67,6 +75,10 @@ impl Launcher {
             Launcher::ExtModuleLaunchKernel => "hipExtModuleLaunchKernel",
             Launcher::LaunchCooperativeKernel => "hipLaunchCooperativeKernel",
             Launcher::GraphLaunch => "hipGraphLaunch",
+            Launcher::LaunchKernelSpt => "hipLaunchKernel_spt",
+            Launcher::LaunchCooperativeKernelSpt => "hipLaunchCooperativeKernel_spt",
+            Launcher::GraphLaunchSpt => "hipGraphLaunch_spt",
+            Launcher::ModuleLaunchCooperativeKernel => "hipModuleLaunchCooperativeKernel",
         }
     }
     /// The entry point's name as a C string, for the C API.
@@ -78,6 +90,10 @@ impl Launcher {
             Launcher::ExtModuleLaunchKernel => c"hipExtModuleLaunchKernel",
             Launcher::LaunchCooperativeKernel => c"hipLaunchCooperativeKernel",
             Launcher::GraphLaunch => c"hipGraphLaunch",
+            Launcher::LaunchKernelSpt => c"hipLaunchKernel_spt",
+            Launcher::LaunchCooperativeKernelSpt => c"hipLaunchCooperativeKernel_spt",
+            Launcher::GraphLaunchSpt => c"hipGraphLaunch_spt",
+            Launcher::ModuleLaunchCooperativeKernel => c"hipModuleLaunchCooperativeKernel",
         }
     }
     /// The hook table's entry point of each launcher (its name in reports).
@@ -89,6 +105,10 @@ impl Launcher {
             Launcher::ExtModuleLaunchKernel => Entry::HipExtModuleLaunchKernel,
             Launcher::LaunchCooperativeKernel => Entry::HipLaunchCooperativeKernel,
             Launcher::GraphLaunch => Entry::HipGraphLaunch,
+            Launcher::LaunchKernelSpt => Entry::HipLaunchKernelSpt,
+            Launcher::LaunchCooperativeKernelSpt => Entry::HipLaunchCooperativeKernelSpt,
+            Launcher::GraphLaunchSpt => Entry::HipGraphLaunchSpt,
+            Launcher::ModuleLaunchCooperativeKernel => Entry::HipModuleLaunchCooperativeKernel,
         }
     }
     /// The launcher an entry point of the hook table records, if any.
@@ -101,8 +121,14 @@ impl Launcher {
     pub fn takes_function(self) -> bool {
         matches!(
             self,
-            Launcher::ModuleLaunchKernel | Launcher::ExtModuleLaunchKernel
+            Launcher::ModuleLaunchKernel
+                | Launcher::ExtModuleLaunchKernel
+                | Launcher::ModuleLaunchCooperativeKernel
         )
+    }
+    /// The handle is a hipGraphExec_t: it has no kernel name.
+    pub fn is_graph(self) -> bool {
+        matches!(self, Launcher::GraphLaunch | Launcher::GraphLaunchSpt)
     }
 }
 

@@ -14,5 +14,7 @@ pub mod launches;
 pub mod policy;
 pub mod registry;
 pub mod report;
+pub mod report_path;
 pub mod stats;
 pub mod sync;
+pub mod vmm;

@@ -17,16 +17,16 @@ use crate::core::fault_report::{
     self, Facts, InFlight, JsonFile, NextStep, JSON_BYTES, STDERR_BYTES, TEXT_BYTES,
 };
 use crate::core::launches::{Launch, Shown, SLOTS};
-use crate::core::report::{self, FaultGpu, FaultProcess, FixedBuf};
+use crate::core::report::{FaultGpu, FaultProcess, FixedBuf};
+use crate::core::report_path;
 use crate::core::sync::now_ns;
 use crate::interpose::launch_state;
-use crate::interpose::process::{self, write_all, REGISTRY};
+use crate::interpose::process::{self, write_all, REGISTRY, VMM};
 use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
 use crate::interpose::topology::{agent_for_report, gpu_ordinal, topology};
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
-use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -217,8 +217,11 @@ struct Buffers {
     /// One ring's copy, and the launches the report lists.
     snap: [Launch; SLOTS],
     listed: [Shown<'static>; SLOTS],
-    /// RMCP_FAULT_REPORT with %p expanded (PATH_MAX plus ".<pid>").
-    path: [u8; 4096 + 12],
+    /// The report file's name: RMCP_FAULT_REPORT with %p expanded and
+    /// rmcp's unique suffix (PATH_MAX plus that suffix).
+    path: [u8; report_path::PATH_MAX + report_path::SUFFIX_MAX],
+    /// Why that file could not be created (strerror and errno).
+    why: FixedBuf<160>,
 }
 struct Shared(UnsafeCell<Buffers>);
 // SAFETY: access is serialised by BUSY (try-acquire, never waited on).
@@ -229,7 +232,8 @@ static BUFFERS: Shared = Shared(UnsafeCell::new(Buffers {
     json: FixedBuf::new(),
     snap: [Launch::ZERO; SLOTS],
     listed: [Shown::ZERO; SLOTS],
-    path: [0; 4096 + 12],
+    path: [0; report_path::PATH_MAX + report_path::SUFFIX_MAX],
+    why: FixedBuf::new(),
 }));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
@@ -284,17 +288,28 @@ fn describe_agent(agent: hsa_agent_t) -> ([u8; 64], u32) {
     (name, node)
 }
 
-/// Creates the report file for process `pid`: RMCP_FAULT_REPORT with `%p`
-/// expanded, or, if that file exists (another process of the same run wrote
-/// its report there, or a stale one), `<that>.<pid>`. Never opens an
-/// existing file, so no process overwrites another's report. `buf` receives
-/// the path; returns the file and the path's length. No allocation: called
-/// from the fault handler.
-fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<(i32, usize)> {
-    let mut digits = FixedBuf::<16>::new();
-    let _ = write!(digits, ".{pid}");
-    for suffix in [&b""[..], digits.as_bytes()] {
-        let len = report::expand_report_path(template, pid, suffix, buf)?;
+/// Creates the report file for process `pid`: the names
+/// `core::report_path::candidate` gives, in order (RMCP_FAULT_REPORT with
+/// `%p` expanded, then unique names beside it), never opening an existing
+/// file, so no report overwrites another and none is lost because an older
+/// one has the name. `buf` receives the path. Ok: the file and the path's
+/// length; Err: the length of the path that failed (0: none fitted) and the
+/// errno. No allocation: called from the fault handler.
+fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Result<(i32, usize), (usize, i32)> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let unix_ns = (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64);
+    let mut last = (0, libc::EEXIST);
+    for attempt in 0..report_path::ATTEMPTS {
+        let Some(len) = report_path::candidate(template, pid, unix_ns, attempt, buf) else {
+            return Err((0, libc::ENAMETOOLONG));
+        };
         // SAFETY: buf holds a NUL-terminated path; flags and mode are constants.
         let fd = unsafe {
             libc::open(
@@ -304,13 +319,15 @@ fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Option<(i32, usize)
             )
         };
         if fd >= 0 {
-            return Some((fd, len));
+            return Ok((fd, len));
         }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-            return None;
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        last = (len, errno);
+        if errno != libc::EEXIST {
+            break;
         }
     }
-    None
+    Err(last)
 }
 
 /// Gathers the facts of a fault and writes the report (`core::fault_report`)
@@ -338,13 +355,24 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
     let device = gpu_ordinal(agent.handle);
     let (recorded, completed, listed) = gather_launches(device, &mut b.snap, &mut b.listed);
     let mut json_fd = None;
+    b.why.clear();
     let json_file = match REPORT_PATH.get() {
         Some(Some(template)) => match open_report(template.as_bytes(), process.pid, &mut b.path) {
-            Some((fd, len)) => {
+            Ok((fd, len)) => {
                 json_fd = Some(fd);
                 JsonFile::Created(valid_prefix(&b.path[..len]))
             }
-            None => JsonFile::NotCreated,
+            Err((len, errno)) => {
+                let _ = process::write_errno(&mut b.why, errno);
+                JsonFile::NotCreated {
+                    path: valid_prefix(if len > 0 {
+                        &b.path[..len]
+                    } else {
+                        template.as_bytes()
+                    }),
+                    why: b.why.as_str(),
+                }
+            }
         },
         _ => JsonFile::NotRequested,
     };
@@ -353,6 +381,11 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         process::config().hsa_override.as_deref(),
     )
     .map_or((None, false), |(v, per_node)| (Some(v), per_node));
+    let found = REGISTRY.try_lookup(addr);
+    // Inside a VMM reservation: what the handles and mappings say.
+    let vmm = causes::in_vmm_reservation(&causes::place(addr, found))
+        .then(|| VMM.try_place(addr))
+        .flatten();
     let facts = Facts {
         addr,
         reasons,
@@ -362,7 +395,8 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         },
         agent: agent.handle,
         process,
-        found: REGISTRY.try_lookup(addr),
+        found,
+        vmm,
         now_ns: now_ns(),
         gfx_override: causes::override_cause(
             override_value,

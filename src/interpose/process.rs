@@ -3,7 +3,7 @@
 //! handlers, exit summary). Nothing runs at load time: a process that never
 //! calls a hook never reads the environment, prints or loads anything.
 
-use crate::core::config::Config;
+use crate::core::config::{shown, shown_path, Config};
 use crate::core::entry::Entry;
 use crate::core::registry::Registry;
 use crate::core::stats::Stats;
@@ -12,6 +12,8 @@ use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub static REGISTRY: Registry = Registry::new();
+/// VMM handles and mappings (the reserved ranges are in `REGISTRY`).
+pub static VMM: crate::core::vmm::Vmm = crate::core::vmm::Vmm::new();
 pub static STATS: Stats = Stats::new();
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
@@ -28,7 +30,7 @@ fn is_secure() -> bool {
 }
 
 fn setup() -> Config {
-    let (cfg, problems) = Config::from_process_env(is_secure());
+    let (mut cfg, problems) = Config::from_process_env(is_secure());
     if !cfg.enabled {
         return cfg;
     }
@@ -37,6 +39,7 @@ fn setup() -> Config {
     for p in &problems {
         log::warn!("{p}");
     }
+    settle_report_path(&mut cfg);
     // A panic inside rmcp is caught at the hook boundary and the call is
     // forwarded unchanged; say so on one line instead of std's message.
     std::panic::set_hook(Box::new(|info| {
@@ -69,6 +72,110 @@ fn setup() -> Config {
         cfg.targets
     );
     cfg
+}
+
+/// "No such file or directory, errno 2" for `errno`, without allocating
+/// (the fault handler uses it too).
+pub fn write_errno(w: &mut impl std::fmt::Write, errno: i32) -> std::fmt::Result {
+    let mut buf = [0u8; 128];
+    // SAFETY: buf is writable for its length; the XSI strerror_r (libc binds
+    // __xpg_strerror_r) writes a NUL-terminated message into it.
+    let rc = unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) };
+    let text = (rc == 0)
+        .then(|| std::ffi::CStr::from_bytes_until_nul(&buf).ok())
+        .flatten()
+        .and_then(|c| c.to_str().ok());
+    match text {
+        Some(t) => write!(w, "{t}, errno {errno}"),
+        None => write!(w, "errno {errno}"),
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// RMCP_FAULT_REPORT resolved once, now (`core::report_path`: relative to
+/// today's working directory, a directory to a file in it), and checked: a
+/// directory rmcp cannot create files in, or a path too long for its unique
+/// names, is said now, naming the path and the error, not after a fault.
+/// Uses libc rather than std::fs (see `fault::read_kfd_archs`).
+fn settle_report_path(cfg: &mut Config) {
+    use crate::core::report_path::{self, PATH_MAX, SUFFIX_MAX};
+    use std::ffi::CString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let Some(value) = cfg.fault_report.take() else {
+        return;
+    };
+    let Ok(c_value) = CString::new(value.as_bytes()) else {
+        cfg.fault_report = Some(value);
+        return;
+    };
+    let relative = !value.as_bytes().starts_with(b"/");
+    let mut cwd_buf = [0u8; PATH_MAX];
+    let mut cwd: &[u8] = b"";
+    if relative {
+        // SAFETY: cwd_buf is writable for its length; getcwd NUL-terminates on success.
+        if unsafe { libc::getcwd(cwd_buf.as_mut_ptr().cast(), cwd_buf.len()) }.is_null() {
+            log::warn!(
+                "{}='{}' is relative and the working directory cannot be read ({}); it is resolved at fault time",
+                crate::core::config::var::FAULT_REPORT,
+                shown(&value),
+                Errno(errno())
+            );
+            cfg.fault_report = Some(value);
+            return;
+        }
+        let n = cwd_buf.iter().position(|&b| b == 0).unwrap_or(0);
+        cwd = &cwd_buf[..n];
+    }
+    // SAFETY: an all-zero stat is a valid out-buffer; c_value is NUL-terminated.
+    let is_dir = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::stat(c_value.as_ptr(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    };
+    let template = report_path::resolve(value.as_bytes(), cwd, is_dir);
+    let var = crate::core::config::var::FAULT_REPORT;
+    let mut first = vec![0u8; PATH_MAX];
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    match report_path::candidate(&template, pid, 0, 0, &mut first) {
+        Some(n) if n + SUFFIX_MAX < PATH_MAX => {
+            let dir = report_path::directory(&first[..n]);
+            let c_dir = CString::new(dir).unwrap_or_default();
+            // SAFETY: c_dir is NUL-terminated; the mode bits are constants.
+            if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+                log::warn!(
+                    "{var}='{}': rmcp cannot create files in {} ({}); unless that changes, a GPU fault report goes to stderr only",
+                    shown_path(&value),
+                    shown_path(std::ffi::OsStr::from_bytes(dir)),
+                    Errno(errno())
+                );
+            }
+        }
+        _ => log::warn!(
+            "{var}='{}' makes report paths longer than {} bytes with rmcp's unique suffix ({}); a GPU fault report goes to stderr only",
+            shown(&value),
+            PATH_MAX - 1,
+            Errno(libc::ENAMETOOLONG)
+        ),
+    }
+    if is_dir || value.as_bytes().ends_with(b"/") {
+        log::debug!(
+            "{var} names a directory: fault reports are written as {}",
+            String::from_utf8_lossy(&template)
+        );
+    }
+    cfg.fault_report = Some(std::ffi::OsString::from_vec(template));
+}
+
+/// An errno, displayed by `write_errno`.
+struct Errno(i32);
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_errno(f, self.0)
+    }
 }
 
 /// Writes each record as one `rmcp: <level>: <message>` line with a single
@@ -117,16 +224,23 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
 
 extern "C" fn before_fork() {
     REGISTRY.lock_all_for_fork();
+    VMM.lock_for_fork();
 }
 
 extern "C" fn after_fork_in_parent() {
     // SAFETY: locked by before_fork on this thread.
-    unsafe { REGISTRY.unlock_all_after_fork() };
+    unsafe {
+        VMM.unlock_after_fork();
+        REGISTRY.unlock_all_after_fork();
+    }
 }
 
 extern "C" fn after_fork_in_child() {
     // SAFETY: locked by before_fork in the parent thread that became us.
-    unsafe { REGISTRY.unlock_all_after_fork() };
+    unsafe {
+        VMM.unlock_after_fork();
+        REGISTRY.unlock_all_after_fork();
+    }
     crate::core::sync::forget_thread_id();
     crate::interpose::threads::after_fork_in_child();
     HIP.after_fork_in_child();

@@ -798,6 +798,7 @@ pub struct Scenario {
     extra_lib_dirs: Vec<PathBuf>,
     timeout: Duration,
     valgrind: bool,
+    current_dir: Option<PathBuf>,
 }
 
 impl Scenario {
@@ -811,7 +812,13 @@ impl Scenario {
             extra_lib_dirs: Vec::new(),
             timeout: Duration::from_secs(60),
             valgrind: false,
+            current_dir: None,
         }
+    }
+    /// The working directory the program starts in (default: the test's).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Scenario {
+        self.current_dir = Some(dir.into());
+        self
     }
     /// Sets `FAKE_HIP_DEVICES` (read by both doubles), e.g. `"gfx1030,gfx1035@igpu"`.
     pub fn devices(mut self, devices: &str) -> Scenario {
@@ -908,6 +915,9 @@ impl Scenario {
             std::env::join_paths(&dirs).expect("join lib dirs"),
         );
         cmd.env("FAKE_HIP_LOG", &log_path);
+        if let Some(d) = &self.current_dir {
+            cmd.current_dir(d);
+        }
         if let Some(d) = &self.devices {
             cmd.env("FAKE_HIP_DEVICES", d);
         }

@@ -658,6 +658,196 @@ EXPORT hipError_t hipDeviceGetPCIBusId(char *buf, int len, int dev)
 }
 
 /* ------------------------------------------------------------------------- */
+/* VMM (hipMemAddressReserve ... hipMemAddressFree), pitched and array memory  */
+/* ------------------------------------------------------------------------- */
+
+#ifndef FAKE_HIP_5
+/* Prototypes and layouts from ROCm's hip_runtime_api.h / driver_types.h. A reservation is
+ * PROT_NONE address space; hipMemMap makes the mapped part readable and writable (so a
+ * test can touch it), hipMemUnmap takes that back. A physical handle is a small record. */
+typedef struct {
+    int type;
+    int id;
+} hipMemLocation;
+typedef struct {
+    int type;
+    int requested_handle_type;
+    hipMemLocation location;
+    void *win32_meta;
+    unsigned char alloc_flags[4];
+} hipMemAllocationProp;
+typedef struct {
+    hipMemLocation location;
+    int flags;
+} hipMemAccessDesc;
+struct phys {
+    size_t size;
+    int device;
+};
+
+EXPORT hipError_t hipMemAddressReserve(void **ptr, size_t size, size_t alignment, void *addr,
+                                       unsigned long long flags)
+{
+    hipError_t rc = hipSuccess;
+    void *p = NULL;
+    if (!ptr || size == 0)
+        rc = hipErrorInvalidValue;
+    else if (ndevices() == 0)
+        rc = hipErrorNoDevice;
+    else {
+        p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            p = NULL;
+            rc = hipErrorOutOfMemory;
+        } else {
+            *ptr = p;
+        }
+    }
+    record("hipMemAddressReserve size=%zu align=%zu addr=0x%llx flags=0x%llx dev=%d ptr=0x%llx "
+           "rc=%d",
+           size, alignment, U(addr), flags, current_device, U(p), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemAddressFree(void *ptr, size_t size)
+{
+    hipError_t rc = ptr && size && munmap(ptr, size) == 0 ? hipSuccess : hipErrorInvalidValue;
+    record("hipMemAddressFree ptr=0x%llx size=%zu rc=%d", U(ptr), size, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemCreate(void **handle, size_t size, const hipMemAllocationProp *prop,
+                               unsigned long long flags)
+{
+    hipError_t rc = hipSuccess;
+    struct phys *h = NULL;
+    int dev = prop ? prop->location.id : -1;
+    if (!handle || !prop || size == 0 || flags)
+        rc = hipErrorInvalidValue;
+    else if (dev < 0 || dev >= ndevices())
+        rc = hipErrorInvalidDevice;
+    else if (!(h = malloc(sizeof *h)))
+        rc = hipErrorOutOfMemory;
+    else {
+        h->size = size;
+        h->device = dev;
+        *handle = h;
+    }
+    record("hipMemCreate size=%zu device=%d dev=%d handle=0x%llx rc=%d", size, dev,
+           current_device, U(h), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemRelease(void *handle)
+{
+    hipError_t rc = handle ? hipSuccess : hipErrorInvalidValue;
+    record("hipMemRelease handle=0x%llx rc=%d", U(handle), rc);
+    free(handle);
+    return rc;
+}
+
+EXPORT hipError_t hipMemMap(void *ptr, size_t size, size_t offset, void *handle,
+                            unsigned long long flags)
+{
+    const struct phys *h = handle;
+    hipError_t rc = !ptr || !h || flags || size == 0 || offset + size > h->size
+                        ? hipErrorInvalidValue
+                        : mprotect(ptr, size, PROT_READ | PROT_WRITE) == 0 ? hipSuccess
+                                                                            : hipErrorInvalidValue;
+    record("hipMemMap ptr=0x%llx size=%zu offset=%zu handle=0x%llx rc=%d", U(ptr), size, offset,
+           U(handle), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemSetAccess(void *ptr, size_t size, const hipMemAccessDesc *desc,
+                                  size_t count)
+{
+    hipError_t rc = ptr && size && desc && count ? hipSuccess : hipErrorInvalidValue;
+    record("hipMemSetAccess ptr=0x%llx size=%zu device=%d flags=%d count=%zu rc=%d", U(ptr),
+           size, desc ? desc->location.id : -1, desc ? desc->flags : -1, count, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMemUnmap(void *ptr, size_t size)
+{
+    hipError_t rc =
+        ptr && size && mprotect(ptr, size, PROT_NONE) == 0 ? hipSuccess : hipErrorInvalidValue;
+    record("hipMemUnmap ptr=0x%llx size=%zu rc=%d", U(ptr), size, rc);
+    return rc;
+}
+#endif
+
+typedef struct {
+    void *ptr;
+    size_t pitch, xsize, ysize;
+} hipPitchedPtr;
+typedef struct {
+    size_t width, height, depth;
+} hipExtent;
+/* Rows are 256-byte aligned here; the runtime picks its own pitch. */
+#define PITCH(w) (((w) + 255) & ~(size_t)255)
+
+EXPORT hipError_t hipMallocPitch(void **ptr, size_t *pitch, size_t width, size_t height)
+{
+    hipError_t rc;
+    if (!ptr || !pitch)
+        rc = hipErrorInvalidValue;
+    else if (width == 0 || height == 0) {
+        *ptr = NULL;
+        *pitch = 0;
+        rc = hipSuccess;
+    } else {
+        rc = device_malloc_impl(ptr, PITCH(width) * height, K_DEVICE);
+        if (rc == hipSuccess)
+            *pitch = PITCH(width);
+    }
+    record("hipMallocPitch width=%zu height=%zu pitch=%zu dev=%d ptr=0x%llx rc=%d", width,
+           height, pitch && rc == hipSuccess ? *pitch : 0, current_device, OUT(ptr, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMalloc3D(hipPitchedPtr *pitched, hipExtent extent)
+{
+    hipError_t rc = hipErrorInvalidValue;
+    void *p = NULL;
+    if (pitched) {
+        size_t bytes = PITCH(extent.width) * extent.height * extent.depth;
+        rc = bytes ? device_malloc_impl(&p, bytes, K_DEVICE) : hipSuccess;
+        if (rc == hipSuccess) {
+            pitched->ptr = p;
+            pitched->pitch = bytes ? PITCH(extent.width) : 0;
+            pitched->xsize = extent.width;
+            pitched->ysize = extent.height;
+        }
+    }
+    record("hipMalloc3D width=%zu height=%zu depth=%zu dev=%d ptr=0x%llx rc=%d", extent.width,
+           extent.height, extent.depth, current_device, U(p), rc);
+    return rc;
+}
+
+/* Arrays are opaque handles in ROCm's headers; the double's handle is its memory. */
+EXPORT hipError_t hipMallocArray(void **array, const void *desc, size_t width, size_t height,
+                                 unsigned flags)
+{
+    hipError_t rc = array && desc && width ? device_malloc_impl(array, width * (height ? height : 1) * 4, K_DEVICE)
+                                           : hipErrorInvalidValue;
+    record("hipMallocArray width=%zu height=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d", width, height,
+           flags, current_device, OUT(array, rc), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipMalloc3DArray(void **array, const void *desc, hipExtent extent,
+                                   unsigned flags)
+{
+    size_t n = extent.width * (extent.height ? extent.height : 1) * (extent.depth ? extent.depth : 1);
+    hipError_t rc = array && desc && n ? device_malloc_impl(array, n * 4, K_DEVICE)
+                                       : hipErrorInvalidValue;
+    record("hipMalloc3DArray width=%zu height=%zu depth=%zu flags=0x%x dev=%d ptr=0x%llx rc=%d",
+           extent.width, extent.height, extent.depth, flags, current_device, OUT(array, rc), rc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Kernels, streams, launches (no code runs: the double records the launch)   */
 /* ------------------------------------------------------------------------- */
 
@@ -898,6 +1088,166 @@ EXPORT hipError_t hipGraphLaunch(void *graph, void *stream)
     return rc;
 }
 
+#ifndef FAKE_HIP_5
+/* ---- launch variants: per-thread-stream (_spt), cooperative, extensible, multi-device ---- */
+
+EXPORT hipError_t hipLaunchKernel_spt(const void *f, dim3 grid, dim3 block, void **args,
+                                      size_t shared, void *stream)
+{
+    (void)args;
+    hipError_t rc = launch_check(0, f, stream);
+    record_launch("hipLaunchKernel_spt", f, grid, block, shared, stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipLaunchCooperativeKernel_spt(const void *f, dim3 grid, dim3 block,
+                                                 void **args, uint32_t shared, void *stream)
+{
+    (void)args;
+    hipError_t rc = launch_check(0, f, stream);
+    record_launch("hipLaunchCooperativeKernel_spt", f, grid, block, shared, stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipGraphLaunch_spt(void *graph, void *stream)
+{
+    hipError_t rc = !graph ? hipErrorInvalidValue
+                    : !stream_ok(stream) ? hipErrorInvalidResourceHandle
+                    : ndevices() ? hipSuccess : hipErrorNoDevice;
+    record("hipGraphLaunch_spt graph=0x%llx stream=0x%llx dev=%d rc=%d", U(graph), U(stream),
+           current_device, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipStreamSynchronize_spt(void *stream)
+{
+    hipError_t rc = stream_ok(stream) ? hipSuccess : hipErrorInvalidResourceHandle;
+    record("hipStreamSynchronize_spt stream=0x%llx dev=%d rc=%d", U(stream), current_device, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipModuleLaunchCooperativeKernel(void *f, unsigned gx, unsigned gy,
+                                                   unsigned gz, unsigned bx, unsigned by,
+                                                   unsigned bz, unsigned shared, void *stream,
+                                                   void **params)
+{
+    (void)params;
+    hipError_t rc = launch_check(1, f, stream);
+    record_launch("hipModuleLaunchCooperativeKernel", f, (dim3){gx, gy, gz}, (dim3){bx, by, bz},
+                  shared, stream, rc);
+    return rc;
+}
+
+/* hipLaunchConfig_t and HIP_LAUNCH_CONFIG (ROCm 6.5+ hip_runtime_api.h). */
+typedef struct {
+    dim3 grid, block;
+    size_t shared;
+    void *stream;
+    void *attrs;
+    unsigned num_attrs;
+} hipLaunchConfig_t;
+typedef struct {
+    unsigned gx, gy, gz, bx, by, bz, shared;
+    void *stream;
+    void *attrs;
+    unsigned num_attrs;
+} HIP_LAUNCH_CONFIG;
+
+EXPORT hipError_t hipLaunchKernelExC(const hipLaunchConfig_t *config, const void *f,
+                                     void **args)
+{
+    (void)args;
+    if (!config) {
+        record("hipLaunchKernelExC rc=%d", hipErrorInvalidValue);
+        return hipErrorInvalidValue;
+    }
+    hipError_t rc = launch_check(0, f, config->stream);
+    record_launch("hipLaunchKernelExC", f, config->grid, config->block, config->shared,
+                  config->stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipDrvLaunchKernelEx(const HIP_LAUNCH_CONFIG *config, void *f, void **params,
+                                       void **extra)
+{
+    (void)params, (void)extra;
+    if (!config) {
+        record("hipDrvLaunchKernelEx rc=%d", hipErrorInvalidValue);
+        return hipErrorInvalidValue;
+    }
+    hipError_t rc = launch_check(1, f, config->stream);
+    record_launch("hipDrvLaunchKernelEx", f, (dim3){config->gx, config->gy, config->gz},
+                  (dim3){config->bx, config->by, config->bz}, config->shared, config->stream,
+                  rc);
+    return rc;
+}
+
+/* hipLaunchParams and hipFunctionLaunchParams: one launch per device. */
+typedef struct {
+    void *func;
+    dim3 grid, block;
+    void **args;
+    size_t shared;
+    void *stream;
+} hipLaunchParams;
+typedef struct {
+    void *function;
+    unsigned gx, gy, gz, bx, by, bz, shared;
+    void *stream;
+    void **params;
+} hipFunctionLaunchParams;
+
+static hipError_t multi(const char *fn, const hipLaunchParams *l, int n)
+{
+    hipError_t rc = l && n > 0 ? hipSuccess : hipErrorInvalidValue;
+    for (int i = 0; rc == hipSuccess && i < n; i++)
+        rc = launch_check(0, l[i].func, l[i].stream);
+    for (int i = 0; l && i < n; i++)
+        record_launch(fn, l[i].func, l[i].grid, l[i].block, l[i].shared, l[i].stream, rc);
+    return rc;
+}
+
+EXPORT hipError_t hipLaunchCooperativeKernelMultiDevice(hipLaunchParams *l, int n, unsigned flags)
+{
+    (void)flags;
+    return multi("hipLaunchCooperativeKernelMultiDevice", l, n);
+}
+
+EXPORT hipError_t hipExtLaunchMultiKernelMultiDevice(hipLaunchParams *l, int n, unsigned flags)
+{
+    (void)flags;
+    return multi("hipExtLaunchMultiKernelMultiDevice", l, n);
+}
+
+EXPORT hipError_t hipModuleLaunchCooperativeKernelMultiDevice(hipFunctionLaunchParams *l,
+                                                              unsigned n, unsigned flags)
+{
+    (void)flags;
+    hipError_t rc = l && n > 0 ? hipSuccess : hipErrorInvalidValue;
+    for (unsigned i = 0; rc == hipSuccess && i < n; i++)
+        rc = launch_check(1, l[i].function, l[i].stream);
+    for (unsigned i = 0; l && i < n; i++)
+        record_launch("hipModuleLaunchCooperativeKernelMultiDevice", l[i].function,
+                      (dim3){l[i].gx, l[i].gy, l[i].gz}, (dim3){l[i].bx, l[i].by, l[i].bz},
+                      l[i].shared, l[i].stream, rc);
+    return rc;
+}
+
+/* The stream's device: the current device when it was created; the null stream's is the
+ * caller's current device. */
+EXPORT hipError_t hipStreamGetDevice(void *stream, int *device)
+{
+    hipError_t rc = !device ? hipErrorInvalidValue
+                    : !stream_ok(stream) ? hipErrorInvalidResourceHandle
+                    : hipSuccess;
+    if (rc == hipSuccess)
+        *device = stream ? ((const struct stream *)stream)->device : current_device;
+    record("hipStreamGetDevice stream=0x%llx dev=%d device=%d rc=%d", U(stream), current_device,
+           rc == hipSuccess ? *device : -1, rc);
+    return rc;
+}
+#endif
+
 EXPORT hipError_t hipRuntimeGetVersion(int *version)
 {
     hipError_t rc = hipErrorInvalidValue;
@@ -1025,5 +1375,39 @@ EXPORT hipError_t hipGetProcAddress(const char *symbol, void **pfn, int hipVersi
     record("hipGetProcAddress symbol=%s flags=0x%llx dev=%d ptr=0x%llx rc=%d",
            symbol ? symbol : "(null)", (unsigned long long)flags, current_device, U(fn), rc);
     return rc;
+}
+
+/* hipGetDriverEntryPoint (ROCm 7.1+) looks names up the same way; status 0 = found,
+ * 1 = symbol not found (hipDriverEntryPointQueryResult). */
+static hipError_t driver_entry_point(const char *fn, const char *symbol, void **pfn,
+                                     unsigned long long flags, int *status)
+{
+    hipError_t rc;
+    void *f = NULL;
+    if (!symbol || !pfn) {
+        rc = hipErrorInvalidValue;
+    } else {
+        pthread_once(&self_once, self_open);
+        f = self_lookup(symbol);
+        *pfn = f;
+        rc = f ? hipSuccess : hipErrorNotFound;
+    }
+    if (status)
+        *status = f ? 0 : 1;
+    record("%s symbol=%s flags=0x%llx dev=%d ptr=0x%llx rc=%d", fn, symbol ? symbol : "(null)",
+           flags, current_device, U(f), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipGetDriverEntryPoint(const char *symbol, void **pfn,
+                                         unsigned long long flags, int *status)
+{
+    return driver_entry_point("hipGetDriverEntryPoint", symbol, pfn, flags, status);
+}
+
+EXPORT hipError_t hipGetDriverEntryPoint_spt(const char *symbol, void **pfn,
+                                             unsigned long long flags, int *status)
+{
+    return driver_entry_point("hipGetDriverEntryPoint_spt", symbol, pfn, flags, status);
 }
 #endif

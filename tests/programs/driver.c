@@ -59,11 +59,24 @@
  *                                  fault message)
  *   advise:ADVICE:DEVICE           hipMemAdvise over the most recent live allocation
  *   rocmlike_alloc:GPUIDX:KIND:SIZE  the same allocation made from inside librocblas.so.4
+ *   hipMallocPitch:WIDTH:HEIGHT    hipMallocPitch (dlsym(RTLD_DEFAULT)); prints ptr= and pitch=
+ *   hipMalloc3D:WIDTH:HEIGHT:DEPTH hipMalloc3D (dlsym(RTLD_DEFAULT)); prints ptr= and pitch=
+ *   vmm_reserve:SIZE               hipMemAddressReserve (one reservation at a time); prints ptr=
+ *   vmm_create:SIZE                hipMemCreate on the current device into the next handle
+ *                                  slot (0-7); prints handle=
+ *   vmm_map:OFFSET:SIZE:SLOT       hipMemMap(reservation + OFFSET, SIZE, 0, handle SLOT)
+ *   vmm_access:OFFSET:SIZE         hipMemSetAccess(reservation + OFFSET, SIZE, read-write for
+ *                                  the current device)
+ *   vmm_unmap:OFFSET:SIZE          hipMemUnmap(reservation + OFFSET, SIZE)
+ *   vmm_release:SLOT               hipMemRelease(handle SLOT)
+ *   vmm_free                       hipMemAddressFree of the reservation
+ *     (all through dlsym(RTLD_DEFAULT): "rc=missing" where the runtime lacks them; the
+ *     hsa_fault WHERE vmm+OFFSET is an address in the reservation)
  *   rccl:NAME:SIZE[:FLAGS]         the HIP allocation NAME (hipHostMalloc, hipHostAlloc,
  *                                  hipExtHostAlloc, hipMemAllocHost, hipExtMallocWithFlags,
  *                                  hipMallocManaged, hipMalloc) made from inside librccl.so.1
  *                                  (dlopen by soname; "rc=missing" if absent)
- *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | absolute
+ *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | vmm+OFFSET | absolute
  *                                  hex address; prints "addr=", then calls
  *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
  *                                  which aborts
@@ -72,13 +85,17 @@
  *                                  hipcc's start-up code does
  *   modfunc:SLOT:NAME              hipModuleLoadData + hipModuleGetFunction(NAME) into slot SLOT
  *   stream:N                       hipStreamCreate into stream slot N (1-7; slot 0 = NULL stream)
- *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop (host stub SLOT) | module |
- *                                  extmodule (module function SLOT; extmodule passes
- *                                  GRID*BLOCK as the global size) | graph (handle 0x1000+SLOT);
+ *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop | kernel_spt | coop_spt (host stub
+ *                                  SLOT) | module | modcoop | extmodule (module function SLOT;
+ *                                  extmodule passes
+ *                                  GRID*BLOCK as the global size) | graph | graph_spt (handle
+ *                                  0x1000+SLOT);
  *                                  GRID and BLOCK as X or XxYxZ; S = stream slot. All through
  *                                  dlsym(RTLD_DEFAULT) ("rc=missing" if absent).
  *   devsync / streamsync:S         hipDeviceSynchronize / hipStreamSynchronize(stream slot S)
+ *   streamsync_spt:S               hipStreamSynchronize_spt(stream slot S)
  *   sleep_ms:N
+ *   chdir:DIR                      chdir(DIR), as programs do after start-up
  *   print_rmcp                     (built with -DDRIVER_WITH_RMCP) prints rmcp_version=
  *
  * Written in C99 so the DRIVER_WITH_RMCP build can use -std=c99 with include/rmcp.h.
@@ -374,13 +391,19 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
                        : !strcmp(api, "module")    ? "hipModuleLaunchKernel"
                        : !strcmp(api, "extmodule") ? "hipExtModuleLaunchKernel"
                        : !strcmp(api, "graph")     ? "hipGraphLaunch"
+                       : !strcmp(api, "kernel_spt") ? "hipLaunchKernel_spt"
+                       : !strcmp(api, "coop_spt")  ? "hipLaunchCooperativeKernel_spt"
+                       : !strcmp(api, "graph_spt") ? "hipGraphLaunch_spt"
+                       : !strcmp(api, "modcoop")   ? "hipModuleLaunchCooperativeKernel"
                                                    : NULL;
+    typedef hipError_t (*modcoop_fn)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                     unsigned, unsigned, void *, void **);
     void *sym = name ? dlsym(RTLD_DEFAULT, name) : NULL;
     if (!sym || slot >= 8)
         return -1;
     const void *stub = &stubs[slot];
     void *func = module_funcs[slot];
-    if (!strcmp(api, "kernel")) {
+    if (!strcmp(api, "kernel") || !strcmp(api, "kernel_spt")) {
         launch_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(stub, g, b, NULL, 0, stream);
@@ -388,7 +411,7 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
         ext_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(stub, g, b, NULL, 0, stream, NULL, NULL, 0);
-    } else if (!strcmp(api, "coop")) {
+    } else if (!strcmp(api, "coop") || !strcmp(api, "coop_spt")) {
         coop_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(stub, g, b, NULL, 0, stream);
@@ -396,6 +419,10 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
         module_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(func, g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL, NULL);
+    } else if (!strcmp(api, "modcoop")) {
+        modcoop_fn f;
+        memcpy(&f, &sym, sizeof f);
+        return f(func, g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL);
     } else if (!strcmp(api, "extmodule")) {
         extmodule_fn f;
         memcpy(&f, &sym, sizeof f);
@@ -431,6 +458,108 @@ static int call_named(const char *name, int nargs, void *a0, void *a1, void *a2)
         memcpy(&f, &sym, sizeof f);
         return f(a0, a1, a2);
     }
+}
+
+/* ---- VMM (one reservation, handle slots 0-7, shared by all threads) ---- */
+static char *vmm_base;
+static size_t vmm_size;
+static void *vmm_handles[8];
+static int vmm_nhandles;
+
+/* hipMemAllocationProp and hipMemAccessDesc as in hip_runtime_api.h: a device location. */
+struct vmm_prop {
+    int type, handle_type, loc_type, loc_id;
+    void *win32;
+    unsigned char flags[4];
+};
+struct vmm_access_desc {
+    int loc_type, loc_id, flags;
+};
+
+/* hipPitchedPtr and hipExtent (driver_types.h). */
+struct pitched {
+    void *ptr;
+    size_t pitch, xsize, ysize;
+};
+struct extent3 {
+    size_t w, h, d;
+};
+
+static void *hip_fn(const char *name)
+{
+    return dlsym(RTLD_DEFAULT, name);
+}
+
+static int vmm_op(const char *item, const char *what, char **f)
+{
+    int rc;
+    void *sym = hip_fn(!strcmp(what, "reserve")   ? "hipMemAddressReserve"
+                       : !strcmp(what, "create")  ? "hipMemCreate"
+                       : !strcmp(what, "map")     ? "hipMemMap"
+                       : !strcmp(what, "access")  ? "hipMemSetAccess"
+                       : !strcmp(what, "unmap")   ? "hipMemUnmap"
+                       : !strcmp(what, "release") ? "hipMemRelease"
+                       : !strcmp(what, "free")    ? "hipMemAddressFree"
+                                                  : "");
+    if (!sym) {
+        emit("%s rc=missing", item);
+        return -1;
+    }
+    if (!strcmp(what, "reserve")) {
+        hipError_t (*fn)(void **, size_t, size_t, void *, unsigned long long);
+        memcpy(&fn, &sym, sizeof fn);
+        void *p = NULL;
+        size_t size = size_arg(f[1]);
+        rc = fn(&p, size, 0, NULL, 0);
+        if (rc == 0) {
+            vmm_base = p;
+            vmm_size = size;
+        }
+        emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(rc == 0 ? p : NULL));
+    } else if (!strcmp(what, "create")) {
+        hipError_t (*fn)(void **, size_t, const struct vmm_prop *, unsigned long long);
+        memcpy(&fn, &sym, sizeof fn);
+        int dev = 0;
+        hipGetDevice(&dev);
+        struct vmm_prop prop = {1 /* pinned */, 0, 1 /* device */, dev, NULL, {0}};
+        void *h = NULL;
+        rc = vmm_nhandles < 8 ? fn(&h, size_arg(f[1]), &prop, 0) : -1;
+        if (rc == 0)
+            vmm_handles[vmm_nhandles++] = h;
+        emit("%s rc=%d handle=0x%lx slot=%d", item, rc, (unsigned long)(uintptr_t)h,
+             vmm_nhandles - 1);
+    } else if (!strcmp(what, "map")) {
+        hipError_t (*fn)(void *, size_t, size_t, void *, unsigned long long);
+        memcpy(&fn, &sym, sizeof fn);
+        unsigned slot = (unsigned)num(f[3]);
+        rc = slot < 8 ? fn(vmm_base + num(f[1]), size_arg(f[2]), 0, vmm_handles[slot], 0) : -1;
+        emit("%s rc=%d", item, rc);
+    } else if (!strcmp(what, "access")) {
+        hipError_t (*fn)(void *, size_t, const struct vmm_access_desc *, size_t);
+        memcpy(&fn, &sym, sizeof fn);
+        int dev = 0;
+        hipGetDevice(&dev);
+        struct vmm_access_desc d = {1, dev, 3 /* read-write */};
+        rc = fn(vmm_base + num(f[1]), size_arg(f[2]), &d, 1);
+        emit("%s rc=%d", item, rc);
+    } else if (!strcmp(what, "unmap")) {
+        hipError_t (*fn)(void *, size_t);
+        memcpy(&fn, &sym, sizeof fn);
+        rc = fn(vmm_base + num(f[1]), size_arg(f[2]));
+        emit("%s rc=%d", item, rc);
+    } else if (!strcmp(what, "release")) {
+        hipError_t (*fn)(void *);
+        memcpy(&fn, &sym, sizeof fn);
+        unsigned slot = (unsigned)num(f[1]);
+        rc = slot < 8 ? fn(vmm_handles[slot]) : -1;
+        emit("%s rc=%d", item, rc);
+    } else {
+        hipError_t (*fn)(void *, size_t);
+        memcpy(&fn, &sym, sizeof fn);
+        rc = fn(vmm_base, vmm_size);
+        emit("%s rc=%d", item, rc);
+    }
+    return rc;
 }
 
 /* Runs argv[0..argc); returns the index where it stopped (argc unless threads/fork). */
@@ -718,6 +847,33 @@ static int run_ops(struct state *st, int argc, char **argv)
                     push(st, p, size, A_HSA);
                 emit("%s rc=%d ptr=0x%lx", item, rc, (unsigned long)(uintptr_t)(outp ? p : NULL));
             }
+        } else if (!strcmp(op, "hipMallocPitch") || !strcmp(op, "hipMalloc3D")) {
+            void *sym = hip_fn(op);
+            size_t pitch = 0;
+            if (!sym) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else if (!strcmp(op, "hipMallocPitch")) {
+                hipError_t (*fn)(void **, size_t *, size_t, size_t);
+                memcpy(&fn, &sym, sizeof fn);
+                size_t w = size_arg(f[1]), h = size_arg(f[2]);
+                rc = fn(&p, &pitch, w, h);
+                if (rc == 0)
+                    push(st, p, pitch * h, A_DEVICE);
+                emit("%s rc=%d ptr=0x%lx pitch=%zu", item, rc, (unsigned long)(uintptr_t)p, pitch);
+            } else {
+                struct pitched pp = {0};
+                struct extent3 e = {size_arg(f[1]), size_arg(f[2]), size_arg(f[3])};
+                hipError_t (*fn)(struct pitched *, struct extent3);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(&pp, e);
+                if (rc == 0)
+                    push(st, pp.ptr, pp.pitch * e.h * e.d, A_DEVICE);
+                emit("%s rc=%d ptr=0x%lx pitch=%zu", item, rc, (unsigned long)(uintptr_t)pp.ptr,
+                     pp.pitch);
+            }
+        } else if (!strncmp(op, "vmm_", 4)) {
+            rc = vmm_op(item, op + 4, f);
         } else if (!strcmp(op, "rccl")) {
             const char *name = f[1] ? f[1] : "";
             void *lib = dlopen("librccl.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -778,6 +934,8 @@ static int run_ops(struct state *st, int argc, char **argv)
                     addr += num(where + 5);
                 else if (where[4] == '-')
                     addr -= num(where + 5);
+            } else if (!strncmp(where, "vmm+", 4)) {
+                addr = (uint64_t)(uintptr_t)vmm_base + num(where + 4);
             } else if (!strncmp(where, "freed", 5)) {
                 addr = (uint64_t)(uintptr_t)st->last_freed;
                 addr += where[5] == '+' ? num(where + 6) : 0;
@@ -833,8 +991,12 @@ static int run_ops(struct state *st, int argc, char **argv)
         } else if (!strcmp(op, "devsync")) {
             rc = call_named("hipDeviceSynchronize", 0, NULL, NULL, NULL);
             emit("%s rc=%d", item, rc);
-        } else if (!strcmp(op, "streamsync")) {
-            rc = call_named("hipStreamSynchronize", 1, stream_slot(f[1]), NULL, NULL);
+        } else if (!strcmp(op, "streamsync") || !strcmp(op, "streamsync_spt")) {
+            rc = call_named(op[10] ? "hipStreamSynchronize_spt" : "hipStreamSynchronize", 1,
+                            stream_slot(f[1]), NULL, NULL);
+            emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "chdir")) {
+            rc = chdir(f[1] ? f[1] : "/");
             emit("%s rc=%d", item, rc);
         } else if (!strcmp(op, "sleep_ms")) {
             sleep_ms((unsigned long)num(f[1]));

@@ -83,6 +83,35 @@ int main(void)
     RC("hipHostUnregister", hipHostUnregister(page));
     free(page);
 
+    /* Pitched, 3D and VMM memory: recorded by rmcp, never rewritten. */
+    {
+        size_t pitch = 0;
+        ALLOC("hipMallocPitch(64x4)", hipMallocPitch(&p, &pitch, 64, 4));
+        hipPitchedPtr pitched;
+        memset(&pitched, 0, sizeof pitched);
+        hipExtent extent = {64, 4, 2};
+        RC("hipMalloc3D(64x4x2)", hipMalloc3D(&pitched, extent));
+        void *va = NULL;
+        size_t two_mib = (size_t)2 << 20;
+        RC("hipMemAddressReserve(2 MiB)", hipMemAddressReserve(&va, two_mib, 0, NULL, 0));
+        hipMemAllocationProp prop;
+        memset(&prop, 0, sizeof prop);
+        prop.type = hipMemAllocationTypePinned;
+        prop.location.type = hipMemLocationTypeDevice;
+        prop.location.id = 0;
+        hipMemGenericAllocationHandle_t handle = NULL;
+        RC("hipMemCreate(2 MiB)", hipMemCreate(&handle, two_mib, &prop, 0));
+        RC("hipMemMap", hipMemMap(va, two_mib, 0, handle, 0));
+        hipMemAccessDesc access;
+        memset(&access, 0, sizeof access);
+        access.location = prop.location;
+        access.flags = hipMemAccessFlagsProtReadWrite;
+        RC("hipMemSetAccess", hipMemSetAccess(va, two_mib, &access, 1));
+        RC("hipMemUnmap", hipMemUnmap(va, two_mib));
+        RC("hipMemRelease", hipMemRelease(handle));
+        RC("hipMemAddressFree", hipMemAddressFree(va, two_mib));
+    }
+
 #if HIP_VERSION_MAJOR >= 6
     /* hipGetProcAddress: the pointer it hands out for a hooked function must
      * be the one the program's own reference resolves to (the shim's, when
@@ -108,6 +137,21 @@ int main(void)
     }
 #endif
 
+#if HIP_VERSION_MAJOR * 100 + HIP_VERSION_MINOR >= 701
+    /* hipGetDriverEntryPoint (ROCm 7.1+) hands out rmcp's hook too. */
+    {
+        void *fn = NULL;
+        hipDriverEntryPointQueryResult status = (hipDriverEntryPointQueryResult)-1;
+        int rc = (int)hipGetDriverEntryPoint("hipHostMalloc", &fn, 0, &status);
+        printf("hipGetDriverEntryPoint(hipHostMalloc) rc=%d found=%d same-as-linked=%d\n", rc,
+               fn != NULL, fn == (void *)&hipHostMalloc);
+        fn = NULL;
+        rc = (int)hipGetDriverEntryPoint_spt("hipHostMalloc", &fn, 0, &status);
+        printf("hipGetDriverEntryPoint_spt(hipHostMalloc) rc=%d found=%d same-as-linked=%d\n", rc,
+               fn != NULL, fn == (void *)&hipHostMalloc);
+    }
+#endif
+
     /* Kernel launches and what rmcp tracks them with. Without a GPU each
      * fails in the runtime; what matters is the binding and that the answer
      * is the runtime's. NULL kernels: rmcp resolves no name for them. */
@@ -126,6 +170,15 @@ int main(void)
            hipExtModuleLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL, NULL, NULL, 0));
 #endif
         RC("hipGraphLaunch(NULL)", hipGraphLaunch(NULL, NULL));
+        RC("hipLaunchKernel_spt(NULL)", hipLaunchKernel_spt(NULL, one, one, NULL, 0, NULL));
+        RC("hipLaunchCooperativeKernel_spt(NULL)",
+           hipLaunchCooperativeKernel_spt(NULL, one, one, NULL, 0, NULL));
+        RC("hipStreamSynchronize_spt(NULL)", hipStreamSynchronize_spt(NULL));
+#if HIP_VERSION_MAJOR >= 6
+        RC("hipGraphLaunch_spt(NULL)", hipGraphLaunch_spt(NULL, NULL));
+        RC("hipModuleLaunchCooperativeKernel(NULL)",
+           hipModuleLaunchCooperativeKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL));
+#endif
         RC("hipStreamSynchronize(NULL)", hipStreamSynchronize(NULL));
         RC("hipDeviceSynchronize", hipDeviceSynchronize());
     }

@@ -342,29 +342,30 @@ fn take_reports(dir: &Path) -> Vec<(Option<u32>, Vec<u8>)> {
 }
 
 /// Copies a report of process `pid` to where the user's RMCP_FAULT_REPORT
-/// (`template`) asks, as librmcp.so would have written it: `%p` expanded,
-/// never over an existing file (then `<path>.<pid>`, `<path>.<pid>.<n>`).
+/// (`value`) asks, as librmcp.so would have written it (rmcp::report_path:
+/// `%p` expanded, a directory to a file in it, never over an existing file).
 /// Returns the path written, or a line saying why not.
-fn keep_report(template: &std::ffi::OsStr, pid: u32, raw: &[u8]) -> Result<PathBuf, String> {
+fn keep_report(value: &std::ffi::OsStr, pid: u32, raw: &[u8]) -> Result<PathBuf, String> {
+    use rmcp::report_path;
     use std::io::Write;
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::os::unix::fs::OpenOptionsExt;
-    let mut buf = vec![0u8; template.len() * 10 + 16];
-    let path = rmcp::report::expand_report_path(template.as_bytes(), pid, b"", &mut buf)
-        .map(|n| PathBuf::from(OsString::from_vec(buf[..n].to_vec())))
-        .ok_or_else(|| {
-            format!(
-                "RMCP_FAULT_REPORT={} cannot be expanded",
-                template.to_string_lossy()
-            )
-        })?;
-    let mut last = None;
-    for n in 0..100u32 {
-        let p = match n {
-            0 => path.clone(),
-            1 => PathBuf::from(format!("{}.{pid}", path.display())),
-            _ => PathBuf::from(format!("{}.{pid}.{n}", path.display())),
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let template = report_path::resolve(
+        value.as_bytes(),
+        cwd.as_os_str().as_bytes(),
+        Path::new(value).is_dir(),
+    );
+    let unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut buf = vec![0u8; template.len() * 10 + report_path::SUFFIX_MAX + 1];
+    let mut last = PathBuf::from(OsString::from_vec(template.clone()));
+    for attempt in 0..report_path::ATTEMPTS {
+        let Some(n) = report_path::candidate(&template, pid, unix_ns, attempt, &mut buf) else {
+            break;
         };
+        let p = PathBuf::from(OsString::from_vec(buf[..n].to_vec()));
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -377,13 +378,13 @@ fn keep_report(template: &std::ffi::OsStr, pid: u32, raw: &[u8]) -> Result<PathB
                     .map(|()| p.clone())
                     .map_err(|e| format!("could not write {}: {e}", p.display()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = p,
             Err(e) => return Err(format!("could not create {}: {e}", p.display())),
         }
     }
     Err(format!(
-        "could not create {}: it and 99 other names beside it exist",
-        last.unwrap_or(path).display()
+        "could not create {}: it and the other names tried beside it exist",
+        last.display()
     ))
 }
 

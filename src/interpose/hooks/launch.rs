@@ -10,7 +10,8 @@
 //! device is the calling thread's current device, tracked by the
 //! hipSetDevice hook in a thread-local together with the thread id, so a
 //! launch asks the runtime nothing. Limit: a launch on a stream created on
-//! another device is filed under the thread's current device.
+//! another device is filed under the thread's current device. The _spt
+//! launches and hipModuleLaunchCooperativeKernel take the Rust path only.
 #![allow(non_snake_case)]
 
 use super::forward::{after, real};
@@ -84,7 +85,7 @@ fn record(l: Launcher, handle: usize, grid_xy: u64, block_xy: u64, zz: u64, stre
         stream as usize,
         ticks(),
     );
-    if l != Launcher::GraphLaunch && !NAMES.seen(handle) {
+    if !l.is_graph() && !NAMES.seen(handle) {
         resolve_name(l, handle, stream);
     }
 }
@@ -658,6 +659,160 @@ pub unsafe extern "C" fn hipStreamSynchronize(stream: hipStream_t) -> hipError_t
             Ok(f) => f,
             Err(rc) => return rc,
         };
+    let Some(w) = ctx() else {
+        // SAFETY: forwarding the caller's stream.
+        return unsafe { f(stream) };
+    };
+    let r = ring(launches::word_device(w));
+    let mark = r.mark();
+    // SAFETY: forwarding the caller's stream.
+    let rc = unsafe { f(stream) };
+    if rc == HIP_SUCCESS {
+        r.stream_synced(stream as usize, mark);
+    }
+    rc
+}
+
+/// hipLaunchKernel on the per-thread default stream, recorded as its own
+/// entry point (Rust only: the assembly fast path is hipLaunchKernel's).
+///
+/// # Safety
+/// As the HIP runtime's hipLaunchKernel_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipLaunchKernel_spt(
+    function: *const c_void,
+    grid: dim3,
+    block: dim3,
+    args: *mut *mut c_void,
+    shared: usize,
+    stream: hipStream_t,
+) -> hipError_t {
+    // SAFETY: hipLaunchKernel_spt's prototype.
+    let f: hip_fn::hipLaunchKernel_spt =
+        match unsafe { real(Entry::HipLaunchKernelSpt, hip_sym::hipLaunchKernel_spt) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+    record(
+        Launcher::LaunchKernelSpt,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(function, grid, block, args, shared, stream) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipLaunchCooperativeKernel_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipLaunchCooperativeKernel_spt(
+    function: *const c_void,
+    grid: dim3,
+    block: dim3,
+    args: *mut *mut c_void,
+    shared: u32,
+    stream: hipStream_t,
+) -> hipError_t {
+    // SAFETY: hipLaunchCooperativeKernel_spt's prototype.
+    let f: hip_fn::hipLaunchCooperativeKernel_spt = match unsafe {
+        real(
+            Entry::HipLaunchCooperativeKernelSpt,
+            hip_sym::hipLaunchCooperativeKernel_spt,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    record(
+        Launcher::LaunchCooperativeKernelSpt,
+        function as usize,
+        xy(grid),
+        xy(block),
+        zz(grid.z, block.z),
+        stream,
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(function, grid, block, args, shared, stream) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipGraphLaunch_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipGraphLaunch_spt(
+    graph: hipGraphExec_t,
+    stream: hipStream_t,
+) -> hipError_t {
+    // SAFETY: hipGraphLaunch_spt's prototype.
+    let f: hip_fn::hipGraphLaunch_spt =
+        match unsafe { real(Entry::HipGraphLaunchSpt, hip_sym::hipGraphLaunch_spt) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+    record(Launcher::GraphLaunchSpt, graph as usize, 0, 0, 0, stream);
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(graph, stream) }
+}
+
+/// hipModuleLaunchCooperativeKernel: hipModuleLaunchKernel's arguments
+/// without `extra`.
+///
+/// # Safety
+/// As the HIP runtime's hipModuleLaunchCooperativeKernel.
+#[no_mangle]
+pub unsafe extern "C" fn hipModuleLaunchCooperativeKernel(
+    function: hipFunction_t,
+    gx: c_uint,
+    gy: c_uint,
+    gz: c_uint,
+    bx: c_uint,
+    by: c_uint,
+    bz: c_uint,
+    shared: c_uint,
+    stream: hipStream_t,
+    params: *mut *mut c_void,
+) -> hipError_t {
+    // SAFETY: hipModuleLaunchCooperativeKernel's prototype.
+    let f: hip_fn::hipModuleLaunchCooperativeKernel = match unsafe {
+        real(
+            Entry::HipModuleLaunchCooperativeKernel,
+            hip_sym::hipModuleLaunchCooperativeKernel,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    record(
+        Launcher::ModuleLaunchCooperativeKernel,
+        function as usize,
+        zz(gx, gy),
+        zz(bx, by),
+        zz(gz, bz),
+        stream,
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(function, gx, gy, gz, bx, by, bz, shared, stream, params) }
+}
+
+/// hipStreamSynchronize on the per-thread default stream, as
+/// hipStreamSynchronize.
+///
+/// # Safety
+/// As the HIP runtime's hipStreamSynchronize_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipStreamSynchronize_spt(stream: hipStream_t) -> hipError_t {
+    // SAFETY: hipStreamSynchronize_spt's prototype.
+    let f: hip_fn::hipStreamSynchronize_spt = match unsafe {
+        real(
+            Entry::HipStreamSynchronizeSpt,
+            hip_sym::hipStreamSynchronize_spt,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
     let Some(w) = ctx() else {
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };

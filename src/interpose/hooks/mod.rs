@@ -15,12 +15,14 @@ mod forward;
 pub mod hip;
 pub mod hsa;
 pub mod launch;
+pub mod vmm;
 
 // Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs
 // checks each one of `hook_table!` there; the table below finds them here).
 pub use hip::*;
 pub use hsa::*;
 pub use launch::*;
+pub use vmm::*;
 
 macro_rules! define_hook_lists {
     (
@@ -86,23 +88,112 @@ pub unsafe extern "C" fn hipGetProcAddress(
         };
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(symbol, pfn, hip_version, flags, symbol_status) };
-        let mut replaced = false;
-        after(|| {
-            if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled
+        // SAFETY: the runtime's answer to this lookup.
+        unsafe { hand_back_own_hook(entry, rc, symbol, pfn) };
+        rc
+    })
+}
+
+/// After a successful lookup of `symbol` by the runtime (hipGetProcAddress,
+/// hipGetDriverEntryPoint), puts rmcp's hook in `*pfn` when rmcp hooks that
+/// name; counts the call, as rewritten when it did.
+///
+/// # Safety
+/// `symbol` is NULL or NUL-terminated; `pfn` is NULL or the caller's
+/// out-pointer, which the runtime wrote when `rc` is success.
+unsafe fn hand_back_own_hook(
+    entry: Entry,
+    rc: hipError_t,
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+) {
+    let mut replaced = false;
+    after(|| {
+        if rc == HIP_SUCCESS && !symbol.is_null() && !pfn.is_null() && process::config().enabled {
+            // SAFETY: non-NULL, NUL-terminated per the API contract.
+            let name = unsafe { CStr::from_ptr(symbol) };
+            if let Some(hook) = own_hook(name.to_bytes())
+                // SAFETY: pfn is non-NULL and was just written by the runtime.
+                .filter(|_| unsafe { !(*pfn).is_null() })
             {
-                // SAFETY: non-NULL, NUL-terminated per the API contract.
-                let name = unsafe { CStr::from_ptr(symbol) };
-                if let Some(hook) = own_hook(name.to_bytes())
-                    // SAFETY: pfn is non-NULL and was just written by the runtime.
-                    .filter(|_| unsafe { !(*pfn).is_null() })
-                {
-                    // SAFETY: as above.
-                    unsafe { *pfn = hook };
-                    replaced = true;
-                }
+                // SAFETY: as above.
+                unsafe { *pfn = hook };
+                replaced = true;
             }
-            STATS.record(entry, replaced);
-        });
+        }
+        STATS.record(entry, replaced);
+    });
+}
+
+/// hipGetDriverEntryPoint (ROCm >= 7.1) looks names up in the runtime's own
+/// handle too: answered with rmcp's hooks, as hipGetProcAddress is.
+///
+/// # Safety
+/// As the HIP runtime's hipGetDriverEntryPoint.
+#[no_mangle]
+pub unsafe extern "C" fn hipGetDriverEntryPoint(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    flags: u64,
+    status: *mut c_int,
+) -> hipError_t {
+    // SAFETY: the caller upholds hipGetDriverEntryPoint's contract.
+    unsafe {
+        driver_entry_point(
+            Entry::HipGetDriverEntryPoint,
+            hip_sym::hipGetDriverEntryPoint,
+            symbol,
+            pfn,
+            flags,
+            status,
+        )
+    }
+}
+
+/// The per-thread-default-stream form of hipGetDriverEntryPoint.
+///
+/// # Safety
+/// As the HIP runtime's hipGetDriverEntryPoint_spt.
+#[no_mangle]
+pub unsafe extern "C" fn hipGetDriverEntryPoint_spt(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    flags: u64,
+    status: *mut c_int,
+) -> hipError_t {
+    // SAFETY: the caller upholds hipGetDriverEntryPoint_spt's contract.
+    unsafe {
+        driver_entry_point(
+            Entry::HipGetDriverEntryPointSpt,
+            hip_sym::hipGetDriverEntryPoint_spt,
+            symbol,
+            pfn,
+            flags,
+            status,
+        )
+    }
+}
+
+/// # Safety
+/// As hipGetDriverEntryPoint; `index` is a symbol with its prototype.
+unsafe fn driver_entry_point(
+    entry: Entry,
+    index: usize,
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    flags: u64,
+    status: *mut c_int,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        // SAFETY: both entry points share hipGetDriverEntryPoint's prototype.
+        let f: hip_fn::hipGetDriverEntryPoint = match unsafe { real(entry, index) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(symbol, pfn, flags, status) };
+        // SAFETY: the runtime's answer to this lookup.
+        unsafe { hand_back_own_hook(entry, rc, symbol, pfn) };
         rc
     })
 }

@@ -34,14 +34,16 @@ pub struct Identity {
 
 impl Identity {
     /// SUDO_USER first (doctor run through sudo describes the user who
-    /// called it), then USER, LOGNAME; HOME; the host name from
+    /// called it), then USER, LOGNAME; their home (see invoking_home); the host name from
     /// `<root>/etc/hostname`, else `<root>/proc/sys/kernel/hostname`.
     pub fn gather(root: &Path) -> Identity {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let user = var("SUDO_USER")
             .or_else(|| var("USER"))
             .or_else(|| var("LOGNAME"));
-        let home = var("HOME").filter(|h| h.starts_with('/') && h.len() > 1);
+        let home = super::invoking_home(root)
+            .map(|h| h.display().to_string())
+            .filter(|h| h.len() > 1);
         let host = ["etc/hostname", "proc/sys/kernel/hostname"]
             .iter()
             .find_map(|rel| {
@@ -551,7 +553,8 @@ pub fn markdown(r: &Report, inp: &Inputs, env: &[(String, String)], now: u64) ->
 
 /// The kept-reports directory as the machine names it, under the root.
 fn kept_dir(root: &Path) -> Option<PathBuf> {
-    let d = crate::kept_reports::dir()?;
+    let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
+    let d = crate::kept_reports::dir_for(super::invoking_home(root).as_deref(), xdg.as_deref())?;
     Some(root.join(d.strip_prefix("/").unwrap_or(&d)))
 }
 

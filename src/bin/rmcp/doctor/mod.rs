@@ -229,9 +229,7 @@ pub fn collect(o: &Options) -> Result<Report, String> {
     // Overrides in the environment and in the files that set environments
     let places = overrides::Places {
         root: &root,
-        home: std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|h| h.is_absolute()),
+        home: invoking_home(&root),
         cwd: std::env::current_dir().ok(),
     };
     let from_files = overrides::scan_files(&places, &mut findings);
@@ -340,6 +338,28 @@ pub fn collect(o: &Options) -> Result<Report, String> {
         root,
         log: log_source.zip(log_body),
     })
+}
+
+/// The home directory of the user who runs doctor: under sudo (SUDO_USER
+/// set, running as root) that user's home from `<root>/etc/passwd`, since
+/// `sudo rmcp doctor` (to read the kernel log) must still check their
+/// start-up files; else HOME.
+pub fn invoking_home(root: &std::path::Path) -> Option<PathBuf> {
+    // SAFETY: geteuid() has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if let (true, Ok(user)) = (as_root, std::env::var("SUDO_USER")) {
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+        let home = passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 7 && f[0] == user).then(|| PathBuf::from(f[5]))
+        });
+        if let Some(h) = home.filter(|h| h.is_absolute()) {
+            return Some(h);
+        }
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
 }
 
 /// Can this user open /dev/kfd? (Only for the live system.)

@@ -1,0 +1,266 @@
+//! Allocations rmcp records but never rewrites: pitched and 3D memory
+//! (hipMallocPitch, hipMalloc3D: coarse-grained device memory, freed by
+//! hipFree) and HIP's virtual memory management, which PyTorch's
+//! `expandable_segments` and llama.cpp's VMM pool use. A reserved range
+//! (hipMemAddressReserve) is a registry record, so a fault inside it is
+//! found like any allocation; the handles and mappings go to
+//! `process::VMM` (`crate::core::vmm`), which says which handle and offset
+//! the address hit, or that the piece was unmapped or never mapped.
+#![allow(non_snake_case)]
+
+use super::forward::{after, boundary, forward_free, real, record_range};
+use crate::abi::{
+    hipError_t, hipExtent, hipMemGenericAllocationHandle_t, hipPitchedPtr,
+    HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS,
+};
+use crate::core::entry::Entry;
+use crate::core::registry::Memory;
+use crate::core::sync::now_ns;
+use crate::interpose::process::{self, STATS, VMM};
+use crate::interpose::symbols::{hip_fn, hip_sym};
+use crate::interpose::threads;
+use std::ffi::c_void;
+
+/// Counts a call and, when it succeeded and rmcp is enabled, runs `record`.
+fn counted(entry: Entry, rc: hipError_t, record: impl FnOnce()) {
+    after(|| {
+        STATS.record(entry, false);
+        if rc == HIP_SUCCESS && process::config().enabled {
+            record();
+        }
+    });
+}
+
+/// # Safety
+/// As the HIP runtime's hipMallocPitch.
+#[no_mangle]
+pub unsafe extern "C" fn hipMallocPitch(
+    ptr: *mut *mut c_void,
+    pitch: *mut usize,
+    width: usize,
+    height: usize,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMallocPitch;
+        // SAFETY: hipMallocPitch's prototype.
+        let f: hip_fn::hipMallocPitch = match unsafe { real(entry, hip_sym::hipMallocPitch) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(ptr, pitch, width, height) };
+        counted(entry, rc, || {
+            if !ptr.is_null() && !pitch.is_null() {
+                // SAFETY: success: the runtime wrote both out-pointers.
+                let (base, pitch) = unsafe { (*ptr as usize, *pitch) };
+                let dev = Memory::hip_device(threads::current_device());
+                record_range(entry, base, pitch.saturating_mul(height), 0, 0, false, dev);
+            }
+        });
+        rc
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMalloc3D.
+#[no_mangle]
+pub unsafe extern "C" fn hipMalloc3D(pitched: *mut hipPitchedPtr, extent: hipExtent) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMalloc3D;
+        // SAFETY: hipMalloc3D's prototype.
+        let f: hip_fn::hipMalloc3D = match unsafe { real(entry, hip_sym::hipMalloc3D) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(pitched, extent) };
+        counted(entry, rc, || {
+            if !pitched.is_null() {
+                // SAFETY: success: the runtime filled the caller's struct.
+                let p = unsafe { *pitched };
+                let size = p
+                    .pitch
+                    .saturating_mul(extent.height.max(1))
+                    .saturating_mul(extent.depth.max(1));
+                let dev = Memory::hip_device(threads::current_device());
+                record_range(entry, p.ptr as usize, size, 0, 0, false, dev);
+            }
+        });
+        rc
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMemAddressReserve.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemAddressReserve(
+    ptr: *mut *mut c_void,
+    size: usize,
+    alignment: usize,
+    addr: *mut c_void,
+    flags: u64,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemAddressReserve;
+        // SAFETY: hipMemAddressReserve's prototype.
+        let f: hip_fn::hipMemAddressReserve =
+            match unsafe { real(entry, hip_sym::hipMemAddressReserve) } {
+                Ok(f) => f,
+                Err(rc) => return rc,
+            };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(ptr, size, alignment, addr, flags) };
+        counted(entry, rc, || {
+            if !ptr.is_null() {
+                // SAFETY: success: the runtime wrote *ptr.
+                let base = unsafe { *ptr } as usize;
+                let dev = Memory::hip_device(threads::current_device());
+                record_range(entry, base, size, 0, 0, false, dev);
+            }
+        });
+        rc
+    })
+}
+
+/// hipMemAddressFree: the reservation leaves the registry for its freed
+/// ring, like any free.
+///
+/// # Safety
+/// As the HIP runtime's hipMemAddressFree.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemAddressFree(ptr: *mut c_void, size: usize) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemAddressFree;
+        // SAFETY: hipMemAddressFree's prototype.
+        let f: hip_fn::hipMemAddressFree = match unsafe { real(entry, hip_sym::hipMemAddressFree) }
+        {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        forward_free(
+            entry,
+            ptr,
+            |rc| rc == HIP_SUCCESS,
+            || unsafe { f(ptr, size) },
+        )
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMemCreate.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemCreate(
+    handle: *mut hipMemGenericAllocationHandle_t,
+    size: usize,
+    prop: *const c_void,
+    flags: u64,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemCreate;
+        // SAFETY: hipMemCreate's prototype.
+        let f: hip_fn::hipMemCreate = match unsafe { real(entry, hip_sym::hipMemCreate) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(handle, size, prop, flags) };
+        counted(entry, rc, || {
+            if !handle.is_null() {
+                // The device is the current one: hipMemAllocationProp's
+                // layout differs between ROCm 5.2.3 and 6.x, so rmcp does
+                // not read its location (PyTorch and llama.cpp create
+                // handles for the current device).
+                // SAFETY: success: the runtime wrote *handle.
+                let id = unsafe { *handle } as usize;
+                VMM.created(id, size, threads::current_device(), now_ns());
+            }
+        });
+        rc
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMemRelease.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemRelease(handle: hipMemGenericAllocationHandle_t) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemRelease;
+        // SAFETY: hipMemRelease's prototype.
+        let f: hip_fn::hipMemRelease = match unsafe { real(entry, hip_sym::hipMemRelease) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's handle.
+        let rc = unsafe { f(handle) };
+        counted(entry, rc, || VMM.released(handle as usize, now_ns()));
+        rc
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMemMap.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemMap(
+    ptr: *mut c_void,
+    size: usize,
+    offset: usize,
+    handle: hipMemGenericAllocationHandle_t,
+    flags: u64,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemMap;
+        // SAFETY: hipMemMap's prototype.
+        let f: hip_fn::hipMemMap = match unsafe { real(entry, hip_sym::hipMemMap) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(ptr, size, offset, handle, flags) };
+        counted(entry, rc, || {
+            VMM.mapped(ptr as usize, size, offset, handle as usize, now_ns())
+        });
+        rc
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMemSetAccess.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemSetAccess(
+    ptr: *mut c_void,
+    size: usize,
+    desc: *const c_void,
+    count: usize,
+) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemSetAccess;
+        // SAFETY: hipMemSetAccess's prototype.
+        let f: hip_fn::hipMemSetAccess = match unsafe { real(entry, hip_sym::hipMemSetAccess) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(ptr, size, desc, count) };
+        counted(entry, rc, || VMM.access_set(ptr as usize, size));
+        rc
+    })
+}
+
+/// # Safety
+/// As the HIP runtime's hipMemUnmap.
+#[no_mangle]
+pub unsafe extern "C" fn hipMemUnmap(ptr: *mut c_void, size: usize) -> hipError_t {
+    boundary(HIP_ERROR_NOT_INITIALIZED, || {
+        let entry = Entry::HipMemUnmap;
+        // SAFETY: hipMemUnmap's prototype.
+        let f: hip_fn::hipMemUnmap = match unsafe { real(entry, hip_sym::hipMemUnmap) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        // SAFETY: forwarding the caller's arguments.
+        let rc = unsafe { f(ptr, size) };
+        counted(entry, rc, || VMM.unmapped(ptr as usize, size, now_ns()));
+        rc
+    })
+}
