@@ -97,7 +97,7 @@ fn fault_lists_the_unsynchronised_launches_of_the_faulting_gpu_newest_first() {
         "{r}"
     );
     assert!(
-        lines[head + 4].starts_with("rmcp: the runtime will now print"),
+        lines[head + 4].starts_with("rmcp: next: the runtime will now print"),
         "{r}"
     );
     // The list comes before the runtime's own message.
@@ -374,7 +374,7 @@ fn long_kernel_names_leave_both_fault_reports_complete() {
             "{r}"
         );
         assert!(
-            lines[head + 19].starts_with("rmcp: the runtime will now print its own message"),
+            lines[head + 19].starts_with("rmcp: next: the runtime will now print its own message"),
             "{r}"
         );
         assert_eq!(lines.len(), head + 20, "{r}");

@@ -95,6 +95,15 @@ impl Runtime {
 
     /// True when a copy of this runtime is mapped into the process, without
     /// loading anything.
+    /// The file the runtime was loaded from (as the loader names it), or
+    /// None when it is not in the process. Never loads it.
+    pub fn loaded_path(&self, env_path: Option<&OsStr>) -> Option<CString> {
+        if !self.is_loaded() {
+            return None;
+        }
+        path_of_handle(self.handle(env_path)?, self.probe)
+    }
+
     pub fn is_loaded(&self) -> bool {
         !self.handle.load(Ordering::Acquire).is_null() || !loaded_copies(self.stem).is_empty()
     }
