@@ -1925,3 +1925,86 @@ fn python_script_starting_with_preload_is_rewritten_at_the_driver() {
     assert_eq!(out, "hipHostMalloc rc=0 audit=False\n");
     assert_eq!(alone, vec![flags[0] | COHERENT], "{}", flag_names(alone[0]));
 }
+
+/// Issue 19 item 2 on the real ROCm 7.2.4: the model GPU cannot serve VMM.
+/// The real HIP reports hipDeviceAttributeVirtualMemoryManagementSupported
+/// = 0 for it (model mode offers no ROCr virtual-memory API), and
+/// hipMemAddressReserve and hipMemCreate return hipErrorOutOfMemory (2), so
+/// PyTorch would not use expandable segments there. What can be shown:
+/// rmcp's VMM hooks are on the path (each call counted once), forward every
+/// call, and change no return code. The VMM bookkeeping itself is shown on
+/// the doubles (hsa_fault::a_fault_in_an_expandable_segment_...).
+#[test]
+fn vmm_is_not_served_by_the_model_and_rmcp_changes_no_answer() {
+    let test = "vmm_is_not_served_by_the_model_and_rmcp_changes_no_answer";
+    let Some((s, b)) = env(test) else { return };
+    let exe = b.logs.join("vmm");
+    let inc = format!("-I{}", s.include.display());
+    let l = format!("-L{}", s.libdir.display());
+    let rl = format!("-Wl,-rpath-link,{}", s.libdir.display());
+    common::compile_c(
+        &exe,
+        &[repo().join("tests/model/vmm.c")],
+        &[
+            "-D__HIP_PLATFORM_AMD__",
+            &inc,
+            &l,
+            "-lamdhip64",
+            &rl,
+            "-Wl,--allow-shlib-undefined",
+        ],
+    );
+    let run = |rmcp: bool| -> (String, String) {
+        let mut cmd = Command::new(&s.loader);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if ["LD_", "RMCP_", "HIP_", "HSA_", "AMD_", "ROCR_", "GPU_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.arg("--library-path")
+            .arg(std::env::join_paths([&s.gfx10, &s.libdir]).unwrap());
+        if rmcp {
+            cmd.arg("--preload").arg(b.rmcp_dir.join("librmcp.so"));
+        }
+        cmd.arg(&exe)
+            .env("HSA_MODEL_TOPOLOGY", Topo::Rx6800xt.path())
+            .env("HSA_MODEL_LIB", &b.model_lib)
+            .env("RMCP_MODEL_LOG", b.logs.join(format!("vmm-{rmcp}.log")))
+            .env("HSA_ENABLE_SDMA", "0")
+            .env("HSA_ENABLE_INTERRUPT", "0")
+            .env("RMCP_LOG", "info")
+            .stdin(Stdio::null());
+        let out = throttled(|| cmd.output().expect("run vmm on the model"));
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (plain, _) = run(false);
+    let (with, err) = run(true);
+    assert_eq!(with, plain, "{err}");
+    for line in [
+        "hipGetDeviceCount rc=0 count=1",
+        "hipDeviceGetAttribute(VirtualMemoryManagementSupported) rc=0 value=0",
+        "hipMemAddressReserve rc=2",
+        "hipMemCreate rc=2",
+    ] {
+        assert!(plain.lines().any(|l| l == line), "{line}\n{plain}");
+    }
+    for counted in [
+        "hipMemAddressReserve 1/0",
+        "hipMemCreate 1/0",
+        "hipMemMap 1/0",
+        "hipMemSetAccess 1/0",
+        "hipMemUnmap 1/0",
+        "hipMemRelease 1/0",
+        "hipMemAddressFree 1/0",
+    ] {
+        assert!(err.contains(counted), "{counted}\n{err}");
+    }
+}
