@@ -10,6 +10,7 @@ pub mod demangle;
 pub mod entry;
 pub mod fault_outcome;
 pub mod fault_report;
+pub mod hash;
 pub mod launches;
 pub mod policy;
 pub mod registry;

@@ -277,6 +277,15 @@ extern "C" fn at_exit() {
                     String::new()
                 }
             );
+            #[cfg(feature = "test-counters")]
+            {
+                use crate::interpose::launch_state::{FAST_LAUNCHES, SLOW_LAUNCHES};
+                let fast = FAST_LAUNCHES.load(Ordering::Relaxed);
+                let slow = SLOW_LAUNCHES.load(Ordering::Relaxed);
+                if fast + slow > 0 {
+                    log::info!("launch paths (test-counters build): {fast} fast, {slow} slow");
+                }
+            }
         }
     });
 }
