@@ -190,6 +190,78 @@ fn rmcp_run_prints_every_process_report_and_reruns_once() {
     assert_eq!(r.stderr.matches("re-running on CPU").count(), 1, "{r}");
 }
 
+/// A process that goes on after its faults (ROCm 7's default: HIP's own handler says the
+/// fault is handled; FAKE_HSA_FAULT_HANDLED stands for it): each fault gets its own report
+/// and its own JSON file, up to 8; the 9th and later are counted, one line says rmcp stays
+/// silent about them; no file is overwritten; every report's last line says the process
+/// goes on under HIP 7 or, with the HIP 6 double here, that the runtime aborts (what it
+/// would do without HIP 7's handler); the exit summary says how many faults there were.
+#[test]
+fn a_process_that_goes_on_gets_one_report_per_fault_up_to_eight() {
+    let dir = tempdir("fault-many");
+    let report = dir.join("fault.json");
+    let mut args = vec!["hsa_init", "hipHostMalloc:4096:0"];
+    args.extend(std::iter::repeat_n("hsa_fault:live+16:1", 10));
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .env("RMCP_FAULT_REPORT", &report)
+        .env("FAKE_HSA_FAULT_HANDLED", "1")
+        .args(args)
+        .run();
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    let pid = reported_pid(&r);
+    assert_eq!(
+        r.stderr
+            .matches("rmcp: GPU memory fault at address")
+            .count(),
+        8,
+        "{r}"
+    );
+    assert_eq!(
+        r.stderr
+            .matches("rmcp: another GPU memory fault; rmcp reports at most 8 per process and stays silent about the rest\n")
+            .count(),
+        1,
+        "{r}"
+    );
+    // The double's own message (as ROCr's) never came: the fault was handled.
+    assert!(
+        !r.stderr
+            .lines()
+            .any(|l| l.starts_with("Memory access fault by GPU")),
+        "{r}"
+    );
+    // The first under the name asked for, the others beside it under unique
+    // names (pid and time).
+    let names = files(&dir);
+    assert_eq!(names.len(), 8, "{names:?}\n{r}");
+    assert!(names.contains(&"fault.json".to_string()), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "fault.json" || n.starts_with(&format!("fault.json.{pid}-"))),
+        "{names:?}"
+    );
+    for f in &names {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap();
+        assert_eq!(v["process"]["pid"], pid, "{f}");
+        assert_eq!(v["next"]["id"], "runtime-aborts", "{f}");
+    }
+    assert!(
+        r.stderr.contains("rmcp: next: the runtime will now print its own message (\"Memory access fault by GPU ...\") and abort the process, because HIP 6 has no GPU fault handler of its own to keep the process alive\n"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains(
+            "this process ran on after 10 GPU memory fault(s); rmcp reported the first 8 above"
+        ),
+        "{r}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The fault run of `fault`, started in `cwd`, with more ops before the fault.
 fn fault_in(cwd: &Path, report: &std::ffi::OsStr, before_fault: &[&str]) -> Run {
     let mut args = vec!["hipMalloc:4096", "hsa_init"];

@@ -467,7 +467,7 @@ fn exit_summary_at_info_level() {
     r.assert_success();
     assert_eq!(
         rmcp_lines(&r),
-        vec!["rmcp: info: summary: calls/rewritten: hipMalloc 1/0, hipFree 1/0, hipHostMalloc 2/1, hipHostFree 2/0; devices targeted: 0 (gfx1030); not targeted: 1 (gfx1100)"],
+        vec!["rmcp: info: summary: calls/rewritten: hipMalloc 1/0, hipFree 1/0, hipHostMalloc 2/1, hipHostFree 2/0; GPU memory faults: 0; devices targeted: 0 (gfx1030); not targeted: 1 (gfx1100)"],
         "{r}"
     );
 }

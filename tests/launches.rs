@@ -97,7 +97,7 @@ fn fault_lists_the_unsynchronised_launches_of_the_faulting_gpu_newest_first() {
         "{r}"
     );
     assert!(
-        lines[head + 4].starts_with("rmcp: the runtime will now print"),
+        lines[head + 4].starts_with("rmcp: next: the runtime will now print"),
         "{r}"
     );
     // The list comes before the runtime's own message.
@@ -374,7 +374,7 @@ fn long_kernel_names_leave_both_fault_reports_complete() {
             "{r}"
         );
         assert!(
-            lines[head + 19].starts_with("rmcp: the runtime will now print its own message"),
+            lines[head + 19].starts_with("rmcp: next: the runtime will now print its own message"),
             "{r}"
         );
         assert_eq!(lines.len(), head + 20, "{r}");
@@ -393,6 +393,83 @@ fn long_kernel_names_leave_both_fault_reports_complete() {
         assert!(listed.iter().all(|l| l["kernel_shortened"] == (len >= 375)));
         // Only the first launch asked the runtime for the name.
         assert_eq!(r.calls_named("hipKernelNameRefByPtr").len(), 1, "{r}");
+    }
+}
+
+/// The assembly fast paths of hipLaunchKernel and hipModuleLaunchKernel
+/// really run: with the `test-counters` build, N launches of K kernels take
+/// the slow path exactly once per kernel (its name is resolved then) and
+/// the fast path every other time, and every launch is recorded exactly.
+#[cfg(feature = "test-counters")]
+#[test]
+fn each_kernel_takes_the_slow_path_once_and_the_fast_path_after() {
+    let dir = common::tempdir("launches-paths");
+    let report = dir.join("fault.json");
+    let mut ops = vec![
+        "hsa_init",
+        "kernel:0:_Z6vecAddPfPKfS1_i",
+        "kernel:1:_Z4fillPim",
+        "modfunc:2:_Z5scalePfi",
+        "stream:1",
+    ];
+    // Interleaved, so each launch follows one of another kernel.
+    for _ in 0..20 {
+        ops.extend([
+            "launch:kernel:0:4x2x1:64:0",
+            "launch:kernel:1:8:32:1",
+            "launch:module:2:16x1x2:128x2x1:1",
+        ]);
+    }
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .env("RMCP_LOG", "info")
+        .env("RMCP_FAULT_REPORT", &report)
+        .args(&ops)
+        .run();
+    r.assert_success();
+    assert!(
+        r.stderr
+            .contains("rmcp: info: launch paths (test-counters build): 57 fast, 3 slow\n"),
+        "{r}"
+    );
+    assert_eq!(r.calls_named("hipLaunchKernel").len(), 40, "{r}");
+    assert_eq!(r.calls_named("hipModuleLaunchKernel").len(), 20, "{r}");
+
+    // The same launches, recorded: the fault report lists the newest 60
+    // (one ring holds 64) with their exact dimensions and streams.
+    ops.extend(["hipMalloc:64", "hsa_fault:live+0:1"]);
+    let r = fault_run("gfx1030", &ops, &report);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let listed = json["launches"]["not_completed"].as_array().unwrap();
+    assert_eq!(listed.len(), 60, "{r}");
+    for (i, l) in listed.iter().enumerate() {
+        let (entry, kernel, grid, block) = match i % 3 {
+            0 => (
+                "hipModuleLaunchKernel",
+                "scale(float*, int)",
+                [16, 1, 2],
+                [128, 2, 1],
+            ),
+            1 => (
+                "hipLaunchKernel",
+                "fill(int*, unsigned long)",
+                [8, 1, 1],
+                [32, 1, 1],
+            ),
+            _ => (
+                "hipLaunchKernel",
+                "vecAdd(float*, float const*, float const*, int)",
+                [4, 2, 1],
+                [64, 1, 1],
+            ),
+        };
+        assert_eq!(l["sequence"], 59 - i, "{l}");
+        assert_eq!(l["entry_point"], entry, "{l}");
+        assert_eq!(l["kernel"], kernel, "{l}");
+        assert_eq!(l["grid"], serde_json::json!(grid), "{l}");
+        assert_eq!(l["block"], serde_json::json!(block), "{l}");
     }
 }
 

@@ -482,7 +482,63 @@ fn report(run: &FaultRun) -> (String, serde_json::Value) {
     assert_eq!(json.len(), 1, "{run}");
     let j = json.into_iter().next().unwrap();
     assert_eq!(j["rmcp_fault_report"], 1, "{j}");
+    assert_eq!(
+        j["next"]["line"].as_str(),
+        next_line(run),
+        "the JSON's next.line is the text's"
+    );
     (text, j)
+}
+
+/// The report's line saying what the runtime does next.
+fn next_line(run: &FaultRun) -> Option<&str> {
+    run.rmcp_lines()
+        .into_iter()
+        .find(|l| l.starts_with("next: "))
+}
+
+const CONTINUES: &str = "next: the process goes on (HIP 7's default: core dumps off, HIP_SKIP_ABORT_ON_GPU_ERROR not 0); the runtime prints nothing more, the program gets hipErrorIllegalAddress at its next synchronisation and every HIP call after that fails the same way (PyTorch raises torch.AcceleratorError); the work queued on this GPU is lost";
+const ABORTS: &str =
+    "next: the runtime will now print its own message (\"Memory access fault by GPU ...\") and abort the process, because ";
+
+/// rmcp said what the runtime then did: the process went on (and rmcp's
+/// exit summary says it ran on after the fault) or ROCr aborted it.
+fn assert_next_line_came_true(run: &FaultRun) {
+    let line = next_line(run).unwrap_or_else(|| panic!("no next: line\n{run}"));
+    let j = &run.json_reports()[0];
+    match run.outcome().as_str() {
+        "exit 0" => {
+            assert_eq!(line, CONTINUES, "{run}");
+            assert_eq!(
+                j["next"]["id"], "continues-hip-error-illegal-address",
+                "{j}"
+            );
+            assert!(
+                run.stderr.contains(
+                    "rmcp: warn: this process ran on after 1 GPU memory fault(s); rmcp reported each above\n"
+                ),
+                "{run}"
+            );
+        }
+        "SIGABRT" => {
+            assert!(line.starts_with(ABORTS), "{run}");
+            assert_eq!(j["next"]["id"], "runtime-aborts", "{j}");
+            let core = run.setup.core != 0;
+            let skip_off = run.setup.skip_abort == Some("0");
+            assert!(
+                (core && line.contains("core dumps are enabled (RLIMIT_CORE 1 bytes, not 0)"))
+                    || (!core && skip_off && line.contains("HIP_SKIP_ABORT_ON_GPU_ERROR=0")),
+                "{run}"
+            );
+            // rmcp's report comes before the runtime's own message.
+            assert!(
+                run.stderr.find("rmcp: next: ").unwrap()
+                    < run.stderr.find("\nMemory access fault by GPU").unwrap(),
+                "{run}"
+            );
+        }
+        other => panic!("unexpected outcome {other}\n{run}"),
+    }
 }
 
 fn assert_kernel_in_flight(text: &str, j: &serde_json::Value, run: &FaultRun) {
@@ -508,6 +564,7 @@ fn write_past_the_end_of_a_hip_malloc_buffer() {
     let Some((s, b)) = env(test) else { return };
     let (without, with) = with_and_without_rmcp(s, b, &setup("past-end", true));
     assert_continues_with_illegal_address(&without);
+    assert_next_line_came_true(&with);
     let (a, _) = with.buffers();
     assert_eq!(with.target(), a + BUFFER_BYTES + 16, "{with}");
     assert_eq!(with.model_faults(), vec![with.target()], "{with}");
@@ -806,7 +863,7 @@ fn fault_flow_doc(s: &Stack, b: &Built) -> String {
     let mut doc = std::fs::read_to_string(repo().join("tests/model/fault-flow.head.md"))
         .expect("tests/model/fault-flow.head.md");
     doc.push_str(
-        "\n| RLIMIT_CORE | HIP_SKIP_ABORT_ON_GPU_ERROR | The process | The runtime's own message | hipDeviceSynchronize | hipGetLastError (twice) | hipMalloc after | Second faulting launch, then hipDeviceSynchronize | rmcp's last line |\n|---|---|---|---|---|---|---|---|---|\n",
+        "\n| RLIMIT_CORE | HIP_SKIP_ABORT_ON_GPU_ERROR | The process | The runtime's own message | hipDeviceSynchronize | hipGetLastError (twice) | hipMalloc after | Second faulting launch, then hipDeviceSynchronize | rmcp's `next:` line |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let settings: Vec<(u64, Option<&'static str>)> = [0u64, 1]
         .into_iter()
@@ -841,10 +898,8 @@ fn fault_flow_doc(s: &Stack, b: &Built) -> String {
                 .collect::<Vec<_>>()
                 .join("<br>"),
         };
-        let last = with
-            .rmcp_lines()
-            .last()
-            .map_or("(no report)".to_string(), |l| format!("\"{l}\""));
+        assert_next_line_came_true(with);
+        let last = next_line(with).map_or("(no report)".to_string(), |l| format!("\"{l}\""));
         doc.push_str(&format!(
             "| {} | {} | {} | {} | {} | {}, {} | {} | {}, then {} | {} |\n",
             if *core == 0 { "0" } else { "1 byte (non-zero)" },
@@ -880,7 +935,7 @@ fn fault_flow_doc(s: &Stack, b: &Built) -> String {
         doc.push_str(&format!("{}. {what}\n", i + 1));
     }
     doc.push_str(
-        "\nSo rmcp's report is written before HIP's handler decides, and rmcp cannot ask it: what rmcp says comes next is its reading of the same two settings HIP reads (its returning an error changes nothing: ROCr aborts only when no handler returns success, and HIP's answer alone decides that).\n\n\
+        "\nSo rmcp's report is written before HIP's handler decides, and rmcp cannot ask it: what rmcp says comes next is its reading of the same two settings HIP reads. rmcp returns \"not handled\" (an error status) for every event, which changes nothing: ROCr aborts only when no handler returns success, and HIP's answer alone decides that.\n\n\
          ## A second fault\n\n\
          In every run that continued, the second launch was refused by HIP itself (`hipErrorIllegalAddress`): after a fault HIP fails every call, so no second kernel reaches the GPU through HIP, and the model raised one fault per process. ROCr 7.2.4 also stops listening for memory faults after the first one (its VM-fault handler returns `false`, which removes it from the event thread's list; read in the source, not provoked here).\n",
     );

@@ -159,7 +159,7 @@ fn a_module_closed_and_opened_again_is_still_covered() {
     // Only the exit summary, which counts both rounds.
     assert_eq!(
         rmcp_lines(&r.stderr),
-        vec!["rmcp: info: summary: calls/rewritten: hipFree 4/0, hipHostMalloc 2/2, hipHostFree 2/0, hipExtMallocWithFlags 2/2, hipMallocManaged 2/2; devices targeted: 0 (gfx1030); not targeted: none"],
+        vec!["rmcp: info: summary: calls/rewritten: hipFree 4/0, hipHostMalloc 2/2, hipHostFree 2/0, hipExtMallocWithFlags 2/2, hipMallocManaged 2/2; GPU memory faults: 0; devices targeted: 0 (gfx1030); not targeted: none"],
         "{r}"
     );
 

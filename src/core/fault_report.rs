@@ -12,10 +12,15 @@
 
 use crate::core::causes::{self, Causes, Override};
 use crate::core::entry::Entry;
+use crate::core::fault_outcome::Outcome;
 use crate::core::launches::{self, Launcher, Shown, NAME_MAX};
 use crate::core::registry::{Busy, Lookup};
 use crate::core::report::{self, Escaped, FaultGpu, FaultProcess, FixedBuf};
 use std::fmt::{self, Write};
+
+/// Reports written at most per process (ROCm 7 lets a process go on after a
+/// fault; later faults are counted, not reported).
+pub const MAX_REPORTS_PER_PROCESS: u64 = 8;
 
 /// Bytes of the text report (without the "rmcp: " prefixes). Sixteen
 /// launch lines of the longest names the cache keeps fit with room to spare.
@@ -51,7 +56,8 @@ pub struct Facts<'a> {
     pub override_per_node: bool,
     pub launches: InFlight<'a>,
     pub json_file: JsonFile<'a>,
-    pub next: NextStep,
+    /// What the runtime does with the process next (the last line).
+    pub next: Outcome,
 }
 
 /// The launches the rings held for the faulting GPU.
@@ -77,22 +83,6 @@ pub enum JsonFile<'a> {
     /// No file could be created: the last path tried, and why (the error
     /// and its errno), so the line names both.
     NotCreated { path: &'a str, why: &'a str },
-}
-
-/// What happens to the process after the report: the report's last line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NextStep {
-    /// The handler returns an error status: the runtime prints its own
-    /// message and aborts.
-    RuntimeAborts,
-}
-
-impl NextStep {
-    pub fn line(self) -> &'static str {
-        match self {
-            NextStep::RuntimeAborts => "the runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from",
-        }
-    }
 }
 
 /// How much of the launch list a report shows.
@@ -264,7 +254,7 @@ fn closing(w: &mut impl Write, f: &Facts) -> fmt::Result {
             Escaped(path)
         )?,
     }
-    w.write_str(f.next.line())
+    f.next.write_line(w)
 }
 
 /// The entry points whose launches rmcp records, from the hook table:
@@ -402,10 +392,16 @@ fn json(w: &mut impl Write, f: &Facts, lim: Limits, text: Option<&str>) -> fmt::
         Some(t) => {
             w.write_str("},\"text\":\"")?;
             report::write_json_str(w, t)?;
-            w.write_str("\"}\n")
+            w.write_char('"')?;
         }
-        None => w.write_str("},\"text\":null}\n"),
+        None => w.write_str("},\"text\":null")?,
     }
+    // What the runtime does next: the text's last line, and its kind.
+    write!(w, ",\"next\":{{\"id\":\"{}\",\"line\":\"", f.next.id())?;
+    let mut line = FixedBuf::<1024>::new();
+    let _ = f.next.write_line(&mut line);
+    report::write_json_str(w, line.as_str())?;
+    w.write_str("\"}}\n")
 }
 
 #[cfg(test)]
@@ -455,7 +451,7 @@ mod tests {
                 listed,
             },
             json_file: JsonFile::NotRequested,
-            next: NextStep::RuntimeAborts,
+            next: Outcome::ContinuesWithIllegalAddress,
         }
     }
 
@@ -487,7 +483,7 @@ mod tests {
         }
     }
 
-    const CLOSING: &str = "the runtime will now print its own message and end the process; a GPU memory fault cannot be recovered from";
+    const CLOSING: &str = crate::core::fault_outcome::CONTINUES;
 
     #[test]
     fn live_report_names_the_allocation_and_ends_with_what_happens_next() {
@@ -868,7 +864,7 @@ mod tests {
         );
         assert!(text.ends_with(CLOSING));
         // A buffer too small for anything keeps the closing line.
-        let mut tiny = FixedBuf::<300>::new();
+        let mut tiny = FixedBuf::<700>::new();
         write_text(&mut tiny, &f);
         assert!(
             tiny.as_str().ends_with(&format!(

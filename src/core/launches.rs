@@ -324,8 +324,8 @@ impl Ring {
         ticks: u64,
     ) {
         let seq = self.next.0.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.slots[(seq as usize) & (SLOTS - 1)];
-        slot.seq.store(2 * seq + 1, Ordering::Relaxed);
+        let slot = &self.slots[(seq as usize) & layout::RING_MASK];
+        slot.seq.store(writing(seq), Ordering::Relaxed);
         // The odd sequence number is visible before any field changes.
         fence(Ordering::Release);
         slot.who.store(who, Ordering::Relaxed);
@@ -335,7 +335,7 @@ impl Ring {
         slot.zz.store(zz, Ordering::Relaxed);
         slot.stream.store(stream, Ordering::Relaxed);
         slot.ticks.store(ticks, Ordering::Relaxed);
-        slot.seq.store(2 * seq + 2, Ordering::Release);
+        slot.seq.store(written(seq), Ordering::Release);
     }
 
     /// The number the next launch will get: notes taken before a
@@ -388,9 +388,9 @@ impl Ring {
             let Some(seq) = newest.checked_sub(k + 1) else {
                 break;
             };
-            let slot = &self.slots[(seq as usize) & (SLOTS - 1)];
+            let slot = &self.slots[(seq as usize) & layout::RING_MASK];
             let before = slot.seq.load(Ordering::Acquire);
-            if before != 2 * seq + 2 {
+            if before != written(seq) {
                 continue;
             }
             let who = slot.who.load(Ordering::Relaxed);
@@ -442,15 +442,20 @@ pub fn visit(
     }
 }
 
-/// Layout facts for the hipLaunchKernel fast path written in assembly
-/// (`crate::interpose::hooks::launch`), which records a launch exactly as
-/// `Ring::record_packed` does and checks `NameCache::seen` as it does.
+/// The numbers the launch hooks' assembly fast paths
+/// (`crate::interpose::hooks::launch`) use, each a `const` operand there:
+/// they record a launch exactly as `Ring::record_packed` does and check
+/// `NameCache::seen` as it does, and the Rust code below uses the same
+/// constants, so the two cannot disagree.
 pub mod layout {
     use super::*;
     use std::mem::{offset_of, size_of};
     pub const RING_NEXT: usize = offset_of!(Ring, next);
     pub const RING_SLOTS: usize = offset_of!(Ring, slots);
     pub const SLOT_SIZE: usize = size_of::<Slot>();
+    /// A slot's offset is `(seq & RING_MASK) << SLOT_SHIFT`.
+    pub const SLOT_SHIFT: u32 = SLOT_SIZE.trailing_zeros();
+    pub const RING_MASK: usize = SLOTS - 1;
     pub const SEQ: usize = offset_of!(Slot, seq);
     pub const WHO: usize = offset_of!(Slot, who);
     pub const HANDLE: usize = offset_of!(Slot, handle);
@@ -459,12 +464,44 @@ pub mod layout {
     pub const ZZ: usize = offset_of!(Slot, zz);
     pub const STREAM: usize = offset_of!(Slot, stream);
     pub const TICKS: usize = offset_of!(Slot, ticks);
+    /// The high half of a u64 field (x86-64 is little-endian).
+    pub const HIGH_HALF: usize = size_of::<u32>();
+    /// A slot's sequence word is `2 * seq + SEQ_WRITING` while launch `seq`
+    /// is written and `2 * seq + SEQ_WRITTEN` once it is.
+    pub const SEQ_WRITING: u64 = 1;
+    pub const SEQ_WRITTEN: u64 = 2;
+    /// The byte of `who` that holds the launcher; the bytes above the
+    /// thread word's are 0, so storing the word and then this byte is
+    /// storing `who()`.
+    pub const LAUNCHER_BYTE: usize = 6;
     pub const NAME_ENTRY_SIZE: usize = size_of::<NameEntry>();
     pub const NAME_KEY: usize = offset_of!(NameEntry, key) + offset_of!(NameCache, entries);
-    pub const NAME_HASH: u64 = 0x9E37_79B9_7F4A_7C15;
-    /// `home()` is `(key * NAME_HASH) >> NAME_SHIFT`.
-    pub const NAME_SHIFT: u32 = 64 - 9;
-    const _: () = assert!(SLOT_SIZE == 64 && SLOTS == 64 && NAMES == 512);
+    /// `home()` is `crate::core::hash::top_bits(key, NAME_BITS)`.
+    pub const NAME_BITS: u32 = NAMES.trailing_zeros();
+    /// The same, as the shift the assembly applies to the product.
+    pub const NAME_SHIFT: u32 = 64 - NAME_BITS;
+
+    const _: () = assert!(SLOT_SIZE == 1 << SLOT_SHIFT);
+    const _: () = assert!(SLOTS.is_power_of_two() && NAMES.is_power_of_two());
+    const _: () = assert!(size_of::<AtomicU64>() == 2 * HIGH_HALF);
+    const _: () = assert!(
+        who(u32::MAX, -2, Launcher::GraphLaunch)
+            == thread_word(u32::MAX, -2) | (Launcher::GraphLaunch as u64) << (8 * LAUNCHER_BYTE)
+    );
+    const _: () = assert!(thread_word(u32::MAX, -2) >> (8 * LAUNCHER_BYTE) == 0);
+    const _: () = assert!(writing(7) == 2 * 7 + SEQ_WRITING && written(7) == 2 * 7 + SEQ_WRITTEN);
+}
+
+/// A slot's sequence word while launch `seq` is being written (odd).
+#[inline(always)]
+pub const fn writing(seq: u64) -> u64 {
+    2 * seq + 1
+}
+
+/// A slot's sequence word once launch `seq` is written (even, non-zero).
+#[inline(always)]
+pub const fn written(seq: u64) -> u64 {
+    2 * seq + 2
 }
 
 /// Longest kernel name kept (bytes); longer ones are cut.
@@ -513,7 +550,7 @@ const PROBES: usize = 4;
 
 #[inline(always)]
 fn home(key: usize) -> usize {
-    ((key as u64).wrapping_mul(layout::NAME_HASH) >> layout::NAME_SHIFT) as usize & (NAMES - 1)
+    crate::core::hash::top_bits(key as u64, layout::NAME_BITS)
 }
 
 impl Default for NameCache {

@@ -8,7 +8,9 @@ pub mod config;
 pub mod demangle;
 /// cbindgen:ignore
 pub mod entry;
+pub mod fault_outcome;
 pub mod fault_report;
+pub mod hash;
 pub mod launches;
 pub mod policy;
 pub mod registry;

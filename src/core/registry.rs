@@ -310,7 +310,7 @@ impl Default for Registry {
 fn shard_of(base: usize) -> usize {
     // Allocations are at least 256-byte aligned; mix the page number so
     // neighbouring allocations land in different shards.
-    ((base as u64 >> 8).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 6)) as usize
+    crate::core::hash::top_bits(base as u64 >> 8, SHARDS.trailing_zeros())
 }
 
 impl Registry {

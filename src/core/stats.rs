@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     calls: [AtomicU64; Entry::COUNT],
     rewritten: [AtomicU64; Entry::COUNT],
+    /// GPU memory faults that reached rmcp's handler.
+    faults: AtomicU64,
 }
 
 impl Default for Stats {
@@ -20,7 +22,18 @@ impl Stats {
         Stats {
             calls: [const { AtomicU64::new(0) }; Entry::COUNT],
             rewritten: [const { AtomicU64::new(0) }; Entry::COUNT],
+            faults: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one GPU memory fault; returns how many there were before it.
+    pub fn record_fault(&self) -> u64 {
+        self.faults.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// GPU memory faults counted so far.
+    pub fn faults(&self) -> u64 {
+        self.faults.load(Ordering::Relaxed)
     }
 
     pub fn record(&self, entry: Entry, rewritten: bool) {

@@ -1,9 +1,11 @@
 //! GPU memory-fault provenance. rmcp registers a system event handler with
 //! the HSA runtime; on HSA_AMD_GPU_MEMORY_FAULT_EVENT it says which
 //! allocation the faulting address belongs to (live, freed, or none, with
-//! neighbours), then returns an error status so the runtime still prints
-//! its own message and ends the process as it always does. Nothing here
-//! repairs anything: the kernel has already evicted the queues.
+//! neighbours) and what the runtime does next, then returns an error status
+//! for every event: "not handled", which leaves the decision (abort, or go
+//! on) to the runtime and the other handlers (HIP's), exactly as without
+//! rmcp. Nothing here repairs anything: the kernel has already evicted the
+//! queues.
 //!
 //! The handler runs while the process is dying: it allocates nothing, waits
 //! for no lock without bound (the registry's shards are waited for at most
@@ -13,16 +15,17 @@
 
 use crate::abi::{hsa, hsa_agent_t, hsa_amd_event_t, hsa_status_t};
 use crate::core::causes::{self, KfdArchs, NodeOverrides};
+use crate::core::fault_outcome::{self, CoreLimit, Hip, SkipAbort};
 use crate::core::fault_report::{
-    self, Facts, InFlight, JsonFile, NextStep, JSON_BYTES, STDERR_BYTES, TEXT_BYTES,
+    self, Facts, InFlight, JsonFile, JSON_BYTES, STDERR_BYTES, TEXT_BYTES,
 };
 use crate::core::launches::{Launch, Shown, SLOTS};
 use crate::core::report::{FaultGpu, FaultProcess, FixedBuf};
 use crate::core::report_path;
 use crate::core::sync::now_ns;
 use crate::interpose::launch_state;
-use crate::interpose::process::{self, write_all, REGISTRY, VMM};
-use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HSA};
+use crate::interpose::process::{self, write_all, REGISTRY, STATS, VMM};
+use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym, HIP, HSA};
 use crate::interpose::topology::{agent_for_report, gpu_ordinal, topology};
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
@@ -57,6 +60,40 @@ fn rank_from_env(name: &str) -> Option<u32> {
             None
         }
     }
+}
+
+/// The HIP runtime in the process and HIP_SKIP_ABORT_ON_GPU_ERROR, read
+/// when the handler is registered (the handler reads no environment and
+/// resolves no path); with RLIMIT_CORE at the fault they say what happens
+/// next (`core::fault_outcome`).
+static HIP_RUNTIME: OnceCell<Hip> = OnceCell::new();
+static SKIP_ABORT: OnceCell<SkipAbort> = OnceCell::new();
+/// Later faults get one line saying so (its number is MAX_REPORTS_PER_PROCESS).
+const MAX_REPORTS: u64 = fault_report::MAX_REPORTS_PER_PROCESS;
+const _: () = assert!(MAX_REPORTS == 8);
+
+/// Which HIP is loaded: the major version in its file name, following
+/// symbolic links (libamdhip64.so -> libamdhip64.so.7 -> ...so.7.2.70204).
+fn hip_runtime(env_path: Option<&std::ffi::OsStr>) -> Hip {
+    let Some(path) = HIP.loaded_path(env_path) else {
+        return Hip::Absent;
+    };
+    let base = |p: &[u8]| -> Option<u32> {
+        fault_outcome::hip_major_from_file_name(p.rsplit(|&b| b == b'/').next()?)
+    };
+    if let Some(m) = base(path.as_bytes()) {
+        return Hip::Major(m);
+    }
+    // SAFETY: path is NUL-terminated; realpath allocates the result, freed below.
+    let real = unsafe { libc::realpath(path.as_ptr(), std::ptr::null_mut()) };
+    if real.is_null() {
+        return Hip::Unknown;
+    }
+    // SAFETY: realpath returned a NUL-terminated string.
+    let m = base(unsafe { std::ffi::CStr::from_ptr(real) }.to_bytes());
+    // SAFETY: allocated by realpath with malloc.
+    unsafe { libc::free(real.cast()) };
+    m.map_or(Hip::Unknown, Hip::Major)
 }
 
 /// Each KFD node's real architecture, read from sysfs once when the handler
@@ -171,6 +208,14 @@ fn try_register(runtime_initialised: bool) {
         })
     });
     RANKS.get_or_init(|| (rank_from_env("RANK"), rank_from_env("LOCAL_RANK")));
+    HIP_RUNTIME.get_or_init(|| hip_runtime(cfg.hip_library.as_deref()));
+    SKIP_ABORT.get_or_init(|| {
+        SkipAbort::from_value(
+            std::env::var_os("HIP_SKIP_ABORT_ON_GPU_ERROR")
+                .as_deref()
+                .map(|v| v.as_bytes()),
+        )
+    });
     // SAFETY: the prototype of hsa_amd_register_system_event_handler.
     let rc = match unsafe {
         hsa_real::<hsa_fn::hsa_amd_register_system_event_handler>(
@@ -241,23 +286,23 @@ unsafe extern "C" fn on_system_event(
     event: *const hsa_amd_event_t,
     _data: *mut c_void,
 ) -> hsa_status_t {
-    if event.is_null() {
-        return hsa::STATUS_SUCCESS;
-    }
     // SAFETY: the runtime passes a valid event for the duration of the call.
-    let ev = unsafe { &*event };
-    if ev.event_type != hsa::EVENT_GPU_MEMORY_FAULT {
-        return hsa::STATUS_SUCCESS;
+    if let Some(ev) = unsafe { event.as_ref() } {
+        if ev.event_type == hsa::EVENT_GPU_MEMORY_FAULT {
+            let fault = ev.memory_fault;
+            let _ = std::panic::catch_unwind(|| {
+                report_fault(
+                    fault.agent,
+                    fault.virtual_address as usize,
+                    fault.fault_reason_mask,
+                )
+            });
+        }
     }
-    let fault = ev.memory_fault;
-    let _ = std::panic::catch_unwind(|| {
-        report_fault(
-            fault.agent,
-            fault.virtual_address as usize,
-            fault.fault_reason_mask,
-        )
-    });
-    // An error status keeps the runtime's own message; it aborts either way.
+    // "Not handled", for every event: ROCr prints its message and aborts
+    // (after a fault, a HW exception, a free of memory in use) only when no
+    // handler returns success, so success from rmcp would hide that message
+    // and keep alive a process the runtime was ending.
     hsa::STATUS_ERROR
 }
 
@@ -334,6 +379,16 @@ fn open_report(template: &[u8], pid: u32, buf: &mut [u8]) -> Result<(i32, usize)
 /// to stderr and, if RMCP_FAULT_REPORT is set, as JSON to a new file there.
 /// Called by the event handler.
 fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
+    let nth = STATS.record_fault() + 1;
+    if nth > MAX_REPORTS {
+        if nth == MAX_REPORTS + 1 {
+            write_all(
+                2,
+                b"rmcp: another GPU memory fault; rmcp reports at most 8 per process and stays silent about the rest\n",
+            );
+        }
+        return;
+    }
     if BUSY.swap(true, Ordering::Acquire) {
         write_all(
             2,
@@ -410,7 +465,11 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
             listed: &b.listed[..listed],
         },
         json_file,
-        next: NextStep::RuntimeAborts,
+        next: fault_outcome::outcome(
+            HIP_RUNTIME.get().copied().unwrap_or(Hip::Unknown),
+            core_limit(),
+            SKIP_ABORT.get().copied().unwrap_or(SkipAbort::Other),
+        ),
     };
     fault_report::write_text(&mut b.text, &facts);
     fault_report::write_prefixed(&mut b.stderr, b.text.as_str());
@@ -422,6 +481,23 @@ fn report_fault(agent: hsa_agent_t, addr: usize, reasons: u32) {
         unsafe { libc::close(fd) };
     }
     BUSY.store(false, Ordering::Release);
+}
+
+/// RLIMIT_CORE's soft limit now (getrlimit is async-signal-safe).
+fn core_limit() -> CoreLimit {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut lim) } != 0 {
+        return CoreLimit::Unreadable;
+    }
+    CoreLimit::Bytes(if lim.rlim_cur == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        lim.rlim_cur
+    })
 }
 
 /// The longest valid UTF-8 prefix of `bytes`.

@@ -11,6 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub static RINGS: [Ring; DEVICES] = [const { Ring::new() }; DEVICES];
 pub static NAMES: NameCache = NameCache::new();
 
+/// Which path each hipLaunchKernel / hipModuleLaunchKernel call took
+/// (feature `test-counters`, for tests/launches.rs; never in releases): the
+/// assembly fast path or the Rust slow path. The exit summary
+/// (RMCP_LOG=info) prints them.
+#[cfg(feature = "test-counters")]
+pub static FAST_LAUNCHES: AtomicU64 = AtomicU64::new(0);
+#[cfg(feature = "test-counters")]
+pub static SLOW_LAUNCHES: AtomicU64 = AtomicU64::new(0);
+
 /// The ring of HIP device `dev` (ordinals past `DEVICES` share rings).
 #[inline(always)]
 pub fn ring(dev: i32) -> &'static Ring {

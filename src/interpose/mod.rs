@@ -19,10 +19,12 @@
 //! In detail: `hooks` -> hip, hsa, launch, forward, process, symbols;
 //! hip -> forward, devices, process, symbols; hsa -> forward, fault,
 //! topology, process, symbols; launch -> forward, launch_state, devices,
-//! threads, process, symbols; forward -> fault, runtime, process, symbols;
-//! `fault` -> launch_state, topology, process, symbols; `launch_state` ->
-//! core only; `process` -> devices, threads, symbols (to reset and
-//! summarise them); `topology`, `devices` -> symbols; `symbols` -> runtime.
+//! threads, process, symbols, runtime (the layouts its assembly uses);
+//! forward -> fault, runtime, process, symbols; `fault` -> launch_state,
+//! topology, process, symbols; `launch_state` -> core only; `process` ->
+//! devices, threads, symbols (to reset and summarise them) and, in
+//! test-counters builds, launch_state; `topology`, `devices` -> symbols;
+//! `symbols` -> runtime.
 //! `crate::capi` reads `launch_state` and `process`.
 
 pub mod devices;

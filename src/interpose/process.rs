@@ -5,6 +5,7 @@
 
 use crate::core::config::{shown, shown_path, Config};
 use crate::core::entry::Entry;
+use crate::core::fault_report::MAX_REPORTS_PER_PROCESS;
 use crate::core::registry::Registry;
 use crate::core::stats::Stats;
 use crate::interpose::symbols::{HIP, HSA};
@@ -251,12 +252,35 @@ extern "C" fn after_fork_in_child() {
 extern "C" fn at_exit() {
     // Never let a panic escape into the C runtime's exit path.
     let _ = std::panic::catch_unwind(|| {
+        // An abort after a fault never gets here: a process that does ran on
+        // after its faults (ROCm 7's default), and says so once more.
+        let faults = STATS.faults();
+        let reported = faults.min(MAX_REPORTS_PER_PROCESS);
+        if faults > 0 {
+            log::warn!(
+                "this process ran on after {faults} GPU memory fault(s); rmcp reported {} above",
+                if reported == faults {
+                    "each".to_string()
+                } else {
+                    format!("the first {reported}")
+                }
+            );
+        }
         if log::log_enabled!(log::Level::Info) {
             log::info!(
-                "summary: calls/rewritten: {}; {}",
+                "summary: calls/rewritten: {}; GPU memory faults: {faults}; {}",
                 STATS.summary(),
                 crate::interpose::devices::summary()
             );
+            #[cfg(feature = "test-counters")]
+            {
+                use crate::interpose::launch_state::{FAST_LAUNCHES, SLOW_LAUNCHES};
+                let fast = FAST_LAUNCHES.load(Ordering::Relaxed);
+                let slow = SLOW_LAUNCHES.load(Ordering::Relaxed);
+                if fast + slow > 0 {
+                    log::info!("launch paths (test-counters build): {fast} fast, {slow} slow");
+                }
+            }
         }
     });
 }

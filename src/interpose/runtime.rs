@@ -44,7 +44,15 @@ pub struct Runtime {
     syms: &'static [AtomicUsize],
 }
 
-const ABSENT: usize = 1;
+/// A symbol slot's value before the symbol is looked up.
+pub(crate) const NOT_LOOKED_UP: usize = 0;
+/// A symbol slot's value when the runtime lacks the symbol.
+pub(crate) const ABSENT: usize = 1;
+/// Slot values from this one up are addresses (the launch hooks' assembly
+/// takes it as a `const` operand: `cmp` and `jb` to the slow path).
+pub(crate) const FIRST_ADDRESS: usize = 2;
+// Every value below FIRST_ADDRESS is one of the two above.
+const _: () = assert!(NOT_LOOKED_UP == 0 && ABSENT == 1 && FIRST_ADDRESS == 2);
 
 /// Where the runtime was found, for the debug log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +95,15 @@ impl Runtime {
 
     /// True when a copy of this runtime is mapped into the process, without
     /// loading anything.
+    /// The file the runtime was loaded from (as the loader names it), or
+    /// None when it is not in the process. Never loads it.
+    pub fn loaded_path(&self, env_path: Option<&OsStr>) -> Option<CString> {
+        if !self.is_loaded() {
+            return None;
+        }
+        path_of_handle(self.handle(env_path)?, self.probe)
+    }
+
     pub fn is_loaded(&self) -> bool {
         !self.handle.load(Ordering::Acquire).is_null() || !loaded_copies(self.stem).is_empty()
     }
@@ -104,7 +121,7 @@ impl Runtime {
     #[inline(always)]
     pub fn cached(slot: &AtomicUsize) -> Option<Option<usize>> {
         match slot.load(Ordering::Acquire) {
-            0 => None,
+            NOT_LOOKED_UP => None,
             ABSENT => Some(None),
             p => Some(Some(p)),
         }
@@ -135,7 +152,7 @@ impl Runtime {
             p
         };
         self.syms[index].store(p, Ordering::Release);
-        (p > ABSENT).then_some(p)
+        (p >= FIRST_ADDRESS).then_some(p)
     }
 
     /// Fork child: a resolution interrupted by fork starts again.

@@ -55,19 +55,26 @@ fn thread_pointer() -> usize {
     }
 }
 
-/// Layout facts for the hipLaunchKernel fast path written in assembly
-/// (`crate::interpose::hooks::launch`): the table has `SLOTS` slots of
-/// `SLOT_SIZE` bytes, slot `(tp * HASH) >> 56`, key at 0, word at 8, aux at 16.
-const SLOT_SIZE: usize = std::mem::size_of::<Slot>();
-pub(crate) const HASH: u64 = 0x9E37_79B9_7F4A_7C15;
-const _: () = assert!(SLOT_SIZE == 32 && SLOTS == 256);
-const _: () = assert!(std::mem::offset_of!(Slot, key) == 0);
-const _: () = assert!(std::mem::offset_of!(Slot, word) == 8);
-const _: () = assert!(std::mem::offset_of!(Slot, aux) == 16);
+/// The numbers the launch hooks' assembly fast paths
+/// (`crate::interpose::hooks::launch`) use, each a `const` operand there:
+/// a thread's slot is at `TABLE + (top_bits(tp, TABLE_BITS) << SLOT_SHIFT)`,
+/// with its key, word and aux at these offsets. `home` uses the same.
+pub(crate) mod layout {
+    use super::{Slot, SLOTS};
+    use std::mem::{offset_of, size_of};
+    pub(crate) const SLOT_SHIFT: u32 = size_of::<Slot>().trailing_zeros();
+    pub(crate) const TABLE_BITS: u32 = SLOTS.trailing_zeros();
+    /// The shift the assembly applies to `tp * FIBONACCI`.
+    pub(crate) const TABLE_SHIFT: u32 = 64 - TABLE_BITS;
+    pub(crate) const KEY: usize = offset_of!(Slot, key);
+    pub(crate) const WORD: usize = offset_of!(Slot, word);
+    pub(crate) const AUX: usize = offset_of!(Slot, aux);
+    const _: () = assert!(size_of::<Slot>() == 1 << SLOT_SHIFT && SLOTS == 1 << TABLE_BITS);
+}
 
 #[inline(always)]
 fn home(tp: usize) -> &'static Slot {
-    &TABLE[((tp as u64).wrapping_mul(HASH) >> 56) as usize & (SLOTS - 1)]
+    &TABLE[crate::core::hash::top_bits(tp as u64, layout::TABLE_BITS)]
 }
 
 /// The calling thread's word and aux when it owns its home slot: the

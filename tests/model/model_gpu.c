@@ -49,6 +49,7 @@
  *   packet node=N queue=Q type=T [vendor_format=F]
  *   event node=N id=I                            (a completion signal's event set)
  *   fault node=N queue=Q va=0x.. reason=not_present kernel_object=0x..
+ *   fault_raised node=N va=0x.. monotonic_ns=T  (when the fault is handed to libhsakmt)
  *   queue_destroyed node=N queue=Q retired=COUNT
  */
 #define _GNU_SOURCE
@@ -302,6 +303,11 @@ struct pending_fault {
 static void *deliver_fault(void *arg)
 {
     struct pending_fault *f = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    model_log("fault_raised node=%u va=0x%llx monotonic_ns=%llu", f->gpu->node,
+              (unsigned long long)f->va,
+              (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
     f->gpu->memory_fault(f->gpu->memory_fault_data, f->va, MODEL_FAULT_NOT_PRESENT);
     free(f);
     return NULL;

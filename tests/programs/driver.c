@@ -79,7 +79,8 @@
  *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | vmm+OFFSET | absolute
  *                                  hex address; prints "addr=", then calls
  *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
- *                                  which aborts
+ *                                  which aborts (or, with FAKE_HSA_FAULT_HANDLED, returns:
+ *                                  "rc=returned")
  *   kernel:SLOT:NAME               registers host stub SLOT (0-7, addresses inside the driver)
  *                                  under device name NAME with __hipRegisterFunction, as
  *                                  hipcc's start-up code does
@@ -976,9 +977,9 @@ static int run_ops(struct state *st, int argc, char **argv)
                 fake_hsa_raise_memory_fault_fn fn;
                 memcpy(&fn, &sym, sizeof fn);
                 emit("%s addr=0x%llx", item, (unsigned long long)addr);
-                fn(f[3] ? (uint32_t)num(f[3]) : 0, addr, reason); /* aborts */
+                /* Aborts, or returns when a handler said the fault is handled. */
+                fn(f[3] ? (uint32_t)num(f[3]) : 0, addr, reason);
                 emit("%s rc=returned", item);
-                rc = -1;
             }
         } else if (!strcmp(op, "kernel")) {
             unsigned slot = (unsigned)num(f[1]);

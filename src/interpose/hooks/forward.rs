@@ -68,7 +68,7 @@ pub(super) use hook_with_caller;
 /// memory) and its complement when it is a ROCm library; 0 is empty.
 #[inline(always)]
 pub(super) fn caller_is_rocm(caller: usize) -> bool {
-    let slot = &CALLERS[(caller.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) & (CALLER_SLOTS - 1)];
+    let slot = &CALLERS[crate::core::hash::top_bits(caller as u64, CALLER_SLOTS.trailing_zeros())];
     let cached = slot.load(Ordering::Relaxed);
     if cached == caller {
         return false;

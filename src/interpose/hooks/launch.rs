@@ -155,125 +155,191 @@ fn resolve_name(l: Launcher, handle: usize, stream: hipStream_t) {
     });
 }
 
-/// hipLaunchKernel, exported: every `<<<...>>>` launch of a hipcc-built
-/// program (and PyTorch's) comes through here, so on x86-64 the common case
-/// is written in assembly and ends in a jump to the runtime, which then
-/// returns straight to the caller: a Rust hook has to keep the arguments
-/// alive across the forwarded call and spent ~75 instructions per launch,
-/// this spends under 60 (bench/run.sh). It does exactly what
-/// `launch_kernel_slow` does when everything is already set up: the
-/// runtime's function resolved, the thread's word in its slot
-/// (`crate::interpose::threads`), the kernel's name known
-/// (`NameCache::seen`); then it records the launch as
-/// `Ring::record_packed` does (odd sequence number, fields, even sequence
-/// number; x86 stores are ordered, so no fence instruction is needed).
-/// Anything else jumps to `launch_kernel_slow` with the arguments intact.
-/// The layout constants it uses are checked at compile time where they are
-/// defined.
-///
-/// SysV on entry: function in rdi, grid (x|y<<32, z) in rsi/rdx, block in
-/// rcx/r8, args in r9, shared at [rsp+8], stream at [rsp+16]. The upper
-/// halves of rdx and r8 are padding. rax, r10, r11 are free; rbx and r12
-/// are saved around their use.
-///
-/// # Safety
-/// As the HIP runtime's hipLaunchKernel.
+#[inline(always)]
+fn count_slow_launch() {
+    #[cfg(feature = "test-counters")]
+    launch_state::SLOW_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes the fast paths push (rbx, r12) before they read stack arguments.
 #[cfg(target_arch = "x86_64")]
-#[unsafe(naked)]
-#[no_mangle]
-pub unsafe extern "C" fn hipLaunchKernel(
-    function: *const c_void,
-    grid: dim3,
-    block: dim3,
-    args: *mut *mut c_void,
-    shared: usize,
-    stream: hipStream_t,
-) -> hipError_t {
-    core::arch::naked_asm!(
-        // The runtime's hipLaunchKernel: 0 = not looked up, 1 = missing.
-        "mov rax, qword ptr [rip + {hip_slots} + {lk}]",
-        "cmp rax, 2",
-        "jb 2f",
-        // The thread's slot: TABLE[(tp * HASH) >> 56], owned if key == tp.
-        "mov r10, qword ptr fs:[0]",
-        "movabs r11, {hash}",
-        "imul r11, r10",
-        "shr r11, 56",
-        "shl r11, 5",
-        "push rbx",
-        "lea rbx, [rip + {table}]",
-        "add r11, rbx",
-        "cmp r10, qword ptr [r11]",
-        "jne 1f",
-        // The kernel's name is known: NAMES entry (f * HASH) >> 55 holds f.
-        "movabs r10, {hash}",
-        "imul r10, rdi",
-        "shr r10, {name_shift}",
-        "imul r10, r10, {name_size}",
-        "lea rbx, [rip + {names}]",
-        "cmp rdi, qword ptr [rbx + r10 + {name_key}]",
-        "jne 1f",
-        // The ring (aux) and the word; claim a sequence number.
-        "mov rbx, qword ptr [r11 + 16]",
-        "mov r11, qword ptr [r11 + 8]",
-        "mov r10d, 1",
-        "lock xadd qword ptr [rbx + {ring_next}], r10",
-        "push r12",
-        "mov r12, r10",
-        "and r12d, 63",
-        "shl r12, 6",
-        "add r12, rbx",
-        "lea rbx, [r10 + r10 + 1]",
-        "mov qword ptr [r12 + {slots} + {seq}], rbx",
-        // who = word | LaunchKernel (1) << 48: byte 6 of the word is 0.
-        "mov qword ptr [r12 + {slots} + {who}], r11",
-        "mov byte ptr [r12 + {slots} + {who} + 6], 1",
-        "mov qword ptr [r12 + {slots} + {handle}], rdi",
+const PUSHED: usize = 2 * std::mem::size_of::<u64>();
+
+/// Defines a launch hook whose common case is written in assembly and ends
+/// in a jump to the runtime, which then returns straight to the caller: a
+/// Rust hook has to keep the arguments alive across the forwarded call and
+/// spent ~75 instructions per launch, this spends under 60 (bench/run.sh).
+/// It does exactly what `$slow` does when everything is already set up:
+/// the runtime's function resolved, the thread's word in its slot
+/// (`crate::interpose::threads`), the kernel's name known
+/// (`NameCache::seen`); then it records the launch as `Ring::record_packed`
+/// does (odd sequence number, fields, even sequence number; x86 stores are
+/// ordered, so no fence instruction is needed). Anything else jumps to
+/// `$slow` with the arguments intact. Both hooks share every instruction
+/// but `$store`, which stores the hook's own arguments (grid, block, the
+/// z pair and the stream) into the slot at `r12 + {slots}`; every layout
+/// number is a `const` operand from the module that owns the layout, where
+/// it is asserted against the Rust types.
+///
+/// Registers: the arguments are live in rdi, rsi, rdx, rcx, r8, r9 and on
+/// the stack; rax, r10, r11 are free; rbx and r12 are saved around their
+/// use (`PUSHED` bytes), so stack arguments are at `[rsp + {pushed} + entry
+/// offset]`. rdx (whatever it holds) is kept in ebx across rdtsc; only its
+/// low half is an argument in either hook.
+macro_rules! launch_fast_path {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
+        runtime: $sym:expr,
+        launcher: $launcher:expr,
+        slow: $slow:path,
+        store: [$($store:literal),* $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[cfg(all(target_arch = "x86_64", feature = "test-counters"))]
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            launch_fast_path!(@asm $sym, $launcher, $slow, [$($store),*],
+                "lock inc qword ptr [rip + {fast_launches}]",
+                fast_launches = sym launch_state::FAST_LAUNCHES,
+            )
+        }
+
+        $(#[$meta])*
+        #[cfg(all(target_arch = "x86_64", not(feature = "test-counters")))]
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            launch_fast_path!(@asm $sym, $launcher, $slow, [$($store),*], "",)
+        }
+    };
+    (@asm $sym:expr, $launcher:expr, $slow:path, [$($store:literal),*], $count:literal, $($count_operand:tt)*) => {
+        core::arch::naked_asm!(
+            // The runtime's function: below FIRST_ADDRESS, not looked up or missing.
+            "mov rax, qword ptr [rip + {hip_slots} + {sym_offset}]",
+            "cmp rax, {first_address}",
+            "jb 2f",
+            // The thread's slot: TABLE[top_bits(tp)], owned if key == tp.
+            "mov r10, qword ptr fs:[0]",
+            "movabs r11, {hash}",
+            "imul r11, r10",
+            "shr r11, {table_shift}",
+            "shl r11, {thread_slot_shift}",
+            "push rbx",
+            "lea rbx, [rip + {table}]",
+            "add r11, rbx",
+            "cmp r10, qword ptr [r11 + {thread_key}]",
+            "jne 1f",
+            // The kernel's name is known: NAMES entry top_bits(f) holds f.
+            "movabs r10, {hash}",
+            "imul r10, rdi",
+            "shr r10, {name_shift}",
+            "imul r10, r10, {name_size}",
+            "lea rbx, [rip + {names}]",
+            "cmp rdi, qword ptr [rbx + r10 + {name_key}]",
+            "jne 1f",
+            $count,
+            // The ring (aux) and the word; claim a sequence number.
+            "mov rbx, qword ptr [r11 + {thread_aux}]",
+            "mov r11, qword ptr [r11 + {thread_word}]",
+            "mov r10d, 1",
+            "lock xadd qword ptr [rbx + {ring_next}], r10",
+            "push r12",
+            "mov r12, r10",
+            "and r12d, {ring_mask}",
+            "shl r12, {slot_shift}",
+            "add r12, rbx",
+            "lea rbx, [r10 + r10 + {seq_writing}]",
+            "mov qword ptr [r12 + {slots} + {seq}], rbx",
+            // who = word | launcher << 48: that byte of the word is 0.
+            "mov qword ptr [r12 + {slots} + {who}], r11",
+            "mov byte ptr [r12 + {slots} + {who} + {launcher_byte}], {launcher}",
+            "mov qword ptr [r12 + {slots} + {handle}], rdi",
+            $($store,)*
+            // ticks: rdtsc writes edx:eax, stored as the two halves.
+            "mov ebx, edx",
+            "rdtsc",
+            "mov dword ptr [r12 + {slots} + {ticks}], eax",
+            "mov dword ptr [r12 + {slots} + {ticks} + {hi}], edx",
+            "mov edx, ebx",
+            "lea rbx, [r10 + r10 + {seq_written}]",
+            "mov qword ptr [r12 + {slots} + {seq}], rbx",
+            "pop r12",
+            "pop rbx",
+            "mov rax, qword ptr [rip + {hip_slots} + {sym_offset}]",
+            "jmp rax",
+            "1:",
+            "pop rbx",
+            "2:",
+            "jmp {slow}",
+            hip_slots = sym crate::interpose::symbols::HIP_SLOTS,
+            sym_offset = const $sym * std::mem::size_of::<std::sync::atomic::AtomicUsize>(),
+            first_address = const crate::interpose::runtime::FIRST_ADDRESS,
+            hash = const crate::core::hash::FIBONACCI,
+            table = sym threads::TABLE,
+            table_shift = const threads::layout::TABLE_SHIFT,
+            thread_slot_shift = const threads::layout::SLOT_SHIFT,
+            thread_key = const threads::layout::KEY,
+            thread_word = const threads::layout::WORD,
+            thread_aux = const threads::layout::AUX,
+            names = sym launch_state::NAMES,
+            name_shift = const launches::layout::NAME_SHIFT,
+            name_size = const launches::layout::NAME_ENTRY_SIZE,
+            name_key = const launches::layout::NAME_KEY,
+            ring_next = const launches::layout::RING_NEXT,
+            ring_mask = const launches::layout::RING_MASK,
+            slot_shift = const launches::layout::SLOT_SHIFT,
+            slots = const launches::layout::RING_SLOTS,
+            seq = const launches::layout::SEQ,
+            seq_writing = const launches::layout::SEQ_WRITING,
+            seq_written = const launches::layout::SEQ_WRITTEN,
+            who = const launches::layout::WHO,
+            launcher_byte = const launches::layout::LAUNCHER_BYTE,
+            launcher = const $launcher as u8,
+            handle = const launches::layout::HANDLE,
+            grid_xy = const launches::layout::GRID_XY,
+            block_xy = const launches::layout::BLOCK_XY,
+            zz = const launches::layout::ZZ,
+            stream = const launches::layout::STREAM,
+            ticks = const launches::layout::TICKS,
+            hi = const launches::layout::HIGH_HALF,
+            pushed = const PUSHED,
+            slow = sym $slow,
+            $($count_operand)*
+        )
+    };
+}
+
+launch_fast_path! {
+    /// hipLaunchKernel, exported: every `<<<...>>>` launch of a hipcc-built
+    /// program (and PyTorch's) comes through here (see `launch_fast_path`).
+    /// SysV on entry: function in rdi, grid (x|y<<32, z) in rsi/rdx, block
+    /// in rcx/r8, args in r9, shared at [rsp+8], stream at [rsp+16]. The
+    /// upper halves of rdx and r8 are padding.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipLaunchKernel.
+    fn hipLaunchKernel(
+        function: *const c_void,
+        grid: dim3,
+        block: dim3,
+        args: *mut *mut c_void,
+        shared: usize,
+        stream: hipStream_t,
+    ) -> hipError_t;
+    runtime: hip_sym::hipLaunchKernel,
+    launcher: Launcher::LaunchKernel,
+    slow: launch_kernel_slow,
+    store: [
         "mov qword ptr [r12 + {slots} + {grid_xy}], rsi",
         "mov qword ptr [r12 + {slots} + {block_xy}], rcx",
-        // zz = grid.z | block.z << 32, as two 32-bit halves (little endian).
+        // zz = grid.z | block.z << 32, as two 32-bit halves.
         "mov dword ptr [r12 + {slots} + {zz}], edx",
-        "mov dword ptr [r12 + {slots} + {zz} + 4], r8d",
-        // stream: entry [rsp+16], two pushes later [rsp+32].
-        "mov r11, qword ptr [rsp + 32]",
+        "mov dword ptr [r12 + {slots} + {zz} + {hi}], r8d",
+        "mov r11, qword ptr [rsp + {pushed} + 16]",
         "mov qword ptr [r12 + {slots} + {stream}], r11",
-        // ticks: rdtsc writes edx:eax, stored as the two halves. grid.z
-        // (edx) is kept in ebx: only the low half of rdx is defined.
-        "mov ebx, edx",
-        "rdtsc",
-        "mov dword ptr [r12 + {slots} + {ticks}], eax",
-        "mov dword ptr [r12 + {slots} + {ticks} + 4], edx",
-        "mov edx, ebx",
-        "lea rbx, [r10 + r10 + 2]",
-        "mov qword ptr [r12 + {slots} + {seq}], rbx",
-        "pop r12",
-        "pop rbx",
-        "mov rax, qword ptr [rip + {hip_slots} + {lk}]",
-        "jmp rax",
-        "1:",
-        "pop rbx",
-        "2:",
-        "jmp {slow}",
-        hip_slots = sym crate::interpose::symbols::HIP_SLOTS,
-        lk = const hip_sym::hipLaunchKernel * 8,
-        hash = const threads::HASH,
-        table = sym threads::TABLE,
-        name_shift = const launches::layout::NAME_SHIFT,
-        name_size = const launches::layout::NAME_ENTRY_SIZE,
-        name_key = const launches::layout::NAME_KEY,
-        names = sym launch_state::NAMES,
-        ring_next = const launches::layout::RING_NEXT,
-        slots = const launches::layout::RING_SLOTS,
-        seq = const launches::layout::SEQ,
-        who = const launches::layout::WHO,
-        handle = const launches::layout::HANDLE,
-        grid_xy = const launches::layout::GRID_XY,
-        block_xy = const launches::layout::BLOCK_XY,
-        zz = const launches::layout::ZZ,
-        stream = const launches::layout::STREAM,
-        ticks = const launches::layout::TICKS,
-        slow = sym launch_kernel_slow,
-    )
+    ]
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -296,6 +362,7 @@ pub unsafe extern "C" fn launch_kernel_slow(
     shared: usize,
     stream: hipStream_t,
 ) -> hipError_t {
+    count_slow_launch();
     // SAFETY: hipLaunchKernel's prototype.
     let f: hip_fn::hipLaunchKernel =
         match unsafe { real(Entry::HipLaunchKernel, hip_sym::hipLaunchKernel) } {
@@ -314,114 +381,44 @@ pub unsafe extern "C" fn launch_kernel_slow(
     unsafe { f(function, grid, block, args, shared, stream) }
 }
 
-/// hipModuleLaunchKernel, exported: the launch path of code objects loaded
-/// at run time (Triton kernels of torch.compile, hipModuleLoadData), so its
-/// common case is in assembly too, like `hipLaunchKernel`'s (see there),
-/// with the `launch_module_slow` fallback. SysV on entry: function in rdi,
-/// grid x/y/z in esi/edx/ecx, block x/y in r8d/r9d, block z at [rsp+8],
-/// shared at [rsp+16], stream at [rsp+24]; the upper halves of the 32-bit
-/// arguments' registers are undefined, so only 32-bit halves are stored.
-///
-/// # Safety
-/// As the HIP runtime's hipModuleLaunchKernel.
-#[cfg(target_arch = "x86_64")]
-#[unsafe(naked)]
-#[no_mangle]
-pub unsafe extern "C" fn hipModuleLaunchKernel(
-    function: hipFunction_t,
-    gx: c_uint,
-    gy: c_uint,
-    gz: c_uint,
-    bx: c_uint,
-    by: c_uint,
-    bz: c_uint,
-    shared: c_uint,
-    stream: hipStream_t,
-    params: *mut *mut c_void,
-    extra: *mut *mut c_void,
-) -> hipError_t {
-    core::arch::naked_asm!(
-        "mov rax, qword ptr [rip + {hip_slots} + {mlk}]",
-        "cmp rax, 2",
-        "jb 2f",
-        "mov r10, qword ptr fs:[0]",
-        "movabs r11, {hash}",
-        "imul r11, r10",
-        "shr r11, 56",
-        "shl r11, 5",
-        "push rbx",
-        "lea rbx, [rip + {table}]",
-        "add r11, rbx",
-        "cmp r10, qword ptr [r11]",
-        "jne 1f",
-        "movabs r10, {hash}",
-        "imul r10, rdi",
-        "shr r10, {name_shift}",
-        "imul r10, r10, {name_size}",
-        "lea rbx, [rip + {names}]",
-        "cmp rdi, qword ptr [rbx + r10 + {name_key}]",
-        "jne 1f",
-        "mov rbx, qword ptr [r11 + 16]",
-        "mov r11, qword ptr [r11 + 8]",
-        "mov r10d, 1",
-        "lock xadd qword ptr [rbx + {ring_next}], r10",
-        "push r12",
-        "mov r12, r10",
-        "and r12d, 63",
-        "shl r12, 6",
-        "add r12, rbx",
-        "lea rbx, [r10 + r10 + 1]",
-        "mov qword ptr [r12 + {slots} + {seq}], rbx",
-        // who = word | ModuleLaunchKernel (2) << 48
-        "mov qword ptr [r12 + {slots} + {who}], r11",
-        "mov byte ptr [r12 + {slots} + {who} + 6], 2",
-        "mov qword ptr [r12 + {slots} + {handle}], rdi",
+launch_fast_path! {
+    /// hipModuleLaunchKernel, exported: the launch path of code objects
+    /// loaded at run time (Triton kernels of torch.compile,
+    /// hipModuleLoadData), so its common case is in assembly too (see
+    /// `launch_fast_path`). SysV on entry: function in rdi, grid x/y/z in
+    /// esi/edx/ecx, block x/y in r8d/r9d, block z at [rsp+8], shared at
+    /// [rsp+16], stream at [rsp+24]; the upper halves of the 32-bit
+    /// arguments' registers are undefined, so only 32-bit halves are stored.
+    ///
+    /// # Safety
+    /// As the HIP runtime's hipModuleLaunchKernel.
+    fn hipModuleLaunchKernel(
+        function: hipFunction_t,
+        gx: c_uint,
+        gy: c_uint,
+        gz: c_uint,
+        bx: c_uint,
+        by: c_uint,
+        bz: c_uint,
+        shared: c_uint,
+        stream: hipStream_t,
+        params: *mut *mut c_void,
+        extra: *mut *mut c_void,
+    ) -> hipError_t;
+    runtime: hip_sym::hipModuleLaunchKernel,
+    launcher: Launcher::ModuleLaunchKernel,
+    slow: launch_module_slow,
+    store: [
         "mov dword ptr [r12 + {slots} + {grid_xy}], esi",
-        "mov dword ptr [r12 + {slots} + {grid_xy} + 4], edx",
+        "mov dword ptr [r12 + {slots} + {grid_xy} + {hi}], edx",
         "mov dword ptr [r12 + {slots} + {block_xy}], r8d",
-        "mov dword ptr [r12 + {slots} + {block_xy} + 4], r9d",
+        "mov dword ptr [r12 + {slots} + {block_xy} + {hi}], r9d",
         "mov dword ptr [r12 + {slots} + {zz}], ecx",
-        // block z: entry [rsp+8], two pushes later [rsp+24]; stream [rsp+40].
-        "mov r11d, dword ptr [rsp + 24]",
-        "mov dword ptr [r12 + {slots} + {zz} + 4], r11d",
-        "mov r11, qword ptr [rsp + 40]",
+        "mov r11d, dword ptr [rsp + {pushed} + 8]",
+        "mov dword ptr [r12 + {slots} + {zz} + {hi}], r11d",
+        "mov r11, qword ptr [rsp + {pushed} + 24]",
         "mov qword ptr [r12 + {slots} + {stream}], r11",
-        // ticks; grid y (edx) kept in ebx across rdtsc.
-        "mov ebx, edx",
-        "rdtsc",
-        "mov dword ptr [r12 + {slots} + {ticks}], eax",
-        "mov dword ptr [r12 + {slots} + {ticks} + 4], edx",
-        "mov edx, ebx",
-        "lea rbx, [r10 + r10 + 2]",
-        "mov qword ptr [r12 + {slots} + {seq}], rbx",
-        "pop r12",
-        "pop rbx",
-        "mov rax, qword ptr [rip + {hip_slots} + {mlk}]",
-        "jmp rax",
-        "1:",
-        "pop rbx",
-        "2:",
-        "jmp {slow}",
-        hip_slots = sym crate::interpose::symbols::HIP_SLOTS,
-        mlk = const hip_sym::hipModuleLaunchKernel * 8,
-        hash = const threads::HASH,
-        table = sym threads::TABLE,
-        name_shift = const launches::layout::NAME_SHIFT,
-        name_size = const launches::layout::NAME_ENTRY_SIZE,
-        name_key = const launches::layout::NAME_KEY,
-        names = sym launch_state::NAMES,
-        ring_next = const launches::layout::RING_NEXT,
-        slots = const launches::layout::RING_SLOTS,
-        seq = const launches::layout::SEQ,
-        who = const launches::layout::WHO,
-        handle = const launches::layout::HANDLE,
-        grid_xy = const launches::layout::GRID_XY,
-        block_xy = const launches::layout::BLOCK_XY,
-        zz = const launches::layout::ZZ,
-        stream = const launches::layout::STREAM,
-        ticks = const launches::layout::TICKS,
-        slow = sym launch_module_slow,
-    )
+    ]
 }
 
 /// hipModuleLaunchKernel without the fast path: the first launch of each
@@ -443,6 +440,7 @@ pub unsafe extern "C" fn launch_module_slow(
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> hipError_t {
+    count_slow_launch();
     // SAFETY: hipModuleLaunchKernel's prototype.
     let f: hip_fn::hipModuleLaunchKernel =
         match unsafe { real(Entry::HipModuleLaunchKernel, hip_sym::hipModuleLaunchKernel) } {
