@@ -457,7 +457,9 @@ impl ProbeRun {
             .find(|l| l.starts_with("rmcp: info: summary: calls/rewritten: "))?;
         let body = line
             .trim_start_matches("rmcp: info: summary: calls/rewritten: ")
-            .split("; devices")
+            // Entries are joined with ", "; the first "; " ends the list
+            // (GPU memory faults, devices follow).
+            .split("; ")
             .next()?;
         if body == "no calls" {
             return Some(BTreeMap::new());
