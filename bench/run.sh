@@ -217,7 +217,9 @@ if [[ $QUICK == 1 ]]; then
         awk -v n="$1" -v c="$2" -v m="$3" -v v="$v" \
             'BEGIN { printf "| %s | %s | %s | %+.1f%% | %s |\n", n, c, m, c ? (m / c - 1) * 100 : 0, v }'
     }
-    for op in "${!MEASURED[@]}"; do
+    # (Sorted first, not piped: a loop in a pipeline would run in a subshell and lose MISSED.)
+    mapfile -t OPS < <(printf '%s\n' "${!MEASURED[@]}" | sort)
+    for op in "${OPS[@]}"; do
         case $op in hipGetProcAddress | hsa_init) free="-" ;; *) free=$(
             case $op in
                 hipMallocHost) echo hipFreeHost ;;
@@ -229,7 +231,7 @@ if [[ $QUICK == 1 ]]; then
             esac) ;;
         esac
         guard "$op pair" "$(committed "$op" "$free")" "${MEASURED[$op]}"
-    done | sort
+    done
     guard "hipLaunchKernel" "$(committed "hipLaunchKernel (dim3 by value)")" "$LAUNCH_ADDED"
     guard "hipModuleLaunchKernel" "$(committed hipModuleLaunchKernel)" "$LAUNCH_MODULE_ADDED"
     committed_true=$(awk -F '|' '/^## Output of one `bench\/run.sh` run/ { on = 1 }

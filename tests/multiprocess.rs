@@ -45,6 +45,11 @@ fn have_torchrun(test: &str) -> bool {
 /// `rmcp run [run_args] -- torchrun --standalone --nproc_per_node=2 ... SCRIPT` at the
 /// default log level, with torchrun's log files in `logs`.
 fn torchrun(run_args: &[&str], script: &Path, logs: &Path, env: &[(&str, &Path)]) -> Run {
+    // `torchrun --standalone` (1.13) puts its rendezvous store on port 29400:
+    // two at once in this binary, and the second joins the first's job or
+    // fails with "Address already in use". One at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut s = Scenario::new(Program::Path(env!("CARGO_BIN_EXE_rmcp").into()))
         .env("RMCP_LIBRARY", librmcp())
         // Only the ctypes code of the faulting rank finds the doubles, by full path.

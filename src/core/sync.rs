@@ -249,7 +249,11 @@ pub fn forget_thread_id() {
 pub fn now_ns() -> u64 {
     // Not zero-initialised: this runs twice per allocation and free. The
     // coarse clock (one tick, 1-4 ms) is plenty for "allocated N ms ago" and
-    // costs the vDSO about half of the precise one.
+    // costs the vDSO about half of the precise one. The time-stamp counter
+    // mapped through a measured rate was tried (issue 17): about 55 fewer
+    // counted instructions per call on ROCm 7.2.4, but a virtual machine may
+    // trap rdtsc: here it took 97-100 ns a read against 32-49 ns for this
+    // call, and the wall-clock ratio of table 3 of bench/run.sh doubled.
     let mut ts = std::mem::MaybeUninit::<libc::timespec>::uninit();
     // SAFETY: ts is a valid out-pointer.
     if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, ts.as_mut_ptr()) } != 0 {
