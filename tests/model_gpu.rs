@@ -457,7 +457,7 @@ impl ProbeRun {
             .find(|l| l.starts_with("rmcp: info: summary: calls/rewritten: "))?;
         let body = line
             .trim_start_matches("rmcp: info: summary: calls/rewritten: ")
-            .split("; devices")
+            .split("; ")
             .next()?;
         if body == "no calls" {
             return Some(BTreeMap::new());
