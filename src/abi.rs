@@ -26,6 +26,56 @@ pub struct dim3 {
 }
 pub type hsa_status_t = i32;
 
+/// hipLaunchConfig_t (hipLaunchKernelExC, ROCm >= 6.5).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct hipLaunchConfig_t {
+    pub grid: dim3,
+    pub block: dim3,
+    pub shared: usize,
+    pub stream: hipStream_t,
+    pub attrs: *mut c_void,
+    pub num_attrs: u32,
+}
+
+/// HIP_LAUNCH_CONFIG (hipDrvLaunchKernelEx, ROCm >= 6.5).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HIP_LAUNCH_CONFIG {
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared: u32,
+    pub stream: hipStream_t,
+    pub attrs: *mut c_void,
+    pub num_attrs: u32,
+}
+
+/// hipLaunchParams: one launch of hipLaunchCooperativeKernelMultiDevice and
+/// hipExtLaunchMultiKernelMultiDevice.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct hipLaunchParams {
+    pub func: *mut c_void,
+    pub grid: dim3,
+    pub block: dim3,
+    pub args: *mut *mut c_void,
+    pub shared: usize,
+    pub stream: hipStream_t,
+}
+
+/// hipFunctionLaunchParams: one launch of
+/// hipModuleLaunchCooperativeKernelMultiDevice.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct hipFunctionLaunchParams {
+    pub function: hipFunction_t,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared: u32,
+    pub stream: hipStream_t,
+    pub params: *mut *mut c_void,
+}
+
 /// hipMemGenericAllocationHandle_t: an opaque pointer (hipMemCreate).
 pub type hipMemGenericAllocationHandle_t = *mut c_void;
 

@@ -538,3 +538,78 @@ fn spt_and_cooperative_module_launches_feed_the_ring() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 19 item 3: hipLaunchKernelExC and hipDrvLaunchKernelEx feed the
+/// ring with the dimensions and stream of their config, and each launch of
+/// a multi-device call is filed under its stream's device (asked of the
+/// runtime with hipStreamGetDevice), not the launching thread's.
+#[test]
+fn extensible_and_multi_device_launches_feed_their_devices_rings() {
+    let dir = common::tempdir("launches-multi");
+    let report = dir.join("fault.json");
+    let ops = |gpu: &'static str| -> Vec<String> {
+        [
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "modfunc:2:_Z4fillPim",
+            "stream:1", // on device 0
+            "setdev:1",
+            "stream:2", // on device 1
+            "setdev:0",
+            "launch:exc:0:5:64:1",
+            "launch:drvex:2:6:32:1",
+            "multilaunch:coop:0:1:2",
+            "multilaunch:ext:0:1:2",
+            "multilaunch:modcoop:2:1:2",
+            "hipMalloc:64",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("hsa_fault:live+0:1:{gpu}")])
+        .collect()
+    };
+    let listed = |gpu: &'static str| -> Vec<String> {
+        let ops = ops(gpu);
+        let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+        let r = fault_run("gfx1030,gfx1031", &ops, &report);
+        let lines = rmcp_lines(&r);
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with("rmcp: kernels launched on"))
+            .unwrap_or_else(|| panic!("no launch list\n{r}"));
+        lines[head + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("rmcp:   #"))
+            .map(|l| {
+                l.split(" via ")
+                    .nth(1)
+                    .and_then(|v| v.split(':').next())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    // The faulting GPU 0 (thread's device, stream 1): the config launches
+    // and one launch of each multi-device call, newest first.
+    assert_eq!(
+        listed("0"),
+        [
+            "hipModuleLaunchCooperativeKernelMultiDevice",
+            "hipExtLaunchMultiKernelMultiDevice",
+            "hipLaunchCooperativeKernelMultiDevice",
+            "hipDrvLaunchKernelEx",
+            "hipLaunchKernelExC",
+        ]
+    );
+    // GPU 1: only the multi-device launches on stream 2, although the
+    // launching thread's current device was 0.
+    assert_eq!(
+        listed("1"),
+        [
+            "hipModuleLaunchCooperativeKernelMultiDevice",
+            "hipExtLaunchMultiKernelMultiDevice",
+            "hipLaunchCooperativeKernelMultiDevice",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

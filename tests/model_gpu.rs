@@ -457,6 +457,8 @@ impl ProbeRun {
             .find(|l| l.starts_with("rmcp: info: summary: calls/rewritten: "))?;
         let body = line
             .trim_start_matches("rmcp: info: summary: calls/rewritten: ")
+            // Entries are joined with ", "; the first "; " ends the list
+            // (GPU memory faults, devices follow).
             .split("; ")
             .next()?;
         if body == "no calls" {

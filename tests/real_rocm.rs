@@ -842,7 +842,11 @@ fn hooks_probe_calls(rt: &Runtime) -> Vec<String> {
                     && (h == "hipGetProcAddress" || h == "hipExtModuleLaunchKernel"))
                 && !(rt.tag != "7.2.4" && h.starts_with("hipGetDriverEntryPoint"))
                 && !(rt.tag == "5.2.3"
-                    && (h == "hipGraphLaunch_spt" || h == "hipModuleLaunchCooperativeKernel"))
+                    && (h == "hipGraphLaunch_spt"
+                        || h == "hipModuleLaunchCooperativeKernel"
+                        || h == "hipModuleLaunchCooperativeKernelMultiDevice"))
+                && !(rt.tag != "7.2.4"
+                    && (h == "hipLaunchKernelExC" || h == "hipDrvLaunchKernelEx"))
         })
         .collect()
 }
@@ -987,7 +991,18 @@ fn expected_export(rt: &Runtime, name: &str) -> Option<(&'static str, &'static s
         "hipLaunchKernel_spt" | "hipLaunchCooperativeKernel_spt" | "hipStreamSynchronize_spt" => {
             Some(("hip_5.2", hip))
         }
-        "hipGraphLaunch_spt" | "hipModuleLaunchCooperativeKernel" if rocm5 => None,
+        "hipGraphLaunch_spt"
+        | "hipModuleLaunchCooperativeKernel"
+        | "hipModuleLaunchCooperativeKernelMultiDevice"
+            if rocm5 =>
+        {
+            None
+        }
+        "hipModuleLaunchCooperativeKernelMultiDevice" => Some(("hip_5.5", hip)),
+        "hipLaunchKernelExC" | "hipDrvLaunchKernelEx" if rt.tag == "7.2.4" => {
+            Some(("hip_6.5", hip))
+        }
+        "hipLaunchKernelExC" | "hipDrvLaunchKernelEx" => None,
         "hipGraphLaunch_spt" => Some(("hip_5.3", hip)),
         "hipModuleLaunchCooperativeKernel" => Some(("hip_5.5", hip)),
         "hipMemAddressReserve"
@@ -1450,6 +1465,7 @@ mod real_headers {
             impl AbiEq<$r::hipMemAllocationProp> for c_void {}
             impl AbiEq<$r::hipMemAccessDesc> for c_void {}
             impl AbiEq<$r::hipPitchedPtr> for abi::hipPitchedPtr {}
+            impl AbiEq<$r::hipLaunchParams> for abi::hipLaunchParams {}
             impl AbiEq<$r::hipExtent> for abi::hipExtent {}
             const _: () = {
                 assert!(size_of::<$r::dim3>() == size_of::<abi::dim3>());
@@ -1459,6 +1475,11 @@ mod real_headers {
                         == std::mem::offset_of!(abi::hipExtent, depth)
                 );
                 assert!(size_of::<$r::hipPitchedPtr>() == size_of::<abi::hipPitchedPtr>());
+                assert!(size_of::<$r::hipLaunchParams>() == size_of::<abi::hipLaunchParams>());
+                assert!(
+                    std::mem::offset_of!($r::hipLaunchParams, stream)
+                        == std::mem::offset_of!(abi::hipLaunchParams, stream)
+                );
                 assert!(
                     std::mem::offset_of!($r::hipPitchedPtr, ysize)
                         == std::mem::offset_of!(abi::hipPitchedPtr, ysize)
@@ -1489,6 +1510,36 @@ mod real_headers {
     impl AbiEq<r643::hipDriverProcAddressQueryResult> for i32 {}
     impl AbiEq<r724::hipDriverProcAddressQueryResult> for i32 {}
     impl AbiEq<r724::hipDriverEntryPointQueryResult> for i32 {}
+    // The extensible launches' configs (ROCm >= 6.5) and the module
+    // multi-device launch list (>= 5.5); rmcp reads their dimensions and
+    // streams, never the attributes.
+    impl AbiEq<r724::hipLaunchConfig_t> for abi::hipLaunchConfig_t {}
+    impl AbiEq<r724::HIP_LAUNCH_CONFIG> for abi::HIP_LAUNCH_CONFIG {}
+    impl AbiEq<r643::hipFunctionLaunchParams> for abi::hipFunctionLaunchParams {}
+    impl AbiEq<r724::hipFunctionLaunchParams> for abi::hipFunctionLaunchParams {}
+    const _: () = {
+        assert!(size_of::<r724::hipLaunchConfig_t>() == size_of::<abi::hipLaunchConfig_t>());
+        assert!(
+            std::mem::offset_of!(r724::hipLaunchConfig_t, stream)
+                == std::mem::offset_of!(abi::hipLaunchConfig_t, stream)
+        );
+        assert!(size_of::<r724::HIP_LAUNCH_CONFIG>() == size_of::<abi::HIP_LAUNCH_CONFIG>());
+        assert!(
+            std::mem::offset_of!(r724::HIP_LAUNCH_CONFIG, hStream)
+                == std::mem::offset_of!(abi::HIP_LAUNCH_CONFIG, stream)
+        );
+        assert!(
+            size_of::<r724::hipFunctionLaunchParams>() == size_of::<abi::hipFunctionLaunchParams>()
+        );
+        assert!(
+            std::mem::offset_of!(r643::hipFunctionLaunchParams, hStream)
+                == std::mem::offset_of!(abi::hipFunctionLaunchParams, stream)
+        );
+        assert!(
+            std::mem::offset_of!(r724::hipFunctionLaunchParams, hStream)
+                == std::mem::offset_of!(abi::hipFunctionLaunchParams, stream)
+        );
+    };
     const _: () = assert!(size_of::<r724::hipDriverEntryPointQueryResult>() == size_of::<i32>());
     const _: () = assert!(size_of::<r643::hipDriverProcAddressQueryResult>() == size_of::<i32>());
     const _: () = assert!(size_of::<r724::hipDriverProcAddressQueryResult>() == size_of::<i32>());
@@ -1517,6 +1568,22 @@ mod real_headers {
         };
         (r643, $checked:ident, $skipped:ident, hipGetDriverEntryPoint, $($t:tt)*) => {
             $skipped.push(("hipGetDriverEntryPoint", "not before ROCm 7.1"));
+        };
+        // New in ROCm 6.5 (hipLaunchKernelExC, hipDrvLaunchKernelEx) and 5.5.
+        (r523, $checked:ident, $skipped:ident, hipLaunchKernelExC, $($t:tt)*) => {
+            $skipped.push(("hipLaunchKernelExC", "not before ROCm 6.5"));
+        };
+        (r643, $checked:ident, $skipped:ident, hipLaunchKernelExC, $($t:tt)*) => {
+            $skipped.push(("hipLaunchKernelExC", "not before ROCm 6.5"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipDrvLaunchKernelEx, $($t:tt)*) => {
+            $skipped.push(("hipDrvLaunchKernelEx", "not before ROCm 6.5"));
+        };
+        (r643, $checked:ident, $skipped:ident, hipDrvLaunchKernelEx, $($t:tt)*) => {
+            $skipped.push(("hipDrvLaunchKernelEx", "not before ROCm 6.5"));
+        };
+        (r523, $checked:ident, $skipped:ident, hipModuleLaunchCooperativeKernelMultiDevice, $($t:tt)*) => {
+            $skipped.push(("hipModuleLaunchCooperativeKernelMultiDevice", "not in ROCm 5.2.3"));
         };
         (r523, $checked:ident, $skipped:ident, hipGraphLaunch_spt, $($t:tt)*) => {
             $skipped.push(("hipGraphLaunch_spt", "not in ROCm 5.2.3"));
@@ -1569,9 +1636,10 @@ mod real_headers {
     fn hook_prototypes_match_real_headers() {
         // The table's own type names, as its consumers in rmcp see them.
         use abi::{
-            dim3, hipError_t, hipEvent_t, hipExtent, hipFunction_t, hipGraphExec_t,
-            hipMemGenericAllocationHandle_t, hipMemPool_t, hipPitchedPtr, hipStream_t,
-            hsa_amd_memory_pool_t, hsa_status_t,
+            dim3, hipError_t, hipEvent_t, hipExtent, hipFunctionLaunchParams, hipFunction_t,
+            hipGraphExec_t, hipLaunchConfig_t, hipLaunchParams, hipMemGenericAllocationHandle_t,
+            hipMemPool_t, hipPitchedPtr, hipStream_t, hsa_amd_memory_pool_t, hsa_status_t,
+            HIP_LAUNCH_CONFIG,
         };
         let every: Vec<&str> = rmcp::hooks::EXPORTED.to_vec();
         let mut counts = Vec::new();
@@ -1595,18 +1663,23 @@ mod real_headers {
             names.sort();
             let expected: &[&str] = match tag {
                 "5.2.3" => &[
+                    "hipDrvLaunchKernelEx",
                     "hipExtLaunchKernel",
                     "hipExtModuleLaunchKernel",
                     "hipGetDriverEntryPoint",
                     "hipGetDriverEntryPoint_spt",
                     "hipGetProcAddress",
                     "hipGraphLaunch_spt",
+                    "hipLaunchKernelExC",
                     "hipModuleLaunchCooperativeKernel",
+                    "hipModuleLaunchCooperativeKernelMultiDevice",
                 ],
                 "6.4.3" => &[
+                    "hipDrvLaunchKernelEx",
                     "hipExtModuleLaunchKernel",
                     "hipGetDriverEntryPoint",
                     "hipGetDriverEntryPoint_spt",
+                    "hipLaunchKernelExC",
                 ],
                 _ => &["hipExtModuleLaunchKernel"],
             };

@@ -77,6 +77,13 @@ macro_rules! hook_table {
                 HipGraphLaunchSpt hipGraphLaunch_spt(hipGraphExec_t, hipStream_t) -> hipError_t;
                 HipStreamSynchronizeSpt hipStreamSynchronize_spt(hipStream_t) -> hipError_t;
                 HipModuleLaunchCooperativeKernel hipModuleLaunchCooperativeKernel(hipFunction_t, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, hipStream_t, *mut *mut c_void) -> hipError_t;
+                // Extensible and multi-device launches (each launch of a
+                // multi-device call is filed under its stream's device).
+                HipLaunchKernelExC hipLaunchKernelExC(*const hipLaunchConfig_t, *const c_void, *mut *mut c_void) -> hipError_t;
+                HipDrvLaunchKernelEx hipDrvLaunchKernelEx(*const HIP_LAUNCH_CONFIG, hipFunction_t, *mut *mut c_void, *mut *mut c_void) -> hipError_t;
+                HipLaunchCooperativeKernelMultiDevice hipLaunchCooperativeKernelMultiDevice(*mut hipLaunchParams, c_int, c_uint) -> hipError_t;
+                HipExtLaunchMultiKernelMultiDevice hipExtLaunchMultiKernelMultiDevice(*mut hipLaunchParams, c_int, c_uint) -> hipError_t;
+                HipModuleLaunchCooperativeKernelMultiDevice hipModuleLaunchCooperativeKernelMultiDevice(*mut hipFunctionLaunchParams, c_uint, c_uint) -> hipError_t;
             }
             hsa_hooks {
                 HsaMemoryPoolAllocate hsa_amd_memory_pool_allocate(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;
@@ -96,6 +103,7 @@ macro_rules! hook_table {
                 hipMemAdvise(*const c_void, usize, c_int, c_int) -> hipError_t;
                 hipKernelNameRef(hipFunction_t) -> *const c_char;
                 hipKernelNameRefByPtr(*const c_void, hipStream_t) -> *const c_char;
+                hipStreamGetDevice(hipStream_t, *mut c_int) -> hipError_t;
             }
             hsa_calls {
                 hsa_iterate_agents(Option<unsafe extern "C" fn(hsa_agent_t, *mut c_void) -> hsa_status_t>, *mut c_void) -> hsa_status_t;

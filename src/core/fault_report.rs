@@ -503,7 +503,7 @@ mod tests {
             b.text
         );
         assert!(lines[4].starts_with("likely cause: kernel, firmware and driver problems"));
-        assert_eq!(lines[5], "kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU) (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel, hipGraphLaunch, hipLaunchKernel_spt, hipLaunchCooperativeKernel_spt, hipGraphLaunch_spt and hipModuleLaunchCooperativeKernel)");
+        assert_eq!(lines[5], "kernels in flight: no kernel launch was recorded on HIP device 0 (this GPU) (rmcp records hipLaunchKernel, hipModuleLaunchKernel, hipExtLaunchKernel, hipExtModuleLaunchKernel, hipLaunchCooperativeKernel, hipGraphLaunch, hipLaunchKernel_spt, hipLaunchCooperativeKernel_spt, hipGraphLaunch_spt, hipModuleLaunchCooperativeKernel, hipLaunchKernelExC, hipDrvLaunchKernelEx, hipLaunchCooperativeKernelMultiDevice, hipExtLaunchMultiKernelMultiDevice and hipModuleLaunchCooperativeKernelMultiDevice)");
         assert_eq!(lines[6], CLOSING);
         assert_eq!(lines.len(), 7);
         assert!(b

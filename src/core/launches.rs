@@ -49,6 +49,11 @@ pub enum Launcher {
     LaunchCooperativeKernelSpt = 8,
     GraphLaunchSpt = 9,
     ModuleLaunchCooperativeKernel = 10,
+    LaunchKernelExC = 11,
+    DrvLaunchKernelEx = 12,
+    LaunchCooperativeKernelMultiDevice = 13,
+    ExtLaunchMultiKernelMultiDevice = 14,
+    ModuleLaunchCooperativeKernelMultiDevice = 15,
 }
 
 impl Launcher {
@@ -64,6 +69,11 @@ impl Launcher {
             8 => Launcher::LaunchCooperativeKernelSpt,
             9 => Launcher::GraphLaunchSpt,
             10 => Launcher::ModuleLaunchCooperativeKernel,
+            11 => Launcher::LaunchKernelExC,
+            12 => Launcher::DrvLaunchKernelEx,
+            13 => Launcher::LaunchCooperativeKernelMultiDevice,
+            14 => Launcher::ExtLaunchMultiKernelMultiDevice,
+            15 => Launcher::ModuleLaunchCooperativeKernelMultiDevice,
             _ => return None,
         })
     }
@@ -79,6 +89,13 @@ impl Launcher {
             Launcher::LaunchCooperativeKernelSpt => "hipLaunchCooperativeKernel_spt",
             Launcher::GraphLaunchSpt => "hipGraphLaunch_spt",
             Launcher::ModuleLaunchCooperativeKernel => "hipModuleLaunchCooperativeKernel",
+            Launcher::LaunchKernelExC => "hipLaunchKernelExC",
+            Launcher::DrvLaunchKernelEx => "hipDrvLaunchKernelEx",
+            Launcher::LaunchCooperativeKernelMultiDevice => "hipLaunchCooperativeKernelMultiDevice",
+            Launcher::ExtLaunchMultiKernelMultiDevice => "hipExtLaunchMultiKernelMultiDevice",
+            Launcher::ModuleLaunchCooperativeKernelMultiDevice => {
+                "hipModuleLaunchCooperativeKernelMultiDevice"
+            }
         }
     }
     /// The entry point's name as a C string, for the C API.
@@ -94,6 +111,15 @@ impl Launcher {
             Launcher::LaunchCooperativeKernelSpt => c"hipLaunchCooperativeKernel_spt",
             Launcher::GraphLaunchSpt => c"hipGraphLaunch_spt",
             Launcher::ModuleLaunchCooperativeKernel => c"hipModuleLaunchCooperativeKernel",
+            Launcher::LaunchKernelExC => c"hipLaunchKernelExC",
+            Launcher::DrvLaunchKernelEx => c"hipDrvLaunchKernelEx",
+            Launcher::LaunchCooperativeKernelMultiDevice => {
+                c"hipLaunchCooperativeKernelMultiDevice"
+            }
+            Launcher::ExtLaunchMultiKernelMultiDevice => c"hipExtLaunchMultiKernelMultiDevice",
+            Launcher::ModuleLaunchCooperativeKernelMultiDevice => {
+                c"hipModuleLaunchCooperativeKernelMultiDevice"
+            }
         }
     }
     /// The hook table's entry point of each launcher (its name in reports).
@@ -109,6 +135,15 @@ impl Launcher {
             Launcher::LaunchCooperativeKernelSpt => Entry::HipLaunchCooperativeKernelSpt,
             Launcher::GraphLaunchSpt => Entry::HipGraphLaunchSpt,
             Launcher::ModuleLaunchCooperativeKernel => Entry::HipModuleLaunchCooperativeKernel,
+            Launcher::LaunchKernelExC => Entry::HipLaunchKernelExC,
+            Launcher::DrvLaunchKernelEx => Entry::HipDrvLaunchKernelEx,
+            Launcher::LaunchCooperativeKernelMultiDevice => {
+                Entry::HipLaunchCooperativeKernelMultiDevice
+            }
+            Launcher::ExtLaunchMultiKernelMultiDevice => Entry::HipExtLaunchMultiKernelMultiDevice,
+            Launcher::ModuleLaunchCooperativeKernelMultiDevice => {
+                Entry::HipModuleLaunchCooperativeKernelMultiDevice
+            }
         }
     }
     /// The launcher an entry point of the hook table records, if any.
@@ -124,6 +159,8 @@ impl Launcher {
             Launcher::ModuleLaunchKernel
                 | Launcher::ExtModuleLaunchKernel
                 | Launcher::ModuleLaunchCooperativeKernel
+                | Launcher::DrvLaunchKernelEx
+                | Launcher::ModuleLaunchCooperativeKernelMultiDevice
         )
     }
     /// The handle is a hipGraphExec_t: it has no kernel name.

@@ -86,13 +86,19 @@
  *                                  hipcc's start-up code does
  *   modfunc:SLOT:NAME              hipModuleLoadData + hipModuleGetFunction(NAME) into slot SLOT
  *   stream:N                       hipStreamCreate into stream slot N (1-7; slot 0 = NULL stream)
- *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop | kernel_spt | coop_spt (host stub
- *                                  SLOT) | module | modcoop | extmodule (module function SLOT;
+ *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop | kernel_spt | coop_spt | exc (host
+ *                                  stub SLOT) | module | modcoop | drvex | extmodule (module
+ *                                  function SLOT;
  *                                  extmodule passes
  *                                  GRID*BLOCK as the global size) | graph | graph_spt (handle
  *                                  0x1000+SLOT);
  *                                  GRID and BLOCK as X or XxYxZ; S = stream slot. All through
  *                                  dlsym(RTLD_DEFAULT) ("rc=missing" if absent).
+ *   multilaunch:KIND:SLOT:S0:S1    one launch per stream slot S0 and S1 (grid 2, block 32) through
+ *                                  KIND = coop (hipLaunchCooperativeKernelMultiDevice) | ext
+ *                                  (hipExtLaunchMultiKernelMultiDevice), host stub SLOT, or
+ *                                  modcoop (hipModuleLaunchCooperativeKernelMultiDevice), module
+ *                                  function SLOT
  *   devsync / streamsync:S         hipDeviceSynchronize / hipStreamSynchronize(stream slot S)
  *   streamsync_spt:S               hipStreamSynchronize_spt(stream slot S)
  *   sleep_ms:N
@@ -396,6 +402,8 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
                        : !strcmp(api, "coop_spt")  ? "hipLaunchCooperativeKernel_spt"
                        : !strcmp(api, "graph_spt") ? "hipGraphLaunch_spt"
                        : !strcmp(api, "modcoop")   ? "hipModuleLaunchCooperativeKernel"
+                       : !strcmp(api, "exc")       ? "hipLaunchKernelExC"
+                       : !strcmp(api, "drvex")     ? "hipDrvLaunchKernelEx"
                                                    : NULL;
     typedef hipError_t (*modcoop_fn)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
                                      unsigned, unsigned, void *, void **);
@@ -420,6 +428,25 @@ static int do_launch(const char *api, unsigned slot, drv_dim3 g, drv_dim3 b, voi
         module_fn f;
         memcpy(&f, &sym, sizeof f);
         return f(func, g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL, NULL);
+    } else if (!strcmp(api, "exc")) {
+        struct {
+            drv_dim3 grid, block;
+            size_t shared;
+            void *stream, *attrs;
+            unsigned nattrs;
+        } cfg = {g, b, 0, stream, NULL, 0};
+        hipError_t (*f)(const void *, const void *, void **);
+        memcpy(&f, &sym, sizeof f);
+        return f(&cfg, stub, NULL);
+    } else if (!strcmp(api, "drvex")) {
+        struct {
+            unsigned gx, gy, gz, bx, by, bz, shared;
+            void *stream, *attrs;
+            unsigned nattrs;
+        } cfg = {g.x, g.y, g.z, b.x, b.y, b.z, 0, stream, NULL, 0};
+        hipError_t (*f)(const void *, void *, void **, void **);
+        memcpy(&f, &sym, sizeof f);
+        return f(&cfg, func, NULL, NULL);
     } else if (!strcmp(api, "modcoop")) {
         modcoop_fn f;
         memcpy(&f, &sym, sizeof f);
@@ -989,6 +1016,43 @@ static int run_ops(struct state *st, int argc, char **argv)
                 emit("%s rc=missing", item);
             else
                 emit("%s rc=%d", item, rc);
+        } else if (!strcmp(op, "multilaunch")) {
+            const char *kind = f[1] ? f[1] : "";
+            unsigned slot = (unsigned)num(f[2]);
+            void *s0 = stream_slot(f[3]), *s1 = stream_slot(f[4]);
+            drv_dim3 g = {2, 1, 1}, b = {32, 1, 1};
+            void *sym = hip_fn(!strcmp(kind, "coop")    ? "hipLaunchCooperativeKernelMultiDevice"
+                               : !strcmp(kind, "ext")   ? "hipExtLaunchMultiKernelMultiDevice"
+                               : !strcmp(kind, "modcoop") ? "hipModuleLaunchCooperativeKernelMultiDevice"
+                                                          : "");
+            if (!sym || slot >= 8) {
+                emit("%s rc=missing", item);
+                rc = -1;
+            } else if (!strcmp(kind, "modcoop")) {
+                struct {
+                    void *function;
+                    unsigned gx, gy, gz, bx, by, bz, shared;
+                    void *stream;
+                    void **params;
+                } l[2] = {{module_funcs[slot], 2, 1, 1, 32, 1, 1, 0, s0, NULL},
+                          {module_funcs[slot], 2, 1, 1, 32, 1, 1, 0, s1, NULL}};
+                hipError_t (*fn)(void *, unsigned, unsigned);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(l, 2, 0);
+                emit("%s rc=%d", item, rc);
+            } else {
+                struct {
+                    const void *func;
+                    drv_dim3 grid, block;
+                    void **args;
+                    size_t shared;
+                    void *stream;
+                } l[2] = {{&stubs[slot], g, b, NULL, 0, s0}, {&stubs[slot], g, b, NULL, 0, s1}};
+                hipError_t (*fn)(void *, int, unsigned);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(l, 2, 0);
+                emit("%s rc=%d", item, rc);
+            }
         } else if (!strcmp(op, "devsync")) {
             rc = call_named("hipDeviceSynchronize", 0, NULL, NULL, NULL);
             emit("%s rc=%d", item, rc);

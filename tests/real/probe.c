@@ -174,10 +174,30 @@ int main(void)
         RC("hipLaunchCooperativeKernel_spt(NULL)",
            hipLaunchCooperativeKernel_spt(NULL, one, one, NULL, 0, NULL));
         RC("hipStreamSynchronize_spt(NULL)", hipStreamSynchronize_spt(NULL));
+        RC("hipLaunchCooperativeKernelMultiDevice(NULL, 0)",
+           hipLaunchCooperativeKernelMultiDevice(NULL, 0, 0));
+        RC("hipExtLaunchMultiKernelMultiDevice(NULL, 0)",
+           hipExtLaunchMultiKernelMultiDevice(NULL, 0, 0));
 #if HIP_VERSION_MAJOR >= 6
         RC("hipGraphLaunch_spt(NULL)", hipGraphLaunch_spt(NULL, NULL));
         RC("hipModuleLaunchCooperativeKernel(NULL)",
            hipModuleLaunchCooperativeKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL));
+        RC("hipModuleLaunchCooperativeKernelMultiDevice(NULL, 0)",
+           hipModuleLaunchCooperativeKernelMultiDevice(NULL, 0, 0));
+#endif
+#if HIP_VERSION_MAJOR * 100 + HIP_VERSION_MINOR >= 605
+        {
+            hipLaunchConfig_t cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.gridDim = one;
+            cfg.blockDim = one;
+            RC("hipLaunchKernelExC(NULL kernel)", hipLaunchKernelExC(&cfg, NULL, NULL));
+            HIP_LAUNCH_CONFIG dcfg;
+            memset(&dcfg, 0, sizeof dcfg);
+            dcfg.gridDimX = dcfg.gridDimY = dcfg.gridDimZ = 1;
+            dcfg.blockDimX = dcfg.blockDimY = dcfg.blockDimZ = 1;
+            RC("hipDrvLaunchKernelEx(NULL kernel)", hipDrvLaunchKernelEx(&dcfg, NULL, NULL, NULL));
+        }
 #endif
         RC("hipStreamSynchronize(NULL)", hipStreamSynchronize(NULL));
         RC("hipDeviceSynchronize", hipDeviceSynchronize());

@@ -10,13 +10,16 @@
 //! device is the calling thread's current device, tracked by the
 //! hipSetDevice hook in a thread-local together with the thread id, so a
 //! launch asks the runtime nothing. Limit: a launch on a stream created on
-//! another device is filed under the thread's current device. The _spt
-//! launches and hipModuleLaunchCooperativeKernel take the Rust path only.
+//! another device is filed under the thread's current device, except the
+//! launches of the multi-device calls, filed under their stream's device
+//! (`record_on_stream_device`). Only hipLaunchKernel and
+//! hipModuleLaunchKernel have an assembly fast path.
 #![allow(non_snake_case)]
 
 use super::forward::{after, real};
 use crate::abi::{
-    dim3, hipError_t, hipEvent_t, hipFunction_t, hipGraphExec_t, hipStream_t, HIP_SUCCESS,
+    dim3, hipError_t, hipEvent_t, hipFunctionLaunchParams, hipFunction_t, hipGraphExec_t,
+    hipLaunchConfig_t, hipLaunchParams, hipStream_t, HIP_LAUNCH_CONFIG, HIP_SUCCESS,
 };
 use crate::core::demangle::demangle;
 use crate::core::entry::Entry;
@@ -825,4 +828,230 @@ pub unsafe extern "C" fn hipStreamSynchronize_spt(stream: hipStream_t) -> hipErr
         r.stream_synced(stream as usize, mark);
     }
     rc
+}
+
+/// A launch filed under `stream`'s device, which the runtime is asked for
+/// (hipStreamGetDevice): each launch of a multi-device call goes to another
+/// device. Falls back to the thread's current device (`record`) for the
+/// null stream or when the runtime cannot say. Rare calls: not inlined.
+#[inline(never)]
+fn record_on_stream_device(
+    l: Launcher,
+    handle: usize,
+    grid_xy: u64,
+    block_xy: u64,
+    zz: u64,
+    stream: hipStream_t,
+) {
+    let Some(w) = ctx() else {
+        return;
+    };
+    let mut dev = None;
+    if !stream.is_null() {
+        after(|| {
+            if let Some(f) = symbols::hip(process::config(), hip_sym::hipStreamGetDevice) {
+                let mut d: c_int = -1;
+                // SAFETY: hipStreamGetDevice(hipStream_t, int*); the caller
+                // just handed this stream to a launch.
+                let rc = unsafe {
+                    std::mem::transmute::<usize, hip_fn::hipStreamGetDevice>(f)(stream, &mut d)
+                };
+                if rc == HIP_SUCCESS && d >= 0 {
+                    dev = Some(d);
+                }
+            }
+        });
+    }
+    let Some(dev) = dev else {
+        return record(l, handle, grid_xy, block_xy, zz, stream);
+    };
+    let who = launches::thread_word(w as u32, dev) | (l as u64) << 48;
+    ring(dev).record_packed(who, handle, grid_xy, block_xy, zz, stream as usize, ticks());
+    if !NAMES.seen(handle) {
+        resolve_name(l, handle, stream);
+    }
+}
+
+/// hipLaunchKernelExC: the grid, block and stream come in the config.
+///
+/// # Safety
+/// As the HIP runtime's hipLaunchKernelExC (ROCm >= 6.5).
+#[no_mangle]
+pub unsafe extern "C" fn hipLaunchKernelExC(
+    config: *const hipLaunchConfig_t,
+    function: *const c_void,
+    args: *mut *mut c_void,
+) -> hipError_t {
+    // SAFETY: hipLaunchKernelExC's prototype.
+    let f: hip_fn::hipLaunchKernelExC =
+        match unsafe { real(Entry::HipLaunchKernelExC, hip_sym::hipLaunchKernelExC) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+    if !config.is_null() {
+        // SAFETY: a non-NULL config the caller hands to the runtime.
+        let c = unsafe { *config };
+        record(
+            Launcher::LaunchKernelExC,
+            function as usize,
+            xy(c.grid),
+            xy(c.block),
+            zz(c.grid.z, c.block.z),
+            c.stream,
+        );
+    }
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(config, function, args) }
+}
+
+/// hipDrvLaunchKernelEx: hipModuleLaunchKernel's launch with its
+/// dimensions and stream in the config.
+///
+/// # Safety
+/// As the HIP runtime's hipDrvLaunchKernelEx (ROCm >= 6.5).
+#[no_mangle]
+pub unsafe extern "C" fn hipDrvLaunchKernelEx(
+    config: *const HIP_LAUNCH_CONFIG,
+    function: hipFunction_t,
+    params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> hipError_t {
+    // SAFETY: hipDrvLaunchKernelEx's prototype.
+    let f: hip_fn::hipDrvLaunchKernelEx =
+        match unsafe { real(Entry::HipDrvLaunchKernelEx, hip_sym::hipDrvLaunchKernelEx) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+    if !config.is_null() {
+        // SAFETY: a non-NULL config the caller hands to the runtime.
+        let c = unsafe { *config };
+        record(
+            Launcher::DrvLaunchKernelEx,
+            function as usize,
+            zz(c.grid[0], c.grid[1]),
+            zz(c.block[0], c.block[1]),
+            zz(c.grid[2], c.block[2]),
+            c.stream,
+        );
+    }
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(config, function, params, extra) }
+}
+
+/// Records each launch of a hipLaunchParams list under its stream's device.
+///
+/// # Safety
+/// `list` is NULL or holds `n` entries (the caller hands it to the runtime).
+unsafe fn record_params_list(l: Launcher, list: *const hipLaunchParams, n: usize) {
+    if list.is_null() {
+        return;
+    }
+    for i in 0..n.min(launches::DEVICES) {
+        // SAFETY: i < n entries, per the caller.
+        let p = unsafe { *list.add(i) };
+        record_on_stream_device(
+            l,
+            p.func as usize,
+            xy(p.grid),
+            xy(p.block),
+            zz(p.grid.z, p.block.z),
+            p.stream,
+        );
+    }
+}
+
+/// # Safety
+/// As the HIP runtime's hipLaunchCooperativeKernelMultiDevice.
+#[no_mangle]
+pub unsafe extern "C" fn hipLaunchCooperativeKernelMultiDevice(
+    list: *mut hipLaunchParams,
+    n: c_int,
+    flags: c_uint,
+) -> hipError_t {
+    // SAFETY: hipLaunchCooperativeKernelMultiDevice's prototype.
+    let f: hip_fn::hipLaunchCooperativeKernelMultiDevice = match unsafe {
+        real(
+            Entry::HipLaunchCooperativeKernelMultiDevice,
+            hip_sym::hipLaunchCooperativeKernelMultiDevice,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    // SAFETY: the caller's list of n launches.
+    unsafe {
+        record_params_list(
+            Launcher::LaunchCooperativeKernelMultiDevice,
+            list,
+            n.max(0) as usize,
+        )
+    };
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(list, n, flags) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipExtLaunchMultiKernelMultiDevice.
+#[no_mangle]
+pub unsafe extern "C" fn hipExtLaunchMultiKernelMultiDevice(
+    list: *mut hipLaunchParams,
+    n: c_int,
+    flags: c_uint,
+) -> hipError_t {
+    // SAFETY: hipExtLaunchMultiKernelMultiDevice's prototype.
+    let f: hip_fn::hipExtLaunchMultiKernelMultiDevice = match unsafe {
+        real(
+            Entry::HipExtLaunchMultiKernelMultiDevice,
+            hip_sym::hipExtLaunchMultiKernelMultiDevice,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    // SAFETY: the caller's list of n launches.
+    unsafe {
+        record_params_list(
+            Launcher::ExtLaunchMultiKernelMultiDevice,
+            list,
+            n.max(0) as usize,
+        )
+    };
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(list, n, flags) }
+}
+
+/// # Safety
+/// As the HIP runtime's hipModuleLaunchCooperativeKernelMultiDevice.
+#[no_mangle]
+pub unsafe extern "C" fn hipModuleLaunchCooperativeKernelMultiDevice(
+    list: *mut hipFunctionLaunchParams,
+    n: c_uint,
+    flags: c_uint,
+) -> hipError_t {
+    // SAFETY: hipModuleLaunchCooperativeKernelMultiDevice's prototype.
+    let f: hip_fn::hipModuleLaunchCooperativeKernelMultiDevice = match unsafe {
+        real(
+            Entry::HipModuleLaunchCooperativeKernelMultiDevice,
+            hip_sym::hipModuleLaunchCooperativeKernelMultiDevice,
+        )
+    } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
+    if !list.is_null() {
+        for i in 0..(n as usize).min(launches::DEVICES) {
+            // SAFETY: i < n entries of the caller's list.
+            let p = unsafe { *list.add(i) };
+            record_on_stream_device(
+                Launcher::ModuleLaunchCooperativeKernelMultiDevice,
+                p.function as usize,
+                zz(p.grid[0], p.grid[1]),
+                zz(p.block[0], p.block[1]),
+                zz(p.grid[2], p.block[2]),
+                p.stream,
+            );
+        }
+    }
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(list, n, flags) }
 }
