@@ -6,6 +6,7 @@
 //! ```text
 //! hooks            the hook table, EXPORTED, hipGetProcAddress
 //!   hip hsa launch the hooks; none uses another
+//!   vmm
 //!   forward        what every hook does around the forwarded call
 //! fault            the GPU memory-fault handler: gathers facts, writes
 //!                  the report `core::fault_report` builds
@@ -13,19 +14,20 @@
 //! process          configuration, registry, stats, logger, fork/exit
 //! topology devices the HSA agents and pools; the HIP devices
 //! symbols          the runtimes' symbol tables
-//! runtime threads  finding a runtime; the per-thread launch word
+//! runtime threads  finding a runtime; the per-thread word
 //! ```
 //!
-//! In detail: `hooks` -> hip, hsa, launch, forward, process, symbols;
-//! hip -> forward, devices, process, symbols; hsa -> forward, fault,
-//! topology, process, symbols; launch -> forward, launch_state, devices,
-//! threads, process, symbols, runtime (the layouts its assembly uses);
-//! forward -> fault, runtime, process, symbols; `fault` -> launch_state,
-//! topology, process, symbols; `launch_state` -> core only; `process` ->
-//! devices, threads, symbols (to reset and summarise them) and, in
-//! test-counters builds, launch_state; `topology`, `devices` -> symbols;
-//! `symbols` -> runtime.
-//! `crate::capi` reads `launch_state` and `process`.
+//! In detail (`cargo test --test imports -- --nocapture` prints the graph
+//! of the whole library): `hooks` -> hip, hsa, launch, vmm, forward,
+//! process, symbols; hip -> forward, devices, threads, process, symbols;
+//! hsa -> forward, fault, topology, process, symbols; launch -> forward,
+//! launch_state, devices, threads, process, symbols, runtime (the layouts
+//! its assembly uses); vmm -> forward, threads, process, symbols; forward
+//! -> fault, runtime, process, symbols; `fault` -> launch_state, topology,
+//! process, symbols; `launch_state` -> core only; `process` -> devices,
+//! threads, symbols (to reset and summarise them) and, in test-counters
+//! builds, launch_state; `topology`, `devices` -> symbols; `symbols` ->
+//! runtime. `crate::capi` reads `launch_state` and `process`.
 
 pub mod devices;
 pub mod fault;
