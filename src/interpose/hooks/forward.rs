@@ -254,6 +254,25 @@ pub(super) unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hipE
     Ok(unsafe { std::mem::transmute_copy::<usize, F>(&p) })
 }
 
+/// In a hook (or its closure): the real `$sym`, typed by its prototype
+/// `hip_fn::$sym`, or return the error code `real` gives for `$entry`.
+/// Naming the symbol once keeps its index and its type from disagreeing.
+macro_rules! real_or_return {
+    ($entry:expr, $sym:ident) => {
+        // SAFETY: hip_fn::$sym is the C prototype of the runtime symbol hip_sym::$sym.
+        match unsafe {
+            super::forward::real::<$crate::interpose::symbols::hip_fn::$sym>(
+                $entry,
+                $crate::interpose::symbols::hip_sym::$sym,
+            )
+        } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        }
+    };
+}
+pub(super) use real_or_return;
+
 #[cold]
 #[inline(never)]
 fn real_slow(entry: Entry, index: usize) -> Result<usize, hipError_t> {

@@ -3,8 +3,8 @@
 #![allow(non_snake_case)]
 
 use super::forward::{
-    after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, record_alloc,
-    record_range, rules,
+    after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, real_or_return,
+    record_alloc, record_range, rules,
 };
 use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED,
@@ -493,11 +493,7 @@ pub unsafe extern "C" fn hipHostRegister(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipHostRegister;
-        // SAFETY: hipHostRegister's prototype.
-        let f: hip_fn::hipHostRegister = match unsafe { real(entry, hip_sym::hipHostRegister) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipHostRegister);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(host_ptr, size, flags) };
         after(|| {
@@ -569,11 +565,7 @@ pub unsafe extern "C" fn hipHostUnregister(host_ptr: *mut c_void) -> hipError_t 
 pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipFreeAsync;
-        // SAFETY: hipFreeAsync's prototype.
-        let f: hip_fn::hipFreeAsync = match unsafe { real(entry, hip_sym::hipFreeAsync) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipFreeAsync);
         // SAFETY: forwarding the caller's arguments.
         forward_free(
             entry,

@@ -16,7 +16,7 @@
 //! hipModuleLaunchKernel have an assembly fast path.
 #![allow(non_snake_case)]
 
-use super::forward::{after, real};
+use super::forward::{after, real, real_or_return};
 use crate::abi::{
     dim3, hipError_t, hipEvent_t, hipFunctionLaunchParams, hipFunction_t, hipGraphExec_t,
     hipLaunchConfig_t, hipLaunchParams, hipStream_t, HIP_LAUNCH_CONFIG, HIP_SUCCESS,
@@ -477,12 +477,7 @@ pub unsafe extern "C" fn hipExtLaunchKernel(
     stop: hipEvent_t,
     flags: c_int,
 ) -> hipError_t {
-    // SAFETY: hipExtLaunchKernel's prototype.
-    let f: hip_fn::hipExtLaunchKernel =
-        match unsafe { real(Entry::HipExtLaunchKernel, hip_sym::hipExtLaunchKernel) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipExtLaunchKernel, hipExtLaunchKernel);
     record(
         Launcher::ExtLaunchKernel,
         function as usize,
@@ -521,16 +516,7 @@ pub unsafe extern "C" fn hipExtModuleLaunchKernel(
     stop: hipEvent_t,
     flags: u32,
 ) -> hipError_t {
-    // SAFETY: hipExtModuleLaunchKernel's prototype.
-    let f: hip_fn::hipExtModuleLaunchKernel = match unsafe {
-        real(
-            Entry::HipExtModuleLaunchKernel,
-            hip_sym::hipExtModuleLaunchKernel,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(Entry::HipExtModuleLaunchKernel, hipExtModuleLaunchKernel);
     let blocks = |w: u32, b: u32| if b == 0 { w } else { w.div_ceil(b) };
     record(
         Launcher::ExtModuleLaunchKernel,
@@ -559,16 +545,10 @@ pub unsafe extern "C" fn hipLaunchCooperativeKernel(
     shared: c_uint,
     stream: hipStream_t,
 ) -> hipError_t {
-    // SAFETY: hipLaunchCooperativeKernel's prototype.
-    let f: hip_fn::hipLaunchCooperativeKernel = match unsafe {
-        real(
-            Entry::HipLaunchCooperativeKernel,
-            hip_sym::hipLaunchCooperativeKernel,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(
+        Entry::HipLaunchCooperativeKernel,
+        hipLaunchCooperativeKernel
+    );
     record(
         Launcher::LaunchCooperativeKernel,
         function as usize,
@@ -588,12 +568,7 @@ pub unsafe extern "C" fn hipLaunchCooperativeKernel(
 /// As the HIP runtime's hipGraphLaunch.
 #[no_mangle]
 pub unsafe extern "C" fn hipGraphLaunch(graph: hipGraphExec_t, stream: hipStream_t) -> hipError_t {
-    // SAFETY: hipGraphLaunch's prototype.
-    let f: hip_fn::hipGraphLaunch =
-        match unsafe { real(Entry::HipGraphLaunch, hip_sym::hipGraphLaunch) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipGraphLaunch, hipGraphLaunch);
     record(Launcher::GraphLaunch, graph as usize, 0, 0, 0, stream);
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(graph, stream) }
@@ -606,12 +581,7 @@ pub unsafe extern "C" fn hipGraphLaunch(graph: hipGraphExec_t, stream: hipStream
 /// As the HIP runtime's hipSetDevice.
 #[no_mangle]
 pub unsafe extern "C" fn hipSetDevice(device: c_int) -> hipError_t {
-    // SAFETY: hipSetDevice's prototype.
-    let f: hip_fn::hipSetDevice = match unsafe { real(Entry::HipSetDevice, hip_sym::hipSetDevice) }
-    {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(Entry::HipSetDevice, hipSetDevice);
     // SAFETY: forwarding the caller's argument.
     let rc = unsafe { f(device) };
     if rc == HIP_SUCCESS {
@@ -629,12 +599,7 @@ pub unsafe extern "C" fn hipSetDevice(device: c_int) -> hipError_t {
 /// As the HIP runtime's hipDeviceSynchronize.
 #[no_mangle]
 pub unsafe extern "C" fn hipDeviceSynchronize() -> hipError_t {
-    // SAFETY: hipDeviceSynchronize's prototype.
-    let f: hip_fn::hipDeviceSynchronize =
-        match unsafe { real(Entry::HipDeviceSynchronize, hip_sym::hipDeviceSynchronize) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipDeviceSynchronize, hipDeviceSynchronize);
     let Some(w) = ctx() else {
         // SAFETY: no arguments.
         return unsafe { f() };
@@ -656,12 +621,7 @@ pub unsafe extern "C" fn hipDeviceSynchronize() -> hipError_t {
 /// As the HIP runtime's hipStreamSynchronize.
 #[no_mangle]
 pub unsafe extern "C" fn hipStreamSynchronize(stream: hipStream_t) -> hipError_t {
-    // SAFETY: hipStreamSynchronize's prototype.
-    let f: hip_fn::hipStreamSynchronize =
-        match unsafe { real(Entry::HipStreamSynchronize, hip_sym::hipStreamSynchronize) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipStreamSynchronize, hipStreamSynchronize);
     let Some(w) = ctx() else {
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };
@@ -690,12 +650,7 @@ pub unsafe extern "C" fn hipLaunchKernel_spt(
     shared: usize,
     stream: hipStream_t,
 ) -> hipError_t {
-    // SAFETY: hipLaunchKernel_spt's prototype.
-    let f: hip_fn::hipLaunchKernel_spt =
-        match unsafe { real(Entry::HipLaunchKernelSpt, hip_sym::hipLaunchKernel_spt) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipLaunchKernelSpt, hipLaunchKernel_spt);
     record(
         Launcher::LaunchKernelSpt,
         function as usize,
@@ -719,16 +674,10 @@ pub unsafe extern "C" fn hipLaunchCooperativeKernel_spt(
     shared: u32,
     stream: hipStream_t,
 ) -> hipError_t {
-    // SAFETY: hipLaunchCooperativeKernel_spt's prototype.
-    let f: hip_fn::hipLaunchCooperativeKernel_spt = match unsafe {
-        real(
-            Entry::HipLaunchCooperativeKernelSpt,
-            hip_sym::hipLaunchCooperativeKernel_spt,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(
+        Entry::HipLaunchCooperativeKernelSpt,
+        hipLaunchCooperativeKernel_spt
+    );
     record(
         Launcher::LaunchCooperativeKernelSpt,
         function as usize,
@@ -748,12 +697,7 @@ pub unsafe extern "C" fn hipGraphLaunch_spt(
     graph: hipGraphExec_t,
     stream: hipStream_t,
 ) -> hipError_t {
-    // SAFETY: hipGraphLaunch_spt's prototype.
-    let f: hip_fn::hipGraphLaunch_spt =
-        match unsafe { real(Entry::HipGraphLaunchSpt, hip_sym::hipGraphLaunch_spt) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipGraphLaunchSpt, hipGraphLaunch_spt);
     record(Launcher::GraphLaunchSpt, graph as usize, 0, 0, 0, stream);
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(graph, stream) }
@@ -777,16 +721,10 @@ pub unsafe extern "C" fn hipModuleLaunchCooperativeKernel(
     stream: hipStream_t,
     params: *mut *mut c_void,
 ) -> hipError_t {
-    // SAFETY: hipModuleLaunchCooperativeKernel's prototype.
-    let f: hip_fn::hipModuleLaunchCooperativeKernel = match unsafe {
-        real(
-            Entry::HipModuleLaunchCooperativeKernel,
-            hip_sym::hipModuleLaunchCooperativeKernel,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(
+        Entry::HipModuleLaunchCooperativeKernel,
+        hipModuleLaunchCooperativeKernel
+    );
     record(
         Launcher::ModuleLaunchCooperativeKernel,
         function as usize,
@@ -806,16 +744,7 @@ pub unsafe extern "C" fn hipModuleLaunchCooperativeKernel(
 /// As the HIP runtime's hipStreamSynchronize_spt.
 #[no_mangle]
 pub unsafe extern "C" fn hipStreamSynchronize_spt(stream: hipStream_t) -> hipError_t {
-    // SAFETY: hipStreamSynchronize_spt's prototype.
-    let f: hip_fn::hipStreamSynchronize_spt = match unsafe {
-        real(
-            Entry::HipStreamSynchronizeSpt,
-            hip_sym::hipStreamSynchronize_spt,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(Entry::HipStreamSynchronizeSpt, hipStreamSynchronize_spt);
     let Some(w) = ctx() else {
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };
@@ -882,12 +811,7 @@ pub unsafe extern "C" fn hipLaunchKernelExC(
     function: *const c_void,
     args: *mut *mut c_void,
 ) -> hipError_t {
-    // SAFETY: hipLaunchKernelExC's prototype.
-    let f: hip_fn::hipLaunchKernelExC =
-        match unsafe { real(Entry::HipLaunchKernelExC, hip_sym::hipLaunchKernelExC) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipLaunchKernelExC, hipLaunchKernelExC);
     if !config.is_null() {
         // SAFETY: a non-NULL config the caller hands to the runtime.
         let c = unsafe { *config };
@@ -916,12 +840,7 @@ pub unsafe extern "C" fn hipDrvLaunchKernelEx(
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> hipError_t {
-    // SAFETY: hipDrvLaunchKernelEx's prototype.
-    let f: hip_fn::hipDrvLaunchKernelEx =
-        match unsafe { real(Entry::HipDrvLaunchKernelEx, hip_sym::hipDrvLaunchKernelEx) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+    let f = real_or_return!(Entry::HipDrvLaunchKernelEx, hipDrvLaunchKernelEx);
     if !config.is_null() {
         // SAFETY: a non-NULL config the caller hands to the runtime.
         let c = unsafe { *config };
@@ -968,16 +887,10 @@ pub unsafe extern "C" fn hipLaunchCooperativeKernelMultiDevice(
     n: c_int,
     flags: c_uint,
 ) -> hipError_t {
-    // SAFETY: hipLaunchCooperativeKernelMultiDevice's prototype.
-    let f: hip_fn::hipLaunchCooperativeKernelMultiDevice = match unsafe {
-        real(
-            Entry::HipLaunchCooperativeKernelMultiDevice,
-            hip_sym::hipLaunchCooperativeKernelMultiDevice,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(
+        Entry::HipLaunchCooperativeKernelMultiDevice,
+        hipLaunchCooperativeKernelMultiDevice
+    );
     // SAFETY: the caller's list of n launches.
     unsafe {
         record_params_list(
@@ -998,16 +911,10 @@ pub unsafe extern "C" fn hipExtLaunchMultiKernelMultiDevice(
     n: c_int,
     flags: c_uint,
 ) -> hipError_t {
-    // SAFETY: hipExtLaunchMultiKernelMultiDevice's prototype.
-    let f: hip_fn::hipExtLaunchMultiKernelMultiDevice = match unsafe {
-        real(
-            Entry::HipExtLaunchMultiKernelMultiDevice,
-            hip_sym::hipExtLaunchMultiKernelMultiDevice,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(
+        Entry::HipExtLaunchMultiKernelMultiDevice,
+        hipExtLaunchMultiKernelMultiDevice
+    );
     // SAFETY: the caller's list of n launches.
     unsafe {
         record_params_list(
@@ -1028,16 +935,10 @@ pub unsafe extern "C" fn hipModuleLaunchCooperativeKernelMultiDevice(
     n: c_uint,
     flags: c_uint,
 ) -> hipError_t {
-    // SAFETY: hipModuleLaunchCooperativeKernelMultiDevice's prototype.
-    let f: hip_fn::hipModuleLaunchCooperativeKernelMultiDevice = match unsafe {
-        real(
-            Entry::HipModuleLaunchCooperativeKernelMultiDevice,
-            hip_sym::hipModuleLaunchCooperativeKernelMultiDevice,
-        )
-    } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
+    let f = real_or_return!(
+        Entry::HipModuleLaunchCooperativeKernelMultiDevice,
+        hipModuleLaunchCooperativeKernelMultiDevice
+    );
     if !list.is_null() {
         for i in 0..(n as usize).min(launches::DEVICES) {
             // SAFETY: i < n entries of the caller's list.

@@ -8,7 +8,7 @@
 //! the address hit, or that the piece was unmapped or never mapped.
 #![allow(non_snake_case)]
 
-use super::forward::{after, boundary, forward_free, real, record_range};
+use super::forward::{after, boundary, forward_free, real_or_return, record_range};
 use crate::abi::{
     hipError_t, hipExtent, hipMemGenericAllocationHandle_t, hipPitchedPtr,
     HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS,
@@ -17,7 +17,6 @@ use crate::core::entry::Entry;
 use crate::core::registry::Memory;
 use crate::core::sync::now_ns;
 use crate::interpose::process::{self, STATS, VMM};
-use crate::interpose::symbols::{hip_fn, hip_sym};
 use crate::interpose::threads;
 use std::ffi::c_void;
 
@@ -42,11 +41,7 @@ pub unsafe extern "C" fn hipMallocPitch(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocPitch;
-        // SAFETY: hipMallocPitch's prototype.
-        let f: hip_fn::hipMallocPitch = match unsafe { real(entry, hip_sym::hipMallocPitch) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMallocPitch);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(ptr, pitch, width, height) };
         counted(entry, rc, || {
@@ -67,11 +62,7 @@ pub unsafe extern "C" fn hipMallocPitch(
 pub unsafe extern "C" fn hipMalloc3D(pitched: *mut hipPitchedPtr, extent: hipExtent) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMalloc3D;
-        // SAFETY: hipMalloc3D's prototype.
-        let f: hip_fn::hipMalloc3D = match unsafe { real(entry, hip_sym::hipMalloc3D) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMalloc3D);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(pitched, extent) };
         counted(entry, rc, || {
@@ -102,12 +93,7 @@ pub unsafe extern "C" fn hipMemAddressReserve(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAddressReserve;
-        // SAFETY: hipMemAddressReserve's prototype.
-        let f: hip_fn::hipMemAddressReserve =
-            match unsafe { real(entry, hip_sym::hipMemAddressReserve) } {
-                Ok(f) => f,
-                Err(rc) => return rc,
-            };
+        let f = real_or_return!(entry, hipMemAddressReserve);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(ptr, size, alignment, addr, flags) };
         counted(entry, rc, || {
@@ -131,12 +117,7 @@ pub unsafe extern "C" fn hipMemAddressReserve(
 pub unsafe extern "C" fn hipMemAddressFree(ptr: *mut c_void, size: usize) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAddressFree;
-        // SAFETY: hipMemAddressFree's prototype.
-        let f: hip_fn::hipMemAddressFree = match unsafe { real(entry, hip_sym::hipMemAddressFree) }
-        {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMemAddressFree);
         // SAFETY: forwarding the caller's arguments.
         forward_free(
             entry,
@@ -158,11 +139,7 @@ pub unsafe extern "C" fn hipMemCreate(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemCreate;
-        // SAFETY: hipMemCreate's prototype.
-        let f: hip_fn::hipMemCreate = match unsafe { real(entry, hip_sym::hipMemCreate) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMemCreate);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(handle, size, prop, flags) };
         counted(entry, rc, || {
@@ -186,11 +163,7 @@ pub unsafe extern "C" fn hipMemCreate(
 pub unsafe extern "C" fn hipMemRelease(handle: hipMemGenericAllocationHandle_t) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemRelease;
-        // SAFETY: hipMemRelease's prototype.
-        let f: hip_fn::hipMemRelease = match unsafe { real(entry, hip_sym::hipMemRelease) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMemRelease);
         // SAFETY: forwarding the caller's handle.
         let rc = unsafe { f(handle) };
         counted(entry, rc, || VMM.released(handle as usize, now_ns()));
@@ -210,11 +183,7 @@ pub unsafe extern "C" fn hipMemMap(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemMap;
-        // SAFETY: hipMemMap's prototype.
-        let f: hip_fn::hipMemMap = match unsafe { real(entry, hip_sym::hipMemMap) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMemMap);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(ptr, size, offset, handle, flags) };
         counted(entry, rc, || {
@@ -235,11 +204,7 @@ pub unsafe extern "C" fn hipMemSetAccess(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemSetAccess;
-        // SAFETY: hipMemSetAccess's prototype.
-        let f: hip_fn::hipMemSetAccess = match unsafe { real(entry, hip_sym::hipMemSetAccess) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMemSetAccess);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(ptr, size, desc, count) };
         counted(entry, rc, || VMM.access_set(ptr as usize, size));
@@ -253,11 +218,7 @@ pub unsafe extern "C" fn hipMemSetAccess(
 pub unsafe extern "C" fn hipMemUnmap(ptr: *mut c_void, size: usize) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemUnmap;
-        // SAFETY: hipMemUnmap's prototype.
-        let f: hip_fn::hipMemUnmap = match unsafe { real(entry, hip_sym::hipMemUnmap) } {
-            Ok(f) => f,
-            Err(rc) => return rc,
-        };
+        let f = real_or_return!(entry, hipMemUnmap);
         // SAFETY: forwarding the caller's arguments.
         let rc = unsafe { f(ptr, size) };
         counted(entry, rc, || VMM.unmapped(ptr as usize, size, now_ns()));
