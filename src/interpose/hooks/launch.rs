@@ -622,6 +622,17 @@ pub unsafe extern "C" fn hipDeviceSynchronize() -> hipError_t {
 #[no_mangle]
 pub unsafe extern "C" fn hipStreamSynchronize(stream: hipStream_t) -> hipError_t {
     let f = real_or_return!(Entry::HipStreamSynchronize, hipStreamSynchronize);
+    // SAFETY: f is the runtime's hipStreamSynchronize.
+    unsafe { stream_synchronize(f, stream) }
+}
+
+/// The body of both stream synchronisations: forwards, and on success
+/// marks the launches on `stream` before the call completed.
+///
+/// # Safety
+/// `f` is the runtime's hipStreamSynchronize or hipStreamSynchronize_spt.
+#[inline(always)]
+unsafe fn stream_synchronize(f: hip_fn::hipStreamSynchronize, stream: hipStream_t) -> hipError_t {
     let Some(w) = ctx() else {
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };
@@ -745,18 +756,8 @@ pub unsafe extern "C" fn hipModuleLaunchCooperativeKernel(
 #[no_mangle]
 pub unsafe extern "C" fn hipStreamSynchronize_spt(stream: hipStream_t) -> hipError_t {
     let f = real_or_return!(Entry::HipStreamSynchronizeSpt, hipStreamSynchronize_spt);
-    let Some(w) = ctx() else {
-        // SAFETY: forwarding the caller's stream.
-        return unsafe { f(stream) };
-    };
-    let r = ring(launches::word_device(w));
-    let mark = r.mark();
-    // SAFETY: forwarding the caller's stream.
-    let rc = unsafe { f(stream) };
-    if rc == HIP_SUCCESS {
-        r.stream_synced(stream as usize, mark);
-    }
-    rc
+    // SAFETY: f is the runtime's hipStreamSynchronize_spt.
+    unsafe { stream_synchronize(f, stream) }
 }
 
 /// A launch filed under `stream`'s device, which the runtime is asked for
@@ -861,11 +862,11 @@ pub unsafe extern "C" fn hipDrvLaunchKernelEx(
 ///
 /// # Safety
 /// `list` is NULL or holds `n` entries (the caller hands it to the runtime).
-unsafe fn record_params_list(l: Launcher, list: *const hipLaunchParams, n: usize) {
+unsafe fn record_params_list(l: Launcher, list: *const hipLaunchParams, n: c_int) {
     if list.is_null() {
         return;
     }
-    for i in 0..n.min(launches::DEVICES) {
+    for i in 0..(n.max(0) as usize).min(launches::DEVICES) {
         // SAFETY: i < n entries, per the caller.
         let p = unsafe { *list.add(i) };
         record_on_stream_device(
@@ -892,13 +893,7 @@ pub unsafe extern "C" fn hipLaunchCooperativeKernelMultiDevice(
         hipLaunchCooperativeKernelMultiDevice
     );
     // SAFETY: the caller's list of n launches.
-    unsafe {
-        record_params_list(
-            Launcher::LaunchCooperativeKernelMultiDevice,
-            list,
-            n.max(0) as usize,
-        )
-    };
+    unsafe { record_params_list(Launcher::LaunchCooperativeKernelMultiDevice, list, n) };
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(list, n, flags) }
 }
@@ -916,13 +911,7 @@ pub unsafe extern "C" fn hipExtLaunchMultiKernelMultiDevice(
         hipExtLaunchMultiKernelMultiDevice
     );
     // SAFETY: the caller's list of n launches.
-    unsafe {
-        record_params_list(
-            Launcher::ExtLaunchMultiKernelMultiDevice,
-            list,
-            n.max(0) as usize,
-        )
-    };
+    unsafe { record_params_list(Launcher::ExtLaunchMultiKernelMultiDevice, list, n) };
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(list, n, flags) }
 }
