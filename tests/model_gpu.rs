@@ -424,6 +424,17 @@ impl ProbeRun {
     fn kfd_of(&self, label: &str) -> Option<Kfd> {
         self.kfd.iter().find(|(l, _)| l == label).map(|(_, k)| *k)
     }
+    /// The probe succeeded and HIP reported exactly one GPU, whose
+    /// gcnArchName starts with `arch`.
+    fn assert_one_gpu_named(&self, arch: &str) {
+        assert!(self.status.success(), "{self}");
+        let archs = self.archs();
+        assert!(
+            archs.len() == 1 && archs[0].starts_with(arch),
+            "{archs:?}\n{self}"
+        );
+    }
+
     fn archs(&self) -> Vec<String> {
         self.lines("device")
             .into_iter()
@@ -1482,12 +1493,7 @@ fn override_makes_real_hip_report_gfx1030_on_gfx1010_and_doctor_flags_it() {
     let mut k = key(Topo::Rx5700xt, Load::Plain, None);
     k.gfx_override = Some("10.3.0");
     let run = probe(s, b, k);
-    assert!(run.status.success(), "{run}");
-    let archs = run.archs();
-    assert!(
-        archs.len() == 1 && archs[0].starts_with("gfx1030"),
-        "{archs:?}\n{run}"
-    );
+    run.assert_one_gpu_named("gfx1030");
     let out = doctor_on(Topo::Rx5700xt, &[("HSA_OVERRIDE_GFX_VERSION", "10.3.0")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -1510,12 +1516,7 @@ fn per_node_override_wins_on_the_real_stack_and_in_doctor() {
     k.gfx_override = Some("10.3.0");
     k.node_override = Some((1, "10.1.0"));
     let run = probe(s, b, k);
-    assert!(run.status.success(), "{run}");
-    let archs = run.archs();
-    assert!(
-        archs.len() == 1 && archs[0].starts_with("gfx1010"),
-        "{archs:?}\n{run}"
-    );
+    run.assert_one_gpu_named("gfx1010");
     let out = doctor_on(
         Topo::Rx5700xt,
         &[
@@ -1534,12 +1535,7 @@ fn per_node_override_wins_on_the_real_stack_and_in_doctor() {
     let mut k = key(Topo::Rx5700xt, Load::Plain, None);
     k.node_override = Some((1, "10.3.0"));
     let run = probe(s, b, k);
-    assert!(run.status.success(), "{run}");
-    let archs = run.archs();
-    assert!(
-        archs.len() == 1 && archs[0].starts_with("gfx1030"),
-        "{archs:?}\n{run}"
-    );
+    run.assert_one_gpu_named("gfx1030");
     let out = doctor_on(Topo::Rx5700xt, &[("HSA_OVERRIDE_GFX_VERSION_1", "10.3.0")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
