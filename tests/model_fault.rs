@@ -94,30 +94,20 @@ fn built(s: &Stack, rocr: &Path) -> &'static Built {
             dir,
         };
         let t = |p: &str| repo().join("tests").join(p);
-        let inc = format!("-I{}", s.include.display());
-        let l = format!("-L{}", s.libdir.display());
-        let rl = format!("-Wl,-rpath-link,{}", s.libdir.display());
-        let hip: Vec<&str> = vec![
-            "-D__HIP_PLATFORM_AMD__",
-            &inc,
-            &l,
-            "-lamdhip64",
-            "-ldl",
-            &rl,
-            // The 7.2.4 libraries need sid's glibc, which they get at run
-            // time from exp-root's loader; bookworm's linker can't see it.
-            "-Wl,--allow-shlib-undefined",
-        ];
+        let include = s.hip_include_args();
+        let hip_owned: Vec<String> = [include.clone(), s.hip_link_args(&[])].concat();
+        let dlsym_owned: Vec<String> = [
+            vec!["-DFAULT_DLSYM".to_string()],
+            include,
+            vec!["-ldl".to_string()],
+        ]
+        .concat();
+        let hip: Vec<&str> = hip_owned.iter().map(String::as_str).collect();
+        let dlsym: Vec<&str> = dlsym_owned.iter().map(String::as_str).collect();
         std::thread::scope(|sc| {
             sc.spawn(|| common::compile_c(&b.model_lib, &[t("model/model_gpu.c")], &["-shared"]));
             sc.spawn(|| common::compile_c(&b.fault, &[t("model/fault.c")], &hip));
-            sc.spawn(|| {
-                common::compile_c(
-                    &b.fault_dlsym,
-                    &[t("model/fault.c")],
-                    &["-DFAULT_DLSYM", "-D__HIP_PLATFORM_AMD__", &inc, "-ldl"],
-                )
-            });
+            sc.spawn(|| common::compile_c(&b.fault_dlsym, &[t("model/fault.c")], &dlsym));
             sc.spawn(|| {
                 let out = Command::new("/usr/bin/hipcc")
                     .args([

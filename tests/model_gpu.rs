@@ -154,22 +154,10 @@ fn built(s: &Stack) -> &'static Built {
             logs,
         };
         let t = |p: &str| repo().join("tests").join(p);
-        let inc = format!("-I{}", s.include.display());
-        let l = format!("-L{}", s.libdir.display());
-        let rl = format!("-Wl,-rpath-link,{}", s.libdir.display());
         let lr = format!("-L{}", b.rmcp_dir.display());
-        let hip: Vec<&str> = vec![
-            "-D__HIP_PLATFORM_AMD__",
-            &inc,
-            &l,
-            "-lamdhip64",
-            "-lhsa-runtime64",
-            "-ldl",
-            &rl,
-            // The 7.2.4 libraries need sid's glibc 2.43, which they get at run
-            // time from exp-root's loader; bookworm's linker can't see it.
-            "-Wl,--allow-shlib-undefined",
-        ];
+        let hip_owned: Vec<String> =
+            [s.hip_include_args(), s.hip_link_args(&["-lhsa-runtime64"])].concat();
+        let hip: Vec<&str> = hip_owned.iter().map(String::as_str).collect();
         std::thread::scope(|sc| {
             sc.spawn(|| common::compile_c(&b.model_lib, &[t("model/model_gpu.c")], &["-shared"]));
             sc.spawn(|| common::compile_c(&b.probe, &[t("model/probe.c")], &hip));
@@ -181,7 +169,7 @@ fn built(s: &Stack) -> &'static Built {
             sc.spawn(|| common::compile_c(&b.host, &[t("real/host.c")], &["-ldl"]));
             sc.spawn(|| {
                 let mut a = vec!["-DROCMLIKE_HIP", "-shared", "-Wl,-soname,librccl.so.1"];
-                a.extend_from_slice(&hip[2..]);
+                a.extend_from_slice(&hip[2..]); // the link arguments alone
                 common::compile_c(&b.rccl, &[t("programs/rocmlike_lib.c")], &a)
             });
             sc.spawn(|| {

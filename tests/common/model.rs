@@ -25,6 +25,31 @@ pub struct Stack {
     pub gfx10: PathBuf,
 }
 
+impl Stack {
+    /// Compiler arguments for a C program that includes HIP 7.2.4's headers.
+    pub fn hip_include_args(&self) -> Vec<String> {
+        vec![
+            "-D__HIP_PLATFORM_AMD__".into(),
+            format!("-I{}", self.include.display()),
+        ]
+    }
+
+    /// Linker arguments for a program or library that calls HIP 7.2.4 (and
+    /// the ROCm libraries in `more`, as `-l` arguments).
+    pub fn hip_link_args(&self, more: &[&str]) -> Vec<String> {
+        let mut a = vec![format!("-L{}", self.libdir.display()), "-lamdhip64".into()];
+        a.extend(more.iter().map(|m| m.to_string()));
+        a.extend([
+            "-ldl".into(),
+            format!("-Wl,-rpath-link,{}", self.libdir.display()),
+            // The 7.2.4 libraries need sid's glibc, which they get at run
+            // time from exp-root's loader; bookworm's linker can't see it.
+            "-Wl,--allow-shlib-undefined".into(),
+        ]);
+        a
+    }
+}
+
 /// The stack, or which file of it is missing.
 pub fn stack() -> Result<Stack, String> {
     let root = rocm_dir().join("exp-root");
