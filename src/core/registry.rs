@@ -165,7 +165,8 @@ impl Live {
     #[inline]
     fn take(&mut self, base: usize, freed_ns: u64) -> bool {
         if let Some(i) = self.position(base) {
-            self.freed[self.next_freed] = Freed {
+            // (Masked, not bounds-checked: next_freed < FREED_PER_SHARD.)
+            self.freed[self.next_freed % FREED_PER_SHARD] = Freed {
                 alloc: self.recent[i],
                 freed_ns,
             };

@@ -128,11 +128,15 @@ pub(super) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
 }
 
 /// Records a successful allocation of `size` bytes written to `*out`,
-/// requested with flags `requested` and forwarded as `fwd`.
+/// requested with flags `requested` and forwarded as `fwd`. `decided`:
+/// the hook's `decide` ran its policy, so rmcp is known to be enabled (one
+/// configuration test fewer); false: asked here.
 ///
 /// # Safety
 /// `out` is the caller's out-pointer; it is only read when the runtime
 /// reported success, when it is valid.
+// Inlined into each hook: the arguments stay in registers.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) unsafe fn record_alloc<T>(
     entry: Entry,
@@ -142,11 +146,12 @@ pub(super) unsafe fn record_alloc<T>(
     requested: u32,
     fwd: &Forward<T>,
     memory: Memory,
+    decided: bool,
 ) {
     let (applied, rewritten) = (fwd.flags, fwd.rewritten);
     after(|| {
         STATS.record(entry, rewritten);
-        if !ok || out.is_null() || !process::config().enabled {
+        if !ok || out.is_null() || !(decided || process::config().enabled) {
             return;
         }
         // SAFETY: non-NULL out-pointer the runtime just wrote on success.
@@ -223,7 +228,9 @@ pub(super) fn forward_free(
     let mut removed = false;
     after(|| {
         STATS.record(entry, false);
-        if !ptr.is_null() && process::config().enabled {
+        // No test of `config().enabled`: with rmcp disabled nothing was
+        // recorded, so there is nothing to take.
+        if !ptr.is_null() {
             removed = REGISTRY.take(ptr as usize, now_ns());
         }
     });
