@@ -1037,10 +1037,9 @@ fn rmcp_run_cpu(
 ) -> (i32, String, String) {
     let state = common::tempdir("run-cpu-state");
     let topology = model::topology("rx6800xt");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+    let mut cmd = common::Cli::new(&["run", "--on-gpu-fault", "cpu", "--"]).into_command();
     model::clear_runtime_env(&mut cmd);
     cmd.current_dir(&state)
-        .args(["run", "--on-gpu-fault", "cpu", "--"])
         .arg(&s.loader)
         .arg("--library-path")
         .arg(std::env::join_paths([&b.rocr, &s.libdir]).unwrap())
