@@ -5,6 +5,7 @@
 //! `hsa`, `launch`) use these; this module uses none of them.
 
 use crate::abi::{hipError_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED};
+use crate::core::backing::Held;
 use crate::core::config::Config;
 use crate::core::entry::Entry;
 use crate::core::policy::{Forward, Rules};
@@ -12,6 +13,7 @@ use crate::core::registry::{Allocation, Memory};
 use crate::core::sync::{now_ns, thread_id};
 use crate::interpose::process::{self, REGISTRY, STATS};
 use crate::interpose::symbols::{self, HIP};
+use crate::interpose::topology::topology;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -128,12 +130,15 @@ pub(super) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
 }
 
 /// Records a successful allocation of `size` bytes written to `*out`,
-/// requested with flags `requested` and forwarded as `fwd`.
+/// requested with flags `requested` and forwarded as `fwd`, and the HSA
+/// allocation `held` during the real call unless it backs this one
+/// (`core::backing`).
 ///
 /// # Safety
 /// `out` is the caller's out-pointer; it is only read when the runtime
 /// reported success, when it is valid.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn record_alloc<T>(
     entry: Entry,
     ok: bool,
@@ -142,8 +147,20 @@ pub(super) unsafe fn record_alloc<T>(
     requested: u32,
     fwd: &Forward<T>,
     memory: Memory,
+    held: Held,
 ) {
     let (applied, rewritten) = (fwd.flags, fwd.rewritten);
+    if held.is_some() {
+        // SAFETY: non-NULL out-pointer the runtime just wrote on success.
+        let base = if ok && !out.is_null() {
+            unsafe { *out as usize }
+        } else {
+            0
+        };
+        if !held.backs(base, size) {
+            record_held(held);
+        }
+    }
     after(|| {
         STATS.record(entry, rewritten);
         if !ok || out.is_null() || !process::config().enabled {
@@ -208,6 +225,40 @@ pub(super) fn record_range(
         time_ns: now_ns(),
         rewritten,
     });
+}
+
+/// Records an HSA pool allocation its hook held back (`nested`), if any,
+/// as the hook would have: a ROCm library's allocation, forwarded
+/// unchanged, with its pool's GLOBAL_FLAGS and node. A panic is dropped.
+#[inline(always)]
+pub(super) fn record_held(h: Held) {
+    if h.is_some() {
+        record_held_now(h);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_held_now(h: Held) {
+    after(|| record_held_facts(h));
+}
+
+fn record_held_facts(h: Held) {
+    let (flags, node) = decide(|cfg| {
+        let info = topology(cfg)?.pool(h.pool)?;
+        Some((info.kind.global_flags, info.agent_node as i32))
+    })
+    .flatten()
+    .unwrap_or((0, -1));
+    record_range(
+        Entry::HsaMemoryPoolAllocate,
+        h.base,
+        h.size,
+        flags,
+        flags,
+        false,
+        Memory::HsaPool(node),
+    );
 }
 
 /// Forwards a free: the record leaves the registry before the real free (so

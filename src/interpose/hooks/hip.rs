@@ -2,6 +2,7 @@
 //! (checked against the real 5.2.3, 6.4.3 and 7.2.4 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
+use super::nested;
 use super::forward::{
     after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, real_or_return,
     record_alloc, record_range, rules,
@@ -69,9 +70,20 @@ unsafe fn forward_flags_malloc<T>(
         Err(rc) => return rc,
     };
     // SAFETY: forwarding the caller's arguments with the decided flags.
-    let rc = unsafe { f(ptr, size, fwd.flags) };
+    let (rc, held) = nested::hip_alloc(|| unsafe { f(ptr, size, fwd.flags) });
     // SAFETY: ptr is the caller's out-pointer, read only on success.
-    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, requested, &fwd, memory) };
+    unsafe {
+        record_alloc(
+            entry,
+            rc == HIP_SUCCESS,
+            ptr,
+            size,
+            requested,
+            &fwd,
+            memory,
+            held,
+        )
+    };
     rc
 }
 
@@ -228,14 +240,14 @@ unsafe extern "C" fn mem_alloc_host_from(
             )
         })
         .unwrap_or(Forward::unchanged(entry, 0));
-        let rc = if fwd.target == Entry::HipHostMalloc {
+        let (rc, held) = if fwd.target == Entry::HipHostMalloc {
             // SAFETY: hipHostMalloc's prototype.
             let f: FlagsMallocFn = match unsafe { real(entry, fwd.target.index()) } {
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's out-pointer and size.
-            unsafe { f(ptr, size, fwd.flags) }
+            nested::hip_alloc(|| unsafe { f(ptr, size, fwd.flags) })
         } else {
             // SAFETY: hipMemAllocHost's prototype.
             let f: hip_fn::hipMemAllocHost = match unsafe { real(entry, hip_sym::hipMemAllocHost) }
@@ -244,10 +256,21 @@ unsafe extern "C" fn mem_alloc_host_from(
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's arguments.
-            unsafe { f(ptr, size) }
+            nested::hip_alloc(|| unsafe { f(ptr, size) })
         };
         // SAFETY: out-pointer read only on success.
-        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, &fwd, Memory::Host) };
+        unsafe {
+            record_alloc(
+                entry,
+                rc == HIP_SUCCESS,
+                ptr,
+                size,
+                0,
+                &fwd,
+                Memory::Host,
+                held,
+            )
+        };
         rc
     })
 }
@@ -333,7 +356,7 @@ unsafe extern "C" fn malloc_managed_from(
             Err(rc) => return rc,
         };
         // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(ptr, size, flags) };
+        let (rc, held) = nested::hip_alloc(|| unsafe { f(ptr, size, flags) });
         let mut fwd = Forward::unchanged(Called, flags);
         if rc == HIP_SUCCESS && advise && !ptr.is_null() {
             // SAFETY: success: the runtime wrote *ptr.
@@ -366,6 +389,7 @@ unsafe extern "C" fn malloc_managed_from(
                 flags,
                 &fwd,
                 Memory::hip_device(dev),
+                held,
             )
         };
         rc
@@ -386,7 +410,7 @@ unsafe fn forward_plain<F: Copy>(
         Ok(f) => f,
         Err(rc) => return rc,
     };
-    let rc = call(f);
+    let (rc, held) = nested::hip_alloc(|| call(f));
     let dev = if rc == HIP_SUCCESS { device() } else { -1 };
     // SAFETY: out-pointer read only on success.
     unsafe {
@@ -398,6 +422,7 @@ unsafe fn forward_plain<F: Copy>(
             0,
             &Forward::unchanged(Called, 0),
             Memory::hip_device(dev),
+            held,
         )
     };
     rc
@@ -524,7 +549,9 @@ fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
         Err(rc) => return rc,
     };
     // SAFETY: forwarding the caller's pointer.
-    forward_free(entry, ptr, |rc| rc == HIP_SUCCESS, || unsafe { f(ptr) })
+    forward_free(entry, ptr, |rc| rc == HIP_SUCCESS, || {
+        nested::hip_free(ptr as usize, || unsafe { f(ptr) })
+    })
 }
 
 /// # Safety
@@ -571,7 +598,7 @@ pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> 
             entry,
             ptr,
             |rc| rc == HIP_SUCCESS,
-            || unsafe { f(ptr, stream) },
+            || nested::hip_free(ptr as usize, || unsafe { f(ptr, stream) }),
         )
     })
 }

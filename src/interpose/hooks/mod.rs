@@ -12,6 +12,7 @@
 //!   calls back into a hook cannot deadlock.
 
 mod forward;
+mod nested;
 pub mod hip;
 pub mod hsa;
 pub mod launch;

@@ -8,11 +8,13 @@
 //! the address hit, or that the piece was unmapped or never mapped.
 #![allow(non_snake_case)]
 
-use super::forward::{after, boundary, forward_free, real_or_return, record_range};
+use super::forward::{after, boundary, forward_free, real_or_return, record_held, record_range};
+use super::nested;
 use crate::abi::{
     hipError_t, hipExtent, hipMemGenericAllocationHandle_t, hipPitchedPtr,
     HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS,
 };
+use crate::core::backing::Held;
 use crate::core::entry::Entry;
 use crate::core::registry::Memory;
 use crate::core::sync::now_ns;
@@ -30,6 +32,33 @@ fn counted(entry: Entry, rc: hipError_t, record: impl FnOnce()) {
     });
 }
 
+/// `counted` for pitched and 3D memory: records the range `range()` reads
+/// on the current device, and the HSA allocation `held` during the real
+/// call unless it backs that range (`core::backing`).
+fn counted_alloc(
+    entry: Entry,
+    rc: hipError_t,
+    held: Held,
+    range: impl FnOnce() -> Option<(usize, usize)>,
+) {
+    after(|| {
+        STATS.record(entry, false);
+        let range = (rc == HIP_SUCCESS && process::config().enabled)
+            .then(range)
+            .flatten();
+        match range {
+            Some((base, size)) => {
+                if !held.backs(base, size) {
+                    record_held(held);
+                }
+                let dev = Memory::hip_device(threads::current_device());
+                record_range(entry, base, size, 0, 0, false, dev);
+            }
+            None => record_held(held),
+        }
+    });
+}
+
 /// # Safety
 /// As the HIP runtime's hipMallocPitch.
 #[no_mangle]
@@ -43,14 +72,13 @@ pub unsafe extern "C" fn hipMallocPitch(
         let entry = Entry::HipMallocPitch;
         let f = real_or_return!(entry, hipMallocPitch);
         // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(ptr, pitch, width, height) };
-        counted(entry, rc, || {
-            if !ptr.is_null() && !pitch.is_null() {
+        let (rc, held) = nested::hip_alloc(|| unsafe { f(ptr, pitch, width, height) });
+        counted_alloc(entry, rc, held, || {
+            (!ptr.is_null() && !pitch.is_null()).then(|| {
                 // SAFETY: success: the runtime wrote both out-pointers.
                 let (base, pitch) = unsafe { (*ptr as usize, *pitch) };
-                let dev = Memory::hip_device(threads::current_device());
-                record_range(entry, base, pitch.saturating_mul(height), 0, 0, false, dev);
-            }
+                (base, pitch.saturating_mul(height))
+            })
         });
         rc
     })
@@ -64,18 +92,17 @@ pub unsafe extern "C" fn hipMalloc3D(pitched: *mut hipPitchedPtr, extent: hipExt
         let entry = Entry::HipMalloc3D;
         let f = real_or_return!(entry, hipMalloc3D);
         // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(pitched, extent) };
-        counted(entry, rc, || {
-            if !pitched.is_null() {
+        let (rc, held) = nested::hip_alloc(|| unsafe { f(pitched, extent) });
+        counted_alloc(entry, rc, held, || {
+            (!pitched.is_null()).then(|| {
                 // SAFETY: success: the runtime filled the caller's struct.
                 let p = unsafe { *pitched };
                 let size = p
                     .pitch
                     .saturating_mul(extent.height.max(1))
                     .saturating_mul(extent.depth.max(1));
-                let dev = Memory::hip_device(threads::current_device());
-                record_range(entry, p.ptr as usize, size, 0, 0, false, dev);
-            }
+                (p.ptr as usize, size)
+            })
         });
         rc
     })
