@@ -65,7 +65,10 @@ mod tests {
         assert!(!h.backs(0x2000, 0x10), "right after it");
         assert!(!h.backs(usize::MAX, usize::MAX), "no overflow");
         assert!(!h.backs(0, 0), "a failed HIP call");
-        assert!(!h.backs(0x1000, 0), "an empty HIP allocation, which is not recorded");
+        assert!(
+            !h.backs(0x1000, 0),
+            "an empty HIP allocation, which is not recorded"
+        );
     }
 
     #[test]

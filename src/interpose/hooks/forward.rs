@@ -151,8 +151,8 @@ pub(super) unsafe fn record_alloc<T>(
 ) {
     let (applied, rewritten) = (fwd.flags, fwd.rewritten);
     if held.is_some() {
-        // SAFETY: non-NULL out-pointer the runtime just wrote on success.
         let base = if ok && !out.is_null() {
+            // SAFETY: non-NULL out-pointer the runtime just wrote on success.
             unsafe { *out as usize }
         } else {
             0

@@ -2,11 +2,11 @@
 //! (checked against the real 5.2.3, 6.4.3 and 7.2.4 headers by tests/real_rocm.rs).
 #![allow(non_snake_case)]
 
-use super::nested;
 use super::forward::{
     after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, real_or_return,
     record_alloc, record_range, rules,
 };
+use super::nested;
 use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED,
     HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
@@ -549,9 +549,12 @@ fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
         Err(rc) => return rc,
     };
     // SAFETY: forwarding the caller's pointer.
-    forward_free(entry, ptr, |rc| rc == HIP_SUCCESS, || {
-        nested::hip_free(ptr as usize, || unsafe { f(ptr) })
-    })
+    forward_free(
+        entry,
+        ptr,
+        |rc| rc == HIP_SUCCESS,
+        || nested::hip_free(ptr as usize, || unsafe { f(ptr) }),
+    )
 }
 
 /// # Safety

@@ -12,10 +12,10 @@
 //!   calls back into a hook cannot deadlock.
 
 mod forward;
-mod nested;
 pub mod hip;
 pub mod hsa;
 pub mod launch;
+mod nested;
 pub mod vmm;
 
 // Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs

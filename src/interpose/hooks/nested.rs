@@ -186,7 +186,9 @@ mod tests {
         let n = here();
         n.hip_free(3, || {
             assert!(n.freed_by_hip(3));
-            assert!(!std::thread::spawn(|| here().freed_by_hip(3)).join().unwrap());
+            assert!(!std::thread::spawn(|| here().freed_by_hip(3))
+                .join()
+                .unwrap());
         });
     }
 }
