@@ -130,15 +130,12 @@ pub(super) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
 }
 
 /// Records a successful allocation of `size` bytes written to `*out`,
-/// requested with flags `requested` and forwarded as `fwd`, and the HSA
-/// allocation `held` during the real call unless it backs this one
-/// (`core::backing`).
+/// requested with flags `requested` and forwarded as `fwd`.
 ///
 /// # Safety
 /// `out` is the caller's out-pointer; it is only read when the runtime
 /// reported success, when it is valid.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn record_alloc<T>(
     entry: Entry,
     ok: bool,
@@ -147,20 +144,8 @@ pub(super) unsafe fn record_alloc<T>(
     requested: u32,
     fwd: &Forward<T>,
     memory: Memory,
-    held: Held,
 ) {
     let (applied, rewritten) = (fwd.flags, fwd.rewritten);
-    if held.is_some() {
-        let base = if ok && !out.is_null() {
-            // SAFETY: non-NULL out-pointer the runtime just wrote on success.
-            unsafe { *out as usize }
-        } else {
-            0
-        };
-        if !held.backs(base, size) {
-            record_held(held);
-        }
-    }
     after(|| {
         STATS.record(entry, rewritten);
         if !ok || out.is_null() || !process::config().enabled {
@@ -225,6 +210,35 @@ pub(super) fn record_range(
         time_ns: now_ns(),
         rewritten,
     });
+}
+
+/// After a HIP allocation's real call, with the HSA allocation `held`
+/// meanwhile (`nested`): recorded unless it backs the HIP result
+/// `[base, base + size)` (`base` 0: the call failed), which is then its one
+/// record (`core::backing`).
+#[inline(always)]
+pub(super) fn settle_held(held: Held, base: usize, size: usize) {
+    if held.backs(base, size) {
+        #[cfg(feature = "test-counters")]
+        process::BACKED_BY_HSA.fetch_add(1, Ordering::Relaxed);
+    } else {
+        record_held(held);
+    }
+}
+
+/// The allocation a call wrote to `out` (0 if it failed or `out` is NULL).
+///
+/// # Safety
+/// `out` is NULL or the caller's out-pointer, which the runtime wrote when
+/// `ok`.
+#[inline(always)]
+pub(super) unsafe fn written(ok: bool, out: *mut *mut c_void) -> usize {
+    if ok && !out.is_null() {
+        // SAFETY: non-NULL out-pointer the runtime just wrote on success.
+        unsafe { *out as usize }
+    } else {
+        0
+    }
 }
 
 /// Records an HSA pool allocation its hook held back (`nested`), if any,

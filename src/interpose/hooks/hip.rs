@@ -4,7 +4,7 @@
 
 use super::forward::{
     after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, real_or_return,
-    record_alloc, record_range, rules,
+    record_alloc, record_range, rules, settle_held, written,
 };
 use super::nested;
 use crate::abi::{
@@ -70,21 +70,28 @@ unsafe fn forward_flags_malloc<T>(
         Err(rc) => return rc,
     };
     // SAFETY: forwarding the caller's arguments with the decided flags.
-    let (rc, held) = nested::hip_alloc(|| unsafe { f(ptr, size, fwd.flags) });
+    let rc = unsafe { alloc_into(ptr, size, || f(ptr, size, fwd.flags)) };
     // SAFETY: ptr is the caller's out-pointer, read only on success.
-    unsafe {
-        record_alloc(
-            entry,
-            rc == HIP_SUCCESS,
-            ptr,
-            size,
-            requested,
-            &fwd,
-            memory,
-            held,
-        )
-    };
+    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, requested, &fwd, memory) };
     rc
+}
+
+/// `call`, a HIP allocation's real call that writes to `out`, through
+/// `nested::hip_alloc`: an HSA allocation the runtime made meanwhile is
+/// recorded unless it backs the result (`core::backing`).
+///
+/// # Safety
+/// `out` is NULL or the caller's out-pointer, which `call` writes on success.
+#[inline(always)]
+unsafe fn alloc_into(
+    out: *mut *mut c_void,
+    size: usize,
+    call: impl FnOnce() -> hipError_t,
+) -> hipError_t {
+    nested::hip_alloc(call, |&rc, held| {
+        // SAFETY: as this function's contract.
+        settle_held(held, unsafe { written(rc == HIP_SUCCESS, out) }, size)
+    })
 }
 
 /// hipHostMalloc and hipExtHostAlloc share one rule and one shape. Cannot
@@ -240,14 +247,14 @@ unsafe extern "C" fn mem_alloc_host_from(
             )
         })
         .unwrap_or(Forward::unchanged(entry, 0));
-        let (rc, held) = if fwd.target == Entry::HipHostMalloc {
+        let rc = if fwd.target == Entry::HipHostMalloc {
             // SAFETY: hipHostMalloc's prototype.
             let f: FlagsMallocFn = match unsafe { real(entry, fwd.target.index()) } {
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's out-pointer and size.
-            nested::hip_alloc(|| unsafe { f(ptr, size, fwd.flags) })
+            unsafe { alloc_into(ptr, size, || f(ptr, size, fwd.flags)) }
         } else {
             // SAFETY: hipMemAllocHost's prototype.
             let f: hip_fn::hipMemAllocHost = match unsafe { real(entry, hip_sym::hipMemAllocHost) }
@@ -256,21 +263,10 @@ unsafe extern "C" fn mem_alloc_host_from(
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's arguments.
-            nested::hip_alloc(|| unsafe { f(ptr, size) })
+            unsafe { alloc_into(ptr, size, || f(ptr, size)) }
         };
         // SAFETY: out-pointer read only on success.
-        unsafe {
-            record_alloc(
-                entry,
-                rc == HIP_SUCCESS,
-                ptr,
-                size,
-                0,
-                &fwd,
-                Memory::Host,
-                held,
-            )
-        };
+        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, &fwd, Memory::Host) };
         rc
     })
 }
@@ -356,7 +352,7 @@ unsafe extern "C" fn malloc_managed_from(
             Err(rc) => return rc,
         };
         // SAFETY: forwarding the caller's arguments.
-        let (rc, held) = nested::hip_alloc(|| unsafe { f(ptr, size, flags) });
+        let rc = unsafe { alloc_into(ptr, size, || f(ptr, size, flags)) };
         let mut fwd = Forward::unchanged(Called, flags);
         if rc == HIP_SUCCESS && advise && !ptr.is_null() {
             // SAFETY: success: the runtime wrote *ptr.
@@ -389,7 +385,6 @@ unsafe extern "C" fn malloc_managed_from(
                 flags,
                 &fwd,
                 Memory::hip_device(dev),
-                held,
             )
         };
         rc
@@ -410,7 +405,8 @@ unsafe fn forward_plain<F: Copy>(
         Ok(f) => f,
         Err(rc) => return rc,
     };
-    let (rc, held) = nested::hip_alloc(|| call(f));
+    // SAFETY: ptr is the caller's out-pointer, written by `call` on success.
+    let rc = unsafe { alloc_into(ptr, size, || call(f)) };
     let dev = if rc == HIP_SUCCESS { device() } else { -1 };
     // SAFETY: out-pointer read only on success.
     unsafe {
@@ -422,7 +418,6 @@ unsafe fn forward_plain<F: Copy>(
             0,
             &Forward::unchanged(Called, 0),
             Memory::hip_device(dev),
-            held,
         )
     };
     rc

@@ -63,8 +63,8 @@ extern "C" fn pool_allocate_from(
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
-        let nest = nested::here();
-        if nest.allocating() && caller_is_rocm(caller) {
+        let nest = nested::active();
+        if let Some(nest) = nest.filter(|n| n.allocating() && caller_is_rocm(caller)) {
             // The HIP runtime allocating for the HIP allocation whose hook
             // is in its real call on this thread: never rewritten (ROCm's
             // own call), and held for that hook to record (`core::backing`).
@@ -129,6 +129,9 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
+            if nest.is_none() {
+                nested::note_caller(|| caller_is_rocm(caller));
+            }
             ensure_fault_handler();
         });
         rc
@@ -161,7 +164,7 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
-        if nested::here().freed_by_hip(ptr as usize) {
+        if nested::active().is_some_and(|n| n.freed_by_hip(ptr as usize)) {
             // Inside the HIP free of the same base, whose hook took the
             // record at this base already: counted, forwarded.
             after(|| STATS.record(entry, false));

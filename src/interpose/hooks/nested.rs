@@ -7,6 +7,11 @@
 //! inside it skips the registry (the HIP hook already took the one record a
 //! base can have).
 //!
+//! Until a ROCm library has called the HSA allocation hook (ROCm 6 and 7's
+//! HIP runtime does while it starts), no HIP hook marks its calls: a
+//! runtime that never allocates through the exported HSA symbol pays one
+//! load per hook, not a thread-local lookup.
+//!
 //! The state is a const-initialised thread-local without a destructor: no
 //! allocation, no lock, no registration at thread exit. A hook reached from
 //! inside another's real call restores the outer state when it returns
@@ -16,6 +21,26 @@
 
 use crate::core::backing::Held;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once a ROCm library has called rmcp's HSA allocation hook.
+static ROCM_CALLS_HSA: AtomicBool = AtomicBool::new(false);
+
+/// In the HSA allocation hook, while `active` is None: notes a call made by
+/// a ROCm library (`by_rocm()`), which makes the HIP hooks mark their calls
+/// from then on.
+#[inline(always)]
+pub(super) fn note_caller(by_rocm: impl FnOnce() -> bool) {
+    if by_rocm() {
+        ROCM_CALLS_HSA.store(true, Ordering::Relaxed);
+    }
+}
+
+/// This thread's state, once a ROCm library has called the HSA hooks.
+#[inline(always)]
+pub(super) fn active() -> Option<&'static Nest> {
+    ROCM_CALLS_HSA.load(Ordering::Relaxed).then(here)
+}
 
 const IDLE: usize = 0;
 const ALLOCATING: usize = usize::MAX;
@@ -49,16 +74,31 @@ pub(super) fn here() -> &'static Nest {
     NEST.with(|n| unsafe { &*(n as *const Nest) })
 }
 
-/// `Nest::hip_alloc` on this thread.
+/// Runs `call`, a HIP allocation hook's real call, with this thread marked
+/// as allocating once `active`; then, if an HSA allocation was held
+/// meanwhile, `settle(&result, held)` (which records it unless it backs the
+/// HIP result). Before `active`, just `call`.
 #[inline(always)]
-pub(super) fn hip_alloc<R>(call: impl FnOnce() -> R) -> (R, Held) {
-    here().hip_alloc(call)
+pub(super) fn hip_alloc<R>(call: impl FnOnce() -> R, settle: impl FnOnce(&R, Held)) -> R {
+    match active() {
+        Some(n) => {
+            let (r, held) = n.hip_alloc(call);
+            if held.is_some() {
+                settle(&r, held);
+            }
+            r
+        }
+        None => call(),
+    }
 }
 
-/// `Nest::hip_free` on this thread.
+/// `Nest::hip_free` on this thread, once `active`; otherwise just `call`.
 #[inline(always)]
 pub(super) fn hip_free<R>(base: usize, call: impl FnOnce() -> R) -> R {
-    here().hip_free(base, call)
+    match active() {
+        Some(n) => n.hip_free(base, call),
+        None => call(),
+    }
 }
 
 impl Nest {
@@ -179,6 +219,30 @@ mod tests {
             let _ = n.hip_alloc(|| ());
             n.freed_by_hip(5)
         }));
+    }
+
+    #[test]
+    fn hip_calls_are_marked_once_rocm_has_called_the_hsa_hook() {
+        // (Other tests in this process may have set the flag already.)
+        note_caller(|| false);
+        if !ROCM_CALLS_HSA.load(Ordering::Relaxed) {
+            assert!(active().is_none());
+            assert!(
+                !hip_alloc(|| here().allocating(), |_, _| ()),
+                "not marked yet"
+            );
+        }
+        note_caller(|| true);
+        assert!(active().is_some());
+        assert!(hip_alloc(|| here().allocating(), |_, _| ()));
+        let mut settled = None;
+        hip_alloc(
+            || assert_eq!(here().hold(held(4)), Held::NONE),
+            |_, h| settled = Some(h),
+        );
+        assert_eq!(settled, Some(held(4)), "the held allocation is settled");
+        hip_alloc(|| (), |_, _| panic!("nothing held, nothing to settle"));
+        assert!(hip_free(0x20, || here().freed_by_hip(0x20)));
     }
 
     #[test]

@@ -8,13 +8,12 @@
 //! the address hit, or that the piece was unmapped or never mapped.
 #![allow(non_snake_case)]
 
-use super::forward::{after, boundary, forward_free, real_or_return, record_held, record_range};
+use super::forward::{after, boundary, forward_free, real_or_return, record_range, settle_held};
 use super::nested;
 use crate::abi::{
     hipError_t, hipExtent, hipMemGenericAllocationHandle_t, hipPitchedPtr,
     HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS,
 };
-use crate::core::backing::Held;
 use crate::core::entry::Entry;
 use crate::core::registry::Memory;
 use crate::core::sync::now_ns;
@@ -32,31 +31,26 @@ fn counted(entry: Entry, rc: hipError_t, record: impl FnOnce()) {
     });
 }
 
-/// `counted` for pitched and 3D memory: records the range `range()` reads
-/// on the current device, and the HSA allocation `held` during the real
-/// call unless it backs that range (`core::backing`).
-fn counted_alloc(
+/// Runs `call`, a pitched or 3D allocation's real call, through
+/// `nested::hip_alloc`, counts it and, when it succeeded, records the range
+/// `range()` reads, on the current device; an HSA allocation the runtime
+/// made meanwhile is recorded unless it backs that range (`core::backing`).
+fn alloc_counted(
     entry: Entry,
-    rc: hipError_t,
-    held: Held,
-    range: impl FnOnce() -> Option<(usize, usize)>,
-) {
-    after(|| {
-        STATS.record(entry, false);
-        let range = (rc == HIP_SUCCESS && process::config().enabled)
-            .then(range)
-            .flatten();
-        match range {
-            Some((base, size)) => {
-                if !held.backs(base, size) {
-                    record_held(held);
-                }
-                let dev = Memory::hip_device(threads::current_device());
-                record_range(entry, base, size, 0, 0, false, dev);
-            }
-            None => record_held(held),
+    call: impl FnOnce() -> hipError_t,
+    range: impl Fn() -> Option<(usize, usize)>,
+) -> hipError_t {
+    let rc = nested::hip_alloc(call, |&rc, held| {
+        let (base, size) = (rc == HIP_SUCCESS).then(&range).flatten().unwrap_or((0, 0));
+        settle_held(held, base, size);
+    });
+    counted(entry, rc, || {
+        if let Some((base, size)) = range() {
+            let dev = Memory::hip_device(threads::current_device());
+            record_range(entry, base, size, 0, 0, false, dev);
         }
     });
+    rc
 }
 
 /// # Safety
@@ -72,15 +66,17 @@ pub unsafe extern "C" fn hipMallocPitch(
         let entry = Entry::HipMallocPitch;
         let f = real_or_return!(entry, hipMallocPitch);
         // SAFETY: forwarding the caller's arguments.
-        let (rc, held) = nested::hip_alloc(|| unsafe { f(ptr, pitch, width, height) });
-        counted_alloc(entry, rc, held, || {
-            (!ptr.is_null() && !pitch.is_null()).then(|| {
-                // SAFETY: success: the runtime wrote both out-pointers.
-                let (base, pitch) = unsafe { (*ptr as usize, *pitch) };
-                (base, pitch.saturating_mul(height))
-            })
-        });
-        rc
+        alloc_counted(
+            entry,
+            || unsafe { f(ptr, pitch, width, height) },
+            || {
+                (!ptr.is_null() && !pitch.is_null()).then(|| {
+                    // SAFETY: success: the runtime wrote both out-pointers.
+                    let (base, pitch) = unsafe { (*ptr as usize, *pitch) };
+                    (base, pitch.saturating_mul(height))
+                })
+            },
+        )
     })
 }
 
@@ -92,19 +88,21 @@ pub unsafe extern "C" fn hipMalloc3D(pitched: *mut hipPitchedPtr, extent: hipExt
         let entry = Entry::HipMalloc3D;
         let f = real_or_return!(entry, hipMalloc3D);
         // SAFETY: forwarding the caller's arguments.
-        let (rc, held) = nested::hip_alloc(|| unsafe { f(pitched, extent) });
-        counted_alloc(entry, rc, held, || {
-            (!pitched.is_null()).then(|| {
-                // SAFETY: success: the runtime filled the caller's struct.
-                let p = unsafe { *pitched };
-                let size = p
-                    .pitch
-                    .saturating_mul(extent.height.max(1))
-                    .saturating_mul(extent.depth.max(1));
-                (p.ptr as usize, size)
-            })
-        });
-        rc
+        alloc_counted(
+            entry,
+            || unsafe { f(pitched, extent) },
+            || {
+                (!pitched.is_null()).then(|| {
+                    // SAFETY: success: the runtime filled the caller's struct.
+                    let p = unsafe { *pitched };
+                    let size = p
+                        .pitch
+                        .saturating_mul(extent.height.max(1))
+                        .saturating_mul(extent.depth.max(1));
+                    (p.ptr as usize, size)
+                })
+            },
+        )
     })
 }
 
