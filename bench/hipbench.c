@@ -34,6 +34,9 @@
  *   hipLaunchKernel        hipLaunchKernel(stub, {64,1,1}, {256,1,1}, NULL, 0, NULL)
  *                          (one launch per iteration; the stub registered once, up front)
  *   hipModuleLaunchKernel  hipModuleLaunchKernel(f, 64,1,1, 256,1,1, 0, NULL, NULL, NULL)
+ *   hipLaunchKernelOnStream, hipModuleLaunchKernelOnStream
+ *                          the same launches on a stream made once, up front, with
+ *                          hipStreamCreate (the launch hooks look its device up)
  *   none                   nothing (the loop itself)
  */
 #define _GNU_SOURCE
@@ -93,8 +96,9 @@ typedef hipError_t (*module_launch_fn)(void *, unsigned, unsigned, unsigned, uns
                                        unsigned, unsigned, void *, void **, void **);
 static char bench_stub;
 static void *bench_function;
+static void *bench_stream; /* NULL: the null stream */
 
-static void launch_setup(void)
+static void launch_setup(int with_stream)
 {
     void (*reg)(void **, const void *, char *, const char *, unsigned, void *, void *, void *,
                 void *, int *);
@@ -111,6 +115,15 @@ static void launch_setup(void)
     if (load(&module, name) != 0 || get(&bench_function, module, "_Z4fillPim") != 0) {
         fprintf(stderr, "hipbench: no module function\n");
         exit(2);
+    }
+    if (with_stream) {
+        hipError_t (*create)(void **);
+        s = fn("hipStreamCreate", 1, 0);
+        memcpy(&create, &s, sizeof s);
+        if (create(&bench_stream) != 0) {
+            fprintf(stderr, "hipbench: no stream\n");
+            exit(2);
+        }
     }
 }
 
@@ -188,21 +201,21 @@ static void loop(long n, int tid)
             if (a(fine_pool, 4096, 0, &p) != 0 || f(p) != 0)
                 exit(3);
         }
-    } else if (!strcmp(op, "hipLaunchKernel")) {
+    } else if (!strcmp(op, "hipLaunchKernel") || !strcmp(op, "hipLaunchKernelOnStream")) {
         launch_fn l;
-        void *s = fn(op, 1, 0);
+        void *s = fn("hipLaunchKernel", 1, 0);
         memcpy(&l, &s, sizeof s);
         bench_dim3 g = {64, 1, 1}, b = {256, 1, 1};
         for (long i = 0; i < n; i++) {
-            if (l(&bench_stub, g, b, NULL, 0, NULL) != 0)
+            if (l(&bench_stub, g, b, NULL, 0, bench_stream) != 0)
                 exit(3);
         }
-    } else if (!strcmp(op, "hipModuleLaunchKernel")) {
+    } else if (!strcmp(op, "hipModuleLaunchKernel") || !strcmp(op, "hipModuleLaunchKernelOnStream")) {
         module_launch_fn l;
-        void *s = fn(op, 1, 0);
+        void *s = fn("hipModuleLaunchKernel", 1, 0);
         memcpy(&l, &s, sizeof s);
         for (long i = 0; i < n; i++) {
-            if (l(bench_function, 64, 1, 1, 256, 1, 1, 0, NULL, NULL, NULL) != 0)
+            if (l(bench_function, 64, 1, 1, 256, 1, 1, 0, bench_stream, NULL, NULL) != 0)
                 exit(3);
         }
     } else if (!strcmp(op, "hsa_init")) {
@@ -274,7 +287,7 @@ int main(int argc, char **argv)
         }
     }
     if (strstr(op, "Launch"))
-        launch_setup();
+        launch_setup(strstr(op, "OnStream") != NULL);
     loop(16, 0);
     pthread_t tids[256];
     struct targ args[256];

@@ -6,7 +6,7 @@
 #
 # Prints four tables and whether each target is met; exits 1 if one is missed.
 # --quick (the cost guard .ci/run runs): only the instruction counts (table 1's pairs and
-# launches, table 2), each compared with the run committed in docs/performance.md ("Output
+# launches, on the null stream and on a created stream, table 2), each compared with the run committed in docs/performance.md ("Output
 # of one bench/run.sh run"); exits 1 when one is more than 10% above its committed number
 # (the targets are then printed, not enforced).
 #  1. Added instructions per call of every hooked entry point (valgrind --tool=callgrind;
@@ -119,10 +119,14 @@ echo "### Kernel launches (launch + forward; the double only records them)"
 echo
 LAUNCH_ADDED=$(added hipLaunchKernel both)
 LAUNCH_MODULE_ADDED=$(added hipModuleLaunchKernel both)
+LAUNCH_STREAM_ADDED=$(added hipLaunchKernelOnStream both)
+LAUNCH_MODULE_STREAM_ADDED=$(added hipModuleLaunchKernelOnStream both)
 echo "| launch | added instructions per launch |"
 echo "|---|---:|"
 echo "| hipLaunchKernel (dim3 by value) | $LAUNCH_ADDED |"
 echo "| hipModuleLaunchKernel | $LAUNCH_MODULE_ADDED |"
+echo "| hipLaunchKernel on a created stream | $LAUNCH_STREAM_ADDED |"
+echo "| hipModuleLaunchKernel on a created stream | $LAUNCH_MODULE_STREAM_ADDED |"
 echo
 echo "(hipHostAlloc, hipMemAllocHost: rewritten into hipHostMalloc(NonCoherent); hipExtMallocWithFlags(Finegrained) into Default; hipMallocManaged adds hipMemAdvise(SetCoarseGrain), whose cost in the runtime is counted; hsa_pool: fine-grained pool redirected to the coarse one; hsa_init row: hsa_init+hsa_shut_down, only hsa_init hooked.)"
 
@@ -234,6 +238,8 @@ if [[ $QUICK == 1 ]]; then
     done
     guard "hipLaunchKernel" "$(committed "hipLaunchKernel (dim3 by value)")" "$LAUNCH_ADDED"
     guard "hipModuleLaunchKernel" "$(committed hipModuleLaunchKernel)" "$LAUNCH_MODULE_ADDED"
+    guard "hipLaunchKernel on a created stream" "$(committed "hipLaunchKernel on a created stream")" "$LAUNCH_STREAM_ADDED"
+    guard "hipModuleLaunchKernel on a created stream" "$(committed "hipModuleLaunchKernel on a created stream")" "$LAUNCH_MODULE_STREAM_ADDED"
     committed_true=$(awk -F '|' '/^## Output of one `bench\/run.sh` run/ { on = 1 }
         on && $2 ~ /^ *librmcp.so *$/ { gsub(/ /, "", $4); print $4; exit }' "$DOC")
     guard "/bin/true start" "$committed_true" "$((true_shim - true_plain))"

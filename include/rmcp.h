@@ -71,7 +71,9 @@ typedef struct {
 typedef struct {
   // The device's launch number (0 = its first launch rmcp recorded).
   uint64_t sequence;
-  // HIP device ordinal: the launching thread's current device.
+  // HIP device ordinal: the device of the launch's stream (for the null
+  // stream, hipStreamLegacy and hipStreamPerThread, the launching
+  // thread's current device).
   int32_t device;
   // Kernel thread id of the launching thread.
   uint32_t thread;

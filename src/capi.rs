@@ -245,7 +245,9 @@ pub unsafe extern "C" fn rmcp_describe_address(
 pub struct rmcp_launch {
     /// The device's launch number (0 = its first launch rmcp recorded).
     pub sequence: u64,
-    /// HIP device ordinal: the launching thread's current device.
+    /// HIP device ordinal: the device of the launch's stream (for the null
+    /// stream, hipStreamLegacy and hipStreamPerThread, the launching
+    /// thread's current device).
     pub device: i32,
     /// Kernel thread id of the launching thread.
     pub thread: u32,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{stand_in_library, tempdir};
+use common::{stand_in_library, tempdir, Cli};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,29 +14,20 @@ fn fake_lib(dir: &Path) -> PathBuf {
     stand_in_library(dir, "librmcp.so")
 }
 
+/// `rmcp run ARGS` in the clean environment of [`common::Cli`] plus `env`;
+/// the fault reports `rmcp run` keeps go to a test directory, not ~.
 fn rmcp(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
-    c.arg("run").args(args);
-    for k in [
-        "LD_PRELOAD",
-        "RMCP_MODE",
-        "RMCP_LOG",
-        "RMCP_FAULT_REPORT",
-        "HIP_VISIBLE_DEVICES",
-        "CUDA_VISIBLE_DEVICES",
-        "RMCP_LIBRARY",
-    ] {
-        c.env_remove(k);
-    }
-    // The fault reports `rmcp run` keeps go to a test directory, not ~.
-    c.env(
-        "XDG_STATE_HOME",
-        std::env::temp_dir().join(format!("rmcp-test-state-{}", std::process::id())),
-    );
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    run_cli(args)
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join(format!("rmcp-test-state-{}", std::process::id())),
+        )
+        .envs(env)
+        .output()
+}
+
+fn run_cli(args: &[&str]) -> Cli {
+    Cli::new(&["run"]).args(args)
 }
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -341,12 +332,11 @@ fn second_run_exit_code_wins() {
 fn sigterm_is_forwarded_to_the_command() {
     let d = tempdir("term");
     let lib = fake_lib(&d);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rmcp"));
-    c.args(["run", "--", "sh", "-c"])
+    let mut c = run_cli(&["--", "sh", "-c"])
         .arg(format!("trap 'kill $! 2>/dev/null; echo got-term; exit 3' TERM; touch {}/ready; sleep 30 & wait", d.display()))
         .env("RMCP_LIBRARY", &lib)
-        .env_remove("LD_PRELOAD")
-        .stdout(std::process::Stdio::piped())
+        .into_command();
+    c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
     let start = std::time::Instant::now();
@@ -393,11 +383,9 @@ fn a_library_this_machine_cannot_load_is_refused() {
             "{e}"
         );
         assert!(!d.join("ran").exists(), "the command must not run");
-        let out = Command::new(env!("CARGO_BIN_EXE_rmcp"))
-            .arg("--print-library")
+        let out = Cli::new(&["--print-library"])
             .env("RMCP_LIBRARY", lib)
-            .output()
-            .unwrap();
+            .output();
         let e = stderr(&out);
         assert!(!out.status.success(), "{e}");
         assert!(out.stdout.is_empty());
@@ -576,14 +564,12 @@ for f in /proc/[0-9]*/stat; do
 done
 echo "pid1=$(cut -d' ' -f2 /proc/1/stat) zombies=$n"
 exit 7"#;
-    let out = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc"])
-        .arg(env!("CARGO_BIN_EXE_rmcp"))
-        .args(["run", "--", "sh", "-c", body])
-        .env("RMCP_LIBRARY", &lib)
-        .env_remove("LD_PRELOAD")
-        .output()
-        .unwrap();
+    let out = Cli::wrapped(
+        &["unshare", "--pid", "--fork", "--mount-proc"],
+        &["run", "--", "sh", "-c", body],
+    )
+    .env("RMCP_LIBRARY", &lib)
+    .output();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "pid1=(rmcp) zombies=0\n",

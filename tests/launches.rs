@@ -613,3 +613,226 @@ fn extensible_and_multi_device_launches_feed_their_devices_rings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One fault run on two GPUs (gfx1030, gfx1031): the run and the launches
+/// its JSON report lists as not completed on the faulting GPU, as
+/// (x of the grid, stream) pairs, newest first.
+fn listed_on_fault(name: &str, ops: &[&str]) -> (Run, Vec<(u64, String)>) {
+    let dir = common::tempdir(name);
+    let report = dir.join("fault.json");
+    let r = fault_run("gfx1030,gfx1031", ops, &report);
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("report: {e}\n{r}"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let listed = json["launches"]["not_completed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{text}"))
+        .iter()
+        .map(|l| {
+            (
+                l["grid"][0].as_u64().unwrap(),
+                l["stream"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (r, listed)
+}
+
+/// The handle the driver printed for its op `op` (`stream=0x...`).
+fn stream_of(r: &Run, op: &str) -> String {
+    r.ops()
+        .into_iter()
+        .find(|o| o.op == op)
+        .and_then(|o| o.get("stream").map(str::to_string))
+        .unwrap_or_else(|| panic!("no {op}\n{r}"))
+}
+
+/// Issue 19 item 3: `hipSetDevice(1); create s; hipSetDevice(0); launch on
+/// s` files the launch under device 1, on the assembly fast path too (the
+/// second launch of each kernel), so a fault on GPU 1 lists it in flight
+/// and a fault on GPU 0 does not; launches on the null stream,
+/// hipStreamLegacy and hipStreamPerThread stay under the thread's current
+/// device 0. A hipStreamSynchronize of s completes s's launches on device 1.
+#[test]
+fn a_launch_is_filed_under_its_streams_device_not_the_threads() {
+    let ops = |gpu: &'static str| {
+        vec![
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "modfunc:2:_Z4fillPim",
+            "setdev:1",
+            "stream:1",
+            "setdev:0",
+            "launch:kernel:0:1:64:1",
+            "launch:kernel:0:2:64:1",
+            "launch:module:2:3:32:1",
+            "launch:module:2:4:32:1",
+            "launch:kernel:0:5:64:0",
+            "launch:kernel:0:6:64:legacy",
+            "launch:kernel:0:7:64:spt",
+            "hipMalloc:64",
+            gpu,
+        ]
+    };
+    let (r, on1) = listed_on_fault("launches-stream-dev1", &ops("hsa_fault:live+0:1:1"));
+    let s1 = stream_of(&r, "stream:1");
+    assert_eq!(
+        on1,
+        [4, 3, 2, 1].map(|g| (g, s1.clone())),
+        "GPU 1 lists exactly the launches on stream 1\n{r}"
+    );
+    assert!(
+        r.stderr
+            .contains("rmcp: kernels launched on HIP device 1 (this GPU) and not known to have completed, newest first (4 of 4 recorded; 0 completed"),
+        "{r}"
+    );
+    let (_, on0) = listed_on_fault("launches-stream-dev0", &ops("hsa_fault:live+0:1:0"));
+    assert_eq!(
+        on0,
+        [(7, "0x2".into()), (6, "0x1".into()), (5, "0x0".into())],
+        "GPU 0 lists the null-stream and special-handle launches only"
+    );
+
+    // A synchronisation of stream 1 (current device still 0) completes its
+    // launches on device 1.
+    let mut synced = ops("hsa_fault:live+0:1:1");
+    synced.insert(synced.len() - 2, "streamsync:1");
+    let (r, on1) = listed_on_fault("launches-stream-sync", &synced);
+    assert!(on1.is_empty(), "{on1:?}\n{r}");
+    assert!(
+        r.stderr.contains("rmcp: kernels in flight: none; all 4 launches recorded on HIP device 1 (this GPU) had completed at a synchronisation before the fault\n"),
+        "{r}"
+    );
+}
+
+/// The launches on the stream above take the assembly fast path after the
+/// first launch of each kernel (whose name is resolved then): the stream's
+/// device is found without leaving it.
+#[cfg(feature = "test-counters")]
+#[test]
+fn launches_on_a_stream_of_another_device_take_the_fast_path() {
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030,gfx1031")
+        .preload(true)
+        .env("RMCP_LOG", "info")
+        .args([
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "modfunc:2:_Z4fillPim",
+            "setdev:1",
+            "stream:1",
+            "setdev:0",
+            "launch:kernel:0:1:64:1",
+            "launch:kernel:0:2:64:1",
+            "launch:module:2:3:32:1",
+            "launch:module:2:4:32:1",
+            "launch:kernel:0:5:64:0",
+            "launch:kernel:0:6:64:spt",
+        ])
+        .run();
+    r.assert_success();
+    assert!(
+        r.stderr
+            .contains("rmcp: info: launch paths (test-counters build): 4 fast, 2 slow\n"),
+        "{r}"
+    );
+}
+
+/// A stream destroyed, and a new one the runtime hands out at the same
+/// address on another device: the new stream's launches go under the new
+/// device. Twice: once created behind rmcp's back (from the runtime's own
+/// handle: only hipStreamDestroy's forgetting the old stream makes rmcp ask
+/// the runtime), once through hipStreamCreateWithFlags (the creation hook
+/// replaces the entry). The first stream comes from
+/// hipStreamCreateWithPriority.
+#[test]
+fn a_new_stream_at_a_destroyed_streams_address_is_filed_under_its_own_device() {
+    let ops = |gpu: &'static str| {
+        vec![
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "setdev:1",
+            "stream:1:priority",
+            "launch:kernel:0:1:64:1",
+            "launch:kernel:0:2:64:1",
+            "streamdestroy:1",
+            "setdev:0",
+            "stream:2:direct",
+            "setdev:1",
+            "launch:kernel:0:3:64:2",
+            "launch:kernel:0:4:64:2",
+            "streamdestroy:2",
+            "stream:3:flags",
+            "setdev:0",
+            "launch:kernel:0:5:64:3",
+            "hipMalloc:64",
+            gpu,
+        ]
+    };
+    let streams = |r: &Run| {
+        let s = [
+            stream_of(r, "stream:1:priority"),
+            stream_of(r, "stream:2:direct"),
+            stream_of(r, "stream:3:flags"),
+        ];
+        assert!(
+            s[0] == s[1] && s[1] == s[2],
+            "the double hands out the destroyed address again\n{r}"
+        );
+        s[0].clone()
+    };
+    let (r, on0) = listed_on_fault("launches-reuse-dev0", &ops("hsa_fault:live+0:1:0"));
+    let s = streams(&r);
+    assert_eq!(on0, [4, 3].map(|g| (g, s.clone())), "{r}");
+    let (r, on1) = listed_on_fault("launches-reuse-dev1", &ops("hsa_fault:live+0:1:1"));
+    let s = streams(&r);
+    assert_eq!(on1, [5, 2, 1].map(|g| (g, s.clone())), "{r}");
+    assert_eq!(r.calls_named("hipStreamDestroy").len(), 2, "{r}");
+    assert_eq!(r.calls_named("hipStreamCreateWithPriority").len(), 1, "{r}");
+    assert_eq!(r.calls_named("hipStreamCreateWithFlags").len(), 1, "{r}");
+}
+
+/// Another thread than the creator (whose current device is 0, where HIP
+/// starts every thread) launches on a stream created on device 1 with
+/// hipExtStreamCreateWithCUMask: filed under device 1; its null-stream
+/// launch under device 0. A stream created behind rmcp's back (from the
+/// runtime's own handle) is asked of the runtime once, at its first launch.
+#[test]
+fn another_threads_launches_and_unseen_streams_follow_the_stream() {
+    let ops = |gpu: &'static str| {
+        vec![
+            "hsa_init",
+            "kernel:0:_Z6vecAddPfPKfS1_i",
+            "setdev:1",
+            "stream:1:cumask",
+            "stream:2:direct",
+            "setdev:0",
+            "threads:1",
+            "launch:kernel:0:1:64:1",
+            "launch:kernel:0:2:64:0",
+            "launch:kernel:0:3:64:2",
+            "launch:kernel:0:4:64:2",
+            "hipMalloc:64",
+            gpu,
+        ]
+    };
+    let (r, on1) = listed_on_fault("launches-thread-dev1", &ops("hsa_fault:live+0:1:1"));
+    let (s1, s2) = (
+        stream_of(&r, "stream:1:cumask"),
+        stream_of(&r, "stream:2:direct"),
+    );
+    assert_eq!(
+        on1,
+        [(4, s2.clone()), (3, s2.clone()), (1, s1.clone())],
+        "{r}"
+    );
+    // The unseen stream was asked about once; the ones rmcp saw created
+    // were asked at creation (the runtime has hipStreamGetDevice).
+    let asked: Vec<_> = r
+        .calls_named("hipStreamGetDevice")
+        .into_iter()
+        .filter(|c| c.get("stream") == Some(s2.as_str()))
+        .collect();
+    assert_eq!(asked.len(), 1, "{r}");
+    let (_, on0) = listed_on_fault("launches-thread-dev0", &ops("hsa_fault:live+0:1:0"));
+    assert_eq!(on0, [(2, "0x0".to_string())]);
+}

@@ -141,6 +141,9 @@ struct Setup {
     case: &'static str,
     /// A second faulting launch after the first fault.
     twice: bool,
+    /// fault.c's `stream-on-1` or `device-behind-rmcp` (streams of HIP
+    /// device 1 on a two-GPU machine).
+    stream_case: Option<&'static str>,
     rmcp: bool,
     /// librmcp-audit.so as well (LD_AUDIT), and the dlsym build of fault.c.
     audit_dlsym: bool,
@@ -159,6 +162,7 @@ fn setup(case: &'static str, rmcp: bool) -> Setup {
         topology: "rx6800xt",
         case,
         twice: false,
+        stream_case: None,
         rmcp,
         audit_dlsym: false,
         dlsym_only: false,
@@ -342,6 +346,9 @@ fn run_fault(s: &Stack, b: &Built, setup: &Setup) -> FaultRun {
     cmd.arg(exe).arg(&b.code_object).arg(setup.case);
     if setup.twice {
         cmd.arg("twice");
+    }
+    if let Some(c) = setup.stream_case {
+        cmd.arg(c);
     }
     cmd.env("HSA_MODEL_TOPOLOGY", &topology)
         .env("HSA_MODEL_LIB", &b.model_lib)
@@ -634,6 +641,96 @@ fn wild_pointer() {
     assert_kernel_in_flight(&text, &j, &with);
     assert_eq!(j["verdict"], "unknown", "{j}");
     assert!(j["allocation"].is_null(), "{j}");
+}
+
+/// Issue 19 item 3 on the real stack, two RX 6800 XT (HIP devices 0 and 1;
+/// the model checks the kernel arguments of dispatches on its first GPU
+/// only, whose allocations hold the runtime's kernel-argument memory, so
+/// the kernels run on device 0).
+///
+/// First, what HIP 7.2.4 does with a launch on a stream of another device
+/// than the current one (`create s on 0; hipSetDevice(1); launch on s`):
+/// it refuses the launch (hipErrorInvalidHandle, 400: clr checks the
+/// stream's device against the current device), with and without rmcp, so
+/// no kernel runs and nothing faults.
+///
+/// Then a launch HIP accepts on a stream whose device differs from the
+/// device rmcp's hooks saw set: the thread's device is set to 1 through the
+/// hooked hipSetDevice and to 0 through the runtime's own (dlsym on its
+/// handle), the stream created on device 0 through the hooked
+/// hipStreamCreate. The fault comes from node 1, and its report lists the
+/// faulting launch in flight on device 0 with the stream's handle: filed
+/// under the stream's device, not the device rmcp last saw set (1, where
+/// the warm-up launch on the null stream is filed).
+#[test]
+fn a_fault_lists_the_launch_on_a_stream_of_the_faulting_gpu() {
+    let test = "a_fault_lists_the_launch_on_a_stream_of_the_faulting_gpu";
+    let Some((s, b)) = env(test) else { return };
+    let mut refused = setup("wild", true);
+    refused.topology = "rx6800xt-x2";
+    refused.stream_case = Some("stream-of-0-from-1");
+    let mut behind = refused.clone();
+    behind.stream_case = Some("device-behind-rmcp");
+    let (without, with) = with_and_without_rmcp(s, b, &refused);
+    for run in [&without, &with] {
+        for what in ["hipStreamCreate", "hipSetDevice:1"] {
+            assert_eq!(
+                run.call(what),
+                Some((0, "hipSuccess".into())),
+                "{what}\n{run}"
+            );
+        }
+        assert_eq!(
+            run.call("hipModuleLaunchKernel"),
+            Some((400, "hipErrorInvalidHandle".into())),
+            "HIP 7.2.4 refuses a launch on another device's stream\n{run}"
+        );
+        assert!(run.model_faults().is_empty(), "{run}");
+    }
+
+    let with = run_fault(s, b, &behind);
+    for what in [
+        "hipSetDevice:1",
+        "hipSetDevice:0:runtime",
+        "hipStreamCreate",
+    ] {
+        assert_eq!(
+            with.call(what),
+            Some((0, "hipSuccess".into())),
+            "{what}\n{with}"
+        );
+    }
+    assert_eq!(
+        with.call("hipDeviceSynchronize"),
+        Some((700, "hipErrorIllegalAddress".into())),
+        "the stream's synchronisation sees the fault\n{with}"
+    );
+    assert_eq!(with.model_faults(), vec![0x3e00001000], "{with}");
+    let stream = with
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("stream "))
+        .unwrap_or_else(|| panic!("no stream line\n{with}"))
+        .to_string();
+    let (text, j) = report(&with);
+    assert!(
+        text.contains("GPU memory fault at address 0x3e00001000 on gfx1030 (node 1,"),
+        "{with}"
+    );
+    assert!(
+        text.contains("kernels launched on HIP device 0 (this GPU) and not known to have completed, newest first (1 of 1 recorded; 0 completed at a synchronisation):"),
+        "{with}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  #0 {KERNEL} via hipModuleLaunchKernel: grid 1x1x1, block 64x1x1, stream {stream}, thread "
+        )),
+        "{with}"
+    );
+    assert_eq!(j["launches"]["device"], 0, "{j}");
+    let l = &j["launches"]["not_completed"][0];
+    assert_eq!(l["kernel"], KERNEL, "{j}");
+    assert_eq!(l["stream"], stream.as_str(), "{j}");
 }
 
 /// The model faults on nothing a kernel is legitimately given: the same
@@ -940,10 +1037,9 @@ fn rmcp_run_cpu(
 ) -> (i32, String, String) {
     let state = common::tempdir("run-cpu-state");
     let topology = model::topology("rx6800xt");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+    let mut cmd = common::Cli::new(&["run", "--on-gpu-fault", "cpu", "--"]).into_command();
     model::clear_runtime_env(&mut cmd);
     cmd.current_dir(&state)
-        .args(["run", "--on-gpu-fault", "cpu", "--"])
         .arg(&s.loader)
         .arg("--library-path")
         .arg(std::env::join_paths([&b.rocr, &s.libdir]).unwrap())

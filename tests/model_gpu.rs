@@ -1542,22 +1542,12 @@ fn doctor_on(topo: Topo, env: &[(&str, &str)]) -> std::process::Output {
     let root = model::sysfs_root(&topo.path(), &format!("doctor-{}", topo.dir()));
     let log = root.join("kernel.log");
     std::fs::write(&log, "").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
-    cmd.args(["doctor", "--python", "none", "--sysfs-root"])
+    let out = common::Cli::new(&["doctor", "--python", "none", "--sysfs-root"])
         .arg(&root)
         .arg("--kernel-log")
-        .arg(&log);
-    for k in [
-        "HSA_OVERRIDE_GFX_VERSION",
-        "RMCP_TARGETS",
-        "RMCP_MODE",
-        "LD_PRELOAD",
-        "HIP_HOST_COHERENT",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap();
+        .arg(&log)
+        .envs(env)
+        .output();
     let _ = std::fs::remove_dir_all(&root);
     out
 }

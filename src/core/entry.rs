@@ -77,13 +77,20 @@ macro_rules! hook_table {
                 HipGraphLaunchSpt hipGraphLaunch_spt(hipGraphExec_t, hipStream_t) -> hipError_t;
                 HipStreamSynchronizeSpt hipStreamSynchronize_spt(hipStream_t) -> hipError_t;
                 HipModuleLaunchCooperativeKernel hipModuleLaunchCooperativeKernel(hipFunction_t, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, hipStream_t, *mut *mut c_void) -> hipError_t;
-                // Extensible and multi-device launches (each launch of a
-                // multi-device call is filed under its stream's device).
+                // Extensible and multi-device launches.
                 HipLaunchKernelExC hipLaunchKernelExC(*const hipLaunchConfig_t, *const c_void, *mut *mut c_void) -> hipError_t;
                 HipDrvLaunchKernelEx hipDrvLaunchKernelEx(*const HIP_LAUNCH_CONFIG, hipFunction_t, *mut *mut c_void, *mut *mut c_void) -> hipError_t;
                 HipLaunchCooperativeKernelMultiDevice hipLaunchCooperativeKernelMultiDevice(*mut hipLaunchParams, c_int, c_uint) -> hipError_t;
                 HipExtLaunchMultiKernelMultiDevice hipExtLaunchMultiKernelMultiDevice(*mut hipLaunchParams, c_int, c_uint) -> hipError_t;
                 HipModuleLaunchCooperativeKernelMultiDevice hipModuleLaunchCooperativeKernelMultiDevice(*mut hipFunctionLaunchParams, c_uint, c_uint) -> hipError_t;
+                // Streams: a launch is filed under its stream's device,
+                // noted when the stream is created, forgotten when it is
+                // destroyed (`crate::core::streams`).
+                HipStreamCreate hipStreamCreate(*mut hipStream_t) -> hipError_t;
+                HipStreamCreateWithFlags hipStreamCreateWithFlags(*mut hipStream_t, c_uint) -> hipError_t;
+                HipStreamCreateWithPriority hipStreamCreateWithPriority(*mut hipStream_t, c_uint, c_int) -> hipError_t;
+                HipExtStreamCreateWithCUMask hipExtStreamCreateWithCUMask(*mut hipStream_t, u32, *const u32) -> hipError_t;
+                HipStreamDestroy hipStreamDestroy(hipStream_t) -> hipError_t;
             }
             hsa_hooks {
                 HsaMemoryPoolAllocate hsa_amd_memory_pool_allocate(hsa_amd_memory_pool_t, usize, u32, *mut *mut c_void) -> hsa_status_t;

@@ -451,6 +451,10 @@ pub mod layout {
     use super::*;
     use std::mem::{offset_of, size_of};
     pub const RING_NEXT: usize = offset_of!(Ring, next);
+    /// Ring `d` of an array of rings is at `d * RING_SIZE`.
+    pub const RING_SIZE: usize = size_of::<Ring>();
+    /// The ring of device `d` is `d & DEVICE_MASK` (`DEVICES` rings).
+    pub const DEVICE_MASK: usize = DEVICES - 1;
     pub const RING_SLOTS: usize = offset_of!(Ring, slots);
     pub const SLOT_SIZE: usize = size_of::<Slot>();
     /// A slot's offset is `(seq & RING_MASK) << SLOT_SHIFT`.
@@ -482,6 +486,7 @@ pub mod layout {
     pub const NAME_SHIFT: u32 = 64 - NAME_BITS;
 
     const _: () = assert!(SLOT_SIZE == 1 << SLOT_SHIFT);
+    const _: () = assert!(DEVICES.is_power_of_two() && RING_SIZE < i32::MAX as usize / DEVICES);
     const _: () = assert!(SLOTS.is_power_of_two() && NAMES.is_power_of_two());
     const _: () = assert!(size_of::<AtomicU64>() == 2 * HIGH_HALF);
     const _: () = assert!(

@@ -18,5 +18,6 @@ pub mod registry;
 pub mod report;
 pub mod report_path;
 pub mod stats;
+pub mod streams;
 pub mod sync;
 pub mod vmm;

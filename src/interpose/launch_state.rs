@@ -5,11 +5,15 @@
 //! none of those imports another.
 
 use crate::core::launches::{self, ClockPair, Launch, NameCache, Ring, Shown, DEVICES, SLOTS};
+use crate::core::streams::StreamDevices;
 use crate::core::sync::now_ns;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub static RINGS: [Ring; DEVICES] = [const { Ring::new() }; DEVICES];
 pub static NAMES: NameCache = NameCache::new();
+/// The device of each stream created through rmcp's hooks (or asked of the
+/// runtime at its first launch): where its launches are filed.
+pub static STREAMS: StreamDevices = StreamDevices::new();
 
 /// Which path each hipLaunchKernel / hipModuleLaunchKernel call took
 /// (feature `test-counters`, for tests/launches.rs; never in releases): the
@@ -23,7 +27,7 @@ pub static SLOW_LAUNCHES: AtomicU64 = AtomicU64::new(0);
 /// The ring of HIP device `dev` (ordinals past `DEVICES` share rings).
 #[inline(always)]
 pub fn ring(dev: i32) -> &'static Ring {
-    &RINGS[(dev as usize) & (DEVICES - 1)]
+    &RINGS[(dev as usize) & launches::layout::DEVICE_MASK]
 }
 
 /// (ticks, ns) taken at the first launch a thread records: the origin of the

@@ -72,7 +72,21 @@ pub struct CliRun {
 
 impl Cli {
     pub fn new(args: &[&str]) -> Cli {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmcp"));
+        Cli::wrapped(&[], args)
+    }
+
+    /// `rmcp ARGS` run by another program: `wrapper[0] wrapper[1..] rmcp ARGS`
+    /// (`unshare --pid --fork`, say), with the same clean environment.
+    pub fn wrapped(wrapper: &[&str], args: &[&str]) -> Cli {
+        let rmcp = env!("CARGO_BIN_EXE_rmcp");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrapper_args).arg(rmcp);
+                c
+            }
+            None => Command::new(rmcp),
+        };
         cmd.args(args);
         let others = [
             "RMCP_LIBRARY",
@@ -116,6 +130,18 @@ impl Cli {
     pub fn current_dir(mut self, d: impl AsRef<Path>) -> Cli {
         self.cmd.current_dir(d);
         self
+    }
+
+    /// The command as built, for a test that spawns it or runs it with a
+    /// deadline.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
+    /// Runs to the end and returns the raw output: for a test that expects
+    /// rmcp to end by a signal or reads bytes, not text.
+    pub fn output(mut self) -> std::process::Output {
+        self.cmd.output().expect("run the rmcp binary")
     }
 
     pub fn run(mut self) -> CliRun {

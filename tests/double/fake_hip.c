@@ -44,6 +44,9 @@
  * hipGetProcAddress symbol= flags= dev= ptr=<function found or 0x0> rc=;
  * hipGetErrorString/hipGetErrorName error=<n> rc=0; hipInit flags= rc=;
  * hipRuntimeGetVersion/hipDriverGetVersion rc=.
+ * hipStreamCreate[WithFlags|WithPriority], hipExtStreamCreateWithCUMask flags= priority= dev=
+ * ptr=<the stream> rc=; hipStreamDestroy stream= dev= rc= (a destroyed stream's address is
+ * handed out again by the next creation).
  * Example:
  *     hipHostMalloc size=4096 flags=0x80000000 dev=0 ptr=0x7f3a4c000100 rc=0 pool=syscoarse
  */
@@ -943,7 +946,7 @@ static int is_module_function(const void *f)
 /* 0 = the null stream; else must be a live stream this double created. */
 static int stream_ok(void *stream)
 {
-    if (!stream)
+    if ((uintptr_t)stream <= 2) /* the null stream, hipStreamLegacy, hipStreamPerThread */
         return 1;
     const struct stream *s = stream;
     return s >= &streams[0] && s < &streams[MAX_STREAMS] && s->live;
@@ -1016,7 +1019,9 @@ EXPORT const char *hipKernelNameRefByPtr(const void *host, void *stream)
     return k ? k->name : NULL;
 }
 
-EXPORT hipError_t hipStreamCreate(void **stream)
+/* A new stream on the caller's current device, in the first free entry: a destroyed
+ * stream's address is handed out again, as a real allocator may. */
+static hipError_t stream_create(const char *fn, void **stream, unsigned flags, int priority)
 {
     hipError_t rc = hipSuccess;
     void *s = NULL;
@@ -1026,18 +1031,59 @@ EXPORT hipError_t hipStreamCreate(void **stream)
         rc = hipErrorNoDevice;
     else {
         pthread_mutex_lock(&kernel_lock);
-        if (nstreams < MAX_STREAMS) {
-            streams[nstreams].device = current_device;
-            streams[nstreams].live = 1;
-            s = &streams[nstreams++];
-        }
+        for (int i = 0; i < MAX_STREAMS && !s; i++)
+            if (!streams[i].live) {
+                streams[i].device = current_device;
+                streams[i].live = 1;
+                s = &streams[i];
+                if (i >= nstreams)
+                    nstreams = i + 1;
+            }
         pthread_mutex_unlock(&kernel_lock);
         if (s)
             *stream = s;
         else
             rc = hipErrorOutOfMemory;
     }
-    record("hipStreamCreate dev=%d ptr=0x%llx rc=%d", current_device, U(s), rc);
+    record("%s flags=0x%x priority=%d dev=%d ptr=0x%llx rc=%d", fn, flags, priority,
+           current_device, U(s), rc);
+    return rc;
+}
+
+EXPORT hipError_t hipStreamCreate(void **stream)
+{
+    return stream_create("hipStreamCreate", stream, 0, 0);
+}
+
+EXPORT hipError_t hipStreamCreateWithFlags(void **stream, unsigned flags)
+{
+    return stream_create("hipStreamCreateWithFlags", stream, flags, 0);
+}
+
+EXPORT hipError_t hipStreamCreateWithPriority(void **stream, unsigned flags, int priority)
+{
+    return stream_create("hipStreamCreateWithPriority", stream, flags, priority);
+}
+
+EXPORT hipError_t hipExtStreamCreateWithCUMask(void **stream, uint32_t size, const uint32_t *mask)
+{
+    if (!mask || !size) {
+        record("hipExtStreamCreateWithCUMask flags=0x0 priority=0 dev=%d ptr=0x0 rc=%d",
+               current_device, hipErrorInvalidValue);
+        return hipErrorInvalidValue;
+    }
+    return stream_create("hipExtStreamCreateWithCUMask", stream, 0, 0);
+}
+
+EXPORT hipError_t hipStreamDestroy(void *stream)
+{
+    hipError_t rc = stream && stream_ok(stream) ? hipSuccess : hipErrorInvalidResourceHandle;
+    if (rc == hipSuccess) {
+        pthread_mutex_lock(&kernel_lock);
+        ((struct stream *)stream)->live = 0;
+        pthread_mutex_unlock(&kernel_lock);
+    }
+    record("hipStreamDestroy stream=0x%llx dev=%d rc=%d", U(stream), current_device, rc);
     return rc;
 }
 
@@ -1290,7 +1336,7 @@ EXPORT hipError_t hipStreamGetDevice(void *stream, int *device)
                     : !stream_ok(stream) ? hipErrorInvalidResourceHandle
                     : hipSuccess;
     if (rc == hipSuccess)
-        *device = stream ? ((const struct stream *)stream)->device : current_device;
+        *device = (uintptr_t)stream > 2 ? ((const struct stream *)stream)->device : current_device;
     record("hipStreamGetDevice stream=0x%llx dev=%d device=%d rc=%d", U(stream), current_device,
            rc == hipSuccess ? *device : -1, rc);
     return rc;

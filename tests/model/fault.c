@@ -1,7 +1,7 @@
 /*
  * fault.c - a HIP program that makes the modelled GPU fault, for tests/model_fault.rs.
  *
- *   fault CODE_OBJECT WHAT [twice]
+ *   fault CODE_OBJECT WHAT [twice | stream-of-0-from-1 | device-behind-rmcp]
  *
  * Loads CODE_OBJECT (hipcc --genco of tests/model/fault_kernels.hip) with the real HIP
  * 7.2.4, allocates two 64 MiB buffers (large enough that each is a KFD allocation of its
@@ -16,7 +16,15 @@
  *   none        the first buffer (no fault)
  * then hipDeviceSynchronize, hipGetLastError, hipGetLastError again, hipMalloc and
  * hipDeviceSynchronize again. With `twice`, a second faulting launch follows and is
- * synchronised. Each call prints "call <what> rc=<code> name=<hipGetErrorName>" (stdout is
+ * synchronised. Two cases for a machine with two GPUs, where everything runs on HIP device
+ * 0: with `stream-of-0-from-1`, a stream is created on device 0, the current device is set
+ * to 1, and the faulting launch goes to that stream (a launch on a stream of another device
+ * than the current one); with `device-behind-rmcp`, the current device is set to 1 through
+ * the linked hipSetDevice, then to 0 through the runtime's own hipSetDevice (dlsym on its
+ * handle, which no preloaded hook sees), and the faulting launch goes to a stream created
+ * on device 0. In both the launch is waited for with hipStreamSynchronize (the line keeps
+ * the name hipDeviceSynchronize). Each call
+ * prints "call <what> rc=<code> name=<hipGetErrorName>" (stdout is
  * line-buffered, so the lines before an abort are kept). A call that does not return
  * within 60 s ends the process with SIGALRM.
  *
@@ -46,6 +54,9 @@
       (hipFunction_t, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,      \
        hipStream_t, void **, void **))                                                           \
     X(hipDeviceSynchronize, hipError_t, (void))                                                  \
+    X(hipSetDevice, hipError_t, (int))                                                           \
+    X(hipStreamCreate, hipError_t, (hipStream_t *))                                              \
+    X(hipStreamSynchronize, hipError_t, (hipStream_t))                                           \
     X(hipGetLastError, hipError_t, (void))                                                       \
     X(hipGetErrorName, const char *, (hipError_t))
 
@@ -91,12 +102,13 @@ static void say(const char *what, hipError_t rc)
     } while (0)
 
 static hipFunction_t axpy;
+static hipStream_t stream; /* NULL: the null stream (all but the two-GPU cases) */
 
 static void launch(const char *what, void *y, void *x)
 {
     unsigned long n = 64;
     void *args[] = {&y, &x, &n};
-    TIMED(what, CALL(hipModuleLaunchKernel)(axpy, 1, 1, 1, 64, 1, 1, 0, NULL, args, NULL));
+    TIMED(what, CALL(hipModuleLaunchKernel)(axpy, 1, 1, 1, 64, 1, 1, 0, stream, args, NULL));
 }
 
 int main(int argc, char **argv)
@@ -115,6 +127,20 @@ int main(int argc, char **argv)
         return 2;
     const char *what = argv[2];
     int twice = argc > 3 && strcmp(argv[3], "twice") == 0;
+    int from1 = argc > 3 && strcmp(argv[3], "stream-of-0-from-1") == 0;
+    int behind = argc > 3 && strcmp(argv[3], "device-behind-rmcp") == 0;
+    if (behind) {
+        TIMED("hipSetDevice:1", CALL(hipSetDevice)(1));
+        void *rt = dlopen("libamdhip64.so.7", RTLD_NOW | RTLD_NOLOAD);
+        void *sym = rt ? dlsym(rt, "hipSetDevice") : NULL;
+        hipError_t (*set_device)(int);
+        if (!sym) {
+            fprintf(stderr, "fault: the runtime's own hipSetDevice was not found\n");
+            return 3;
+        }
+        memcpy(&set_device, &sym, sizeof sym);
+        TIMED("hipSetDevice:0:runtime", set_device(0));
+    }
 
     hipModule_t module = NULL;
     TIMED("hipModuleLoadData", CALL(hipModuleLoadData)(&module, image));
@@ -142,9 +168,16 @@ int main(int argc, char **argv)
                 what);
         return 2;
     }
+    if (from1 || behind) {
+        TIMED("hipStreamCreate", CALL(hipStreamCreate)(&stream));
+        if (from1)
+            TIMED("hipSetDevice:1", CALL(hipSetDevice)(1));
+        printf("stream %p\n", (void *)stream);
+    }
     printf("target %p\n", y);
     launch("hipModuleLaunchKernel", y, a);
-    TIMED("hipDeviceSynchronize", CALL(hipDeviceSynchronize)());
+    TIMED("hipDeviceSynchronize",
+          stream ? CALL(hipStreamSynchronize)(stream) : CALL(hipDeviceSynchronize)());
     TIMED("hipGetLastError", CALL(hipGetLastError)());
     TIMED("hipGetLastError:again", CALL(hipGetLastError)());
     void *c = NULL;

@@ -87,7 +87,15 @@
  *                                  under device name NAME with __hipRegisterFunction, as
  *                                  hipcc's start-up code does
  *   modfunc:SLOT:NAME              hipModuleLoadData + hipModuleGetFunction(NAME) into slot SLOT
- *   stream:N                       hipStreamCreate into stream slot N (1-7; slot 0 = NULL stream)
+ *   stream:N[:API]                 a new stream into stream slot N (1-7; slot 0 = NULL stream)
+ *                                  through API = create (hipStreamCreate, the default) | flags
+ *                                  (hipStreamCreateWithFlags(1)) | priority
+ *                                  (hipStreamCreateWithPriority(0, -1)) | cumask
+ *                                  (hipExtStreamCreateWithCUMask, one mask word) | direct
+ *                                  (hipStreamCreate from the runtime's own handle: the hooks do
+ *                                  not see it); prints stream=
+ *   streamdestroy:N                hipStreamDestroy(stream slot N)
+ *     (a stream slot S is 0-7, or "legacy" / "spt": hipStreamLegacy / hipStreamPerThread)
  *   launch:API:SLOT:GRID:BLOCK:S   API = kernel | ext | coop | kernel_spt | coop_spt | exc (host
  *                                  stub SLOT) | module | modcoop | drvex | extmodule (module
  *                                  function SLOT;
@@ -377,6 +385,10 @@ static drv_dim3 dims(const char *s)
 
 static void *stream_slot(const char *s)
 {
+    if (s && !strcmp(s, "legacy"))
+        return (void *)(uintptr_t)1;
+    if (s && !strcmp(s, "spt"))
+        return (void *)(uintptr_t)2;
     unsigned long n = s ? strtoul(s, NULL, 10) : 0;
     return n < 8 ? streams[n] : (void *)(uintptr_t)0xdead;
 }
@@ -1013,9 +1025,39 @@ static int run_ops(struct state *st, int argc, char **argv)
                  (unsigned long)(uintptr_t)(slot < 8 ? module_funcs[slot] : NULL));
         } else if (!strcmp(op, "stream")) {
             unsigned long n = (unsigned long)num(f[1]);
-            rc = n >= 1 && n < 8 ? call_named("hipStreamCreate", 1, &streams[n], NULL, NULL) : -1;
+            const char *api = f[2] ? f[2] : "create";
+            static uint32_t cu_mask = 0xffffffffu;
+            void *rt = !strcmp(api, "direct") ? runtime_handle() : NULL;
+            void *sym = rt ? dlsym(rt, "hipStreamCreate")
+                      : dlsym(RTLD_DEFAULT, !strcmp(api, "create")     ? "hipStreamCreate"
+                                            : !strcmp(api, "flags")    ? "hipStreamCreateWithFlags"
+                                            : !strcmp(api, "priority") ? "hipStreamCreateWithPriority"
+                                            : !strcmp(api, "cumask") ? "hipExtStreamCreateWithCUMask"
+                                                                       : "");
+            if (!sym || n < 1 || n >= 8) {
+                rc = -1;
+            } else if (!strcmp(api, "create") || !strcmp(api, "direct")) {
+                hipError_t (*fn)(void **);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(&streams[n]);
+            } else if (!strcmp(api, "flags")) {
+                hipError_t (*fn)(void **, unsigned);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(&streams[n], 1);
+            } else if (!strcmp(api, "priority")) {
+                hipError_t (*fn)(void **, unsigned, int);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(&streams[n], 0, -1);
+            } else {
+                hipError_t (*fn)(void **, uint32_t, const uint32_t *);
+                memcpy(&fn, &sym, sizeof fn);
+                rc = fn(&streams[n], 1, &cu_mask);
+            }
             emit("%s rc=%d stream=0x%lx", item, rc,
                  (unsigned long)(uintptr_t)(n < 8 ? streams[n] : NULL));
+        } else if (!strcmp(op, "streamdestroy")) {
+            rc = call_named("hipStreamDestroy", 1, stream_slot(f[1]), NULL, NULL);
+            emit("%s rc=%d", item, rc);
         } else if (!strcmp(op, "launch")) {
             rc = f[1] && f[2] ? do_launch(f[1], (unsigned)num(f[2]), dims(f[3]), dims(f[4]),
                                           stream_slot(f[5]))

@@ -201,6 +201,20 @@ int main(void)
 #endif
         RC("hipStreamSynchronize(NULL)", hipStreamSynchronize(NULL));
         RC("hipDeviceSynchronize", hipDeviceSynchronize());
+        /* The stream hooks (they note each stream's device for the launches). */
+        hipStream_t s = NULL;
+        uint32_t mask = 1;
+        RC("hipStreamCreate", hipStreamCreate(&s));
+        RC("hipStreamDestroy", hipStreamDestroy(s));
+        s = NULL;
+        RC("hipStreamCreateWithFlags", hipStreamCreateWithFlags(&s, hipStreamNonBlocking));
+        RC("hipStreamDestroy", hipStreamDestroy(s));
+        s = NULL;
+        RC("hipStreamCreateWithPriority", hipStreamCreateWithPriority(&s, 0, 0));
+        RC("hipStreamDestroy", hipStreamDestroy(s));
+        s = NULL;
+        RC("hipExtStreamCreateWithCUMask", hipExtStreamCreateWithCUMask(&s, 1, &mask));
+        RC("hipStreamDestroy", hipStreamDestroy(s));
     }
 
     RC("hsa_init", hsa_init());

@@ -6,14 +6,22 @@
 //! path after the forwarded call is kept to atomics and plain stores: no
 //! lock, no allocation, no call into the runtime except the first time a
 //! kernel is seen (its name is resolved then, see `resolve_name`), and no
-//! `catch_unwind` frame (nothing on it can panic: indices are masked). The
-//! device is the calling thread's current device, tracked by the
-//! hipSetDevice hook in a thread-local together with the thread id, so a
-//! launch asks the runtime nothing. Limit: a launch on a stream created on
-//! another device is filed under the thread's current device, except the
-//! launches of the multi-device calls, filed under their stream's device
-//! (`record_on_stream_device`). Only hipLaunchKernel and
-//! hipModuleLaunchKernel have an assembly fast path.
+//! `catch_unwind` frame (nothing on it can panic: indices are masked).
+//!
+//! The device a launch is filed under is its stream's: the stream-creation
+//! hooks note each new stream's device in `launch_state::STREAMS`
+//! (`core::streams`) and hipStreamDestroy forgets it, so a launch on a
+//! stream created on device 1 is filed under device 1 even while the
+//! launching thread's current device is 0. The null stream and HIP's
+//! special handles (hipStreamLegacy, hipStreamPerThread) run on the
+//! thread's current device, tracked by the hipSetDevice hook in the
+//! thread's word (`crate::interpose::threads`) together with the thread
+//! id, so those launches ask the runtime nothing. A stream rmcp did not see
+//! created is asked of the runtime once (hipStreamGetDevice) at its first
+//! launch; where the runtime cannot say (ROCm 5.2.3 has no
+//! hipStreamGetDevice), its launches go under the thread's current device.
+//! Only hipLaunchKernel and hipModuleLaunchKernel have an assembly fast
+//! path.
 #![allow(non_snake_case)]
 
 use super::forward::{after, real, real_or_return};
@@ -24,8 +32,9 @@ use crate::abi::{
 use crate::core::demangle::demangle;
 use crate::core::entry::Entry;
 use crate::core::launches::{self, Launcher, Ring};
+use crate::core::streams;
 use crate::interpose::devices;
-use crate::interpose::launch_state::{self, ring, ticks, NAMES};
+use crate::interpose::launch_state::{self, ring, ticks, NAMES, STREAMS};
 use crate::interpose::process;
 use crate::interpose::symbols::{self, hip_fn, hip_sym};
 use crate::interpose::threads;
@@ -78,6 +87,7 @@ fn record(l: Launcher, handle: usize, grid_xy: u64, block_xy: u64, zz: u64, stre
     let Some(w) = ctx() else {
         return;
     };
+    let w = on_stream_device(w, stream);
     let who = w | (l as u64) << 48;
     ring(launches::word_device(w)).record_packed(
         who,
@@ -91,6 +101,56 @@ fn record(l: Launcher, handle: usize, grid_xy: u64, block_xy: u64, zz: u64, stre
     if !l.is_graph() && !NAMES.seen(handle) {
         resolve_name(l, handle, stream);
     }
+}
+
+/// The thread word `w` with `stream`'s device in place of the thread's
+/// current device: a launch (or a synchronisation) on an explicit stream
+/// belongs to the device the stream was created on. The null stream and
+/// HIP's special handles (`streams::SPECIAL_MAX`) run on the thread's
+/// current device, and so does a stream whose device neither the table nor
+/// the runtime knows.
+#[inline(always)]
+fn on_stream_device(w: u64, stream: hipStream_t) -> u64 {
+    let s = stream as usize;
+    if s <= streams::SPECIAL_MAX {
+        return w;
+    }
+    let dev = match STREAMS.get(s) {
+        Some(d) => d,
+        None => match ask_stream_device(stream) {
+            Some(d) => d,
+            None => return w,
+        },
+    };
+    launches::thread_word(w as u32, dev)
+}
+
+/// A stream rmcp did not see created (before rmcp was loaded, or through a
+/// path that bypassed the hooks): its device is asked of the runtime once
+/// (hipStreamGetDevice, ROCm >= 5.5) and kept. None when the runtime cannot
+/// say.
+#[cold]
+#[inline(never)]
+fn ask_stream_device(stream: hipStream_t) -> Option<i32> {
+    let mut dev = None;
+    after(|| {
+        dev = runtime_stream_device(stream);
+        if let Some(d) = dev {
+            STREAMS.insert(stream as usize, d);
+        }
+    });
+    dev
+}
+
+/// The runtime's answer to hipStreamGetDevice(stream), if it has the
+/// function and knows the stream.
+fn runtime_stream_device(stream: hipStream_t) -> Option<i32> {
+    let f = symbols::hip(process::config(), hip_sym::hipStreamGetDevice)?;
+    let mut d: c_int = -1;
+    // SAFETY: hipStreamGetDevice(hipStream_t, int*); the caller just handed
+    // this stream to the runtime, which answers an unknown one with an error.
+    let rc = unsafe { std::mem::transmute::<usize, hip_fn::hipStreamGetDevice>(f)(stream, &mut d) };
+    (rc == HIP_SUCCESS && d >= 0).then_some(d)
 }
 
 #[inline(always)]
@@ -193,6 +253,7 @@ macro_rules! launch_fast_path {
         runtime: $sym:expr,
         launcher: $launcher:expr,
         slow: $slow:path,
+        stream: $stream:literal,
         store: [$($store:literal),* $(,)?]
     ) => {
         $(#[$meta])*
@@ -200,7 +261,7 @@ macro_rules! launch_fast_path {
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            launch_fast_path!(@asm $sym, $launcher, $slow, [$($store),*],
+            launch_fast_path!(@asm $sym, $launcher, $slow, $stream, [$($store),*],
                 "lock inc qword ptr [rip + {fast_launches}]",
                 fast_launches = sym launch_state::FAST_LAUNCHES,
             )
@@ -211,10 +272,10 @@ macro_rules! launch_fast_path {
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            launch_fast_path!(@asm $sym, $launcher, $slow, [$($store),*], "",)
+            launch_fast_path!(@asm $sym, $launcher, $slow, $stream, [$($store),*], "",)
         }
     };
-    (@asm $sym:expr, $launcher:expr, $slow:path, [$($store:literal),*], $count:literal, $($count_operand:tt)*) => {
+    (@asm $sym:expr, $launcher:expr, $slow:path, $stream:literal, [$($store:literal),*], $count:literal, $($count_operand:tt)*) => {
         core::arch::naked_asm!(
             // The runtime's function: below FIRST_ADDRESS, not looked up or missing.
             "mov rax, qword ptr [rip + {hip_slots} + {sym_offset}]",
@@ -239,10 +300,36 @@ macro_rules! launch_fast_path {
             "lea rbx, [rip + {names}]",
             "cmp rdi, qword ptr [rbx + r10 + {name_key}]",
             "jne 1f",
-            $count,
-            // The ring (aux) and the word; claim a sequence number.
+            // The ring (aux) and the word of the thread's current device.
             "mov rbx, qword ptr [r11 + {thread_aux}]",
             "mov r11, qword ptr [r11 + {thread_word}]",
+            // An explicit stream: its device's, from its home entry in
+            // STREAMS (`core::streams`); not there: the slow path. The null
+            // stream and HIP's special handles keep the thread's device.
+            $stream,
+            "cmp r10, {special_max}",
+            "jbe 3f",
+            "movabs rax, {hash}",
+            "imul rax, r10",
+            "shr rax, {streams_shift}",
+            "shl r10, {stream_key_shift}",
+            "lea rbx, [rip + {streams}]",
+            "xor r10, qword ptr [rbx + rax * {stream_entry_size}]",
+            "cmp r10, {stream_device_max}",
+            "ja 1f",
+            // r10 = the device: word = thread id | (device + 1) << 32, and
+            // ring = RINGS + (device & DEVICE_MASK) * RING_SIZE.
+            "lea eax, [r10 + 1]",
+            "shl rax, 32",
+            "mov r11d, r11d",
+            "or r11, rax",
+            "and r10d, {device_mask}",
+            "imul r10, r10, {ring_size}",
+            "lea rbx, [rip + {rings}]",
+            "add rbx, r10",
+            "3:",
+            $count,
+            // Claim a sequence number.
             "mov r10d, 1",
             "lock xadd qword ptr [rbx + {ring_next}], r10",
             "push r12",
@@ -284,6 +371,15 @@ macro_rules! launch_fast_path {
             thread_word = const threads::layout::WORD,
             thread_aux = const threads::layout::AUX,
             names = sym launch_state::NAMES,
+            streams = sym launch_state::STREAMS,
+            streams_shift = const streams::layout::SHIFT,
+            stream_key_shift = const streams::layout::KEY_SHIFT,
+            stream_entry_size = const streams::layout::ENTRY_SIZE,
+            stream_device_max = const streams::layout::DEVICE_MAX,
+            special_max = const streams::SPECIAL_MAX,
+            rings = sym launch_state::RINGS,
+            ring_size = const launches::layout::RING_SIZE,
+            device_mask = const launches::layout::DEVICE_MASK,
             name_shift = const launches::layout::NAME_SHIFT,
             name_size = const launches::layout::NAME_ENTRY_SIZE,
             name_key = const launches::layout::NAME_KEY,
@@ -305,6 +401,7 @@ macro_rules! launch_fast_path {
             ticks = const launches::layout::TICKS,
             hi = const launches::layout::HIGH_HALF,
             pushed = const PUSHED,
+            one_pushed = const PUSHED / 2,
             slow = sym $slow,
             $($count_operand)*
         )
@@ -331,6 +428,8 @@ launch_fast_path! {
     runtime: hip_sym::hipLaunchKernel,
     launcher: Launcher::LaunchKernel,
     slow: launch_kernel_slow,
+    // rbx is pushed at this point: the stream is at [rsp + 8 + 16].
+    stream: "mov r10, qword ptr [rsp + {one_pushed} + 16]",
     store: [
         "mov qword ptr [r12 + {slots} + {grid_xy}], rsi",
         "mov qword ptr [r12 + {slots} + {block_xy}], rcx",
@@ -408,6 +507,7 @@ launch_fast_path! {
     runtime: hip_sym::hipModuleLaunchKernel,
     launcher: Launcher::ModuleLaunchKernel,
     slow: launch_module_slow,
+    stream: "mov r10, qword ptr [rsp + {one_pushed} + 24]",
     store: [
         "mov dword ptr [r12 + {slots} + {grid_xy}], esi",
         "mov dword ptr [r12 + {slots} + {grid_xy} + {hi}], edx",
@@ -592,6 +692,101 @@ pub unsafe extern "C" fn hipSetDevice(device: c_int) -> hipError_t {
     rc
 }
 
+/// After a successful stream creation: notes the new stream's device, as
+/// the runtime answers hipStreamGetDevice, or else the creating thread's
+/// current device (where HIP creates a stream). Replaces whatever was noted
+/// for that address: a stream destroyed behind rmcp's back may leave it.
+#[cold]
+#[inline(never)]
+fn note_created_stream(rc: hipError_t, out: *mut hipStream_t) {
+    if rc != HIP_SUCCESS || out.is_null() {
+        return;
+    }
+    after(|| {
+        if !process::config().enabled {
+            return;
+        }
+        // SAFETY: success: the runtime wrote the new stream to *out.
+        let stream = unsafe { *out };
+        let dev = runtime_stream_device(stream).unwrap_or_else(threads::current_device);
+        STREAMS.insert(stream as usize, dev);
+    });
+}
+
+/// # Safety
+/// As the HIP runtime's hipStreamCreate.
+#[no_mangle]
+pub unsafe extern "C" fn hipStreamCreate(stream: *mut hipStream_t) -> hipError_t {
+    let f = real_or_return!(Entry::HipStreamCreate, hipStreamCreate);
+    // SAFETY: forwarding the caller's argument.
+    let rc = unsafe { f(stream) };
+    note_created_stream(rc, stream);
+    rc
+}
+
+/// # Safety
+/// As the HIP runtime's hipStreamCreateWithFlags.
+#[no_mangle]
+pub unsafe extern "C" fn hipStreamCreateWithFlags(
+    stream: *mut hipStream_t,
+    flags: c_uint,
+) -> hipError_t {
+    let f = real_or_return!(Entry::HipStreamCreateWithFlags, hipStreamCreateWithFlags);
+    // SAFETY: forwarding the caller's arguments.
+    let rc = unsafe { f(stream, flags) };
+    note_created_stream(rc, stream);
+    rc
+}
+
+/// # Safety
+/// As the HIP runtime's hipStreamCreateWithPriority.
+#[no_mangle]
+pub unsafe extern "C" fn hipStreamCreateWithPriority(
+    stream: *mut hipStream_t,
+    flags: c_uint,
+    priority: c_int,
+) -> hipError_t {
+    let f = real_or_return!(
+        Entry::HipStreamCreateWithPriority,
+        hipStreamCreateWithPriority
+    );
+    // SAFETY: forwarding the caller's arguments.
+    let rc = unsafe { f(stream, flags, priority) };
+    note_created_stream(rc, stream);
+    rc
+}
+
+/// # Safety
+/// As the HIP runtime's hipExtStreamCreateWithCUMask.
+#[no_mangle]
+pub unsafe extern "C" fn hipExtStreamCreateWithCUMask(
+    stream: *mut hipStream_t,
+    cu_mask_size: u32,
+    cu_mask: *const u32,
+) -> hipError_t {
+    let f = real_or_return!(
+        Entry::HipExtStreamCreateWithCUMask,
+        hipExtStreamCreateWithCUMask
+    );
+    // SAFETY: forwarding the caller's arguments.
+    let rc = unsafe { f(stream, cu_mask_size, cu_mask) };
+    note_created_stream(rc, stream);
+    rc
+}
+
+/// hipStreamDestroy: the stream's device is forgotten first, so a stream
+/// created later at the same address is asked anew.
+///
+/// # Safety
+/// As the HIP runtime's hipStreamDestroy.
+#[no_mangle]
+pub unsafe extern "C" fn hipStreamDestroy(stream: hipStream_t) -> hipError_t {
+    let f = real_or_return!(Entry::HipStreamDestroy, hipStreamDestroy);
+    STREAMS.remove(stream as usize);
+    // SAFETY: forwarding the caller's argument.
+    unsafe { f(stream) }
+}
+
 /// hipDeviceSynchronize, forwarded; on success every launch the device had
 /// before the call is marked completed.
 ///
@@ -637,7 +832,7 @@ unsafe fn stream_synchronize(f: hip_fn::hipStreamSynchronize, stream: hipStream_
         // SAFETY: forwarding the caller's stream.
         return unsafe { f(stream) };
     };
-    let r = ring(launches::word_device(w));
+    let r = ring(launches::word_device(on_stream_device(w, stream)));
     let mark = r.mark();
     // SAFETY: forwarding the caller's stream.
     let rc = unsafe { f(stream) };
@@ -760,48 +955,6 @@ pub unsafe extern "C" fn hipStreamSynchronize_spt(stream: hipStream_t) -> hipErr
     unsafe { stream_synchronize(f, stream) }
 }
 
-/// A launch filed under `stream`'s device, which the runtime is asked for
-/// (hipStreamGetDevice): each launch of a multi-device call goes to another
-/// device. Falls back to the thread's current device (`record`) for the
-/// null stream or when the runtime cannot say. Rare calls: not inlined.
-#[inline(never)]
-fn record_on_stream_device(
-    l: Launcher,
-    handle: usize,
-    grid_xy: u64,
-    block_xy: u64,
-    zz: u64,
-    stream: hipStream_t,
-) {
-    let Some(w) = ctx() else {
-        return;
-    };
-    let mut dev = None;
-    if !stream.is_null() {
-        after(|| {
-            if let Some(f) = symbols::hip(process::config(), hip_sym::hipStreamGetDevice) {
-                let mut d: c_int = -1;
-                // SAFETY: hipStreamGetDevice(hipStream_t, int*); the caller
-                // just handed this stream to a launch.
-                let rc = unsafe {
-                    std::mem::transmute::<usize, hip_fn::hipStreamGetDevice>(f)(stream, &mut d)
-                };
-                if rc == HIP_SUCCESS && d >= 0 {
-                    dev = Some(d);
-                }
-            }
-        });
-    }
-    let Some(dev) = dev else {
-        return record(l, handle, grid_xy, block_xy, zz, stream);
-    };
-    let who = launches::thread_word(w as u32, dev) | (l as u64) << 48;
-    ring(dev).record_packed(who, handle, grid_xy, block_xy, zz, stream as usize, ticks());
-    if !NAMES.seen(handle) {
-        resolve_name(l, handle, stream);
-    }
-}
-
 /// hipLaunchKernelExC: the grid, block and stream come in the config.
 ///
 /// # Safety
@@ -869,7 +1022,7 @@ unsafe fn record_params_list(l: Launcher, list: *const hipLaunchParams, n: c_int
     for i in 0..(n.max(0) as usize).min(launches::DEVICES) {
         // SAFETY: i < n entries, per the caller.
         let p = unsafe { *list.add(i) };
-        record_on_stream_device(
+        record(
             l,
             p.func as usize,
             xy(p.grid),
@@ -932,7 +1085,7 @@ pub unsafe extern "C" fn hipModuleLaunchCooperativeKernelMultiDevice(
         for i in 0..(n as usize).min(launches::DEVICES) {
             // SAFETY: i < n entries of the caller's list.
             let p = unsafe { *list.add(i) };
-            record_on_stream_device(
+            record(
                 Launcher::ModuleLaunchCooperativeKernelMultiDevice,
                 p.function as usize,
                 zz(p.grid[0], p.grid[1]),
