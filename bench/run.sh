@@ -18,6 +18,8 @@
 #  3. Wall-clock ratio shim/plain of hipHostMalloc+hipHostFree loops in 1, 2 and 8 threads
 #     (median of several alternating runs).
 #  4. Registry cost with up to 1M live allocations (cargo bench --bench registry).
+# Table 1 also gives, per rewriting entry point, what the caller check of issue 19 adds (a
+# second build of the library without it, --cfg rmcp_no_caller_check; not in --quick).
 # Needs: cargo, cc, valgrind. Honours CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -53,10 +55,10 @@ BENCH=$OUT/hipbench
 # A clean environment: one gfx1030 (a target), no record file, nothing inherited.
 run_env=(env -i PATH="$PATH" LD_LIBRARY_PATH="$OUT" FAKE_HIP_DEVICES=gfx1030)
 
-# instructions OP N SIDE PRELOAD(0|1): total instructions callgrind collected.
+# instructions OP N SIDE PRELOAD(0|1) [LIBRARY]: total instructions callgrind collected.
 instructions() {
     local pre=()
-    [[ $4 == 1 ]] && pre=(LD_PRELOAD="$LIB")
+    [[ $4 == 1 ]] && pre=(LD_PRELOAD="${5:-$LIB}")
     "${run_env[@]}" "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         "$BENCH" "$1" "$2" 1 "$3" 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
@@ -70,6 +72,18 @@ added() {
     p1=$(instructions "$1" $N "$2" 0)
     p2=$(instructions "$1" $((2 * N)) "$2" 0)
     echo $(( ((s2 - s1) - (p2 - p1)) / N ))
+}
+
+# check_cost OP: instructions per pair that the caller check adds: the pair with librmcp.so
+# minus the pair with the same source built with --cfg rmcp_no_caller_check (hooks without
+# trampoline and without the lookup), both through the exported symbols.
+check_cost() {
+    local s1 s2 n1 n2
+    s1=$(instructions "$1" $N both 1)
+    s2=$(instructions "$1" $((2 * N)) both 1)
+    n1=$(instructions "$1" $N both 1 "$LIB_NO_CHECK")
+    n2=$(instructions "$1" $((2 * N)) both 1 "$LIB_NO_CHECK")
+    echo $(( ((s2 - s1) - (n2 - n1)) / N ))
 }
 
 MISSED=0
@@ -130,7 +144,25 @@ echo "| hipModuleLaunchKernel on a created stream | $LAUNCH_MODULE_STREAM_ADDED 
 echo
 echo "(hipHostAlloc, hipMemAllocHost: rewritten into hipHostMalloc(NonCoherent); hipExtMallocWithFlags(Finegrained) into Default; hipMallocManaged adds hipMemAdvise(SetCoarseGrain), whose cost in the runtime is counted; hsa_pool: fine-grained pool redirected to the coarse one; hsa_init row: hsa_init+hsa_shut_down, only hsa_init hooked.)"
 
+CHECK_MAX=
 if [[ $QUICK == 0 ]]; then
+echo
+echo "### The caller check per rewriting entry point (issue 19)"
+echo
+# The same source built once more without the check, in its own target directory.
+CARGO_TARGET_DIR=$TARGET_DIR/no-caller-check RUSTFLAGS="--cfg rmcp_no_caller_check" \
+    cargo build --release --lib --quiet
+LIB_NO_CHECK=$TARGET_DIR/no-caller-check/release/librmcp.so
+echo "Pair with librmcp.so minus the pair with librmcp.so built with \`--cfg rmcp_no_caller_check\` (no trampoline, no lookup), N=$N and 2N"
+echo
+echo "| allocation | added by the caller check per pair |"
+echo "|---|---:|"
+CHECK_MAX=0
+for op in hipHostMalloc hipHostAlloc hipExtHostAlloc hipMemAllocHost hipExtMallocWithFlags hipMallocManaged hsa_pool; do
+    c=$(check_cost $op)
+    (( c > CHECK_MAX )) && CHECK_MAX=$c
+    echo "| $op | $c |"
+done
 echo
 echo "### Where the pair's added instructions go"
 echo
@@ -303,6 +335,8 @@ verdict $(( PAIR_HOSTALLOC <= 300 ))
 echo "| <= 300 added instructions per hipHostAlloc+hipHostFree pair on a targeted device | $PAIR_HOSTALLOC | $V |"
 verdict $(( LAUNCH_ADDED <= 60 && LAUNCH_MODULE_ADDED <= 60 ))
 echo "| <= 60 added instructions per kernel launch (hipLaunchKernel / hipModuleLaunchKernel) | $LAUNCH_ADDED / $LAUNCH_MODULE_ADDED | $V |"
+verdict $(( CHECK_MAX <= 15 ))
+echo "| <= 15 instructions per pair added by the caller check, on every rewriting entry point (the largest) | $CHECK_MAX | $V |"
 verdict $(( true_shim - true_plain <= 100000 ))
 echo "| <= 100,000 added instructions at the start of /bin/true | $((true_shim - true_plain)) | $V |"
 # Read as "the shim costs no more, relatively, with 8 threads than with 1": the 8-thread

@@ -105,10 +105,11 @@ pub extern "C" fn rmcp_entry_point_name(index: usize) -> *const c_char {
 ///
 /// Writes `*calls_out` and `*rewritten_out` only on `RMCP_OK`. The counters
 /// are updated concurrently, so the two values may be from slightly
-/// different moments. The kernel-launch, synchronisation and hipSetDevice
-/// hooks keep no counters (their path touches no counter shared between
-/// threads): for them both values stay 0; `rmcp_recent_launches` lists
-/// launches. Thread-safe; the caller keeps ownership of every pointer.
+/// different moments. The kernel-launch, synchronisation, hipSetDevice and
+/// stream creation and destruction hooks keep no counters (their path
+/// touches no counter shared between threads): for them both values stay 0;
+/// `rmcp_recent_launches` lists launches. Thread-safe; the caller keeps
+/// ownership of every pointer.
 ///
 /// # Safety
 /// `entry_point` must be NULL or a NUL-terminated string; the out-pointers

@@ -541,8 +541,8 @@ fn spt_and_cooperative_module_launches_feed_the_ring() {
 
 /// Issue 19 item 3: hipLaunchKernelExC and hipDrvLaunchKernelEx feed the
 /// ring with the dimensions and stream of their config, and each launch of
-/// a multi-device call is filed under its stream's device (asked of the
-/// runtime with hipStreamGetDevice), not the launching thread's.
+/// a multi-device call is filed under its stream's device (noted when the
+/// stream was created), not the launching thread's.
 #[test]
 fn extensible_and_multi_device_launches_feed_their_devices_rings() {
     let dir = common::tempdir("launches-multi");

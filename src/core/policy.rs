@@ -210,7 +210,13 @@ fn non_coherent(flags: u32) -> u32 {
 
 /// hipHostMalloc and hipExtHostAlloc: the flags to forward instead, or None
 /// to forward the request unchanged.
+#[inline(always)]
 pub fn rewrite_host_malloc(flags: u32, host_coherent_env: bool) -> Option<u32> {
+    // The common request (flags 0: PyTorch's pinned memory) decided first,
+    // in two instructions; the general rule gives the same answer.
+    if flags == 0 {
+        return Some(host::NON_COHERENT);
+    }
     (host_flags_are_ours_to_rewrite(flags) && host_request_is_coherent(flags, host_coherent_env))
         .then(|| non_coherent(flags))
 }
@@ -218,7 +224,12 @@ pub fn rewrite_host_malloc(flags: u32, host_coherent_env: bool) -> Option<u32> {
 /// hipHostAlloc accepts only Portable|Mapped|WriteCombined, so a rewritten
 /// request cannot go back to hipHostAlloc: it goes to hipHostMalloc with the
 /// returned flags. None: forward to hipHostAlloc unchanged.
+#[inline(always)]
 pub fn rewrite_host_alloc(flags: u32, host_coherent_env: bool) -> Option<u32> {
+    // Flags 0 first, as in `rewrite_host_malloc`.
+    if flags == 0 {
+        return Some(host::NON_COHERENT);
+    }
     (flags & !host::HOST_ALLOC_ACCEPTED == 0 && host_request_is_coherent(flags, host_coherent_env))
         .then(|| non_coherent(flags))
 }

@@ -165,7 +165,8 @@ impl Live {
     #[inline]
     fn take(&mut self, base: usize, freed_ns: u64) -> bool {
         if let Some(i) = self.position(base) {
-            self.freed[self.next_freed] = Freed {
+            // (Masked, not bounds-checked: next_freed < FREED_PER_SHARD.)
+            self.freed[self.next_freed % FREED_PER_SHARD] = Freed {
                 alloc: self.recent[i],
                 freed_ns,
             };
@@ -240,7 +241,10 @@ impl Live {
             return;
         }
         if !self.older.is_empty() {
-            self.older.remove(&a.base);
+            // A copy of the base: `a` itself is not address-taken, so the
+            // fast path writes it to its slot straight from registers.
+            let base = a.base;
+            self.older.remove(&base);
         }
         if self.recent_len == RECENT {
             // Full: the one in slot 0 (the oldest or close to it) moves to
@@ -308,9 +312,10 @@ impl Default for Registry {
 
 #[inline]
 fn shard_of(base: usize) -> usize {
-    // Allocations are at least 256-byte aligned; mix the page number so
-    // neighbouring allocations land in different shards.
-    crate::core::hash::top_bits(base as u64 >> 8, SHARDS.trailing_zeros())
+    // The multiplicative hash mixes every bit of the base into the top
+    // ones, so neighbouring allocations land in different shards; their
+    // zero low bits (at least 256-byte alignment) need no shift first.
+    crate::core::hash::top_bits(base as u64, SHARDS.trailing_zeros())
 }
 
 impl Registry {
@@ -453,6 +458,19 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbouring_allocations_spread_over_the_shards() {
+        // 256-byte, 4 KiB and 2 MiB steps: each run of 64 fills most shards.
+        for step in [256usize, 4096, 2 << 20] {
+            let mut seen = [false; SHARDS];
+            for k in 0..SHARDS {
+                seen[shard_of(0x7f00_0000_0000 + k * step)] = true;
+            }
+            let used = seen.iter().filter(|s| **s).count();
+            assert!(used > SHARDS / 2, "step {step}: {used} shards");
+        }
+    }
 
     fn alloc(base: usize, size: usize, t: u64) -> Allocation {
         Allocation {

@@ -6,7 +6,7 @@
 //! re-enters them on the same thread, which a hook can do (a runtime's
 //! constructor calling back into a hook while rmcp is loading it).
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 const NEW: u32 = 0;
@@ -219,29 +219,98 @@ impl<T> Drop for SpinGuard<'_, T> {
     }
 }
 
-thread_local! {
-    static TID: Cell<u32> = const { Cell::new(0) };
-}
-
 /// The kernel thread id of the caller, cached per thread. After fork the
 /// child's first thread has a new id, so the cache is dropped then.
 #[inline]
 pub fn thread_id() -> u32 {
-    TID.with(|t| {
-        let v = t.get();
-        if v != 0 {
-            return v;
-        }
-        // SAFETY: gettid has no preconditions.
-        let id = unsafe { libc::gettid() } as u32;
-        t.set(id);
-        id
-    })
+    let v = tid_cache::get();
+    if v != 0 {
+        return v;
+    }
+    // SAFETY: gettid has no preconditions.
+    let id = unsafe { libc::gettid() } as u32;
+    tid_cache::set(id);
+    id
 }
 
 /// Forget the cached thread id (fork child).
 pub fn forget_thread_id() {
-    TID.with(|t| t.set(0));
+    tid_cache::set(0);
+}
+
+/// The per-thread cache of the thread id. On x86-64 it is a 4-byte
+/// thread-local reached through the initial-exec TLS model (two
+/// instructions): a `thread_local!` in a shared library takes the general
+/// dynamic model, a call to `__tls_get_addr` on every allocation (about 14
+/// instructions, bench/run.sh). Initial-exec needs the library's TLS in the
+/// static TLS block, which it is whenever librmcp.so is loaded at start
+/// (LD_PRELOAD, a program linked with -lrmcp); a later dlopen takes it from
+/// glibc's static TLS surplus.
+#[cfg(target_arch = "x86_64")]
+mod tid_cache {
+    // One zero-initialised u32 in .tbss, hidden: not exported.
+    std::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 2",
+        ".globl rmcp_tid_tls",
+        ".hidden rmcp_tid_tls",
+        ".type rmcp_tid_tls,@object",
+        ".size rmcp_tid_tls,4",
+        "rmcp_tid_tls:",
+        ".zero 4",
+        ".popsection",
+    );
+
+    #[inline(always)]
+    pub(super) fn get() -> u32 {
+        let v: u32;
+        // SAFETY: reads this thread's copy of rmcp_tid_tls at its TLS offset
+        // (the loader fills the GOT slot); no side effects.
+        unsafe {
+            std::arch::asm!(
+                "mov {p}, qword ptr [rip + rmcp_tid_tls@GOTTPOFF]",
+                "mov {v:e}, dword ptr fs:[{p}]",
+                p = out(reg) _,
+                v = out(reg) v,
+                options(nostack, readonly, preserves_flags),
+            )
+        };
+        v
+    }
+
+    #[inline(always)]
+    pub(super) fn set(v: u32) {
+        // SAFETY: writes this thread's copy of rmcp_tid_tls, which only
+        // this module reads.
+        unsafe {
+            std::arch::asm!(
+                "mov {p}, qword ptr [rip + rmcp_tid_tls@GOTTPOFF]",
+                "mov dword ptr fs:[{p}], {v:e}",
+                p = out(reg) _,
+                v = in(reg) v,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod tid_cache {
+    use std::cell::Cell;
+
+    thread_local! {
+        static TID: Cell<u32> = const { Cell::new(0) };
+    }
+
+    #[inline]
+    pub(super) fn get() -> u32 {
+        TID.with(|t| t.get())
+    }
+
+    #[inline]
+    pub(super) fn set(v: u32) {
+        TID.with(|t| t.set(v));
+    }
 }
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds.

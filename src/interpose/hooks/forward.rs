@@ -42,7 +42,7 @@ macro_rules! hook_with_caller {
         fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $target:path, x86: $x86:literal, arm: $arm:literal
     ) => {
         $(#[$meta])*
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(rmcp_no_caller_check)))]
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
@@ -51,12 +51,25 @@ macro_rules! hook_with_caller {
         }
 
         $(#[$meta])*
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(all(target_arch = "aarch64", not(rmcp_no_caller_check)))]
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // AAPCS64 keeps the return address in x30.
             core::arch::naked_asm!(concat!("mov ", $arm, ", x30"), "b {target}", target = sym $target)
+        }
+
+        // The build bench/run.sh measures the caller check against: the
+        // hook without trampoline and without the check.
+        $(#[$meta])*
+        #[cfg(rmcp_no_caller_check)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: the hook's own contract, passed on.
+            #[allow(unused_unsafe)]
+            unsafe {
+                $target($($arg,)* 0)
+            }
         }
     };
 }
@@ -66,11 +79,16 @@ pub(super) use hook_with_caller;
 /// (`policy::is_rocm_library`). Cached in a small direct-mapped table: the
 /// answer for an address never changes while the library stays loaded, and
 /// dladdr takes the loader lock. A slot holds the caller itself when it is
-/// application code (the common case: a multiply, a shift, one compare with
+/// application code (the common case: a shift, a mask, one compare with
 /// memory) and its complement when it is a ROCm library; 0 is empty.
 #[inline(always)]
 pub(super) fn caller_is_rocm(caller: usize) -> bool {
-    let slot = &CALLERS[crate::core::hash::top_bits(caller as u64, CALLER_SLOTS.trailing_zeros())];
+    if cfg!(rmcp_no_caller_check) {
+        return false;
+    }
+    // Direct-mapped by address bits 3..9 (a mask, no multiply): distinct
+    // call sites rarely share them.
+    let slot = &CALLERS[(caller >> 3) % CALLER_SLOTS];
     let cached = slot.load(Ordering::Relaxed);
     if cached == caller {
         return false;
@@ -130,11 +148,15 @@ pub(super) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
 }
 
 /// Records a successful allocation of `size` bytes written to `*out`,
-/// requested with flags `requested` and forwarded as `fwd`.
+/// requested with flags `requested` and forwarded as `fwd`. `decided`:
+/// the hook's `decide` ran its policy, so rmcp is known to be enabled (one
+/// configuration test fewer); false: asked here.
 ///
 /// # Safety
 /// `out` is the caller's out-pointer; it is only read when the runtime
 /// reported success, when it is valid.
+// Inlined into each hook: the arguments stay in registers.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) unsafe fn record_alloc<T>(
     entry: Entry,
@@ -144,11 +166,12 @@ pub(super) unsafe fn record_alloc<T>(
     requested: u32,
     fwd: &Forward<T>,
     memory: Memory,
+    decided: bool,
 ) {
     let (applied, rewritten) = (fwd.flags, fwd.rewritten);
     after(|| {
         STATS.record(entry, rewritten);
-        if !ok || out.is_null() || !process::config().enabled {
+        if !ok || out.is_null() || !(decided || process::config().enabled) {
             return;
         }
         // SAFETY: non-NULL out-pointer the runtime just wrote on success.
@@ -288,7 +311,9 @@ pub(super) fn forward_free(
     let mut removed = false;
     after(|| {
         STATS.record(entry, false);
-        if !ptr.is_null() && process::config().enabled {
+        // No test of `config().enabled`: with rmcp disabled nothing was
+        // recorded, so there is nothing to take.
+        if !ptr.is_null() {
             removed = REGISTRY.take(ptr as usize, now_ns());
         }
     });

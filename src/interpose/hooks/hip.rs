@@ -13,7 +13,7 @@ use crate::abi::{
 };
 use crate::core::config::Config;
 use crate::core::entry::Entry;
-use crate::core::policy::{self, Called, Forward};
+use crate::core::policy::{self, Called, Forward, Rules};
 use crate::core::registry::Memory;
 use crate::interpose::devices;
 use crate::interpose::process::{self, STATS};
@@ -54,6 +54,8 @@ fn record_device() -> i32 {
 ///
 /// # Safety
 /// As hipHostMalloc; symbol `index` has hipHostMalloc's prototype.
+// Inlined into each hook: the arguments stay in registers.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn forward_flags_malloc<T>(
     entry: Entry,
@@ -63,6 +65,7 @@ unsafe fn forward_flags_malloc<T>(
     size: usize,
     requested: u32,
     memory: Memory,
+    decided: bool,
 ) -> hipError_t {
     // SAFETY: the caller guarantees the target's prototype.
     let f: FlagsMallocFn = match unsafe { real(entry, index) } {
@@ -72,7 +75,18 @@ unsafe fn forward_flags_malloc<T>(
     // SAFETY: forwarding the caller's arguments with the decided flags.
     let rc = unsafe { alloc_into(ptr, size, || f(ptr, size, fwd.flags)) };
     // SAFETY: ptr is the caller's out-pointer, read only on success.
-    unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, requested, &fwd, memory) };
+    unsafe {
+        record_alloc(
+            entry,
+            rc == HIP_SUCCESS,
+            ptr,
+            size,
+            requested,
+            &fwd,
+            memory,
+            decided,
+        )
+    };
     rc
 }
 
@@ -94,34 +108,52 @@ unsafe fn alloc_into(
     })
 }
 
-/// hipHostMalloc and hipExtHostAlloc share one rule and one shape. Cannot
-/// panic, so the hooks need no outer `boundary` (a frame on the hottest
-/// path): the decision and the record have their own, `real` never panics,
-/// and the rest is the forwarded call.
+/// The three host-memory hooks share one shape: decide, forward to
+/// `rewritten_to` when the policy rewrote the call and to the entry point
+/// itself otherwise, record. Cannot panic, so the hooks need no outer
+/// `boundary` (a frame on the hottest path): the decision and the record
+/// have their own, `real` never panics, and the rest is the forwarded call.
 #[inline(always)]
 unsafe fn host_malloc_like(
     entry: Entry,
+    rewritten_to: usize,
+    rule: impl FnOnce(u32, bool, Rules, &Config, usize) -> Forward<Called>,
     ptr: *mut *mut c_void,
     size: usize,
     flags: c_uint,
     caller: usize,
 ) -> hipError_t {
     // Asked outside `decide`, so the panic boundary's closure stays small
-    // enough to be inlined: this is the hottest hook (bench/run.sh).
-    let rocm = caller_is_rocm(caller);
-    let fwd = decide(|cfg| {
-        policy::host_malloc(
-            flags,
-            has_memory(ptr, size),
-            rules(cfg),
-            || devices::any_target(cfg),
-            || rocm,
-        )
-    })
-    .unwrap_or(Forward::unchanged(Called, flags));
-    // SAFETY: both entry points have hipHostMalloc's prototype; `Called`:
-    // the entry point's own function.
-    unsafe { forward_flags_malloc(entry, entry.index(), fwd, ptr, size, flags, Memory::Host) }
+    // enough to be inlined (asked inside, lazily, the pair cost 40 more).
+    let decision = decide(|cfg| rule(flags, has_memory(ptr, size), rules(cfg), cfg, caller));
+    let decided = decision.is_some();
+    let fwd = decision.unwrap_or(Forward::unchanged(Called, flags));
+    let index = if fwd.rewritten {
+        rewritten_to
+    } else {
+        entry.index()
+    };
+    // SAFETY: the three entry points have hipHostMalloc's prototype.
+    unsafe { forward_flags_malloc(entry, index, fwd, ptr, size, flags, Memory::Host, decided) }
+}
+
+/// `policy::host_malloc` for a call from `caller`; the caller is looked up
+/// only when the rest of the policy would rewrite.
+#[inline(always)]
+fn host_malloc_rule(
+    flags: u32,
+    has_memory: bool,
+    rules: Rules,
+    cfg: &Config,
+    caller: usize,
+) -> Forward<Called> {
+    policy::host_malloc(
+        flags,
+        has_memory,
+        rules,
+        || devices::any_target(cfg),
+        || caller_is_rocm(caller),
+    )
 }
 
 hook_with_caller! {
@@ -143,7 +175,17 @@ unsafe extern "C" fn host_malloc_from(
 ) -> hipError_t {
     // SAFETY: the caller upholds hipHostMalloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipHostMalloc, ptr, size, flags, caller) }
+    unsafe {
+        host_malloc_like(
+            Entry::HipHostMalloc,
+            hip_sym::hipHostMalloc,
+            host_malloc_rule,
+            ptr,
+            size,
+            flags,
+            caller,
+        )
+    }
 }
 
 hook_with_caller! {
@@ -162,7 +204,22 @@ unsafe extern "C" fn ext_host_alloc_from(
 ) -> hipError_t {
     // SAFETY: the caller upholds hipExtHostAlloc's contract. No `boundary`:
     // see `host_malloc_like`.
-    unsafe { host_malloc_like(Entry::HipExtHostAlloc, ptr, size, flags, caller) }
+    unsafe {
+        host_malloc_like(
+            Entry::HipExtHostAlloc,
+            hip_sym::hipExtHostAlloc,
+            // A closure of its own: each hook's panic boundary then has one
+            // caller, and the compiler inlines it (shared with
+            // hipHostMalloc, it stayed a call: +37 instructions per pair).
+            |flags, has_memory, rules, cfg, caller| {
+                host_malloc_rule(flags, has_memory, rules, cfg, caller)
+            },
+            ptr,
+            size,
+            flags,
+            caller,
+        )
+    }
 }
 
 hook_with_caller! {
@@ -186,37 +243,29 @@ unsafe extern "C" fn host_alloc_from(
     // the whole `Forward<Entry>` cost 19 instructions per call): the
     // policy's target is hipHostMalloc exactly when it rewrote the call
     // (`policy::host_alloc`, unit-tested there).
-    let rocm = caller_is_rocm(caller);
-    let fwd = decide(|cfg| {
-        let f = policy::host_alloc(
-            flags,
-            has_memory(ptr, size),
-            rules(cfg),
-            || devices::any_target(cfg),
-            || rocm,
-        );
-        Forward {
-            target: Called,
-            flags: f.flags,
-            rewritten: f.rewritten,
-        }
-    })
-    .unwrap_or(Forward::unchanged(Called, flags));
-    let index = if fwd.rewritten {
-        hip_sym::hipHostMalloc
-    } else {
-        hip_sym::hipHostAlloc
-    };
-    // SAFETY: hipHostAlloc and hipHostMalloc share this prototype.
+    // SAFETY: the caller upholds hipHostAlloc's contract.
     unsafe {
-        forward_flags_malloc(
+        host_malloc_like(
             Entry::HipHostAlloc,
-            index,
-            fwd,
+            hip_sym::hipHostMalloc,
+            |flags, has_memory, rules, cfg, caller| {
+                let f = policy::host_alloc(
+                    flags,
+                    has_memory,
+                    rules,
+                    || devices::any_target(cfg),
+                    || caller_is_rocm(caller),
+                );
+                Forward {
+                    target: Called,
+                    flags: f.flags,
+                    rewritten: f.rewritten,
+                }
+            },
             ptr,
             size,
             flags,
-            Memory::Host,
+            caller,
         )
     }
 }
@@ -238,15 +287,16 @@ unsafe extern "C" fn mem_alloc_host_from(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMemAllocHost;
-        let fwd = decide(|cfg| {
+        let decision = decide(|cfg| {
             policy::mem_alloc_host(
                 has_memory(ptr, size),
                 rules(cfg),
                 || devices::any_target(cfg),
                 || caller_is_rocm(caller),
             )
-        })
-        .unwrap_or(Forward::unchanged(entry, 0));
+        });
+        let decided = decision.is_some();
+        let fwd = decision.unwrap_or(Forward::unchanged(entry, 0));
         let rc = if fwd.target == Entry::HipHostMalloc {
             // SAFETY: hipHostMalloc's prototype.
             let f: FlagsMallocFn = match unsafe { real(entry, fwd.target.index()) } {
@@ -266,7 +316,18 @@ unsafe extern "C" fn mem_alloc_host_from(
             unsafe { alloc_into(ptr, size, || f(ptr, size)) }
         };
         // SAFETY: out-pointer read only on success.
-        unsafe { record_alloc(entry, rc == HIP_SUCCESS, ptr, size, 0, &fwd, Memory::Host) };
+        unsafe {
+            record_alloc(
+                entry,
+                rc == HIP_SUCCESS,
+                ptr,
+                size,
+                0,
+                &fwd,
+                Memory::Host,
+                decided,
+            )
+        };
         rc
     })
 }
@@ -289,7 +350,7 @@ unsafe extern "C" fn ext_malloc_from(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipExtMallocWithFlags;
-        let (fwd, dev) = decide(|cfg| {
+        let decision = decide(|cfg| {
             let dev = current_device(cfg);
             let fwd = policy::ext_malloc(
                 flags,
@@ -299,8 +360,9 @@ unsafe extern "C" fn ext_malloc_from(
                 || caller_is_rocm(caller),
             );
             (fwd, dev)
-        })
-        .unwrap_or((Forward::unchanged(Called, flags), -1));
+        });
+        let decided = decision.is_some();
+        let (fwd, dev) = decision.unwrap_or((Forward::unchanged(Called, flags), -1));
         // SAFETY: hipExtMallocWithFlags has hipHostMalloc's prototype.
         unsafe {
             forward_flags_malloc(
@@ -311,6 +373,7 @@ unsafe extern "C" fn ext_malloc_from(
                 size,
                 flags,
                 Memory::hip_device(dev),
+                decided,
             )
         }
     })
@@ -336,7 +399,7 @@ unsafe extern "C" fn malloc_managed_from(
 ) -> hipError_t {
     boundary(HIP_ERROR_NOT_INITIALIZED, || {
         let entry = Entry::HipMallocManaged;
-        let (advise, dev) = decide(|cfg| {
+        let decision = decide(|cfg| {
             let dev = current_device(cfg);
             let advise = policy::advise_managed_coarse(
                 rules(cfg),
@@ -344,8 +407,9 @@ unsafe extern "C" fn malloc_managed_from(
                 || caller_is_rocm(caller),
             );
             (advise, dev)
-        })
-        .unwrap_or((false, -1));
+        });
+        let decided = decision.is_some();
+        let (advise, dev) = decision.unwrap_or((false, -1));
         // SAFETY: hipMallocManaged's prototype.
         let f: hip_fn::hipMallocManaged = match unsafe { real(entry, hip_sym::hipMallocManaged) } {
             Ok(f) => f,
@@ -385,6 +449,7 @@ unsafe extern "C" fn malloc_managed_from(
                 flags,
                 &fwd,
                 Memory::hip_device(dev),
+                decided,
             )
         };
         rc
@@ -418,6 +483,7 @@ unsafe fn forward_plain<F: Copy>(
             0,
             &Forward::unchanged(Called, 0),
             Memory::hip_device(dev),
+            false,
         )
     };
     rc

@@ -228,18 +228,23 @@ const PUSHED: usize = 2 * std::mem::size_of::<u64>();
 /// Defines a launch hook whose common case is written in assembly and ends
 /// in a jump to the runtime, which then returns straight to the caller: a
 /// Rust hook has to keep the arguments alive across the forwarded call and
-/// spent ~75 instructions per launch, this spends under 60 (bench/run.sh).
-/// It does exactly what `$slow` does when everything is already set up:
-/// the runtime's function resolved, the thread's word in its slot
-/// (`crate::interpose::threads`), the kernel's name known
-/// (`NameCache::seen`); then it records the launch as `Ring::record_packed`
+/// spent ~75 instructions per launch, this spends under 60 on the null
+/// stream and about 70 on a created stream, whose device it looks up
+/// (bench/run.sh). It does exactly what `$slow` does when everything is
+/// already set up: the runtime's function resolved, the thread's word in
+/// its slot (`crate::interpose::threads`), the kernel's name known
+/// (`NameCache::seen`), an explicit stream in its home entry of `STREAMS`
+/// (`core::streams`: its device replaces the thread's in the word and
+/// picks the ring); then it records the launch as `Ring::record_packed`
 /// does (odd sequence number, fields, even sequence number; x86 stores are
 /// ordered, so no fence instruction is needed). Anything else jumps to
 /// `$slow` with the arguments intact. Both hooks share every instruction
-/// but `$store`, which stores the hook's own arguments (grid, block, the
-/// z pair and the stream) into the slot at `r12 + {slots}`; every layout
-/// number is a `const` operand from the module that owns the layout, where
-/// it is asserted against the Rust types.
+/// but `$stream`, which loads the hook's stream argument into r10 (with
+/// only rbx pushed), and `$store`, which stores the hook's own arguments
+/// (grid, block, the z pair and the stream) into the slot at
+/// `r12 + {slots}`; every layout number is a `const` operand from the
+/// module that owns the layout, where it is asserted against the Rust
+/// types.
 ///
 /// Registers: the arguments are live in rdi, rsi, rdx, rcx, r8, r9 and on
 /// the stack; rax, r10, r11 are free; rbx and r12 are saved around their
