@@ -217,6 +217,7 @@ fn fault_in_freed_memory_says_use_after_free() {
         "gfx1030",
         &[
             "hsa_init",
+            WARM_UP,
             "hipMalloc:65536",
             "free",
             "hsa_fault:freed+4096:3",
@@ -400,6 +401,7 @@ fn fault_in_freed_memory_names_use_after_free_as_the_cause() {
         "gfx1030",
         &[
             "hsa_init",
+            WARM_UP,
             "hipMalloc:65536",
             "free",
             "hsa_fault:freed+4096:1",
@@ -821,4 +823,209 @@ fn a_fault_in_pitched_or_3d_memory_names_the_allocation() {
         );
         assert_eq!(r.calls_named(entry).len(), 1, "{r}");
     }
+}
+
+/// ROCm 7's HIP runtime gets a HIP allocation's memory from the exported
+/// hsa_amd_memory_pool_allocate (and frees it with hsa_amd_memory_pool_free),
+/// so rmcp's HSA hooks run inside its HIP hooks; the HIP double does the same
+/// with FAKE_HIP_HSA_BACKING. rmcp's HIP hooks start marking their calls
+/// once a ROCm library has called the HSA hook, so the first HIP allocation
+/// (`WARM_UP`) is recorded the old way: its HSA record, then the HIP record
+/// in its place. The faults are handled (FAKE_HSA_FAULT_HANDLED), so one run
+/// reports several. Returns the run and its reports' second lines (where the
+/// address is), in order.
+fn backed_run(backing: &str, ops: &[&str]) -> (Run, Vec<String>) {
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .env("FAKE_HIP_HSA_BACKING", backing)
+        .env("FAKE_HSA_FAULT_HANDLED", "1")
+        .env("RMCP_LOG", "info")
+        .args(ops)
+        .run();
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    let lines = rmcp_lines(&r);
+    let wheres = lines
+        .iter()
+        .zip(lines.iter().skip(1))
+        .filter(|(l, _)| l.starts_with("rmcp: GPU memory fault at address"))
+        .map(|(_, next)| next.to_string())
+        .collect();
+    (r, wheres)
+}
+
+const WARM_UP: &str = "hipMalloc:64";
+
+/// The exit summary's test-counters line: HIP allocations recorded once
+/// for their backing HSA allocation.
+fn backed_by_hsa(r: &Run) -> Option<u64> {
+    r.stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "rmcp: info: HIP allocations backed by a held HSA allocation (test-counters build): ",
+            )
+        })
+        .and_then(|n| n.parse().ok())
+}
+
+/// The HIP allocation's pointer from the driver's output.
+fn hip_ptr(r: &Run, op: &str) -> u64 {
+    r.ops()
+        .iter()
+        .find(|o| o.op == op)
+        .and_then(|o| o.ptr())
+        .unwrap_or_else(|| panic!("no ptr for {op}\n{r}"))
+}
+
+/// (a) The HSA allocation that backs a HIP allocation is recorded once, as
+/// the HIP allocation: a fault in it names the HIP call and its facts. The
+/// exit summary still counts every call of each entry point.
+#[test]
+fn an_hsa_allocation_backing_a_hip_allocation_is_reported_as_the_hip_one() {
+    for (op, named, facts) in [
+        (
+            "hipMalloc:4096",
+            "hipMalloc of 4096 bytes",
+            "; device 0; thread ",
+        ),
+        (
+            "hipHostMalloc:4096:0",
+            "hipHostMalloc of 4096 bytes",
+            "(flags requested 0x0, applied 0x80000000, rewritten by rmcp; host memory; thread ",
+        ),
+    ] {
+        let (r, wheres) = backed_run(
+            "1",
+            &["hsa_init", WARM_UP, op, "hsa_fault:live+16:1", "free"],
+        );
+        // The double really allocated through the exported HSA symbol, nested
+        // in the HIP call, and freed it the same way; rmcp held that HSA
+        // allocation and recorded it once, as the HIP one.
+        let ptr = hip_ptr(&r, op);
+        let hsa = r.calls_named("hsa_amd_memory_pool_allocate");
+        assert_eq!(hsa.len(), 2, "{r}");
+        assert_eq!(hsa[1].ptr(), Some(ptr), "{r}");
+        assert_eq!(backed_by_hsa(&r), Some(1), "{r}");
+        assert_eq!(
+            r.calls_named("hsa_amd_memory_pool_free")[0].ptr(),
+            Some(ptr),
+            "{r}"
+        );
+        assert_eq!(wheres.len(), 1, "{r}");
+        assert!(
+            wheres[0].starts_with(&format!(
+                "rmcp: address {:#x} is 16 bytes into a live allocation: {named} at {ptr:#x}",
+                ptr + 16
+            )),
+            "{r}"
+        );
+        assert!(wheres[0].contains(facts), "{r}");
+        // Every call of each entry point is still counted.
+        let summary = r
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("rmcp: info: summary: "))
+            .unwrap_or_else(|| panic!("no exit summary\n{r}"));
+        let want: &[&str] = if op.starts_with("hipMalloc") {
+            &["hipMalloc 2/0", "hipFree 1/0"]
+        } else {
+            &["hipMalloc 1/0", "hipHostMalloc 1/1", "hipHostFree 1/0"]
+        };
+        for w in want {
+            assert!(summary.contains(&format!(" {w},")), "{w}\n{r}");
+        }
+        assert!(
+            summary.contains(" hsa_amd_memory_pool_allocate 2/0, hsa_amd_memory_pool_free 1/0;"),
+            "{r}"
+        );
+    }
+}
+
+/// (b) An HSA allocation the runtime makes for itself during a HIP call
+/// (here a 64-byte kernarg buffer, before or after the one that backs the
+/// HIP allocation) is recorded as before, and so is the HIP allocation.
+#[test]
+fn a_runtime_allocation_made_during_a_hip_call_is_still_recorded() {
+    // hsaN: the HSA double's pool allocation N before its last one.
+    for (backing, kernarg) in [("extra-before", "hsa1+8"), ("extra-after", "hsa0+8")] {
+        let (r, wheres) = backed_run(
+            backing,
+            &[
+                "hsa_init",
+                WARM_UP,
+                "hipMalloc:4096",
+                &format!("hsa_fault:{kernarg}:1"),
+                "hsa_fault:live+16:1",
+            ],
+        );
+        let kernargs: Vec<u64> = r
+            .calls_named("hsa_amd_memory_pool_allocate")
+            .iter()
+            .filter(|c| c.get("pool") == Some("kernarg"))
+            .filter_map(|c| c.ptr())
+            .collect();
+        assert_eq!(kernargs.len(), 2, "{backing}\n{r}");
+        let kernargs = &kernargs[1..];
+        // The backing allocation was held (extra-before), or displaced by
+        // the kernarg one and recorded on the spot (extra-after).
+        let once = if backing == "extra-before" { 1 } else { 0 };
+        assert_eq!(backed_by_hsa(&r).unwrap_or(0), once, "{backing}\n{r}");
+        assert_eq!(wheres.len(), 2, "{backing}\n{r}");
+        assert!(
+            wheres[0].starts_with(&format!(
+                "rmcp: address {:#x} is 8 bytes into a live allocation: hsa_amd_memory_pool_allocate of 64 bytes at {:#x}",
+                kernargs[0] + 8,
+                kernargs[0]
+            )),
+            "{backing}\n{r}"
+        );
+        assert!(
+            wheres[0].contains("; HSA pool of node 0;"),
+            "{backing}\n{r}"
+        );
+        let ptr = hip_ptr(&r, "hipMalloc:4096");
+        assert!(
+            wheres[1].starts_with(&format!(
+                "rmcp: address {:#x} is 16 bytes into a live allocation: hipMalloc of 4096 bytes at {ptr:#x}",
+                ptr + 16
+            )),
+            "{backing}\n{r}"
+        );
+    }
+}
+
+/// (c) After the HIP free (whose nested HSA free of the same base skips the
+/// registry), a fault in the memory says it was freed, and names the HIP call.
+#[test]
+fn a_fault_after_the_free_of_a_backed_hip_allocation_says_freed() {
+    let (r, wheres) = backed_run(
+        "1",
+        &[
+            "hsa_init",
+            WARM_UP,
+            "hipMalloc:65536",
+            "free",
+            "hsa_fault:freed+4096:1",
+        ],
+    );
+    let ptr = hip_ptr(&r, "hipMalloc:65536");
+    assert_eq!(
+        r.calls_named("hsa_amd_memory_pool_free")[0].ptr(),
+        Some(ptr),
+        "the double freed it through HSA\n{r}"
+    );
+    assert_eq!(backed_by_hsa(&r), Some(1), "{r}");
+    assert_eq!(wheres.len(), 1, "{r}");
+    assert!(
+        wheres[0].starts_with(&format!(
+            "rmcp: address {:#x} is 4096 bytes into an allocation that was FREED ",
+            ptr + 4096
+        )),
+        "{r}"
+    );
+    assert!(
+        wheres[0].contains("ms ago (use after free): hipMalloc of 65536 bytes"),
+        "{r}"
+    );
 }

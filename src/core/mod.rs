@@ -3,6 +3,7 @@
 //! unit-tested directly.
 
 pub mod arch;
+pub mod backing;
 pub mod causes;
 pub mod config;
 pub mod demangle;

@@ -8,6 +8,8 @@
 //!   hip hsa launch the hooks; none uses another
 //!   vmm
 //!   forward        what every hook does around the forwarded call
+//!   nested         what this thread's HIP hook is doing (allocating,
+//!                  freeing), for the HSA hooks its real call reaches
 //! fault            the GPU memory-fault handler: gathers facts, writes
 //!                  the report `core::fault_report` builds
 //! launch_state     launch rings, kernel names, launch clock
@@ -19,11 +21,12 @@
 //!
 //! In detail (`cargo test --test imports -- --nocapture` prints the graph
 //! of the whole library): `hooks` -> hip, hsa, launch, vmm, forward,
-//! process, symbols; hip -> forward, devices, threads, process, symbols;
-//! hsa -> forward, fault, topology, process, symbols; launch -> forward,
-//! launch_state, devices, threads, process, symbols, runtime (the layouts
-//! its assembly uses); vmm -> forward, threads, process, symbols; forward
-//! -> fault, runtime, process, symbols; `fault` -> launch_state, topology,
+//! process, symbols; hip -> forward, nested, devices, threads, process,
+//! symbols; hsa -> forward, nested, fault, topology, process, symbols;
+//! launch -> forward, launch_state, devices, threads, process, symbols,
+//! runtime (the layouts its assembly uses); vmm -> forward, nested,
+//! threads, process, symbols; nested -> core only; forward -> fault,
+//! runtime, topology, process, symbols; `fault` -> launch_state, topology,
 //! process, symbols; `launch_state` -> core only; `process` -> devices,
 //! threads, symbols (to reset and summarise them) and, in test-counters
 //! builds, launch_state; `topology`, `devices` -> symbols; `symbols` ->

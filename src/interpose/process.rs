@@ -16,6 +16,10 @@ pub static REGISTRY: Registry = Registry::new();
 /// VMM handles and mappings (the reserved ranges are in `REGISTRY`).
 pub static VMM: crate::core::vmm::Vmm = crate::core::vmm::Vmm::new();
 pub static STATS: Stats = Stats::new();
+/// HSA allocations that backed a HIP allocation and were recorded once, as
+/// it (feature `test-counters`, for tests/hsa_fault.rs; never in releases).
+#[cfg(feature = "test-counters")]
+pub static BACKED_BY_HSA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
 
@@ -284,6 +288,10 @@ extern "C" fn at_exit() {
                 let slow = SLOW_LAUNCHES.load(Ordering::Relaxed);
                 if fast + slow > 0 {
                     log::info!("launch paths (test-counters build): {fast} fast, {slow} slow");
+                }
+                let backed = BACKED_BY_HSA.load(Ordering::Relaxed);
+                if backed > 0 {
+                    log::info!("HIP allocations backed by a held HSA allocation (test-counters build): {backed}");
                 }
             }
         }

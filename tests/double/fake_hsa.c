@@ -27,8 +27,9 @@
  * FAKE_HSA_HANDLER_SLOTS=N (default 16) limits how many system event handlers can be
  * registered; past that, registration fails with OUT_OF_RESOURCES.
  *
- * Test-only export: fake_hsa_raise_memory_fault(gpu_index, address, reason_mask) delivers
- * a GPU memory fault event the way ROCr does and then aborts.
+ * Test-only exports: fake_hsa_raise_memory_fault(gpu_index, address, reason_mask) delivers
+ * a GPU memory fault event the way ROCr does and then aborts; fake_hsa_recent_allocation(back)
+ * returns the pointer of the pool allocation `back` before the last (0: the last).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -207,6 +208,10 @@ struct alloc {
 };
 static struct alloc *allocs;
 static size_t nallocs, cap_allocs;
+/* the last RECENT pointers handed out, for fake_hsa_recent_allocation */
+#define RECENT 8
+static void *recent[RECENT];
+static unsigned nrecent;
 
 #define MAX_HANDLERS 16
 static struct {
@@ -438,8 +443,12 @@ EXPORT hsa_status_t hsa_amd_memory_pool_allocate(hsa_amd_memory_pool_t pool, siz
             rc = HSA_STATUS_ERROR_OUT_OF_RESOURCES;
         }
         pthread_mutex_unlock(&lock);
-        if (p)
+        if (p) {
             *ptr = p;
+            pthread_mutex_lock(&lock);
+            recent[nrecent++ % RECENT] = p;
+            pthread_mutex_unlock(&lock);
+        }
     }
     record("hsa_amd_memory_pool_allocate agent=%d pool=%s size=%zu flags=0x%x ptr=0x%llx rc=%d", a,
            kind_names[k], size, flags, (unsigned long long)(uintptr_t)p, rc);
@@ -530,6 +539,16 @@ static void reason_text(uint32_t mask, char *buf, size_t len)
     }
     if (!used)
         snprintf(buf, len, "Unknown");
+}
+
+/* Test-only: the pointer the allocation `back` allocations before the last one returned
+ * (0: the last), live or not; NULL if there was none. */
+EXPORT void *fake_hsa_recent_allocation(unsigned back)
+{
+    pthread_mutex_lock(&lock);
+    void *p = back < RECENT && back < nrecent ? recent[(nrecent - 1 - back) % RECENT] : NULL;
+    pthread_mutex_unlock(&lock);
+    return p;
 }
 
 /* Delivers HSA_AMD_GPU_MEMORY_FAULT_EVENT for GPU gpu_index to every registered handler in

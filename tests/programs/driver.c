@@ -76,7 +76,9 @@
  *                                  hipExtHostAlloc, hipMemAllocHost, hipExtMallocWithFlags,
  *                                  hipMallocManaged, hipMalloc) made from inside librccl.so.1
  *                                  (dlopen by soname; "rc=missing" if absent)
- *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | vmm+OFFSET | absolute
+ *   hsa_fault:WHERE:REASON[:GPU]   WHERE = live+OFFSET | live-OFFSET | freed+OFFSET | vmm+OFFSET |
+ *                                  hsaN+OFFSET (the HSA double's pool allocation N before its
+ *                                  last, fake_hsa_recent_allocation(N)) | absolute
  *                                  hex address; prints "addr=", then calls
  *                                  fake_hsa_raise_memory_fault(GPU (default 0), addr, REASON),
  *                                  which aborts (or, with FAKE_HSA_FAULT_HANDLED, returns:
@@ -976,6 +978,12 @@ static int run_ops(struct state *st, int argc, char **argv)
                     addr -= num(where + 5);
             } else if (!strncmp(where, "vmm+", 4)) {
                 addr = (uint64_t)(uintptr_t)vmm_base + num(where + 4);
+            } else if (!strncmp(where, "hsa", 3) && strchr(where, '+')) {
+                void *(*recent)(unsigned) = NULL;
+                void *r = dlsym(RTLD_DEFAULT, "fake_hsa_recent_allocation");
+                memcpy(&recent, &r, sizeof recent);
+                addr = recent ? (uint64_t)(uintptr_t)recent((unsigned)num(where + 3)) : 0;
+                addr += num(strchr(where, '+') + 1);
             } else if (!strncmp(where, "freed", 5)) {
                 addr = (uint64_t)(uintptr_t)st->last_freed;
                 addr += where[5] == '+' ? num(where + 6) : 0;

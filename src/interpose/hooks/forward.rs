@@ -5,6 +5,7 @@
 //! `hsa`, `launch`) use these; this module uses none of them.
 
 use crate::abi::{hipError_t, HIP_ERROR_NOT_INITIALIZED, HIP_ERROR_NOT_SUPPORTED};
+use crate::core::backing::Held;
 use crate::core::config::Config;
 use crate::core::entry::Entry;
 use crate::core::policy::{Forward, Rules};
@@ -12,6 +13,7 @@ use crate::core::registry::{Allocation, Memory};
 use crate::core::sync::{now_ns, thread_id};
 use crate::interpose::process::{self, REGISTRY, STATS};
 use crate::interpose::symbols::{self, HIP};
+use crate::interpose::topology::topology;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -231,6 +233,69 @@ pub(super) fn record_range(
         time_ns: now_ns(),
         rewritten,
     });
+}
+
+/// After a HIP allocation's real call, with the HSA allocation `held`
+/// meanwhile (`nested`): recorded unless it backs the HIP result
+/// `[base, base + size)` (`base` 0: the call failed), which is then its one
+/// record (`core::backing`).
+#[inline(always)]
+pub(super) fn settle_held(held: Held, base: usize, size: usize) {
+    if held.backs(base, size) {
+        #[cfg(feature = "test-counters")]
+        process::BACKED_BY_HSA.fetch_add(1, Ordering::Relaxed);
+    } else {
+        record_held(held);
+    }
+}
+
+/// The allocation a call wrote to `out` (0 if it failed or `out` is NULL).
+///
+/// # Safety
+/// `out` is NULL or the caller's out-pointer, which the runtime wrote when
+/// `ok`.
+#[inline(always)]
+pub(super) unsafe fn written(ok: bool, out: *mut *mut c_void) -> usize {
+    if ok && !out.is_null() {
+        // SAFETY: non-NULL out-pointer the runtime just wrote on success.
+        unsafe { *out as usize }
+    } else {
+        0
+    }
+}
+
+/// Records an HSA pool allocation its hook held back (`nested`), if any,
+/// as the hook would have: a ROCm library's allocation, forwarded
+/// unchanged, with its pool's GLOBAL_FLAGS and node. A panic is dropped.
+#[inline(always)]
+pub(super) fn record_held(h: Held) {
+    if h.is_some() {
+        record_held_now(h);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_held_now(h: Held) {
+    after(|| record_held_facts(h));
+}
+
+fn record_held_facts(h: Held) {
+    let (flags, node) = decide(|cfg| {
+        let info = topology(cfg)?.pool(h.pool)?;
+        Some((info.kind.global_flags, info.agent_node as i32))
+    })
+    .flatten()
+    .unwrap_or((0, -1));
+    record_range(
+        Entry::HsaMemoryPoolAllocate,
+        h.base,
+        h.size,
+        flags,
+        flags,
+        false,
+        Memory::HsaPool(node),
+    );
 }
 
 /// Forwards a free: the record leaves the registry before the real free (so

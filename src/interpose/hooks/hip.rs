@@ -4,8 +4,9 @@
 
 use super::forward::{
     after, boundary, caller_is_rocm, decide, forward_free, hook_with_caller, real, real_or_return,
-    record_alloc, record_range, rules,
+    record_alloc, record_range, rules, settle_held, written,
 };
+use super::nested;
 use crate::abi::{
     hipError_t, hipMemPool_t, hipStream_t, HIP_ERROR_NOT_INITIALIZED,
     HIP_MEM_ADVISE_SET_COARSE_GRAIN, HIP_SUCCESS,
@@ -72,7 +73,7 @@ unsafe fn forward_flags_malloc<T>(
         Err(rc) => return rc,
     };
     // SAFETY: forwarding the caller's arguments with the decided flags.
-    let rc = unsafe { f(ptr, size, fwd.flags) };
+    let rc = unsafe { alloc_into(ptr, size, || f(ptr, size, fwd.flags)) };
     // SAFETY: ptr is the caller's out-pointer, read only on success.
     unsafe {
         record_alloc(
@@ -87,6 +88,24 @@ unsafe fn forward_flags_malloc<T>(
         )
     };
     rc
+}
+
+/// `call`, a HIP allocation's real call that writes to `out`, through
+/// `nested::hip_alloc`: an HSA allocation the runtime made meanwhile is
+/// recorded unless it backs the result (`core::backing`).
+///
+/// # Safety
+/// `out` is NULL or the caller's out-pointer, which `call` writes on success.
+#[inline(always)]
+unsafe fn alloc_into(
+    out: *mut *mut c_void,
+    size: usize,
+    call: impl FnOnce() -> hipError_t,
+) -> hipError_t {
+    nested::hip_alloc(call, |&rc, held| {
+        // SAFETY: as this function's contract.
+        settle_held(held, unsafe { written(rc == HIP_SUCCESS, out) }, size)
+    })
 }
 
 /// The three host-memory hooks share one shape: decide, forward to
@@ -285,7 +304,7 @@ unsafe extern "C" fn mem_alloc_host_from(
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's out-pointer and size.
-            unsafe { f(ptr, size, fwd.flags) }
+            unsafe { alloc_into(ptr, size, || f(ptr, size, fwd.flags)) }
         } else {
             // SAFETY: hipMemAllocHost's prototype.
             let f: hip_fn::hipMemAllocHost = match unsafe { real(entry, hip_sym::hipMemAllocHost) }
@@ -294,7 +313,7 @@ unsafe extern "C" fn mem_alloc_host_from(
                 Err(rc) => return rc,
             };
             // SAFETY: forwarding the caller's arguments.
-            unsafe { f(ptr, size) }
+            unsafe { alloc_into(ptr, size, || f(ptr, size)) }
         };
         // SAFETY: out-pointer read only on success.
         unsafe {
@@ -397,7 +416,7 @@ unsafe extern "C" fn malloc_managed_from(
             Err(rc) => return rc,
         };
         // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(ptr, size, flags) };
+        let rc = unsafe { alloc_into(ptr, size, || f(ptr, size, flags)) };
         let mut fwd = Forward::unchanged(Called, flags);
         if rc == HIP_SUCCESS && advise && !ptr.is_null() {
             // SAFETY: success: the runtime wrote *ptr.
@@ -451,7 +470,8 @@ unsafe fn forward_plain<F: Copy>(
         Ok(f) => f,
         Err(rc) => return rc,
     };
-    let rc = call(f);
+    // SAFETY: ptr is the caller's out-pointer, written by `call` on success.
+    let rc = unsafe { alloc_into(ptr, size, || call(f)) };
     let dev = if rc == HIP_SUCCESS { device() } else { -1 };
     // SAFETY: out-pointer read only on success.
     unsafe {
@@ -590,7 +610,12 @@ fn free_like(entry: Entry, index: usize, ptr: *mut c_void) -> hipError_t {
         Err(rc) => return rc,
     };
     // SAFETY: forwarding the caller's pointer.
-    forward_free(entry, ptr, |rc| rc == HIP_SUCCESS, || unsafe { f(ptr) })
+    forward_free(
+        entry,
+        ptr,
+        |rc| rc == HIP_SUCCESS,
+        || nested::hip_free(ptr as usize, || unsafe { f(ptr) }),
+    )
 }
 
 /// # Safety
@@ -637,7 +662,7 @@ pub unsafe extern "C" fn hipFreeAsync(ptr: *mut c_void, stream: hipStream_t) -> 
             entry,
             ptr,
             |rc| rc == HIP_SUCCESS,
-            || unsafe { f(ptr, stream) },
+            || nested::hip_free(ptr as usize, || unsafe { f(ptr, stream) }),
         )
     })
 }

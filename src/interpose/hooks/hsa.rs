@@ -13,9 +13,11 @@
 
 use super::forward::{
     after, boundary, caller_is_rocm, decide, ensure_fault_handler, forward_free, hook_with_caller,
-    record_range,
+    record_held, record_range,
 };
+use super::nested;
 use crate::abi::{hsa, hsa_amd_memory_pool_t, hsa_status_t};
+use crate::core::backing::Held;
 use crate::core::entry::Entry;
 use crate::core::policy::{self, Forward};
 use crate::core::registry::Memory;
@@ -61,6 +63,30 @@ extern "C" fn pool_allocate_from(
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
+        let nest = nested::active();
+        if let Some(nest) = nest.filter(|n| n.allocating() && caller_is_rocm(caller)) {
+            // The HIP runtime allocating for the HIP allocation whose hook
+            // is in its real call on this thread: never rewritten (ROCm's
+            // own call), and held for that hook to record (`core::backing`).
+            // SAFETY: forwarding the caller's arguments.
+            let rc = unsafe { f(pool, size, flags, ptr) };
+            after(|| {
+                STATS.record(entry, false);
+                if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && process::config().enabled {
+                    // SAFETY: success: the runtime wrote *ptr.
+                    let base = unsafe { *ptr } as usize;
+                    if base != 0 && size != 0 {
+                        record_held(nest.hold(Held {
+                            base,
+                            size,
+                            pool: pool.handle,
+                        }));
+                    }
+                }
+                ensure_fault_handler();
+            });
+            return rc;
+        }
         // The decision, the pool's requested GLOBAL_FLAGS and its agent's
         // node; None when the pool is not in the map (forwarded unchanged).
         let plan = decide(|cfg| {
@@ -103,6 +129,9 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
+            if nest.is_none() {
+                nested::note_caller(|| caller_is_rocm(caller));
+            }
             ensure_fault_handler();
         });
         rc
@@ -135,6 +164,13 @@ pub unsafe extern "C" fn hsa_amd_memory_pool_free(ptr: *mut c_void) -> hsa_statu
                 Ok(f) => f,
                 Err(rc) => return rc,
             };
+        if nested::active().is_some_and(|n| n.freed_by_hip(ptr as usize)) {
+            // Inside the HIP free of the same base, whose hook took the
+            // record at this base already: counted, forwarded.
+            after(|| STATS.record(entry, false));
+            // SAFETY: forwarding the caller's pointer.
+            return unsafe { f(ptr) };
+        }
         // SAFETY: forwarding the caller's pointer.
         forward_free(
             entry,

@@ -15,6 +15,7 @@ mod forward;
 pub mod hip;
 pub mod hsa;
 pub mod launch;
+mod nested;
 pub mod vmm;
 
 // Every exported hook at one path, `rmcp::hooks::NAME` (tests/real_rocm.rs

@@ -8,7 +8,8 @@
 //! the address hit, or that the piece was unmapped or never mapped.
 #![allow(non_snake_case)]
 
-use super::forward::{after, boundary, forward_free, real_or_return, record_range};
+use super::forward::{after, boundary, forward_free, real_or_return, record_range, settle_held};
+use super::nested;
 use crate::abi::{
     hipError_t, hipExtent, hipMemGenericAllocationHandle_t, hipPitchedPtr,
     HIP_ERROR_NOT_INITIALIZED, HIP_SUCCESS,
@@ -30,6 +31,28 @@ fn counted(entry: Entry, rc: hipError_t, record: impl FnOnce()) {
     });
 }
 
+/// Runs `call`, a pitched or 3D allocation's real call, through
+/// `nested::hip_alloc`, counts it and, when it succeeded, records the range
+/// `range()` reads, on the current device; an HSA allocation the runtime
+/// made meanwhile is recorded unless it backs that range (`core::backing`).
+fn alloc_counted(
+    entry: Entry,
+    call: impl FnOnce() -> hipError_t,
+    range: impl Fn() -> Option<(usize, usize)>,
+) -> hipError_t {
+    let rc = nested::hip_alloc(call, |&rc, held| {
+        let (base, size) = (rc == HIP_SUCCESS).then(&range).flatten().unwrap_or((0, 0));
+        settle_held(held, base, size);
+    });
+    counted(entry, rc, || {
+        if let Some((base, size)) = range() {
+            let dev = Memory::hip_device(threads::current_device());
+            record_range(entry, base, size, 0, 0, false, dev);
+        }
+    });
+    rc
+}
+
 /// # Safety
 /// As the HIP runtime's hipMallocPitch.
 #[no_mangle]
@@ -43,16 +66,17 @@ pub unsafe extern "C" fn hipMallocPitch(
         let entry = Entry::HipMallocPitch;
         let f = real_or_return!(entry, hipMallocPitch);
         // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(ptr, pitch, width, height) };
-        counted(entry, rc, || {
-            if !ptr.is_null() && !pitch.is_null() {
-                // SAFETY: success: the runtime wrote both out-pointers.
-                let (base, pitch) = unsafe { (*ptr as usize, *pitch) };
-                let dev = Memory::hip_device(threads::current_device());
-                record_range(entry, base, pitch.saturating_mul(height), 0, 0, false, dev);
-            }
-        });
-        rc
+        alloc_counted(
+            entry,
+            || unsafe { f(ptr, pitch, width, height) },
+            || {
+                (!ptr.is_null() && !pitch.is_null()).then(|| {
+                    // SAFETY: success: the runtime wrote both out-pointers.
+                    let (base, pitch) = unsafe { (*ptr as usize, *pitch) };
+                    (base, pitch.saturating_mul(height))
+                })
+            },
+        )
     })
 }
 
@@ -64,20 +88,21 @@ pub unsafe extern "C" fn hipMalloc3D(pitched: *mut hipPitchedPtr, extent: hipExt
         let entry = Entry::HipMalloc3D;
         let f = real_or_return!(entry, hipMalloc3D);
         // SAFETY: forwarding the caller's arguments.
-        let rc = unsafe { f(pitched, extent) };
-        counted(entry, rc, || {
-            if !pitched.is_null() {
-                // SAFETY: success: the runtime filled the caller's struct.
-                let p = unsafe { *pitched };
-                let size = p
-                    .pitch
-                    .saturating_mul(extent.height.max(1))
-                    .saturating_mul(extent.depth.max(1));
-                let dev = Memory::hip_device(threads::current_device());
-                record_range(entry, p.ptr as usize, size, 0, 0, false, dev);
-            }
-        });
-        rc
+        alloc_counted(
+            entry,
+            || unsafe { f(pitched, extent) },
+            || {
+                (!pitched.is_null()).then(|| {
+                    // SAFETY: success: the runtime filled the caller's struct.
+                    let p = unsafe { *pitched };
+                    let size = p
+                        .pitch
+                        .saturating_mul(extent.height.max(1))
+                        .saturating_mul(extent.depth.max(1));
+                    (p.ptr as usize, size)
+                })
+            },
+        )
     })
 }
 
