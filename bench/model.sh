@@ -3,7 +3,12 @@
 # running on the modelled GPU (tests/model/model_gpu.c, libhsakmt's model mode), with and
 # without librmcp.so preloaded, in one run.
 #
-#   bench/model.sh
+#   bench/model.sh [--quick]
+#
+# --quick (the cost guard .ci/run runs, about a minute): only sections 1 and 2, and each
+# "added" count of table 1 compared with the run committed in docs/performance.md ("The
+# run behind these numbers", or the file BENCH_COMMITTED_DOC names); exits 1 when one is more
+# than 10% above its committed number, or a check fails.
 #
 # Measures, per hipHostMalloc(4096, 0)+hipHostFree pair and per hipMalloc(4096)+hipFree pair
 # (bench/model_pairs.c, after 32 warm-up pairs of each):
@@ -39,6 +44,8 @@ N=${BENCH_MODEL_N:-10}
 WARMUP=32
 WALL_N=${BENCH_MODEL_WALL_N:-200}
 REPS=${BENCH_MODEL_REPS:-5}
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
 
 EXP=${RMCP_ROCM_DIR:-$ROOT/.rocm}/exp-root
 GFX10=${RMCP_ROCM_DIR:-$ROOT/.rocm}/exp-gfx10
@@ -86,6 +93,7 @@ FAILED=0
 fail() { echo "FAILED: $*"; FAILED=1; }
 arch_of() { case $1 in rx6800xt) echo gfx1030 ;; rx7900xt) echo gfx1100 ;; esac; }
 
+if [[ $QUICK == 0 ]]; then
 echo
 echo "## 0. stepcount against callgrind on a small program (bench/stepcount_check.c: its own loop, qsort and snprintf)"
 echo
@@ -104,6 +112,7 @@ join -a 1 -a 2 -e 0 -o 0,1.2,2.2 "$OUT/check.sc" "$OUT/check.cg" |
 read -r own_sc own_cg < <(join -o 1.2,2.2 <(grep '^stepcount_check ' "$OUT/check.sc") <(grep '^stepcount_check ' "$OUT/check.cg") || true) || true
 if [[ -z ${own_sc:-} || -z ${own_cg:-} ]] || ! awk -v a="$own_sc" -v b="$own_cg" 'BEGIN { exit !(a - b <= b / 200 && b - a <= b / 200) }'; then
     fail "stepcount and callgrind disagree by more than 0.5% on stepcount_check's own code (${own_sc:-?} vs ${own_cg:-?})"
+fi
 fi
 
 declare -A STEPS
@@ -128,6 +137,7 @@ echo "## 1. Instructions per pair (ptrace single-step count of the calling threa
 echo
 echo "| device | pair | without rmcp | with rmcp (auto) | added | ratio |"
 echo "|---|---|---:|---:|---:|---:|"
+declare -A ADDED ROW
 for topo in rx6800xt rx7900xt; do
     for op in host malloc; do
         case $op in
@@ -138,6 +148,9 @@ for topo in rx6800xt rx7900xt; do
             rx6800xt) dev="RX 6800 XT, gfx1030 (target)" ;;
             rx7900xt) dev="RX 7900 XT, gfx1100 (not a target)" ;;
         esac
+        ROW[$topo.$op]="$dev|$name"
+        ADDED[$topo.$op]=$(awk -v p="${STEPS[$topo.0.$op]}" -v s="${STEPS[$topo.1.$op]}" -v n="$N" \
+            'BEGIN { printf "%.0f", (s - p) / n }')
         awk -v d="$dev" -v o="$name" -v p="${STEPS[$topo.0.$op]}" -v s="${STEPS[$topo.1.$op]}" -v n="$N" \
             'BEGIN { printf "| %s | %s | %.0f | %.0f | %.0f | %.3f |\n", d, o, p / n, s / n, (s - p) / n, s / p }'
     done
@@ -192,6 +205,41 @@ for topo in rx6800xt rx7900xt; do
     fi
 done
 VARS=()
+
+if [[ $QUICK == 1 ]]; then
+    # The guard: table 1's "added" column against the committed run, row by row (device and
+    # pair cells).
+    DOC=${BENCH_COMMITTED_DOC:-$ROOT/docs/performance.md}
+    echo
+    echo "## Cost guard: added instructions per pair against the run committed in docs/performance.md (fails above +10%)"
+    echo
+    echo "| device | pair | committed | measured | change | verdict |"
+    echo "|---|---|---:|---:|---:|---|"
+    for key in rx6800xt.host rx6800xt.malloc rx7900xt.host rx7900xt.malloc; do
+        dev=${ROW[$key]%%|*}
+        name=${ROW[$key]#*|}
+        committed=$(awk -F '|' -v a="$dev" -v b="$name" '
+            function t(s) { gsub(/^ +| +$/, "", s); return s }
+            /^The run behind these numbers \(`bench\/model.sh`/ { on = 1 }
+            on && /^## / { exit }
+            on && t($2) == a && t($3) == b { print t($6); exit }' "$DOC")
+        measured=${ADDED[$key]}
+        if [[ -z $committed ]]; then
+            v="MISSED: no committed number"
+            FAILED=1
+        elif ((measured * 10 > committed * 11)); then
+            v=MISSED
+            FAILED=1
+        else
+            v=ok
+        fi
+        awk -v d="$dev" -v o="$name" -v c="${committed:-0}" -v m="$measured" -v v="$v" \
+            'BEGIN { printf "| %s | %s | %s | %s | %+.1f%% | %s |\n", d, o, c, m, c ? (m / c - 1) * 100 : 0, v }'
+    done
+    echo
+    if [[ $FAILED == 0 ]]; then echo "checks: all passed"; else echo "checks: FAILED"; fi
+    exit $FAILED
+fi
 
 echo
 echo "## 3. Wall clock on gfx1030 ($REPS alternating runs each way of $WALL_N pairs in 20 chunks; per run the median chunk, then the median run; informational)"

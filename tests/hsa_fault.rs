@@ -1029,3 +1029,35 @@ fn a_fault_after_the_free_of_a_backed_hip_allocation_says_freed() {
         "{r}"
     );
 }
+
+/// Each thread holds its own: four threads allocating and freeing at once
+/// through the HIP double's nested HSA calls get every allocation recorded
+/// once, and the exit summary counts every call.
+#[test]
+fn threads_allocating_at_once_each_record_their_own_backed_allocations() {
+    let mut ops = vec!["hsa_init", WARM_UP, "threads:4"];
+    for _ in 0..20 {
+        ops.extend(["hipMalloc:4096", "free"]);
+    }
+    let r = Scenario::new(Program::DriverExe)
+        .devices("gfx1030")
+        .preload(true)
+        .env("FAKE_HIP_HSA_BACKING", "1")
+        .env("RMCP_LOG", "info")
+        .args(&ops)
+        .run();
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    assert_eq!(backed_by_hsa(&r), Some(80), "{r}");
+    let summary = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("rmcp: info: summary: "))
+        .unwrap_or_else(|| panic!("no exit summary\n{r}"));
+    for want in [
+        " hipMalloc 81/0,",
+        " hipFree 80/0,",
+        " hsa_amd_memory_pool_allocate 81/0, hsa_amd_memory_pool_free 80/0;",
+    ] {
+        assert!(summary.contains(want), "{want}\n{r}");
+    }
+}

@@ -217,6 +217,38 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_streams_sharing_homes_never_read_anothers_device() {
+        // 4 threads, each with its own streams that all share one home
+        // entry with the others', insert, read and remove them in a loop:
+        // a stream reads its own device or nothing, never another's.
+        let t = std::sync::Arc::new(StreamDevices::new());
+        let h = home(0x9000_0000);
+        let same: Vec<usize> = (1..)
+            .map(|k| 0x9000_0000 + k * 16)
+            .filter(|&s| home(s) == h)
+            .take(PROBES)
+            .collect();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let t = t.clone();
+                let mine = [same[2 * i], same[2 * i + 1]];
+                std::thread::spawn(move || {
+                    for n in 0..20_000 {
+                        let s = mine[n % 2];
+                        let dev = (i * 10 + n % 2) as i32;
+                        assert!(t.insert(s, dev), "room for every stream");
+                        assert_eq!(t.get(s), Some(dev));
+                        t.remove(s);
+                        assert_eq!(t.get(s), None);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|j| j.join().unwrap());
+        assert!(same.iter().all(|&s| t.get(s).is_none()));
+    }
+
+    #[test]
     fn the_assembly_formula_finds_the_home_entry() {
         // What the launch fast path computes, in Rust: index, then
         // (stream << KEY_SHIFT) ^ entry <= DEVICE_MAX.
