@@ -122,10 +122,16 @@ pub fn hip(cfg: &Config, index: usize) -> Option<usize> {
     }
 }
 
+/// `hip_cached` for HSA function `index` (an `hsa_sym` constant).
+#[inline(always)]
+pub fn hsa_cached(index: usize) -> Option<Option<usize>> {
+    Runtime::cached(&HSA_SLOTS[index])
+}
+
 /// The address of a real HSA function, or None.
 #[inline]
 pub fn hsa(cfg: &Config, index: usize) -> Option<usize> {
-    match HSA.cached_sym(index) {
+    match hsa_cached(index) {
         Some(p) => p,
         None => HSA.sym(index, cfg.hsa_library.as_deref()),
     }

@@ -23,16 +23,35 @@ use crate::core::policy::{self, Forward};
 use crate::core::registry::Memory;
 use crate::interpose::fault;
 use crate::interpose::process::{self, STATS};
-use crate::interpose::symbols::{hsa_fn, hsa_real, hsa_sym};
+use crate::interpose::symbols::{hsa_cached, hsa_fn, hsa_real, hsa_sym};
 use crate::interpose::topology::topology;
 use std::ffi::c_void;
 
 /// The real function `index` as `F`, or the status to return when the HSA
-/// runtime or the function is missing (warned once per entry point).
+/// runtime or the function is missing (warned once per entry point). Once
+/// the symbol is resolved, one load (`hsa_cached`: neither the
+/// configuration nor the runtime's slot table is asked).
 ///
 /// # Safety
 /// `F` must be the C prototype of symbol `index`.
+#[inline(always)]
 unsafe fn real<F: Copy>(entry: Entry, index: usize) -> Result<F, hsa_status_t> {
+    debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    match hsa_cached(index) {
+        // SAFETY: the caller guarantees F is the symbol's function type.
+        Some(Some(p)) => Ok(unsafe { std::mem::transmute_copy::<usize, F>(&p) }),
+        // SAFETY: as above.
+        _ => unsafe { real_slow(entry, index) },
+    }
+}
+
+/// `real` before the symbol is resolved, or when it is missing.
+///
+/// # Safety
+/// As `real`.
+#[cold]
+#[inline(never)]
+unsafe fn real_slow<F: Copy>(entry: Entry, index: usize) -> Result<F, hsa_status_t> {
     // SAFETY: the caller guarantees F is the symbol's function type.
     match unsafe { hsa_real::<F>(process::config(), index) } {
         Some(f) => Ok(f),
