@@ -477,9 +477,15 @@ mod tests {
         let libc_ts = unsafe { libc_ts.assume_init() };
         let libc_ns = libc_ts.tv_sec as u64 * 1_000_000_000 + libc_ts.tv_nsec as u64;
         let second = now_ns();
-        assert!(first <= libc_ns && libc_ns <= second, "{first} {libc_ns} {second}");
+        assert!(
+            first <= libc_ns && libc_ns <= second,
+            "{first} {libc_ns} {second}"
+        );
         if cfg!(all(target_os = "linux", target_env = "gnu")) {
-            assert!(clock::from_vdso(), "glibc lists the vDSO as linux-vdso.so.1");
+            assert!(
+                clock::from_vdso(),
+                "glibc lists the vDSO as linux-vdso.so.1"
+            );
         }
     }
 

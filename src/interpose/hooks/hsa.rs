@@ -91,7 +91,8 @@ extern "C" fn pool_allocate_from(
             let rc = unsafe { f(pool, size, flags, ptr) };
             after(|| {
                 STATS.record(entry, false);
-                if rc == hsa::STATUS_SUCCESS && !ptr.is_null() && process::config().enabled {
+                // (`active`: rmcp is enabled.)
+                if rc == hsa::STATUS_SUCCESS && !ptr.is_null() {
                     // SAFETY: success: the runtime wrote *ptr.
                     let base = unsafe { *ptr } as usize;
                     if base != 0 && size != 0 {
@@ -148,7 +149,7 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
-            if nest.is_none() {
+            if nest.is_none() && process::config().enabled {
                 nested::note_caller(|| caller_is_rocm(caller));
             }
             ensure_fault_handler();

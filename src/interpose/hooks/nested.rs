@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set once a ROCm library has called rmcp's HSA allocation hook.
 static ROCM_CALLS_HSA: AtomicBool = AtomicBool::new(false);
 
-/// In the HSA allocation hook, while `active` is None: notes a call made by
-/// a ROCm library (`by_rocm()`), which makes the HIP hooks mark their calls
-/// from then on.
+/// In the HSA allocation hook, while `active` is None and rmcp is enabled:
+/// notes a call made by a ROCm library (`by_rocm()`), which makes the HIP
+/// hooks mark their calls from then on (so `active` implies enabled).
 #[inline(always)]
 pub(super) fn note_caller(by_rocm: impl FnOnce() -> bool) {
     if by_rocm() {
@@ -105,6 +105,9 @@ mod state {
                 options(pure, readonly, nostack),
             )
         };
+        // SAFETY: the thread pointer plus an offset inside the thread's TLS
+        // is never 0 (telling the compiler saves a test per hook).
+        unsafe { std::hint::assert_unchecked(!p.is_null()) };
         // SAFETY: the copy is size_of::<Nest>() zero bytes, aligned, a valid
         // idle Nest; the reference never leaves this thread (Nest is !Sync).
         unsafe { &*p }
