@@ -469,10 +469,8 @@ mod tests {
         let first = now_ns();
         assert!(first > 0);
         // SAFETY: a valid out-pointer.
-        assert_eq!(
-            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, libc_ts.as_mut_ptr()) },
-            0
-        );
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, libc_ts.as_mut_ptr()) };
+        assert_eq!(rc, 0);
         // SAFETY: filled in on success.
         let libc_ts = unsafe { libc_ts.assume_init() };
         let libc_ns = libc_ts.tv_sec as u64 * 1_000_000_000 + libc_ts.tv_nsec as u64;
