@@ -344,28 +344,25 @@ pub fn use_vdso_clock() {
 }
 
 mod clock {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicPtr, Ordering};
 
     type GettimeFn = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
 
-    /// 0: libc's clock_gettime; otherwise the vDSO's.
-    static VDSO_GETTIME: AtomicUsize = AtomicUsize::new(0);
+    /// libc's clock_gettime, or the vDSO's once found: one indirect call
+    /// either way, as the call through libc's GOT entry was (so nothing is
+    /// added where there is no vDSO, such as under valgrind).
+    static GETTIME: AtomicPtr<()> = AtomicPtr::new(libc::clock_gettime as *mut ());
 
     /// # Safety
     /// As clock_gettime: `ts` is a valid out-pointer.
     #[inline(always)]
     pub(super) unsafe fn gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> libc::c_int {
-        let f = VDSO_GETTIME.load(Ordering::Relaxed);
-        if f != 0 {
-            // SAFETY: only ever the address of the vDSO's
-            // __vdso_clock_gettime, which has clock_gettime's prototype.
-            let f = unsafe { std::mem::transmute::<usize, GettimeFn>(f) };
-            // SAFETY: the caller's out-pointer.
-            unsafe { f(clock, ts) }
-        } else {
-            // SAFETY: the caller's out-pointer.
-            unsafe { libc::clock_gettime(clock, ts) }
-        }
+        let f = GETTIME.load(Ordering::Relaxed);
+        // SAFETY: only ever libc's clock_gettime or the vDSO's
+        // __vdso_clock_gettime, which has its prototype.
+        let f = unsafe { std::mem::transmute::<*mut (), GettimeFn>(f) };
+        // SAFETY: the caller's out-pointer.
+        unsafe { f(clock, ts) }
     }
 
     pub(super) fn find_vdso() {
@@ -382,13 +379,15 @@ mod clock {
             return;
         }
         // SAFETY: a valid handle and a NUL-terminated name.
-        let p = unsafe { libc::dlsym(h, c"__vdso_clock_gettime".as_ptr()) } as usize;
-        VDSO_GETTIME.store(p, Ordering::Relaxed);
+        let p = unsafe { libc::dlsym(h, c"__vdso_clock_gettime".as_ptr()) };
+        if !p.is_null() {
+            GETTIME.store(p.cast(), Ordering::Relaxed);
+        }
     }
 
     #[cfg(test)]
     pub(super) fn from_vdso() -> bool {
-        VDSO_GETTIME.load(Ordering::Relaxed) != 0
+        GETTIME.load(Ordering::Relaxed) != libc::clock_gettime as *mut ()
     }
 }
 

@@ -149,8 +149,9 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
-            if nest.is_none() && process::config().enabled {
-                nested::note_caller(|| caller_is_rocm(caller));
+            if nest.is_none() {
+                // Only while enabled, so that `active` implies it.
+                nested::note_caller(|| caller_is_rocm(caller) && process::config().enabled);
             }
             ensure_fault_handler();
         });

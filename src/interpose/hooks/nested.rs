@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set once a ROCm library has called rmcp's HSA allocation hook.
 static ROCM_CALLS_HSA: AtomicBool = AtomicBool::new(false);
 
-/// In the HSA allocation hook, while `active` is None and rmcp is enabled:
-/// notes a call made by a ROCm library (`by_rocm()`), which makes the HIP
+/// In the HSA allocation hook, while `active` is None: notes a call made by
+/// a ROCm library while rmcp is enabled (`by_rocm()`), which makes the HIP
 /// hooks mark their calls from then on (so `active` implies enabled).
 #[inline(always)]
 pub(super) fn note_caller(by_rocm: impl FnOnce() -> bool) {
