@@ -336,11 +336,15 @@ pub fn now_ns() -> u64 {
 /// Makes `now_ns` call the vDSO's clock_gettime directly from now on, if
 /// glibc lists the vDSO (as "linux-vdso.so.1") and it has one: libc's
 /// wrapper adds about 11 instructions to each call (22 per allocation and
-/// free) to reach the same function. Called once, where taking the loader
-/// lock is safe (rmcp's configuration set-up, in the first hook), never
-/// from `now_ns`, which the fault handler calls too.
+/// free) to reach the same function. Looks only once; takes the loader
+/// lock, so it is called where rmcp holds no lock of its own (a hook's
+/// first lookup of a runtime symbol), never from `now_ns`, which the fault
+/// handler calls too.
 pub fn use_vdso_clock() {
-    clock::find_vdso();
+    static LOOKED: AtomicBool = AtomicBool::new(false);
+    if !LOOKED.swap(true, Ordering::Relaxed) {
+        clock::find_vdso();
+    }
 }
 
 mod clock {

@@ -45,7 +45,6 @@ fn setup() -> Config {
         log::warn!("{p}");
     }
     settle_report_path(&mut cfg);
-    crate::core::sync::use_vdso_clock();
     // A panic inside rmcp is caught at the hook boundary and the call is
     // forwarded unchanged; say so on one line instead of std's message.
     std::panic::set_hook(Box::new(|info| {

@@ -144,6 +144,10 @@ impl Runtime {
         // SAFETY: handle came from dlopen and is never closed; the name is a
         // NUL-terminated constant.
         let p = unsafe { libc::dlsym(handle, self.names[index].as_ptr()) } as usize;
+        // Here the loader lock is taken anyway, and no rmcp lock is held
+        // (a thread inside a library constructor, holding the loader lock,
+        // may call a hook): the place to find the vDSO's clock, once.
+        crate::core::sync::use_vdso_clock();
         // A runtime that hands back rmcp's own hook (RMCP_HIP_LIBRARY naming
         // librmcp.so, say) would make every forward recurse forever.
         let p = if p == 0 || is_inside_rmcp(p) {

@@ -73,7 +73,7 @@ pub(super) fn here() -> &'static Nest {
 
 #[cfg(target_arch = "x86_64")]
 mod state {
-    use super::Nest;
+    use crate::interpose::hooks::nested::Nest;
 
     // size_of::<Nest>() zero bytes in .tbss, hidden: not exported.
     std::arch::global_asm!(
@@ -116,7 +116,7 @@ mod state {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod state {
-    use super::{Nest, IDLE};
+    use crate::interpose::hooks::nested::{Nest, IDLE};
     use std::cell::Cell;
 
     thread_local! {
