@@ -25,11 +25,15 @@ pub mod abi;
 pub mod capi;
 pub mod core;
 /// The hooks keep the HIP/HSA prototypes of the runtimes' own headers, so
-/// they stay out of include/rmcp.h.
+/// they stay out of include/rmcp.h. Crate-private (only `hooks` is
+/// re-exported, for the tests' symbol list): the rlib then exports none of
+/// its statics, which stay hidden in librmcp.so, so a hook reaches the
+/// registry, the statistics, the configuration and the symbol table
+/// PC-relative instead of through a GOT load each (issue 17).
 /// cbindgen:ignore
-pub mod interpose;
+pub(crate) mod interpose;
 
 // The paths tests, benches and the CLI use.
 pub use crate::core::report_path;
-pub use crate::core::{arch, causes, config, entry, policy, registry, report, stats, sync};
+pub use crate::core::{arch, causes, config, entry, policy, registry, report, stats};
 pub use crate::interpose::hooks;

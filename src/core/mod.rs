@@ -19,5 +19,7 @@ pub mod report;
 pub mod report_path;
 pub mod stats;
 pub mod streams;
-pub mod sync;
+/// Crate-private, as `interpose` (see lib.rs): the clock's function pointer
+/// and the thread id stay hidden, reached PC-relative.
+pub(crate) mod sync;
 pub mod vmm;

@@ -20,7 +20,8 @@ macro_rules! define_symbols {
     ) => {
         /// Indices into the HIP runtime's symbol table, named after the
         /// symbol: the hooks' real functions, then the ones rmcp only calls.
-        #[allow(non_upper_case_globals)]
+        /// (One per symbol of the table, used or not.)
+        #[allow(non_upper_case_globals, dead_code)]
         pub mod hip_sym {
             #[allow(non_camel_case_types, dead_code)]
             enum I { $($hs,)* $($cs,)* Count }
@@ -30,7 +31,7 @@ macro_rules! define_symbols {
         }
 
         /// Indices into the HSA runtime's symbol table, as `hip_sym`.
-        #[allow(non_upper_case_globals)]
+        #[allow(non_upper_case_globals, dead_code)]
         pub mod hsa_sym {
             #[allow(non_camel_case_types, dead_code)]
             enum I { $($ss,)* $($os,)* $($ds,)* Count }

@@ -15,7 +15,6 @@ use std::ffi::c_void;
 #[derive(Clone, Copy, Debug)]
 pub struct PoolInfo {
     pub pool: u64,
-    pub agent: u64,
     pub kind: PoolKind,
     /// The same agent's coarse-grained pool, if it has one.
     pub coarse_sibling: Option<u64>,
@@ -161,7 +160,6 @@ fn map_topology(cfg: &Config) -> Option<Topology> {
             }
             topo.pools.push(PoolInfo {
                 pool: pool.handle,
-                agent: agent.handle,
                 kind: PoolKind {
                     global_flags: flags,
                     on_gpu: is_gpu,
