@@ -107,6 +107,11 @@ extern "C" fn pool_allocate_from(
             });
             return rc;
         }
+        // Until a ROCm library has been seen calling this hook (`nest` is
+        // None), the caller is asked here, once, for the policy and for
+        // `note_caller` alike; after that only the policy asks, and only
+        // when the call would be rewritten.
+        let by_rocm = nest.is_none().then(|| caller_is_rocm(caller));
         // The decision, the pool's requested GLOBAL_FLAGS and its agent's
         // node; None when the pool is not in the map (forwarded unchanged).
         let plan = decide(|cfg| {
@@ -119,7 +124,7 @@ extern "C" fn pool_allocate_from(
                     coarse_sibling: info.coarse_sibling.map(|s| (s, info.coarse_sibling_flags)),
                     agent_target: info.agent_target,
                 },
-                || caller_is_rocm(caller),
+                || by_rocm.unwrap_or_else(|| caller_is_rocm(caller)),
             );
             Some((fwd, info.kind.global_flags, info.agent_node as i32))
         })
@@ -149,9 +154,9 @@ extern "C" fn pool_allocate_from(
                     Memory::HsaPool(node),
                 );
             }
-            if nest.is_none() {
+            if let Some(by_rocm) = by_rocm {
                 // Only while enabled, so that `active` implies it.
-                nested::note_caller(|| caller_is_rocm(caller) && process::config().enabled);
+                nested::note_caller(|| by_rocm && process::config().enabled);
             }
             ensure_fault_handler();
         });
