@@ -238,28 +238,43 @@ pub fn forget_thread_id() {
     tid_cache::set(0);
 }
 
+/// Defines `$name`, a zero-initialised thread-local of type `$ty` in `.tbss`,
+/// hidden (not exported), for code that reaches it through the initial-exec
+/// TLS model (`mov reg, [rip + $name@GOTTPOFF]`, then `fs:[reg]`): a
+/// `thread_local!` in a shared library takes the general dynamic model, a
+/// call to `__tls_get_addr` per access. Initial-exec needs the library's TLS
+/// in the static TLS block: always so when librmcp.so is preloaded or
+/// linked; a later dlopen takes it from glibc's static TLS surplus (README,
+/// Limits). x86-64 only; `$ty`'s all-zero bytes must be a valid value.
+#[cfg(target_arch = "x86_64")]
+macro_rules! initial_exec_tls {
+    ($name:literal, $ty:ty) => {
+        const _: () = assert!(std::mem::align_of::<$ty>() <= 8);
+        std::arch::global_asm!(
+            ".pushsection .tbss,\"awT\",@nobits",
+            ".p2align {align}",
+            concat!(".globl ", $name),
+            concat!(".hidden ", $name),
+            concat!(".type ", $name, ",@object"),
+            concat!(".size ", $name, ",{size}"),
+            concat!($name, ":"),
+            ".zero {size}",
+            ".popsection",
+            size = const std::mem::size_of::<$ty>(),
+            align = const std::mem::align_of::<$ty>().trailing_zeros(),
+        );
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use initial_exec_tls;
+
 /// The per-thread cache of the thread id. On x86-64 it is a 4-byte
-/// thread-local reached through the initial-exec TLS model (two
-/// instructions): a `thread_local!` in a shared library takes the general
-/// dynamic model, a call to `__tls_get_addr` on every allocation (about 14
-/// instructions, bench/run.sh). Initial-exec needs the library's TLS in the
-/// static TLS block, which it is whenever librmcp.so is loaded at start
-/// (LD_PRELOAD, a program linked with -lrmcp); a later dlopen takes it from
-/// glibc's static TLS surplus.
+/// [`initial_exec_tls`] read in two instructions, where a `thread_local!`
+/// would cost a `__tls_get_addr` call on every allocation (about 14
+/// instructions, bench/run.sh).
 #[cfg(target_arch = "x86_64")]
 mod tid_cache {
-    // One zero-initialised u32 in .tbss, hidden: not exported.
-    std::arch::global_asm!(
-        ".pushsection .tbss,\"awT\",@nobits",
-        ".p2align 2",
-        ".globl rmcp_tid_tls",
-        ".hidden rmcp_tid_tls",
-        ".type rmcp_tid_tls,@object",
-        ".size rmcp_tid_tls,4",
-        "rmcp_tid_tls:",
-        ".zero 4",
-        ".popsection",
-    );
+    crate::core::sync::initial_exec_tls!("rmcp_tid_tls", u32);
 
     #[inline(always)]
     pub(super) fn get() -> u32 {

@@ -75,20 +75,7 @@ pub(super) fn here() -> &'static Nest {
 mod state {
     use crate::interpose::hooks::nested::Nest;
 
-    // size_of::<Nest>() zero bytes in .tbss, hidden: not exported.
-    std::arch::global_asm!(
-        ".pushsection .tbss,\"awT\",@nobits",
-        ".p2align 3",
-        ".globl rmcp_nest_tls",
-        ".hidden rmcp_nest_tls",
-        ".type rmcp_nest_tls,@object",
-        ".size rmcp_nest_tls,{size}",
-        "rmcp_nest_tls:",
-        ".zero {size}",
-        ".popsection",
-        size = const std::mem::size_of::<Nest>(),
-    );
-    const _: () = assert!(std::mem::align_of::<Nest>() <= 8);
+    crate::core::sync::initial_exec_tls!("rmcp_nest_tls", Nest);
 
     #[inline(always)]
     pub(super) fn here() -> &'static Nest {
